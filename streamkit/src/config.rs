@@ -1,0 +1,175 @@
+//! [`StreamsConfig`]: everything an application instance needs to run.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::runtime::handler::DeserializationHandler;
+use crate::testing::EmbeddedBroker;
+
+/// Delivery guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessingGuarantee {
+    /// Output and state are flushed before input offsets are committed: after a crash some
+    /// records are processed again, none is lost. Default.
+    #[default]
+    AtLeastOnce,
+}
+
+/// Configuration of an application instance. Setters consume and return the config.
+///
+/// Any librdkafka setting can be passed by its own name with [`set`](Self::set) (applied to
+/// every client), or with a `consumer.`, `producer.` or `admin.` prefix for one kind of client,
+/// as in Kafka Streams:
+///
+/// ```
+/// use streamkit::config::StreamsConfig;
+/// let config = StreamsConfig::new("cta-trains")
+///     .bootstrap_servers("broker-1:9093")
+///     .set("security.protocol", "SASL_SSL")
+///     .set("sasl.mechanisms", "SCRAM-SHA-512")
+///     .set("sasl.username", "cta")
+///     .set("sasl.password", "secret")
+///     .set("producer.linger.ms", "20")
+///     .num_stream_threads(2);
+/// assert_eq!(config.client_settings("producer").get("linger.ms").map(String::as_str), Some("20"));
+/// assert_eq!(config.client_settings("consumer").get("linger.ms"), None);
+/// assert_eq!(config.client_settings("consumer").get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    pub(crate) application_id: String,
+    pub(crate) bootstrap_servers: Option<String>,
+    pub(crate) embedded: Option<EmbeddedBroker>,
+    pub(crate) num_stream_threads: usize,
+    pub(crate) commit_interval: Duration,
+    pub(crate) poll_timeout: Duration,
+    pub(crate) max_poll_records: usize,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) processing_guarantee: ProcessingGuarantee,
+    pub(crate) default_deserialization_handler: DeserializationHandler,
+    pub(crate) default_partitions: i32,
+    pub(crate) replication_factor: i32,
+    pub(crate) client: BTreeMap<String, String>,
+}
+
+impl StreamsConfig {
+    /// A config for `application_id`: the consumer group id, and the prefix of internal topics.
+    pub fn new(application_id: impl Into<String>) -> Self {
+        StreamsConfig {
+            application_id: application_id.into(),
+            bootstrap_servers: None,
+            embedded: None,
+            num_stream_threads: 1,
+            commit_interval: Duration::from_secs(30),
+            poll_timeout: Duration::from_millis(100),
+            max_poll_records: 1000,
+            state_dir: std::env::temp_dir().join("streamkit"),
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            default_deserialization_handler: DeserializationHandler::Fail,
+            default_partitions: 1,
+            replication_factor: -1,
+            client: BTreeMap::new(),
+        }
+    }
+
+    /// The application id.
+    pub fn application_id(&self) -> &str {
+        &self.application_id
+    }
+
+    /// Kafka brokers, `host:port,host:port`. Required unless [`embedded`](Self::embedded).
+    pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
+        self.bootstrap_servers = Some(servers.into());
+        self
+    }
+
+    /// Runs against an in-process [`EmbeddedBroker`]; internal topics are created through it.
+    pub fn embedded(mut self, broker: &EmbeddedBroker) -> Self {
+        self.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
+        self.embedded = Some(broker.clone());
+        self
+    }
+
+    /// Stream threads, each with its own consumer in the group. Default = 1.
+    pub fn num_stream_threads(mut self, n: usize) -> Self {
+        self.num_stream_threads = n.max(1);
+        self
+    }
+
+    /// How often progress is committed (output flushed, then input offsets). Default = 30 s
+    /// (Kafka Streams' at-least-once default).
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// Longest a stream thread blocks waiting for records. Default = 100 ms.
+    pub fn poll_timeout(mut self, timeout: Duration) -> Self {
+        self.poll_timeout = timeout;
+        self
+    }
+
+    /// Most records a thread processes between housekeeping steps (punctuation, commit
+    /// checks, delivery reports). Default = 1000.
+    pub fn max_poll_records(mut self, n: usize) -> Self {
+        self.max_poll_records = n.max(1);
+        self
+    }
+
+    /// Directory for local state. Default = `<tmp>/streamkit`.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// Delivery guarantee. Default = at least once.
+    pub fn processing_guarantee(mut self, guarantee: ProcessingGuarantee) -> Self {
+        self.processing_guarantee = guarantee;
+        self
+    }
+
+    /// Policy for undecodable records on sources that set none. Default = `Fail`.
+    pub fn default_deserialization_handler(mut self, handler: DeserializationHandler) -> Self {
+        self.default_deserialization_handler = handler;
+        self
+    }
+
+    /// Partitions of internal topics whose count no input determines. Default = 1.
+    pub fn default_partitions(mut self, n: i32) -> Self {
+        self.default_partitions = n.max(1);
+        self
+    }
+
+    /// Replication factor of internal topics on a real cluster. Default = -1 (broker default).
+    pub fn replication_factor(mut self, n: i32) -> Self {
+        self.replication_factor = n;
+        self
+    }
+
+    /// Any librdkafka property by its own name; prefix with `consumer.`, `producer.` or
+    /// `admin.` to apply it to one kind of client only.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.client.insert(key.into(), value.into());
+        self
+    }
+
+    /// The librdkafka properties for one kind of client (`consumer`, `producer`, `admin`):
+    /// unprefixed settings, overridden by that kind's prefixed ones.
+    pub fn client_settings(&self, kind: &str) -> BTreeMap<String, String> {
+        const KINDS: [&str; 3] = ["consumer.", "producer.", "admin."];
+        let prefix = format!("{kind}.");
+        let mut out: BTreeMap<String, String> = self
+            .client
+            .iter()
+            .filter(|(k, _)| !KINDS.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in &self.client {
+            if let Some(stripped) = k.strip_prefix(&prefix) {
+                out.insert(stripped.to_string(), v.clone());
+            }
+        }
+        out
+    }
+}

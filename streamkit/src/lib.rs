@@ -1,0 +1,51 @@
+//! # streamkit
+//!
+//! Kafka Streams–style stateful stream processing for Rust: describe a topology with a typed
+//! DSL, test it without a broker, run it against any Kafka-protocol cluster with
+//! consumer-group scaling and at-least-once delivery.
+//!
+//! ```
+//! use streamkit::prelude::*;
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("bus-delays", Consumed::with(Serdes::string(), Serdes::f64()))
+//!     .filter(|_line, minutes| *minutes > 5.0)
+//!     .map_values(|minutes| format!("{minutes:.0} min late"))
+//!     .to("late-buses", Produced::with(Serdes::string(), Serdes::string()));
+//!
+//! let driver = TopologyTestDriver::new(builder.build()?)?;
+//! let input = driver.input_topic("bus-delays", Serdes::string(), Serdes::f64());
+//! input.pipe("M15".to_string(), 7.5)?;
+//! input.pipe("B63".to_string(), 1.0)?;
+//! let output = driver.output_topic("late-buses", Serdes::string(), Serdes::string());
+//! assert_eq!(output.read_key_values(), vec![("M15".to_string(), "8 min late".to_string())]);
+//! # Ok::<(), streamkit::Error>(())
+//! ```
+//!
+//! The modules, in the order a record meets them:
+//! - [`serde`]: how bytes become typed keys and values;
+//! - [`stream`]: the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream));
+//! - [`processor`]: the Processor API that custom and built-in operators are written on;
+//! - [`topology`]: the graph the DSL builds, and `describe()`;
+//! - [`runtime`]: [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
+//! - [`config`]: [`StreamsConfig`](config::StreamsConfig);
+//! - [`metrics`]: Prometheus metrics;
+//! - [`testing`]: [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
+
+#![deny(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod metrics;
+mod operators;
+pub mod prelude;
+pub mod processor;
+pub mod record;
+pub mod runtime;
+pub mod serde;
+pub mod stream;
+pub mod testing;
+pub mod topology;
+
+pub use error::{Error, ErrorKind, Result, SerdeError};

@@ -1,0 +1,15 @@
+//! The built-in DSL operators, one file each, every one a [`Processor`](crate::processor::Processor)
+//! written on the public API (sources, which decode raw bytes, are the one exception).
+
+pub(crate) mod branch;
+pub(crate) mod filter;
+pub(crate) mod flat_map;
+pub(crate) mod flat_map_values;
+pub(crate) mod foreach;
+pub(crate) mod map;
+pub(crate) mod map_values;
+pub(crate) mod merge;
+pub(crate) mod peek;
+pub(crate) mod select_key;
+pub(crate) mod sink;
+pub(crate) mod source;

@@ -1,0 +1,11 @@
+//! Everything a user imports to write a topology: `use streamkit::prelude::*;`.
+
+pub use crate::config::StreamsConfig;
+pub use crate::error::{Error, Result};
+pub use crate::processor::{Processor, ProcessorContext, Punctuation, PunctuationType};
+pub use crate::record::{Headers, Record};
+pub use crate::runtime::{DeserializationHandler, KafkaStreams, State};
+pub use crate::serde::{Serde, Serdes};
+pub use crate::stream::{Consumed, KStream, Produced, Repartitioned, StreamsBuilder};
+pub use crate::testing::TopologyTestDriver;
+pub use crate::topology::Topology;

@@ -1,0 +1,215 @@
+//! The public Processor API: custom operators with access to record metadata, punctuators and
+//! (from the stateful layer) state stores.
+//!
+//! A [`Processor`] receives one [`Record`] at a time through
+//! [`process`](Processor::process) and emits records downstream with
+//! [`ProcessorContext::forward`]. Every built-in DSL operator (`filter`, `map`, `split`, …) is a
+//! `Processor` written on this same API, in `operators/`, one file each.
+//!
+//! A processor instance belongs to one task (one partition of one sub-topology) and is only
+//! ever called from that task's thread, so it needs no locking and need not be `Send`: the
+//! DSL takes a *supplier* (a `Fn() -> P + Send + Sync`) and creates one instance per task.
+//!
+//! ```
+//! use streamkit::prelude::*;
+//!
+//! /// Emits a running count per input key, and every 10 s of stream time a heartbeat.
+//! #[derive(Default)]
+//! struct Counter { seen: u64 }
+//!
+//! impl Processor<String, String> for Counter {
+//!     type KOut = String;
+//!     type VOut = u64;
+//!     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, u64>) -> Result<()> {
+//!         ctx.schedule(std::time::Duration::from_secs(10), PunctuationType::StreamTime);
+//!         Ok(())
+//!     }
+//!     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, u64>, r: Record<String, String>) -> Result<()> {
+//!         self.seen += 1;
+//!         ctx.forward(r.with_value(self.seen))
+//!     }
+//!     fn punctuate(&mut self, ctx: &mut ProcessorContext<'_, String, u64>, p: Punctuation) -> Result<()> {
+//!         ctx.forward(Record::new("heartbeat".to_string(), self.seen, p.timestamp))
+//!     }
+//! }
+//!
+//! let b = StreamsBuilder::new();
+//! b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+//!     .process(Counter::default)
+//!     .to("out", Produced::with(Serdes::string(), Serdes::json::<u64>()));
+//! let mut driver = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+//! let input = driver.input_topic("in", Serdes::string(), Serdes::string());
+//! let output = driver.output_topic("out", Serdes::string(), Serdes::json::<u64>());
+//! input.pipe_at("a".to_string(), "x".to_string(), 1_000).unwrap();
+//! input.pipe_at("b".to_string(), "y".to_string(), 12_000).unwrap();
+//! assert_eq!(output.read_key_values(), vec![
+//!     ("a".to_string(), 1), ("heartbeat".to_string(), 1),   // first record starts stream time
+//!     ("b".to_string(), 2), ("heartbeat".to_string(), 2),   // 12 s ≥ 1 s + 10 s
+//! ]);
+//! ```
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::record::{Record, RecordMetadata};
+use crate::runtime::TaskId;
+use crate::runtime::context::{Schedule, TaskContext};
+use crate::topology::node::Child;
+
+/// Types that can flow through a topology as keys or values.
+///
+/// Records are cloned only when a processor forwards to more than one child.
+pub trait Data: Clone + 'static {}
+impl<T: Clone + 'static> Data for T {}
+
+/// A custom operator. See the [module documentation](self) for a complete example.
+pub trait Processor<KIn, VIn>: 'static {
+    /// Key type of the records this processor forwards.
+    type KOut: Data;
+    /// Value type of the records this processor forwards.
+    type VOut: Data;
+
+    /// Called once when the task starts, before any record: schedule punctuators here.
+    fn init(&mut self, _ctx: &mut ProcessorContext<'_, Self::KOut, Self::VOut>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called for each input record.
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Self::KOut, Self::VOut>,
+        record: Record<KIn, VIn>,
+    ) -> Result<()>;
+
+    /// Called when a punctuator scheduled with [`ProcessorContext::schedule`] fires.
+    fn punctuate(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_, Self::KOut, Self::VOut>,
+        _punctuation: Punctuation,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Called once when the task closes (shutdown or partition revoked). May still forward.
+    fn close(&mut self, _ctx: &mut ProcessorContext<'_, Self::KOut, Self::VOut>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Which clock drives a punctuator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PunctuationType {
+    /// Stream time: the largest record timestamp the task has seen. Advances only with data;
+    /// the first punctuation fires with the first record.
+    StreamTime,
+    /// The system clock (the test driver's simulated clock under test).
+    WallClockTime,
+}
+
+/// Identifies a scheduled punctuator, to tell several apart or to cancel one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PunctuatorId(pub(crate) u64);
+
+/// One firing of a punctuator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Punctuation {
+    /// Which schedule fired.
+    pub id: PunctuatorId,
+    /// Its clock.
+    pub kind: PunctuationType,
+    /// The clock's time at firing, in ms.
+    pub timestamp: i64,
+}
+
+/// What a processor can do besides returning: forward records, read the current record's
+/// origin, schedule punctuators.
+pub struct ProcessorContext<'a, K, V> {
+    pub(crate) task: &'a mut TaskContext,
+    pub(crate) children: &'a [Child<K, V>],
+    pub(crate) node: usize,
+}
+
+impl<K: Data, V: Data> ProcessorContext<'_, K, V> {
+    /// Sends a record to every child.
+    pub fn forward(&mut self, record: Record<K, V>) -> Result<()> {
+        let Some((last, rest)) = self.children.split_last() else {
+            return Ok(());
+        };
+        for child in rest {
+            child.node.borrow_mut().receive(self.task, record.clone())?;
+        }
+        last.node.borrow_mut().receive(self.task, record)
+    }
+
+    /// Sends a record to the child node called `child` only.
+    pub fn forward_to(&mut self, child: &str, record: Record<K, V>) -> Result<()> {
+        match self.children.iter().find(|c| &*c.name == child) {
+            Some(c) => c.node.borrow_mut().receive(self.task, record),
+            None => Err(crate::Error::Topology(format!(
+                "no child node named {child:?}; children are {:?}",
+                self.child_names().collect::<Vec<_>>()
+            ))),
+        }
+    }
+
+    /// Names of the child nodes, in the order they were added.
+    pub fn child_names(&self) -> impl Iterator<Item = &str> {
+        self.children.iter().map(|c| &*c.name)
+    }
+}
+
+impl<K, V> ProcessorContext<'_, K, V> {
+    /// Topic, partition and offset of the input record being processed; `None` inside a
+    /// wall-clock punctuation or `init`/`close`.
+    pub fn record_metadata(&self) -> Option<&RecordMetadata> {
+        self.task.meta.as_ref()
+    }
+
+    /// The application id.
+    pub fn application_id(&self) -> &str {
+        &self.task.app_id
+    }
+
+    /// The task this processor instance belongs to.
+    pub fn task_id(&self) -> TaskId {
+        self.task.task_id
+    }
+
+    /// The task's stream time (largest record timestamp seen), or `i64::MIN` before any record.
+    pub fn stream_time(&self) -> i64 {
+        self.task.stream_time
+    }
+
+    /// Current wall-clock time in ms (the test driver's simulated clock under test).
+    pub fn wall_clock_time(&self) -> i64 {
+        self.task.wall_clock_ms
+    }
+
+    /// Calls this processor's [`Processor::punctuate`] every `interval` of the given clock.
+    pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> PunctuatorId {
+        let id = PunctuatorId(self.task.next_schedule_id);
+        self.task.next_schedule_id += 1;
+        let interval_ms = (interval.as_millis() as i64).max(1);
+        let next = match kind {
+            PunctuationType::StreamTime => None,
+            PunctuationType::WallClockTime => Some(self.task.wall_clock_ms + interval_ms),
+        };
+        self.task.schedules.push(Schedule {
+            id,
+            node: self.node,
+            kind,
+            interval_ms,
+            next,
+        });
+        id
+    }
+
+    /// Stops a punctuator.
+    pub fn cancel(&mut self, id: PunctuatorId) {
+        self.task.schedules.retain(|s| s.id != id);
+    }
+
+    pub(crate) fn task_context(&mut self) -> &mut TaskContext {
+        self.task
+    }
+}

@@ -1,0 +1,194 @@
+//! Before the threads start: check source topics, size and create internal topics, and check
+//! co-partitioning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::config::StreamsConfig;
+use crate::error::{Error, Result};
+use crate::topology::{TopicName, Topology};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// librdkafka settings shared by every client of an application.
+pub(crate) fn base_client_config(config: &StreamsConfig, kind: &str) -> Result<ClientConfig> {
+    let servers = config.bootstrap_servers.as_deref().ok_or_else(|| {
+        Error::Config("bootstrap_servers is not set (or use StreamsConfig::embedded)".into())
+    })?;
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", servers);
+    for (k, v) in config.client_settings(kind) {
+        c.set(k, v);
+    }
+    Ok(c)
+}
+
+/// Partition counts of every existing topic.
+pub(crate) fn topic_partitions(config: &StreamsConfig) -> Result<HashMap<String, i32>> {
+    let mut c = base_client_config(config, "admin")?;
+    c.set("allow.auto.create.topics", "false");
+    let consumer: BaseConsumer = c.create()?;
+    let md = consumer.fetch_metadata(None, METADATA_TIMEOUT)?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect())
+}
+
+/// Checks sources, creates internal topics and returns the partition count of every
+/// (resolved) source topic.
+pub(crate) fn prepare_topics(
+    config: &StreamsConfig,
+    topology: &Topology,
+) -> Result<BTreeMap<String, i32>> {
+    let app = config.application_id.as_str();
+    let existing = topic_partitions(config)?;
+    let mut counts: BTreeMap<TopicName, i32> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for t in topology.source_topics() {
+        if let TopicName::External(name) = &t {
+            match existing.get(name) {
+                Some(&n) => {
+                    counts.insert(t.clone(), n);
+                }
+                None => missing.push(name.clone()),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::MissingSourceTopics(missing));
+    }
+    // Co-partition groups: external members must agree; internal members follow them.
+    for group in topology.copartition_groups() {
+        let external: Vec<(String, i32)> = group
+            .iter()
+            .filter_map(|t| counts.get(t).map(|n| (t.to_string(), *n)))
+            .collect();
+        if external.windows(2).any(|w| w[0].1 != w[1].1) {
+            let detail: Vec<String> = external
+                .iter()
+                .map(|(t, n)| format!("{t} has {n}"))
+                .collect();
+            return Err(Error::CoPartitioning(format!(
+                "these topics are joined and need equal partition counts, but {}; repartition one side first",
+                detail.join(", ")
+            )));
+        }
+        if let Some(&(_, n)) = external.first() {
+            for t in group.iter().filter(|t| t.is_internal()) {
+                counts.insert(t.clone(), n);
+            }
+        }
+    }
+    // Internal topics: explicit count, else the largest input of the sub-topology writing them
+    // (repeated until stable, since a writer may itself read an internal topic).
+    for it in topology.internal_topics() {
+        if let Some(n) = it.partitions {
+            counts.insert(it.name.clone(), n);
+        }
+    }
+    for _ in 0..=topology.internal_topics().len() {
+        for it in topology.internal_topics() {
+            if counts.contains_key(&it.name) {
+                continue;
+            }
+            let writer_inputs = topology
+                .subtopologies
+                .iter()
+                .filter(|s| s.sink_topics.contains(&it.name))
+                .flat_map(|s| s.source_topics.iter())
+                .collect::<Vec<_>>();
+            let known: Vec<i32> = writer_inputs
+                .iter()
+                .filter_map(|t| counts.get(*t).copied())
+                .collect();
+            if known.len() == writer_inputs.len() {
+                counts.insert(
+                    it.name.clone(),
+                    known.into_iter().max().unwrap_or(config.default_partitions),
+                );
+            }
+        }
+    }
+    let to_create: Vec<(String, i32, Vec<(String, String)>)> = topology
+        .internal_topics()
+        .iter()
+        .map(|it| {
+            let n = counts.get(&it.name).copied().unwrap_or(config.default_partitions);
+            counts.insert(it.name.clone(), n);
+            (it.name.resolve(app), n, it.config.clone())
+        })
+        .filter(|(name, n, _)| match existing.get(name) {
+            Some(have) if have == n => false,
+            Some(have) => {
+                tracing::warn!(topic = %name, have, want = n, "internal topic exists with another partition count; keeping it");
+                false
+            }
+            None => true,
+        })
+        .collect();
+    create_topics(config, &to_create)?;
+    Ok(counts
+        .into_iter()
+        .map(|(t, n)| (t.resolve(app), n))
+        .collect())
+}
+
+fn create_topics(
+    config: &StreamsConfig,
+    topics: &[(String, i32, Vec<(String, String)>)],
+) -> Result<()> {
+    if topics.is_empty() {
+        return Ok(());
+    }
+    if let Some(broker) = &config.embedded {
+        for (name, partitions, _) in topics {
+            broker.create_topic(name, *partitions)?;
+            tracing::info!(topic = %name, partitions, "created internal topic on the embedded broker");
+        }
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = base_client_config(config, "admin")?.create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions, cfg)| {
+            let mut t = NewTopic::new(
+                name,
+                *partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            );
+            for (k, v) in cfg {
+                t = t.set(k, v);
+            }
+            t
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = rt.block_on(admin.create_topics(
+        &new,
+        &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)),
+    ))?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = %name, "created internal topic"),
+            Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %name, "internal topic already exists")
+            }
+            Err((name, code)) => {
+                return Err(Error::Config(format!(
+                    "cannot create internal topic {name}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

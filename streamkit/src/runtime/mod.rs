@@ -1,0 +1,44 @@
+//! Running a topology against Kafka: [`KafkaStreams`], its stream threads and tasks.
+//!
+//! An application instance ([`KafkaStreams`]) joins the consumer group named by its
+//! application id with `num_stream_threads` consumers. The group's **range** assignor gives
+//! each consumer whole partition numbers across co-partitioned topics, and each
+//! (sub-topology, partition) pair becomes a **task** that owns live processor instances. A
+//! task runs on exactly one thread, so processors need no locks.
+//!
+//! Start-up checks that the source topics exist, creates internal (repartition) topics —
+//! through the admin API on a real cluster, through the broker handle when embedded — and
+//! checks that topics that must be co-partitioned have equal partition counts.
+//!
+//! **At-least-once**: a record's offset is stored after the record went through its task;
+//! every `commit_interval` (and before partitions are revoked, and at shutdown) the thread
+//! flushes its producer and only then commits the stored offsets. A crash replays at most
+//! the records since the last commit; none is lost.
+
+pub(crate) mod admin;
+pub(crate) mod context;
+pub(crate) mod handler;
+mod streams;
+pub(crate) mod task;
+mod thread;
+
+use std::fmt;
+
+pub use handler::{DeserializationHandler, dead_letter_headers};
+pub use streams::{KafkaStreams, State, StateListener};
+
+/// A task: one sub-topology applied to one partition number. Printed `<sub-topology>_<partition>`
+/// as in Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The sub-topology.
+    pub subtopology: usize,
+    /// The partition of its input topics.
+    pub partition: i32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}

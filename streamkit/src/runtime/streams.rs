@@ -1,0 +1,345 @@
+//! [`KafkaStreams`]: an application instance — its threads, state machine and lifecycle.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::StreamsConfig;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::runtime::admin::prepare_topics;
+use crate::runtime::thread::{StatusSink, StreamThread, ThreadArgs, ThreadStatus};
+use crate::topology::Topology;
+
+/// Lifecycle state of an application instance.
+///
+/// ```text
+/// Created ──start──▶ Rebalancing ◀──▶ Running
+///                        │               │
+///                        └──close──▶ PendingShutdown ──▶ NotRunning
+/// any state ──a thread fails──▶ Error
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Built, not started.
+    Created,
+    /// Some thread is joining the group or moving partitions.
+    Rebalancing,
+    /// Every thread owns its tasks and processes.
+    Running,
+    /// `close()` was called; threads are committing and leaving the group.
+    PendingShutdown,
+    /// Stopped cleanly.
+    NotRunning,
+    /// A thread failed; the instance stopped. See [`KafkaStreams::error`].
+    Error,
+}
+
+impl State {
+    fn can_become(self, next: State) -> bool {
+        use State::*;
+        match (self, next) {
+            (a, b) if a == b => false,
+            (Created, Rebalancing | PendingShutdown | Error) => true,
+            (Rebalancing, Running | PendingShutdown | Error) => true,
+            (Running, Rebalancing | PendingShutdown | Error) => true,
+            (PendingShutdown, NotRunning | Error) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Called with (old, new) on every state change.
+pub type StateListener = Arc<dyn Fn(State, State) + Send + Sync>;
+
+struct Shared {
+    state: Mutex<State>,
+    listener: Mutex<Option<StateListener>>,
+    threads: Mutex<Vec<ThreadStatus>>,
+    error: Mutex<Option<Error>>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn transition(&self, next: State) -> bool {
+        let old = {
+            let mut s = self.state.lock().expect("state lock");
+            if !s.can_become(next) {
+                return false;
+            }
+            std::mem::replace(&mut *s, next)
+        };
+        tracing::info!(from = ?old, to = ?next, "state change");
+        let listener = self.listener.lock().expect("listener lock").clone();
+        if let Some(l) = listener {
+            l(old, next);
+        }
+        true
+    }
+
+    fn on_thread_status(&self, index: usize, status: ThreadStatus) {
+        let all_running = {
+            let mut threads = self.threads.lock().expect("threads lock");
+            threads[index] = status;
+            threads.iter().all(|s| *s == ThreadStatus::Running)
+        };
+        if self.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        match status {
+            ThreadStatus::Rebalancing => {
+                self.transition(State::Rebalancing);
+            }
+            ThreadStatus::Running if all_running => {
+                self.transition(State::Running);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A running streamkit application instance.
+///
+/// ```no_run
+/// use streamkit::prelude::*;
+/// # async fn run() -> Result<()> {
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("bus-positions", Consumed::with(Serdes::string(), Serdes::string()))
+///     .filter(|_, v| !v.is_empty())
+///     .to("bus-positions-clean", Produced::with(Serdes::string(), Serdes::string()));
+/// let config = StreamsConfig::new("bus-cleaner").bootstrap_servers("localhost:9092");
+/// let app = KafkaStreams::new(builder.build()?, config)?;
+/// app.run().await // until SIGINT/SIGTERM, then a graceful close
+/// # }
+/// ```
+pub struct KafkaStreams {
+    topology: Arc<Topology>,
+    config: StreamsConfig,
+    metrics: Metrics,
+    shared: Arc<Shared>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl KafkaStreams {
+    /// An instance in state [`State::Created`]. Checks the configuration.
+    pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
+        if config.bootstrap_servers.is_none() {
+            return Err(Error::Config(
+                "bootstrap_servers is not set (or use StreamsConfig::embedded)".into(),
+            ));
+        }
+        if config.application_id.is_empty()
+            || !config
+                .application_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(Error::Config(format!(
+                "application id {:?} must be non-empty and use only letters, digits, '.', '_' and '-'",
+                config.application_id
+            )));
+        }
+        let metrics = Metrics::new(&config.application_id);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::Created),
+            listener: Mutex::new(None),
+            threads: Mutex::new(vec![ThreadStatus::Rebalancing; config.num_stream_threads]),
+            error: Mutex::new(None),
+            shutdown: Arc::new(AtomicBool::new(false)),
+        });
+        Ok(KafkaStreams {
+            topology: Arc::new(topology),
+            config,
+            metrics,
+            shared,
+            handles: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Calls `listener(old, new)` on every state change (from the thread causing it).
+    pub fn set_state_listener(&self, listener: impl Fn(State, State) + Send + Sync + 'static) {
+        *self.shared.listener.lock().expect("listener lock") = Some(Arc::new(listener));
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        *self.shared.state.lock().expect("state lock")
+    }
+
+    /// The error that stopped the instance, if one did.
+    pub fn error(&self) -> Option<String> {
+        self.shared
+            .error
+            .lock()
+            .expect("error lock")
+            .as_ref()
+            .map(ToString::to_string)
+    }
+
+    /// The instance's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The topology being run.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Checks source topics, creates internal topics, checks co-partitioning and starts the
+    /// stream threads. Returns once they run; processing starts when the group assigns
+    /// partitions ([`State::Running`]).
+    pub fn start(&self) -> Result<()> {
+        if self.state() != State::Created {
+            return Err(Error::IllegalState(format!(
+                "start() in state {:?}",
+                self.state()
+            )));
+        }
+        let source_topics = match prepare_topics(&self.config, &self.topology) {
+            Ok(t) => t,
+            Err(e) => {
+                self.shared.transition(State::Error);
+                return Err(e);
+            }
+        };
+        self.shared.transition(State::Rebalancing);
+        let mut handles = self.handles.lock().expect("handles lock");
+        for index in 0..self.config.num_stream_threads {
+            let shared = self.shared.clone();
+            let status: StatusSink = Arc::new(move |i, s| shared.on_thread_status(i, s));
+            let name = format!("{}-StreamThread-{}", self.config.application_id, index + 1);
+            let args = ThreadArgs {
+                index,
+                name: name.clone(),
+                topology: self.topology.clone(),
+                config: self.config.clone(),
+                metrics: self.metrics.clone(),
+                shutdown: self.shared.shutdown.clone(),
+                status,
+                source_topics: source_topics.clone(),
+            };
+            // Tasks hold `Rc`s: the thread's state is built on the thread itself.
+            let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();
+            let shared = self.shared.clone();
+            let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
+                let thread = match StreamThread::new(args) {
+                    Ok(t) => {
+                        let _ = created_tx.send(Ok(()));
+                        t
+                    }
+                    Err(e) => {
+                        let _ = created_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if let Err(e) = thread.run() {
+                    tracing::error!(thread = %name, error = %e, "stream thread failed; shutting the instance down");
+                    shared.error.lock().expect("error lock").get_or_insert(e);
+                    shared.shutdown.store(true, Ordering::Release);
+                    shared.transition(State::Error);
+                }
+            })?;
+            let created = created_rx
+                .recv()
+                .unwrap_or_else(|_| Err(Error::Internal("stream thread died at start".into())));
+            if let Err(e) = created {
+                let _ = handle.join();
+                self.fail(Error::Config(format!("cannot create stream thread: {e}")));
+                drop(handles);
+                let _ = self.close();
+                return Err(e);
+            }
+            handles.push(handle);
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: Error) {
+        self.shared
+            .error
+            .lock()
+            .expect("error lock")
+            .get_or_insert(e);
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.transition(State::Error);
+    }
+
+    /// Stops processing: every thread closes its tasks, flushes output, commits its offsets and
+    /// leaves the group. Blocks until done. Returns the error that stopped the instance, if
+    /// one did.
+    pub fn close(&self) -> Result<()> {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.transition(State::PendingShutdown);
+        let handles: Vec<_> = self
+            .handles
+            .lock()
+            .expect("handles lock")
+            .drain(..)
+            .collect();
+        for h in handles {
+            let _ = h.join();
+        }
+        self.shared.transition(State::NotRunning);
+        match self.shared.error.lock().expect("error lock").take() {
+            Some(e) => {
+                // Keep reporting the state as Error.
+                *self.shared.state.lock().expect("state lock") = State::Error;
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Blocks until the state is `target` (true) or `timeout` passes (false).
+    pub fn wait_for_state(&self, target: State, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.state() == target {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.state() == target
+    }
+
+    /// Starts, runs until SIGINT or SIGTERM (or a thread fails), then closes gracefully.
+    pub async fn run(self) -> Result<()> {
+        self.start()?;
+        let shared = self.shared.clone();
+        let failed = async move {
+            while !shared.shutdown.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, closing"),
+            _ = terminate => tracing::info!("SIGTERM received, closing"),
+            _ = failed => {}
+        }
+        tokio::task::spawn_blocking(move || self.close())
+            .await
+            .map_err(|e| Error::Internal(format!("close task: {e}")))?
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        if !self.handles.lock().map(|h| h.is_empty()).unwrap_or(true) {
+            let _ = self.close();
+        }
+    }
+}

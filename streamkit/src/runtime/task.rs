@@ -1,0 +1,186 @@
+//! A task: the live instance of one sub-topology for one input partition.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::metrics::TaskMetrics;
+use crate::processor::{Punctuation, PunctuationType};
+use crate::record::RecordMetadata;
+use crate::runtime::TaskId;
+use crate::runtime::context::{RecordCollector, TaskContext};
+use crate::runtime::handler::DeserializationHandler;
+use crate::topology::node::{NodeControl, RawRecord, RawSource};
+use crate::topology::{NodeKind, Topology};
+
+/// What a task needs from its owner besides the topology.
+pub(crate) struct TaskSetup {
+    pub app_id: Arc<str>,
+    pub collector: Box<dyn RecordCollector>,
+    pub default_handler: DeserializationHandler,
+    pub metrics: TaskMetrics,
+    pub wall_clock_ms: i64,
+}
+
+pub(crate) struct Task {
+    pub id: TaskId,
+    ctx: TaskContext,
+    /// Live nodes by their index in the topology.
+    nodes: HashMap<usize, Rc<RefCell<dyn NodeControl>>>,
+    /// (resolved topic, source node) for each topic the task reads.
+    sources: Vec<(Arc<str>, Rc<RefCell<dyn RawSource>>)>,
+    closed: bool,
+}
+
+impl Task {
+    /// Instantiates every node of sub-topology `id.subtopology` (children first, so parents
+    /// can hold typed handles to them) and calls `init` on each.
+    pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup) -> Result<Task> {
+        let sub = topology
+            .subtopologies
+            .get(id.subtopology)
+            .ok_or_else(|| Error::Internal(format!("no sub-topology {}", id.subtopology)))?;
+        let mut inputs: HashMap<usize, Rc<dyn Any>> = HashMap::new();
+        let mut nodes = HashMap::new();
+        let mut sources = Vec::new();
+        for &i in sub.nodes.iter().rev() {
+            let def = &topology.nodes[i];
+            let children: Vec<(Arc<str>, Rc<dyn Any>)> = def
+                .children
+                .iter()
+                .map(|c| {
+                    let input = inputs.get(c).cloned().ok_or_else(|| {
+                        Error::Internal(format!(
+                            "child {} of {} not built",
+                            topology.nodes[*c].name, def.name
+                        ))
+                    })?;
+                    Ok((topology.nodes[*c].name.clone(), input))
+                })
+                .collect::<Result<_>>()?;
+            let instance = def
+                .factory
+                .instantiate(&def.name, i, &setup.app_id, &children)?;
+            if let Some(input) = instance.input {
+                inputs.insert(i, input);
+            }
+            if let (Some(source), NodeKind::Source { topics }) = (instance.source, &def.kind) {
+                for t in topics {
+                    sources.push((Arc::from(t.resolve(&setup.app_id)), source.clone()));
+                }
+            }
+            nodes.insert(i, instance.control);
+        }
+        let mut ctx = TaskContext {
+            app_id: setup.app_id,
+            task_id: id,
+            meta: None,
+            stream_time: i64::MIN,
+            wall_clock_ms: setup.wall_clock_ms,
+            schedules: Vec::new(),
+            next_schedule_id: 0,
+            collector: setup.collector,
+            default_deserialization_handler: setup.default_handler,
+            metrics: setup.metrics,
+        };
+        for &i in &sub.nodes {
+            nodes[&i].borrow_mut().init(&mut ctx)?;
+        }
+        Ok(Task {
+            id,
+            ctx,
+            nodes,
+            sources,
+            closed: false,
+        })
+    }
+
+    /// Resolved topics this task reads, in source order (index = `source` in [`Task::process`]).
+    pub fn source_topics(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.sources.iter().map(|(t, _)| t)
+    }
+
+    /// Processes one input record read from `self.source_topics()[source]`.
+    pub fn process(&mut self, source: usize, offset: i64, raw: RawRecord<'_>) -> Result<()> {
+        let (topic, node) = &self.sources[source];
+        self.ctx.meta = Some(RecordMetadata {
+            topic: topic.clone(),
+            partition: self.id.partition,
+            offset,
+        });
+        node.borrow_mut().receive_raw(&mut self.ctx, raw)?;
+        self.ctx.metrics.processed.inc();
+        self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)
+    }
+
+    /// Fires the wall-clock punctuators that are due at `now_ms`.
+    pub fn advance_wall_clock(&mut self, now_ms: i64) -> Result<()> {
+        self.ctx.wall_clock_ms = now_ms;
+        self.punctuate(PunctuationType::WallClockTime, now_ms)
+    }
+
+    fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<()> {
+        if now == i64::MIN || !self.ctx.schedules.iter().any(|s| s.kind == kind) {
+            return Ok(());
+        }
+        let mut due = Vec::new();
+        for s in self.ctx.schedules.iter_mut().filter(|s| s.kind == kind) {
+            match s.next {
+                None => {
+                    due.push((s.id, s.node));
+                    s.next = Some(now + s.interval_ms);
+                }
+                Some(next) if now >= next => {
+                    due.push((s.id, s.node));
+                    s.next = Some(next + s.interval_ms * ((now - next) / s.interval_ms + 1));
+                }
+                Some(_) => {}
+            }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let meta = self.ctx.meta.take();
+        for (id, node) in due {
+            // A punctuator cancelled by an earlier one in this round does not fire.
+            if self.ctx.schedules.iter().any(|s| s.id == id) {
+                self.nodes[&node].borrow_mut().punctuate(
+                    &mut self.ctx,
+                    Punctuation {
+                        id,
+                        kind,
+                        timestamp: now,
+                    },
+                )?;
+            }
+        }
+        self.ctx.meta = meta;
+        Ok(())
+    }
+
+    /// Calls `close` on every node, parents first. Idempotent.
+    pub fn close(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
+        self.ctx.meta = None;
+        let mut ids: Vec<usize> = self.nodes.keys().copied().collect();
+        ids.sort_unstable();
+        let mut first_err = None;
+        for i in ids {
+            if let Err(e) = self.nodes[&i].borrow_mut().close(&mut self.ctx) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The task's stream time.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn stream_time(&self) -> i64 {
+        self.ctx.stream_time
+    }
+}

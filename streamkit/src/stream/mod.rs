@@ -1,0 +1,729 @@
+//! The typed DSL: [`StreamsBuilder`] and [`KStream`].
+//!
+//! Every method adds a node to the builder's graph and returns a new stream handle; a handle
+//! can be used several times to fan a stream out. Each method's example runs through the
+//! [`TopologyTestDriver`](crate::testing::TopologyTestDriver).
+
+mod params;
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub use params::{Consumed, Produced, Repartitioned};
+
+use crate::error::Result;
+use crate::operators::branch::{Branch, BranchPredicate};
+use crate::operators::filter::Filter;
+use crate::operators::flat_map::FlatMap;
+use crate::operators::flat_map_values::FlatMapValues;
+use crate::operators::foreach::Foreach;
+use crate::operators::map::Map;
+use crate::operators::map_values::MapValues;
+use crate::operators::merge::PassThrough;
+use crate::operators::peek::Peek;
+use crate::operators::select_key::SelectKey;
+use crate::operators::sink::{Sink, SinkTopic};
+use crate::operators::source::SourceFactory;
+use crate::processor::{Data, Processor};
+use crate::topology::node::ProcessorFactory;
+use crate::topology::{GraphBuilder, InternalTopic, NodeKind, TopicName, Topology};
+
+/// Builds a [`Topology`] with the typed DSL.
+///
+/// ```
+/// use streamkit::prelude::*;
+///
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream("words", Consumed::with(Serdes::string(), Serdes::string()))
+///     .map_values(|v: String| v.to_uppercase())
+///     .to("shouted", Produced::with(Serdes::string(), Serdes::string()));
+/// let topology = builder.build()?;
+/// assert!(topology.describe().to_string().contains("Sink: KSTREAM-SINK-0000000002 (topic: shouted)"));
+/// # Ok::<(), streamkit::Error>(())
+/// ```
+#[derive(Default)]
+pub struct StreamsBuilder {
+    graph: Rc<RefCell<GraphBuilder>>,
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A stream of the records of `topic`.
+    pub fn stream<K: Data, V: Data>(&self, topic: &str, consumed: Consumed<K, V>) -> KStream<K, V> {
+        self.stream_from(&[topic], consumed)
+    }
+
+    /// A stream of the records of several topics (one source node), e.g. all lines' feeds.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream_from(&["red", "blue"], Consumed::with(Serdes::string(), Serdes::i32()))
+    ///     .to("all", Produced::with(Serdes::string(), Serdes::i32()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("red", Serdes::string(), Serdes::i32()).pipe("a".into(), 1)?;
+    /// d.input_topic("blue", Serdes::string(), Serdes::i32()).pipe("b".into(), 2)?;
+    /// let out = d.output_topic("all", Serdes::string(), Serdes::i32());
+    /// assert_eq!(out.read_values(), vec![1, 2]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn stream_from<K: Data, V: Data>(
+        &self,
+        topics: &[&str],
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
+        let topics = topics
+            .iter()
+            .map(|t| TopicName::External(t.to_string()))
+            .collect();
+        self.add_source(topics, consumed)
+    }
+
+    fn add_source<K: Data, V: Data>(
+        &self,
+        topics: Vec<TopicName>,
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
+        let mut g = self.graph.borrow_mut();
+        let name = consumed
+            .name
+            .clone()
+            .unwrap_or_else(|| g.generate_name("KSTREAM-SOURCE"));
+        let factory = SourceFactory {
+            key_serde: consumed.key_serde,
+            value_serde: consumed.value_serde,
+            handler: consumed.handler,
+            timestamp_extractor: consumed.timestamp_extractor,
+        };
+        let node = g.add_node(name, NodeKind::Source { topics }, &[], Arc::new(factory));
+        KStream::new(self.graph.clone(), node)
+    }
+
+    /// Freezes the graph into a [`Topology`]; reports naming conflicts and dangling parts.
+    pub fn build(self) -> Result<Topology> {
+        let graph = std::mem::take(&mut *self.graph.borrow_mut());
+        graph.build()
+    }
+}
+
+/// A typed stream of records: an unbounded sequence of independent events.
+pub struct KStream<K, V> {
+    graph: Rc<RefCell<GraphBuilder>>,
+    node: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for KStream<K, V> {
+    fn clone(&self) -> Self {
+        KStream {
+            graph: self.graph.clone(),
+            node: self.node,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    fn new(graph: Rc<RefCell<GraphBuilder>>, node: usize) -> Self {
+        KStream {
+            graph,
+            node,
+            _types: PhantomData,
+        }
+    }
+
+    /// Adds a processor node fed by this stream.
+    fn add<P, F>(&self, prefix: &str, supplier: F) -> KStream<P::KOut, P::VOut>
+    where
+        P: Processor<K, V>,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let mut g = self.graph.borrow_mut();
+        let name = g.generate_name(prefix);
+        let factory = Arc::new(ProcessorFactory::<K, V, P, F>::new(supplier));
+        let node = g.add_node(name, NodeKind::Processor, &[self.node], factory);
+        KStream::new(self.graph.clone(), node)
+    }
+
+    /// Renames the node that produced this stream (call it right after creating the node).
+    /// Stable names keep internal topics, stores and metrics labels stable across changes.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .filter(|_, v| !v.is_empty()).named("drop-empty")
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// assert!(b.build()?.describe().to_string().contains("Processor: drop-empty"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn named(self, name: &str) -> Self {
+        self.graph.borrow_mut().rename(self.node, name);
+        self
+    }
+
+    /// Keeps the records for which `predicate(key, value)` is true.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .filter(|_k, v| *v > 0)
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+    /// input.pipe("a".into(), 5)?;
+    /// input.pipe("b".into(), -1)?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_key_values(), vec![("a".to_string(), 5)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn filter<F>(&self, predicate: F) -> KStream<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        let predicate = Arc::new(predicate);
+        self.add("KSTREAM-FILTER", move || Filter {
+            predicate: predicate.clone(),
+            negate: false,
+        })
+    }
+
+    /// Drops the records for which `predicate(key, value)` is true.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .filter_not(|_k, v| *v > 0)
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+    /// input.pipe("a".into(), 5)?;
+    /// input.pipe("b".into(), -1)?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_key_values(), vec![("b".to_string(), -1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn filter_not<F>(&self, predicate: F) -> KStream<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        let predicate = Arc::new(predicate);
+        self.add("KSTREAM-FILTER", move || Filter {
+            predicate: predicate.clone(),
+            negate: true,
+        })
+    }
+
+    /// A new key and value for each record. Changing the key means records of one key may
+    /// now sit in several partitions: [`repartition`](Self::repartition) before grouping.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .map(|k, v| (v, k.len() as i64))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("abc".into(), "x".into())?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_key_value(), Some(("x".to_string(), 3)));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn map<K2: Data, V2: Data, F>(&self, mapper: F) -> KStream<K2, V2>
+    where
+        F: Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    {
+        let mapper = Arc::new(mapper);
+        self.add("KSTREAM-MAP", move || Map(mapper.clone()))
+    }
+
+    /// A new value for each record; the key is kept, so no repartition is ever needed.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .map_values(|v| v * 2)
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe("a".into(), 21)?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_value(), Some(42));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn map_values<V2: Data, F>(&self, mapper: F) -> KStream<K, V2>
+    where
+        F: Fn(V) -> V2 + Send + Sync + 'static,
+    {
+        self.map_values_with_key(move |_k, v| mapper(v))
+    }
+
+    /// Like [`map_values`](Self::map_values), with read access to the key.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .map_values_with_key(|k, v| format!("{k}={v}"))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe("a".into(), 1)?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::string());
+    /// assert_eq!(out.read_value(), Some("a=1".to_string()));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn map_values_with_key<V2: Data, F>(&self, mapper: F) -> KStream<K, V2>
+    where
+        F: Fn(&K, V) -> V2 + Send + Sync + 'static,
+    {
+        let mapper = Arc::new(mapper);
+        self.add("KSTREAM-MAPVALUES", move || MapValues(mapper.clone()))
+    }
+
+    /// Zero or more (key, value) pairs for each record.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .flat_map(|_k, line: String| {
+    ///         line.split_whitespace().map(|w| (w.to_string(), 1i64)).collect::<Vec<_>>()
+    ///     })
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("l1".into(), "to be".into())?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_key_values(), vec![("to".to_string(), 1), ("be".to_string(), 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn flat_map<K2: Data, V2: Data, I, F>(&self, mapper: F) -> KStream<K2, V2>
+    where
+        I: IntoIterator<Item = (K2, V2)> + 'static,
+        F: Fn(K, V) -> I + Send + Sync + 'static,
+    {
+        let mapper = Arc::new(mapper);
+        self.add("KSTREAM-FLATMAP", move || FlatMap(mapper.clone()))
+    }
+
+    /// Zero or more values for each record, each with the record's key.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .flat_map_values(|csv: String| csv.split(',').map(str::to_string).collect::<Vec<_>>())
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("k".into(), "a,b".into())?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::string());
+    /// assert_eq!(out.read_key_values(), vec![("k".to_string(), "a".to_string()), ("k".to_string(), "b".to_string())]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn flat_map_values<V2: Data, I, F>(&self, mapper: F) -> KStream<K, V2>
+    where
+        I: IntoIterator<Item = V2> + 'static,
+        F: Fn(V) -> I + Send + Sync + 'static,
+    {
+        let mapper = Arc::new(move |_k: &K, v: V| mapper(v));
+        self.add("KSTREAM-FLATMAPVALUES", move || {
+            FlatMapValues(mapper.clone())
+        })
+    }
+
+    /// A new key computed from each record; the value is kept.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::unit(), Serdes::string()))
+    ///     .select_key(|_k, v: &String| v.split(':').next().unwrap_or_default().to_string())
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::unit(), Serdes::string()).pipe((), "M15:late".into())?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::string());
+    /// assert_eq!(out.read_key_value(), Some(("M15".to_string(), "M15:late".to_string())));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn select_key<K2: Data, F>(&self, selector: F) -> KStream<K2, V>
+    where
+        F: Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    {
+        let selector = Arc::new(selector);
+        self.add("KSTREAM-KEY-SELECT", move || SelectKey(selector.clone()))
+    }
+
+    /// Calls `action` on each record and passes it on unchanged.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// use streamkit::prelude::*;
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let counter = seen.clone();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .peek(move |_, _| { counter.fetch_add(1, Ordering::Relaxed); })
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("k".into(), "v".into())?;
+    /// assert_eq!(seen.load(Ordering::Relaxed), 1);
+    /// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::string()).queue_size(), 1);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn peek<F>(&self, action: F) -> KStream<K, V>
+    where
+        F: Fn(&K, &V) + Send + Sync + 'static,
+    {
+        let action = Arc::new(action);
+        self.add("KSTREAM-PEEK", move || Peek(action.clone()))
+    }
+
+    /// Calls `action` on each record; ends the stream.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use streamkit::prelude::*;
+    /// let sum = Arc::new(Mutex::new(0));
+    /// let total = sum.clone();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .foreach(move |_, v| *total.lock().unwrap() += v);
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+    /// input.pipe("a".into(), 2)?;
+    /// input.pipe("b".into(), 3)?;
+    /// assert_eq!(*sum.lock().unwrap(), 5);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn foreach<F>(&self, action: F)
+    where
+        F: Fn(&K, &V) + Send + Sync + 'static,
+    {
+        let action = Arc::new(action);
+        self.add("KSTREAM-FOREACH", move || Foreach(action.clone()));
+    }
+
+    /// Routes each record to the first branch whose predicate accepts it. Branch streams are
+    /// named `<prefix><branch>`; the prefix defaults to the split node's name and `-`.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let branches = b
+    ///     .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split()
+    ///     .branch("late", |_, delay| *delay > 5)
+    ///     .branch("on-time", |_, delay| *delay >= 0)
+    ///     .default_branch("early");
+    /// branches["late"].to("late", Produced::with(Serdes::string(), Serdes::i64()));
+    /// branches["early"].to("early", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+    /// for (bus, delay) in [("a", 9), ("b", 1), ("c", -2)] {
+    ///     input.pipe(bus.to_string(), delay)?;
+    /// }
+    /// assert_eq!(d.output_topic("late", Serdes::string(), Serdes::i64()).read_values(), vec![9]);
+    /// assert_eq!(d.output_topic("early", Serdes::string(), Serdes::i64()).read_values(), vec![-2]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn split(&self) -> Split<K, V> {
+        Split {
+            stream: self.clone(),
+            prefix: None,
+            branches: Vec::new(),
+        }
+    }
+
+    /// Like [`split`](Self::split), with a prefix for the split node and branch names.
+    pub fn split_named(&self, prefix: &str) -> Split<K, V> {
+        Split {
+            stream: self.clone(),
+            prefix: Some(prefix.to_string()),
+            branches: Vec::new(),
+        }
+    }
+
+    /// One stream with the records of both (no order between them is implied).
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let red = b.stream("red", Consumed::with(Serdes::string(), Serdes::i32()));
+    /// let blue = b.stream("blue", Consumed::with(Serdes::string(), Serdes::i32()));
+    /// red.merge(&blue).to("all", Produced::with(Serdes::string(), Serdes::i32()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("red", Serdes::string(), Serdes::i32()).pipe("r".into(), 1)?;
+    /// d.input_topic("blue", Serdes::string(), Serdes::i32()).pipe("b".into(), 2)?;
+    /// assert_eq!(d.output_topic("all", Serdes::string(), Serdes::i32()).read_values(), vec![1, 2]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn merge(&self, other: &KStream<K, V>) -> KStream<K, V> {
+        let mut g = self.graph.borrow_mut();
+        if !Rc::ptr_eq(&self.graph, &other.graph) {
+            g.errors
+                .push("merge: the two streams come from different StreamsBuilders".into());
+        }
+        let name = g.generate_name("KSTREAM-MERGE");
+        let factory = Arc::new(ProcessorFactory::<K, V, PassThrough, _>::new(|| {
+            PassThrough
+        }));
+        let node = g.add_node(name, NodeKind::Processor, &[self.node, other.node], factory);
+        KStream::new(self.graph.clone(), node)
+    }
+
+    /// Writes every record to `topic`.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()).named("write-out"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe_at("k".into(), "v".into(), 42)?;
+    /// let r = d.output_topic("out", Serdes::string(), Serdes::string()).read_record().unwrap();
+    /// assert_eq!((r.key.as_str(), r.value.as_str(), r.timestamp), ("k", "v", 42));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn to(&self, topic: &str, produced: Produced<K, V>) {
+        self.add_sink(
+            SinkTopic::Fixed(TopicName::External(topic.to_string())),
+            produced,
+        );
+    }
+
+    /// Writes each record to the topic `extractor(key, value)` names.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("positions", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to_topic_by(|line, _| format!("line-{line}"), Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("positions", Serdes::string(), Serdes::string()).pipe("M15".into(), "p".into())?;
+    /// assert_eq!(d.output_topic("line-M15", Serdes::string(), Serdes::string()).read_values(), vec!["p"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn to_topic_by<F>(&self, extractor: F, produced: Produced<K, V>)
+    where
+        F: Fn(&K, &V) -> String + Send + Sync + 'static,
+    {
+        self.add_sink(SinkTopic::PerRecord(Arc::new(extractor)), produced);
+    }
+
+    fn add_sink(&self, topic: SinkTopic<K, V>, produced: Produced<K, V>) -> usize {
+        let mut g = self.graph.borrow_mut();
+        let name = produced
+            .name
+            .clone()
+            .unwrap_or_else(|| g.generate_name("KSTREAM-SINK"));
+        let kind = NodeKind::Sink {
+            topic: match &topic {
+                SinkTopic::Fixed(t) => Some(t.clone()),
+                SinkTopic::PerRecord(_) => None,
+            },
+        };
+        let (ks, vs) = (produced.key_serde, produced.value_serde);
+        let supplier = move || Sink::new(topic.clone(), ks.clone(), vs.clone());
+        let factory = Arc::new(ProcessorFactory::<K, V, Sink<K, V>, _>::new(supplier));
+        g.add_node(name, kind, &[self.node], factory)
+    }
+
+    /// Sends the records through an internal topic `<application-id>-<name>-repartition`
+    /// (created by the runtime) so that all records of a key land in one partition, and thus
+    /// one task. Starts a new sub-topology.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .select_key(|_, v: &String| v.clone())
+    ///     .repartition(Repartitioned::with(Serdes::string(), Serdes::string()).named("by-value"))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let topology = b.build()?;
+    /// assert_eq!(topology.subtopology_count(), 2);
+    /// let d = TopologyTestDriver::new(topology)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("k".into(), "v".into())?;
+    /// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::string()).read_key_value(),
+    ///            Some(("v".to_string(), "v".to_string())));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let base = match &repartitioned.name {
+            Some(n) => n.clone(),
+            None => self.graph.borrow_mut().generate_name("KSTREAM-REPARTITION"),
+        };
+        let topic = TopicName::Internal(format!("{base}-repartition"));
+        self.graph.borrow_mut().internal_topics.push(InternalTopic {
+            name: topic.clone(),
+            partitions: repartitioned.partitions,
+            config: vec![("cleanup.policy".into(), "delete".into())],
+        });
+        let (ks, vs) = (
+            repartitioned.key_serde.clone(),
+            repartitioned.value_serde.clone(),
+        );
+        let sink = self.add_sink(
+            SinkTopic::Fixed(topic.clone()),
+            Produced {
+                key_serde: ks,
+                value_serde: vs,
+                name: None,
+            },
+        );
+        self.graph
+            .borrow_mut()
+            .rename(sink, &format!("{base}-repartition-sink"));
+        let builder = StreamsBuilder {
+            graph: self.graph.clone(),
+        };
+        let consumed = Consumed {
+            key_serde: repartitioned.key_serde,
+            value_serde: repartitioned.value_serde,
+            handler: None,
+            timestamp_extractor: None,
+            name: Some(format!("{base}-repartition-source")),
+        };
+        builder.add_source(vec![topic], consumed)
+    }
+
+    /// Runs a custom [`Processor`] on each record. `supplier` is called once per task.
+    /// See [`processor`](crate::processor) for a complete example with punctuators.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// struct Dedup { last: Option<String> }
+    /// impl Processor<String, String> for Dedup {
+    ///     type KOut = String;
+    ///     type VOut = String;
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    ///         if self.last.as_ref() != Some(&r.value) {
+    ///             self.last = Some(r.value.clone());
+    ///             ctx.forward(r)?;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .process(|| Dedup { last: None })
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// for v in ["a", "a", "b", "a"] { input.pipe("k".into(), v.into())?; }
+    /// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::string()).read_values(), vec!["a", "b", "a"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn process<P, S>(&self, supplier: S) -> KStream<P::KOut, P::VOut>
+    where
+        P: Processor<K, V>,
+        S: Fn() -> P + Send + Sync + 'static,
+    {
+        self.add("KSTREAM-PROCESSOR", supplier)
+    }
+}
+
+/// A split in progress: add branches, then finish with
+/// [`default_branch`](Split::default_branch) or [`no_default_branch`](Split::no_default_branch).
+pub struct Split<K, V> {
+    stream: KStream<K, V>,
+    prefix: Option<String>,
+    branches: Vec<(String, Option<BranchPredicate<K, V>>)>,
+}
+
+impl<K: Data, V: Data> Split<K, V> {
+    /// Adds a branch for the records `predicate` accepts (and no earlier branch took).
+    pub fn branch<F>(mut self, name: &str, predicate: F) -> Self
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        self.branches
+            .push((name.to_string(), Some(Arc::new(predicate))));
+        self
+    }
+
+    /// Finishes with a branch for the records no predicate accepted.
+    pub fn default_branch(mut self, name: &str) -> Branches<K, V> {
+        self.branches.push((name.to_string(), None));
+        self.finish()
+    }
+
+    /// Finishes; records no predicate accepts are dropped.
+    pub fn no_default_branch(self) -> Branches<K, V> {
+        self.finish()
+    }
+
+    fn finish(self) -> Branches<K, V> {
+        let graph = self.stream.graph.clone();
+        let split_name = graph.borrow_mut().generate_name("KSTREAM-BRANCH");
+        let prefix = self
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("{split_name}-"));
+        let node_names: Vec<String> = self
+            .branches
+            .iter()
+            .map(|(n, _)| format!("{prefix}{n}"))
+            .collect();
+        let routes: Arc<Vec<_>> = Arc::new(
+            node_names
+                .iter()
+                .cloned()
+                .zip(self.branches.iter().map(|(_, p)| p.clone()))
+                .collect(),
+        );
+        let split = self.stream.add("KSTREAM-BRANCH", move || Branch {
+            branches: routes.clone(),
+        });
+        let split = match &self.prefix {
+            Some(p) => split.named(p.trim_end_matches('-')),
+            None => split.named(&split_name),
+        };
+        let streams = self
+            .branches
+            .iter()
+            .zip(node_names)
+            .map(|((name, _), node_name)| {
+                (
+                    name.clone(),
+                    split
+                        .add("KSTREAM-BRANCHCHILD", || PassThrough)
+                        .named(&node_name),
+                )
+            })
+            .collect();
+        Branches { streams }
+    }
+}
+
+/// The streams of a [`split`](KStream::split), by branch name (without prefix).
+pub struct Branches<K, V> {
+    streams: Vec<(String, KStream<K, V>)>,
+}
+
+impl<K, V> Branches<K, V> {
+    /// The branch called `name`.
+    pub fn get(&self, name: &str) -> Option<&KStream<K, V>> {
+        self.streams.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    /// Branch names and streams in the order the branches were added.
+    pub fn into_vec(self) -> Vec<(String, KStream<K, V>)> {
+        self.streams
+    }
+}
+
+impl<K, V> std::ops::Index<&str> for Branches<K, V> {
+    type Output = KStream<K, V>;
+    fn index(&self, name: &str) -> &KStream<K, V> {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no branch named {name:?}"))
+    }
+}

@@ -1,0 +1,136 @@
+//! [`EmbeddedBroker`]: librdkafka's in-process mock cluster behind a Send + Sync handle.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rdkafka::mocking::MockCluster;
+
+use crate::error::{Error, Result};
+
+enum Command {
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        reply: mpsc::Sender<Result<()>>,
+    },
+    Shutdown,
+}
+
+struct Inner {
+    bootstrap: String,
+    commands: Mutex<mpsc::Sender<Command>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.commands.lock().map(|tx| tx.send(Command::Shutdown));
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An in-process Kafka-protocol broker: librdkafka's mock cluster, reachable on a localhost
+/// port by any Kafka client (other processes included). It lives until the last clone of the
+/// handle is dropped.
+///
+/// Used by integration tests, by the examples when no `--bootstrap-servers` is given, and by
+/// `streamkit broker`. Know its limits (from librdkafka's `rdkafka_mock*.c`):
+/// - **no admin API**: CreateTopics and DescribeConfigs are not answered, so internal topics
+///   are created through this handle ([`create_topic`](Self::create_topic)), which the runtime
+///   does when configured with [`StreamsConfig::embedded`](crate::config::StreamsConfig::embedded);
+///   a client that produces to an unknown topic auto-creates it with 4 partitions;
+/// - **bounded retention**: each partition keeps only its last ~100k message sets (about
+///   5 MiB); older records silently disappear;
+/// - **no isolation**: Fetch ignores `isolation.level`, so aborted transactional records stay
+///   visible — exactly-once must be verified on a real broker;
+/// - everything is in memory and gone when the handle drops.
+#[derive(Clone)]
+pub struct EmbeddedBroker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("bootstrap_servers", &self.inner.bootstrap)
+            .finish()
+    }
+}
+
+impl EmbeddedBroker {
+    /// Starts a one-broker cluster.
+    pub fn start() -> Result<Self> {
+        Self::with_brokers(1)
+    }
+
+    /// Starts a cluster of `brokers` brokers.
+    pub fn with_brokers(brokers: i32) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Command>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<String>>();
+        // MockCluster holds raw pointers (not Send): it lives on its own thread, commands go
+        // through a channel.
+        let thread = std::thread::Builder::new()
+            .name("streamkit-embedded-broker".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(brokers) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Kafka(e)));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                while let Ok(cmd) = rx.recv() {
+                    match cmd {
+                        Command::CreateTopic {
+                            name,
+                            partitions,
+                            reply,
+                        } => {
+                            let r = cluster
+                                .create_topic(&name, partitions, 1)
+                                .map_err(Error::Kafka);
+                            let _ = reply.send(r);
+                        }
+                        Command::Shutdown => break,
+                    }
+                }
+            })?;
+        let bootstrap = ready_rx
+            .recv()
+            .map_err(|_| Error::Internal("embedded broker thread died at start".into()))??;
+        tracing::info!(%bootstrap, brokers, "embedded broker started");
+        Ok(EmbeddedBroker {
+            inner: Arc::new(Inner {
+                bootstrap,
+                commands: Mutex::new(tx),
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// `host:port,…` for clients.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.inner.bootstrap
+    }
+
+    /// Creates a topic (a no-op if it exists with that many partitions).
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        let (reply, rx) = mpsc::channel();
+        self.inner
+            .commands
+            .lock()
+            .map_err(|_| Error::Internal("embedded broker lock poisoned".into()))?
+            .send(Command::CreateTopic {
+                name: name.to_string(),
+                partitions,
+                reply,
+            })
+            .map_err(|_| Error::Internal("embedded broker stopped".into()))?;
+        rx.recv()
+            .map_err(|_| Error::Internal("embedded broker stopped".into()))?
+    }
+}

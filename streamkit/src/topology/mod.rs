@@ -1,0 +1,289 @@
+//! The topology graph: nodes (sources, processors, sinks), their edges, sub-topologies, and
+//! [`Topology::describe`].
+//!
+//! The DSL ([`StreamsBuilder`](crate::stream::StreamsBuilder)) adds nodes to a graph; `build()`
+//! freezes it into a [`Topology`]. The graph splits into **sub-topologies** wherever records go
+//! through a Kafka topic (a repartition topic): a sink writing to the topic ends one
+//! sub-topology and a source reading it starts another. Each sub-topology runs as one task per
+//! input partition.
+//!
+//! Node names follow Kafka Streams (`KSTREAM-FILTER-0000000001`) unless the user names a node
+//! with [`KStream::named`](crate::stream::KStream::named); name the steps whose names reach
+//! Kafka (repartition topics, and in the stateful layer, stores and changelogs) so that a
+//! change elsewhere in the topology cannot silently rename them.
+
+mod describe;
+pub(crate) mod node;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+pub use describe::{NodeDescription, SubTopologyDescription, TopologyDescription};
+
+use crate::error::{Error, Result};
+use node::NodeFactory;
+
+/// A topic name as the topology knows it: a user topic, or an internal topic whose real name
+/// is prefixed with the application id at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TopicName {
+    /// A user topic, used as written.
+    External(String),
+    /// An internal topic; its name on the cluster is `<application-id>-<name>`.
+    Internal(String),
+}
+
+impl TopicName {
+    /// The name on the cluster for an application.
+    pub fn resolve(&self, application_id: &str) -> String {
+        match self {
+            TopicName::External(t) => t.clone(),
+            TopicName::Internal(t) => format!("{application_id}-{t}"),
+        }
+    }
+
+    /// Whether the runtime creates and owns this topic.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, TopicName::Internal(_))
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicName::External(t) | TopicName::Internal(t) => f.write_str(t),
+        }
+    }
+}
+
+/// What kind of node this is.
+#[derive(Debug, Clone)]
+pub(crate) enum NodeKind {
+    Source {
+        topics: Vec<TopicName>,
+    },
+    Processor,
+    /// `topic: None` when the topic is chosen per record.
+    Sink {
+        topic: Option<TopicName>,
+    },
+}
+
+pub(crate) struct NodeDef {
+    pub name: Arc<str>,
+    pub kind: NodeKind,
+    pub parents: Vec<usize>,
+    pub children: Vec<usize>,
+    pub factory: Arc<dyn NodeFactory>,
+    pub stores: Vec<String>,
+}
+
+/// An internal topic the runtime must create before starting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalTopic {
+    /// The topic (always [`TopicName::Internal`]).
+    pub name: TopicName,
+    /// Partition count; `None` = as many as the sub-topology that writes it reads.
+    pub partitions: Option<i32>,
+    /// Topic configs, such as `cleanup.policy`.
+    pub config: Vec<(String, String)>,
+}
+
+/// The mutable graph the DSL writes to.
+#[derive(Default)]
+pub(crate) struct GraphBuilder {
+    pub nodes: Vec<NodeDef>,
+    counter: usize,
+    pub internal_topics: Vec<InternalTopic>,
+    pub copartition_groups: Vec<Vec<TopicName>>,
+    pub errors: Vec<String>,
+}
+
+impl GraphBuilder {
+    /// The next Kafka Streams-style generated name, e.g. `KSTREAM-FILTER-0000000003`.
+    pub fn generate_name(&mut self, prefix: &str) -> String {
+        let n = self.counter;
+        self.counter += 1;
+        format!("{prefix}-{n:010}")
+    }
+
+    pub fn add_node(
+        &mut self,
+        name: String,
+        kind: NodeKind,
+        parents: &[usize],
+        factory: Arc<dyn NodeFactory>,
+    ) -> usize {
+        if self.nodes.iter().any(|n| *n.name == *name) {
+            self.errors.push(format!("two nodes are named {name:?}"));
+        }
+        let index = self.nodes.len();
+        for &p in parents {
+            self.nodes[p].children.push(index);
+        }
+        self.nodes.push(NodeDef {
+            name: name.into(),
+            kind,
+            parents: parents.to_vec(),
+            children: Vec::new(),
+            factory,
+            stores: Vec::new(),
+        });
+        index
+    }
+
+    pub fn rename(&mut self, index: usize, name: &str) {
+        if self
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| i != index && &*n.name == name)
+        {
+            self.errors.push(format!("two nodes are named {name:?}"));
+        }
+        if !self.nodes[index].children.is_empty() {
+            self.errors.push(format!(
+                "node {} already has children; name it right after creating it",
+                self.nodes[index].name
+            ));
+        }
+        self.nodes[index].name = name.into();
+    }
+
+    pub fn build(self) -> Result<Topology> {
+        if !self.errors.is_empty() {
+            return Err(Error::Topology(self.errors.join("; ")));
+        }
+        if !self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::Source { .. }))
+        {
+            return Err(Error::Topology(
+                "the topology has no source; call StreamsBuilder::stream first".into(),
+            ));
+        }
+        // Union-find over edges: a sub-topology is a connected component.
+        let mut parent: Vec<usize> = (0..self.nodes.len()).collect();
+        fn find(p: &mut [usize], i: usize) -> usize {
+            let mut r = i;
+            while p[r] != r {
+                r = p[r];
+            }
+            p[i] = r;
+            r
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &c in &n.children {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, c));
+                if a != b {
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+        let mut component_of_root: HashMap<usize, usize> = HashMap::new();
+        let mut subtopologies: Vec<SubTopology> = Vec::new();
+        let mut node_sub = vec![0; self.nodes.len()];
+        for i in 0..self.nodes.len() {
+            let root = find(&mut parent, i);
+            let id = *component_of_root.entry(root).or_insert_with(|| {
+                subtopologies.push(SubTopology::default());
+                subtopologies.len() - 1
+            });
+            node_sub[i] = id;
+            let sub = &mut subtopologies[id];
+            sub.nodes.push(i);
+            match &self.nodes[i].kind {
+                NodeKind::Source { topics } => sub.source_topics.extend(topics.iter().cloned()),
+                NodeKind::Sink { topic: Some(t) } => sub.sink_topics.push(t.clone()),
+                _ => {}
+            }
+        }
+        for (i, s) in subtopologies.iter_mut().enumerate() {
+            s.id = i;
+            if s.source_topics.is_empty() {
+                return Err(Error::Topology(format!("sub-topology {i} has no source")));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for s in &subtopologies {
+            for t in &s.source_topics {
+                if !seen.insert(t.clone()) {
+                    return Err(Error::Topology(format!("topic {t} is read by two sources")));
+                }
+            }
+        }
+        Ok(Topology {
+            nodes: self.nodes,
+            subtopologies,
+            internal_topics: self.internal_topics,
+            copartition_groups: self.copartition_groups,
+        })
+    }
+}
+
+/// One connected part of the graph, run as one task per input partition.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SubTopology {
+    pub id: usize,
+    /// Node indices, ascending (parents before children).
+    pub nodes: Vec<usize>,
+    pub source_topics: Vec<TopicName>,
+    pub sink_topics: Vec<TopicName>,
+}
+
+/// A built, immutable topology: what [`KafkaStreams`](crate::runtime::KafkaStreams) runs and
+/// [`TopologyTestDriver`](crate::testing::TopologyTestDriver) tests. Cheap to share between
+/// threads.
+pub struct Topology {
+    pub(crate) nodes: Vec<NodeDef>,
+    pub(crate) subtopologies: Vec<SubTopology>,
+    pub(crate) internal_topics: Vec<InternalTopic>,
+    pub(crate) copartition_groups: Vec<Vec<TopicName>>,
+}
+
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.describe(), f)
+    }
+}
+
+impl Topology {
+    /// Sub-topologies, sources, processors, sinks and stores, printed like Kafka Streams'
+    /// `Topology#describe()`.
+    pub fn describe(&self) -> TopologyDescription {
+        describe::describe(self)
+    }
+
+    /// Every topic the topology reads (internal ones with their unresolved names).
+    pub fn source_topics(&self) -> Vec<TopicName> {
+        self.subtopologies
+            .iter()
+            .flat_map(|s| s.source_topics.iter().cloned())
+            .collect()
+    }
+
+    /// Internal topics the runtime creates.
+    pub fn internal_topics(&self) -> &[InternalTopic] {
+        &self.internal_topics
+    }
+
+    /// Groups of topics that must have equal partition counts (join inputs).
+    pub fn copartition_groups(&self) -> &[Vec<TopicName>] {
+        &self.copartition_groups
+    }
+
+    /// Number of sub-topologies.
+    pub fn subtopology_count(&self) -> usize {
+        self.subtopologies.len()
+    }
+
+    /// The sub-topology reading a resolved topic name.
+    pub(crate) fn subtopology_of_topic(&self, app_id: &str, topic: &str) -> Option<usize> {
+        self.subtopologies
+            .iter()
+            .find(|s| s.source_topics.iter().any(|t| t.resolve(app_id) == topic))
+            .map(|s| s.id)
+    }
+}
