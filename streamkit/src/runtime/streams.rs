@@ -122,6 +122,15 @@ pub struct KafkaStreams {
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for KafkaStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaStreams")
+            .field("application_id", &self.config.application_id)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
 impl KafkaStreams {
     /// An instance in state [`State::Created`]. Checks the configuration.
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {

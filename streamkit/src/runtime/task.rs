@@ -177,10 +177,4 @@ impl Task {
         }
         first_err.map_or(Ok(()), Err)
     }
-
-    /// The task's stream time.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn stream_time(&self) -> i64 {
-        self.ctx.stream_time
-    }
 }

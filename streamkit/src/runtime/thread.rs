@@ -181,9 +181,26 @@ impl StreamConsumerContext {
     }
 }
 
+/// Commits the stored offsets. A commit refused because the group is moving partitions is not
+/// an error: the offsets stay stored, the revocation callback commits them if it still can,
+/// and otherwise the records are processed again (at-least-once allows it).
 fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<()> {
+    use RDKafkaErrorCode as C;
     match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        Ok(()) | Err(KafkaError::ConsumerCommit(C::NoOffset)) => Ok(()),
+        Err(KafkaError::ConsumerCommit(
+            code @ (C::RebalanceInProgress
+            | C::IllegalGeneration
+            | C::UnknownMemberId
+            | C::NotCoordinator
+            | C::CoordinatorLoadInProgress
+            | C::CoordinatorNotAvailable
+            | C::RequestTimedOut
+            | C::State),
+        )) => {
+            tracing::info!(%code, "commit deferred: the group is rebalancing");
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }
