@@ -65,28 +65,7 @@ pub(crate) fn prepare_topics(
     if !missing.is_empty() {
         return Err(Error::MissingSourceTopics(missing));
     }
-    // Co-partition groups: external members must agree; internal members follow them.
-    for group in topology.copartition_groups() {
-        let external: Vec<(String, i32)> = group
-            .iter()
-            .filter_map(|t| counts.get(t).map(|n| (t.to_string(), *n)))
-            .collect();
-        if external.windows(2).any(|w| w[0].1 != w[1].1) {
-            let detail: Vec<String> = external
-                .iter()
-                .map(|(t, n)| format!("{t} has {n}"))
-                .collect();
-            return Err(Error::CoPartitioning(format!(
-                "these topics are joined and need equal partition counts, but {}; repartition one side first",
-                detail.join(", ")
-            )));
-        }
-        if let Some(&(_, n)) = external.first() {
-            for t in group.iter().filter(|t| t.is_internal()) {
-                counts.insert(t.clone(), n);
-            }
-        }
-    }
+    check_copartitioning(topology.copartition_groups(), &mut counts)?;
     // Internal topics: explicit count, else the largest input of the sub-topology writing them
     // (repeated until stable, since a writer may itself read an internal topic).
     for it in topology.internal_topics() {
@@ -141,6 +120,35 @@ pub(crate) fn prepare_topics(
         .collect())
 }
 
+/// Co-partition groups: external members must agree; internal members take their count.
+pub(crate) fn check_copartitioning(
+    groups: &[Vec<TopicName>],
+    counts: &mut BTreeMap<TopicName, i32>,
+) -> Result<()> {
+    for group in groups {
+        let external: Vec<(String, i32)> = group
+            .iter()
+            .filter_map(|t| counts.get(t).map(|n| (t.to_string(), *n)))
+            .collect();
+        if external.windows(2).any(|w| w[0].1 != w[1].1) {
+            let detail: Vec<String> = external
+                .iter()
+                .map(|(t, n)| format!("{t} has {n} partitions"))
+                .collect();
+            return Err(Error::CoPartitioning(format!(
+                "{}; topics that are joined need equal partition counts: repartition one side first",
+                detail.join(", ")
+            )));
+        }
+        if let Some(&(_, n)) = external.first() {
+            for t in group.iter().filter(|t| t.is_internal()) {
+                counts.insert(t.clone(), n);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn create_topics(
     config: &StreamsConfig,
     topics: &[(String, i32, Vec<(String, String)>)],
@@ -191,4 +199,33 @@ fn create_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(t: &str) -> TopicName {
+        TopicName::External(t.into())
+    }
+
+    #[test]
+    fn copartitioning_errors_name_topics_and_counts() {
+        let mut counts = BTreeMap::from([(ext("trains"), 4), (ext("stations"), 2)]);
+        let groups = vec![vec![ext("trains"), ext("stations")]];
+        let err = check_copartitioning(&groups, &mut counts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "topics not co-partitioned: trains has 4 partitions, stations has 2 partitions; \
+             topics that are joined need equal partition counts: repartition one side first"
+        );
+    }
+
+    #[test]
+    fn internal_members_follow_the_external_count() {
+        let internal = TopicName::Internal("by-station-repartition".into());
+        let mut counts = BTreeMap::from([(ext("trains"), 3)]);
+        check_copartitioning(&[vec![ext("trains"), internal.clone()]], &mut counts).unwrap();
+        assert_eq!(counts[&internal], 3);
+    }
 }
