@@ -24,14 +24,14 @@
 //! ```
 //!
 //! The modules, in the order a record meets them:
-//! - [`serde`]: how bytes become typed keys and values;
-//! - [`stream`]: the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream));
-//! - [`processor`]: the Processor API that custom and built-in operators are written on;
-//! - [`topology`]: the graph the DSL builds, and `describe()`;
-//! - [`runtime`]: [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
-//! - [`config`]: [`StreamsConfig`](config::StreamsConfig);
-//! - [`metrics`]: Prometheus metrics;
-//! - [`testing`]: [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
+//! - [`serde`] — how bytes become typed keys and values;
+//! - [`stream`] — the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream));
+//! - [`processor`] — the Processor API that custom and built-in operators are written on;
+//! - [`topology`] — the graph the DSL builds, and `describe()`;
+//! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
+//! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
+//! - [`metrics`] — Prometheus metrics;
+//! - [`testing`] — [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
 
 #![deny(missing_docs)]
 

@@ -10,8 +10,10 @@ use crate::record::Record;
 pub(crate) type BranchPredicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 /// Branches in order: (child node name, predicate; `None` = default branch).
+pub(crate) type Routes<K, V> = Arc<Vec<(String, Option<BranchPredicate<K, V>>)>>;
+
 pub(crate) struct Branch<K, V> {
-    pub branches: Arc<Vec<(String, Option<BranchPredicate<K, V>>)>>,
+    pub branches: Routes<K, V>,
 }
 
 impl<K: Data, V: Data> Processor<K, V> for Branch<K, V> {

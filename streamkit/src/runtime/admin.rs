@@ -13,6 +13,9 @@ use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
 use crate::topology::{TopicName, Topology};
 
+/// (resolved name, partitions, topic configs) of a topic to create.
+type TopicSpec = (String, i32, Vec<(String, String)>);
+
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// librdkafka settings shared by every client of an application.
@@ -96,7 +99,7 @@ pub(crate) fn prepare_topics(
             }
         }
     }
-    let to_create: Vec<(String, i32, Vec<(String, String)>)> = topology
+    let to_create: Vec<TopicSpec> = topology
         .internal_topics()
         .iter()
         .map(|it| {
@@ -149,10 +152,7 @@ pub(crate) fn check_copartitioning(
     Ok(())
 }
 
-fn create_topics(
-    config: &StreamsConfig,
-    topics: &[(String, i32, Vec<(String, String)>)],
-) -> Result<()> {
+fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()> {
     if topics.is_empty() {
         return Ok(());
     }

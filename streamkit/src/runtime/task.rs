@@ -25,13 +25,16 @@ pub(crate) struct TaskSetup {
     pub wall_clock_ms: i64,
 }
 
+/// A resolved topic and the source node reading it.
+type SourceRoute = (Arc<str>, Rc<RefCell<dyn RawSource>>);
+
 pub(crate) struct Task {
     pub id: TaskId,
     ctx: TaskContext,
     /// Live nodes by their index in the topology.
     nodes: HashMap<usize, Rc<RefCell<dyn NodeControl>>>,
     /// (resolved topic, source node) for each topic the task reads.
-    sources: Vec<(Arc<str>, Rc<RefCell<dyn RawSource>>)>,
+    sources: Vec<SourceRoute>,
     closed: bool,
 }
 

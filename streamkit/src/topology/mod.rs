@@ -184,14 +184,12 @@ impl GraphBuilder {
         }
         let mut component_of_root: HashMap<usize, usize> = HashMap::new();
         let mut subtopologies: Vec<SubTopology> = Vec::new();
-        let mut node_sub = vec![0; self.nodes.len()];
         for i in 0..self.nodes.len() {
             let root = find(&mut parent, i);
             let id = *component_of_root.entry(root).or_insert_with(|| {
                 subtopologies.push(SubTopology::default());
                 subtopologies.len() - 1
             });
-            node_sub[i] = id;
             let sub = &mut subtopologies[id];
             sub.nodes.push(i);
             match &self.nodes[i].kind {
