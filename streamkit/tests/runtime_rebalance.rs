@@ -44,7 +44,8 @@ fn stopping_one_of_two_instances_loses_no_record() {
     broker.create_topic("orders-seen", 4).unwrap();
     let servers = broker.bootstrap_servers().to_string();
 
-    let a = KafkaStreams::new(topology(), config(&broker)).unwrap();
+    // Instance a runs two stream threads: three group members in all once b joins.
+    let a = KafkaStreams::new(topology(), config(&broker).num_stream_threads(2)).unwrap();
     a.start().unwrap();
     assert!(
         a.wait_for_state(State::Running, Duration::from_secs(30)),
