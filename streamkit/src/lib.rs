@@ -31,6 +31,7 @@
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
 //! - [`metrics`] — Prometheus metrics;
+//! - [`window`] — tumbling, hopping, sliding and session windows, windowed keys;
 //! - [`testing`] — [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
 
 #![deny(missing_docs)]
@@ -47,5 +48,6 @@ pub mod serde;
 pub mod stream;
 pub mod testing;
 pub mod topology;
+pub mod window;
 
 pub use error::{Error, ErrorKind, Result, SerdeError};
