@@ -26,6 +26,7 @@
 //! The modules, in the order a record meets them:
 //! - [`serde`] — how bytes become typed keys and values;
 //! - [`stream`] — the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream));
+//! - [`table`] — [`KTable`](table::KTable), the changelog view of a stream;
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
@@ -46,6 +47,7 @@ pub mod record;
 pub mod runtime;
 pub mod serde;
 pub mod stream;
+pub mod table;
 pub mod testing;
 pub mod topology;
 pub mod window;

@@ -6,6 +6,9 @@ pub use crate::processor::{Processor, ProcessorContext, Punctuation, Punctuation
 pub use crate::record::{Headers, Record};
 pub use crate::runtime::{DeserializationHandler, KafkaStreams, State};
 pub use crate::serde::{Serde, Serdes};
-pub use crate::stream::{Consumed, KStream, Produced, Repartitioned, StreamsBuilder};
+pub use crate::stream::{
+    Consumed, Grouped, KStream, Materialized, Produced, Repartitioned, StreamsBuilder,
+};
+pub use crate::table::{KTable, Suppressed};
 pub use crate::testing::TopologyTestDriver;
 pub use crate::topology::Topology;

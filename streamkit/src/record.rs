@@ -56,6 +56,12 @@ impl<K, V> Record<K, V> {
         }
     }
 
+    /// The same record with these headers.
+    pub fn with_headers(mut self, headers: Headers) -> Self {
+        self.headers = headers;
+        self
+    }
+
     /// The same record with another timestamp.
     pub fn with_timestamp(mut self, timestamp: i64) -> Self {
         self.timestamp = timestamp;

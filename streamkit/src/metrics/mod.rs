@@ -159,7 +159,6 @@ pub(crate) struct TaskMetrics {
 
 impl TaskMetrics {
     /// Counts a dropped record for a reason other than deserialization.
-    #[allow(dead_code)] // used by the windowing layer for late records
     pub fn dropped(&self, reason: &str) {
         self.dropped.with_label_values(&[&self.task, reason]).inc();
     }

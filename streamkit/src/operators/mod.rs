@@ -1,6 +1,7 @@
 //! The built-in DSL operators, one file each, every one a [`Processor`](crate::processor::Processor)
 //! written on the public API (sources, which decode raw bytes, are the one exception).
 
+pub(crate) mod aggregate;
 pub(crate) mod branch;
 pub(crate) mod filter;
 pub(crate) mod flat_map;
@@ -11,5 +12,7 @@ pub(crate) mod map_values;
 pub(crate) mod merge;
 pub(crate) mod peek;
 pub(crate) mod select_key;
+pub(crate) mod session_aggregate;
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod window_aggregate;

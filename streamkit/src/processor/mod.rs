@@ -48,7 +48,12 @@
 //! ]);
 //! ```
 
+mod stores;
+
 use std::time::Duration;
+
+pub(crate) use stores::StoreSerdes;
+pub use stores::{KeyValueStore, SessionStore, StoreBuilder, WindowStore};
 
 use crate::error::Result;
 use crate::record::{Record, RecordMetadata};
@@ -207,6 +212,44 @@ impl<K, V> ProcessorContext<'_, K, V> {
     /// Stops a punctuator.
     pub fn cancel(&mut self, id: PunctuatorId) {
         self.task.schedules.retain(|s| s.id != id);
+    }
+
+    fn store(&self, name: &str) -> Result<crate::runtime::stores::SharedStore> {
+        let allowed = self
+            .task
+            .node_stores
+            .get(&self.node)
+            .is_some_and(|s| s.iter().any(|s| s == name));
+        if !allowed {
+            return Err(crate::Error::Topology(format!(
+                "this processor is not connected to store {name:?}; list it in process_with_stores"
+            )));
+        }
+        self.task
+            .stores
+            .get(name)
+            .cloned()
+            .ok_or_else(|| crate::Error::Internal(format!("store {name:?} not opened by the task")))
+    }
+
+    /// The key-value store `name` (the processor must be connected to it).
+    pub fn key_value_store<SK: Data, SV: Data>(&self, name: &str) -> Result<KeyValueStore<SK, SV>> {
+        KeyValueStore::open(self.store(name)?)
+    }
+
+    /// The window store `name`.
+    pub fn window_store<SK: Data, SV: Data>(&self, name: &str) -> Result<WindowStore<SK, SV>> {
+        WindowStore::open(self.store(name)?)
+    }
+
+    /// The session store `name`.
+    pub fn session_store<SK: Data, SV: Data>(&self, name: &str) -> Result<SessionStore<SK, SV>> {
+        SessionStore::open(self.store(name)?)
+    }
+
+    /// Counts a record dropped for `reason` (see [`crate::metrics::names`]).
+    pub fn record_dropped(&self, reason: &str) {
+        self.task.metrics.dropped(reason);
     }
 
     pub(crate) fn task_context(&mut self) -> &mut TaskContext {

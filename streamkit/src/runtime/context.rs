@@ -1,6 +1,7 @@
 //! Per-task state shared by every node of a task while it processes: record origin, clocks,
 //! punctuation schedules, and the collector that sinks write to.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -9,6 +10,7 @@ use crate::processor::{PunctuationType, PunctuatorId};
 use crate::record::{Headers, RecordMetadata};
 use crate::runtime::TaskId;
 use crate::runtime::handler::DeserializationHandler;
+use crate::runtime::stores::TaskStores;
 
 /// Where sinks hand serialized records: the Kafka producer at runtime, memory under test.
 pub(crate) trait RecordCollector {
@@ -49,4 +51,7 @@ pub(crate) struct TaskContext {
     pub collector: Box<dyn RecordCollector>,
     pub default_deserialization_handler: DeserializationHandler,
     pub metrics: TaskMetrics,
+    pub stores: TaskStores,
+    /// Node index → names of the stores it may use.
+    pub node_stores: HashMap<usize, Vec<String>>,
 }

@@ -18,6 +18,7 @@
 pub(crate) mod admin;
 pub(crate) mod context;
 pub(crate) mod handler;
+pub(crate) mod stores;
 mod streams;
 pub(crate) mod task;
 mod thread;

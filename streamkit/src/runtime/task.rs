@@ -3,16 +3,19 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::metrics::TaskMetrics;
 use crate::processor::{Punctuation, PunctuationType};
+use crate::record::Headers;
 use crate::record::RecordMetadata;
 use crate::runtime::TaskId;
-use crate::runtime::context::{RecordCollector, TaskContext};
+use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
 use crate::runtime::handler::DeserializationHandler;
+use crate::runtime::stores::TaskStore;
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
 
@@ -23,6 +26,8 @@ pub(crate) struct TaskSetup {
     pub default_handler: DeserializationHandler,
     pub metrics: TaskMetrics,
     pub wall_clock_ms: i64,
+    /// This task's state directory, `state_dir/<application-id>/<task>`.
+    pub state_dir: PathBuf,
 }
 
 /// A resolved topic and the source node reading it.
@@ -77,6 +82,18 @@ impl Task {
             }
             nodes.insert(i, instance.control);
         }
+        let mut stores = HashMap::new();
+        for spec in &sub.stores {
+            let store =
+                TaskStore::open(spec.clone(), &setup.app_id, id.partition, &setup.state_dir)?;
+            stores.insert(spec.name.clone(), Rc::new(RefCell::new(store)));
+        }
+        let node_stores = sub
+            .nodes
+            .iter()
+            .filter(|&&i| !topology.nodes[i].stores.is_empty())
+            .map(|&i| (i, topology.nodes[i].stores.clone()))
+            .collect();
         let mut ctx = TaskContext {
             app_id: setup.app_id,
             task_id: id,
@@ -88,6 +105,8 @@ impl Task {
             collector: setup.collector,
             default_deserialization_handler: setup.default_handler,
             metrics: setup.metrics,
+            stores,
+            node_stores,
         };
         for &i in &sub.nodes {
             nodes[&i].borrow_mut().init(&mut ctx)?;
@@ -116,13 +135,49 @@ impl Task {
         });
         node.borrow_mut().receive_raw(&mut self.ctx, raw)?;
         self.ctx.metrics.processed.inc();
-        self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)
+        self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
+        self.send_changelogs()
+    }
+
+    /// Sends the stores' pending writes to their changelog partitions.
+    fn send_changelogs(&mut self) -> Result<()> {
+        let no_headers = Headers::new();
+        for store in self.ctx.stores.values() {
+            let mut store = store.borrow_mut();
+            if store.pending.is_empty() {
+                continue;
+            }
+            let Some((topic, partition)) = store.changelog.clone() else {
+                continue;
+            };
+            for (key, value) in store.pending.drain(..) {
+                self.ctx.collector.send(OutRecord {
+                    topic: &topic,
+                    partition: Some(partition),
+                    key: Some(&key),
+                    value: value.as_deref(),
+                    timestamp: self.ctx.stream_time.max(0),
+                    headers: &no_headers,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes every store (before offsets are committed).
+    pub fn flush(&mut self) -> Result<()> {
+        self.send_changelogs()?;
+        for store in self.ctx.stores.values() {
+            store.borrow_mut().flush()?;
+        }
+        Ok(())
     }
 
     /// Fires the wall-clock punctuators that are due at `now_ms`.
     pub fn advance_wall_clock(&mut self, now_ms: i64) -> Result<()> {
         self.ctx.wall_clock_ms = now_ms;
-        self.punctuate(PunctuationType::WallClockTime, now_ms)
+        self.punctuate(PunctuationType::WallClockTime, now_ms)?;
+        self.send_changelogs()
     }
 
     fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<()> {
@@ -177,6 +232,9 @@ impl Task {
             if let Err(e) = self.nodes[&i].borrow_mut().close(&mut self.ctx) {
                 first_err.get_or_insert(e);
             }
+        }
+        if let Err(e) = self.flush() {
+            first_err.get_or_insert(e);
         }
         first_err.map_or(Ok(()), Err)
     }

@@ -431,6 +431,12 @@ impl Worker {
                                 .clone(),
                             metrics: self.args.metrics.task(&self.args.name, id),
                             wall_clock_ms: now_ms(),
+                            state_dir: self
+                                .args
+                                .config
+                                .state_dir
+                                .join(&*self.app_id)
+                                .join(id.to_string()),
                         };
                         self.tasks
                             .insert(id, Task::new(&self.args.topology, id, setup)?);
@@ -476,6 +482,9 @@ impl Worker {
     /// Output first, then offsets.
     fn commit(&mut self, consumer: &BaseConsumer<StreamConsumerContext>) -> Result<()> {
         let started = Instant::now();
+        for task in self.tasks.values_mut() {
+            task.flush()?;
+        }
         self.producer.flush(FLUSH_TIMEOUT)?;
         self.producer.context().check()?;
         commit(consumer)?;

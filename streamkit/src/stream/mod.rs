@@ -4,6 +4,8 @@
 //! can be used several times to fan a stream out. Each method's example runs through the
 //! [`TopologyTestDriver`](crate::testing::TopologyTestDriver).
 
+pub(crate) mod grouped;
+mod materialized;
 mod params;
 
 use std::cell::RefCell;
@@ -11,6 +13,8 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use grouped::{Grouped, KGroupedStream, SessionWindowedKStream, TimeWindowedKStream};
+pub use materialized::{Materialized, StoreBackend};
 pub use params::{Consumed, Produced, Repartitioned};
 
 use crate::error::Result;
@@ -106,6 +110,12 @@ impl StreamsBuilder {
         KStream::new(self.graph.clone(), node)
     }
 
+    /// Declares a state store for processors added with
+    /// [`KStream::process_with_stores`]. See [`StoreBuilder`](crate::processor::StoreBuilder).
+    pub fn add_state_store(&self, store: crate::processor::StoreBuilder) {
+        self.graph.borrow_mut().add_store(store.spec);
+    }
+
     /// Freezes the graph into a [`Topology`]; reports naming conflicts and dangling parts.
     pub fn build(self) -> Result<Topology> {
         let graph = std::mem::take(&mut *self.graph.borrow_mut());
@@ -115,8 +125,11 @@ impl StreamsBuilder {
 
 /// A typed stream of records: an unbounded sequence of independent events.
 pub struct KStream<K, V> {
-    graph: Rc<RefCell<GraphBuilder>>,
-    node: usize,
+    pub(crate) graph: Rc<RefCell<GraphBuilder>>,
+    pub(crate) node: usize,
+    /// Whether a step since the last repartition may have changed keys (grouping must
+    /// repartition first).
+    pub(crate) key_changed: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -125,6 +138,7 @@ impl<K, V> Clone for KStream<K, V> {
         KStream {
             graph: self.graph.clone(),
             node: self.node,
+            key_changed: self.key_changed,
             _types: PhantomData,
         }
     }
@@ -135,8 +149,18 @@ impl<K: Data, V: Data> KStream<K, V> {
         KStream {
             graph,
             node,
+            key_changed: false,
             _types: PhantomData,
         }
+    }
+
+    pub(crate) fn from_node(graph: Rc<RefCell<GraphBuilder>>, node: usize) -> Self {
+        Self::new(graph, node)
+    }
+
+    fn with_key_changed<K2, V2>(mut s: KStream<K2, V2>, changed: bool) -> KStream<K2, V2> {
+        s.key_changed = changed;
+        s
     }
 
     /// Adds a processor node fed by this stream.
@@ -149,7 +173,9 @@ impl<K: Data, V: Data> KStream<K, V> {
         let name = g.generate_name(prefix);
         let factory = Arc::new(ProcessorFactory::<K, V, P, F>::new(supplier));
         let node = g.add_node(name, NodeKind::Processor, &[self.node], factory);
-        KStream::new(self.graph.clone(), node)
+        let mut out = KStream::new(self.graph.clone(), node);
+        out.key_changed = self.key_changed;
+        out
     }
 
     /// Renames the node that produced this stream (call it right after creating the node).
@@ -243,7 +269,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         F: Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
     {
         let mapper = Arc::new(mapper);
-        self.add("KSTREAM-MAP", move || Map(mapper.clone()))
+        Self::with_key_changed(self.add("KSTREAM-MAP", move || Map(mapper.clone())), true)
     }
 
     /// A new value for each record; the key is kept, so no repartition is ever needed.
@@ -311,7 +337,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         F: Fn(K, V) -> I + Send + Sync + 'static,
     {
         let mapper = Arc::new(mapper);
-        self.add("KSTREAM-FLATMAP", move || FlatMap(mapper.clone()))
+        Self::with_key_changed(
+            self.add("KSTREAM-FLATMAP", move || FlatMap(mapper.clone())),
+            true,
+        )
     }
 
     /// Zero or more values for each record, each with the record's key.
@@ -358,7 +387,10 @@ impl<K: Data, V: Data> KStream<K, V> {
         F: Fn(&K, &V) -> K2 + Send + Sync + 'static,
     {
         let selector = Arc::new(selector);
-        self.add("KSTREAM-KEY-SELECT", move || SelectKey(selector.clone()))
+        Self::with_key_changed(
+            self.add("KSTREAM-KEY-SELECT", move || SelectKey(selector.clone())),
+            true,
+        )
     }
 
     /// Calls `action` on each record and passes it on unchanged.
@@ -476,7 +508,10 @@ impl<K: Data, V: Data> KStream<K, V> {
             PassThrough
         }));
         let node = g.add_node(name, NodeKind::Processor, &[self.node, other.node], factory);
-        KStream::new(self.graph.clone(), node)
+        Self::with_key_changed(
+            KStream::new(self.graph.clone(), node),
+            self.key_changed || other.key_changed,
+        )
     }
 
     /// Writes every record to `topic`.
@@ -626,7 +661,28 @@ impl<K: Data, V: Data> KStream<K, V> {
         P: Processor<K, V>,
         S: Fn() -> P + Send + Sync + 'static,
     {
-        self.add("KSTREAM-PROCESSOR", supplier)
+        Self::with_key_changed(self.add("KSTREAM-PROCESSOR", supplier), true)
+    }
+
+    /// Like [`process`](Self::process), with access to the named stores (declared with
+    /// [`StreamsBuilder::add_state_store`]). See [`StoreBuilder`](crate::processor::StoreBuilder)
+    /// for an example.
+    pub fn process_with_stores<P, S>(
+        &self,
+        supplier: S,
+        stores: &[&str],
+    ) -> KStream<P::KOut, P::VOut>
+    where
+        P: Processor<K, V>,
+        S: Fn() -> P + Send + Sync + 'static,
+    {
+        let out = Self::with_key_changed(self.add("KSTREAM-PROCESSOR", supplier), true);
+        let mut g = self.graph.borrow_mut();
+        for s in stores {
+            g.connect_store(out.node, s);
+        }
+        drop(g);
+        out
     }
 }
 

@@ -147,6 +147,12 @@ impl TopologyTestDriver {
         let app_id: Arc<str> = Arc::from(config.application_id.as_str());
         let metrics = Metrics::new(&app_id);
         let captured: Captured = Rc::default();
+        static DRIVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = DRIVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state_root = config
+            .state_dir
+            .join(&*app_id)
+            .join(format!("driver-{}-{n}", std::process::id()));
         let mut tasks = Vec::new();
         let mut routes = HashMap::new();
         for sub in 0..topology.subtopology_count() {
@@ -163,6 +169,7 @@ impl TopologyTestDriver {
                     default_handler: config.default_deserialization_handler.clone(),
                     metrics: metrics.task("test-driver", id),
                     wall_clock_ms: 0,
+                    state_dir: state_root.join(id.to_string()),
                 },
             )?;
             for (source, topic) in task.source_topics().enumerate() {

@@ -15,6 +15,7 @@
 mod describe;
 pub(crate) mod node;
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -22,7 +23,58 @@ use std::sync::Arc;
 pub use describe::{NodeDescription, SubTopologyDescription, TopologyDescription};
 
 use crate::error::{Error, Result};
+use crate::stream::StoreBackend;
 use node::NodeFactory;
+
+/// The kind of a state store, with what its changelog needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreKind {
+    KeyValue,
+    /// Window store; entries older than the retention are dropped.
+    Window {
+        retention_ms: i64,
+    },
+    /// Session store.
+    Session {
+        retention_ms: i64,
+    },
+}
+
+/// A state store as the topology declares it; each task opens its own instance.
+pub(crate) struct StoreSpec {
+    pub name: String,
+    pub kind: StoreKind,
+    pub backend: StoreBackend,
+    pub logging: bool,
+    /// `StoreSerdes<K, V>` of the store's key and value types.
+    pub serdes: Arc<dyn Any + Send + Sync>,
+}
+
+impl StoreSpec {
+    /// `<name>-changelog`, prefixed with the application id at run time.
+    pub fn changelog_topic(&self) -> TopicName {
+        TopicName::Internal(format!("{}-changelog", self.name))
+    }
+
+    fn changelog(&self) -> InternalTopic {
+        let config = match self.kind {
+            StoreKind::KeyValue => vec![("cleanup.policy".into(), "compact".into())],
+            StoreKind::Window { retention_ms } | StoreKind::Session { retention_ms } => vec![
+                ("cleanup.policy".into(), "compact,delete".into()),
+                // A day more than the store keeps, as Kafka Streams does.
+                (
+                    "retention.ms".into(),
+                    (retention_ms + 86_400_000).to_string(),
+                ),
+            ],
+        };
+        InternalTopic {
+            name: self.changelog_topic(),
+            partitions: None,
+            config,
+        }
+    }
+}
 
 /// A topic name as the topology knows it: a user topic, or an internal topic whose real name
 /// is prefixed with the application id at run time.
@@ -97,10 +149,32 @@ pub(crate) struct GraphBuilder {
     counter: usize,
     pub internal_topics: Vec<InternalTopic>,
     pub copartition_groups: Vec<Vec<TopicName>>,
+    pub stores: Vec<Arc<StoreSpec>>,
     pub errors: Vec<String>,
 }
 
 impl GraphBuilder {
+    /// Declares a store; a second declaration of the same name is an error.
+    pub fn add_store(&mut self, spec: StoreSpec) {
+        if self.stores.iter().any(|s| s.name == spec.name) {
+            self.errors
+                .push(format!("two stores are named {:?}", spec.name));
+            return;
+        }
+        self.stores.push(Arc::new(spec));
+    }
+
+    /// Gives `node` access to the store called `store`.
+    pub fn connect_store(&mut self, node: usize, store: &str) {
+        if !self.stores.iter().any(|s| s.name == store) {
+            self.errors.push(format!(
+                "node {} uses store {store:?}, which was never added",
+                self.nodes[node].name
+            ));
+        }
+        self.nodes[node].stores.push(store.to_string());
+    }
+
     /// The next Kafka Streams-style generated name, e.g. `KSTREAM-FILTER-0000000003`.
     pub fn generate_name(&mut self, prefix: &str) -> String {
         let n = self.counter;
@@ -198,10 +272,35 @@ impl GraphBuilder {
                 _ => {}
             }
         }
+        let mut internal_topics = self.internal_topics;
+        let mut owner: HashMap<&str, usize> = HashMap::new();
         for (i, s) in subtopologies.iter_mut().enumerate() {
             s.id = i;
             if s.source_topics.is_empty() {
                 return Err(Error::Topology(format!("sub-topology {i} has no source")));
+            }
+            for &n in &s.nodes {
+                for store in &self.nodes[n].stores {
+                    if let Some(&other) = owner.get(store.as_str()) {
+                        if other != i {
+                            return Err(Error::Topology(format!(
+                                "store {store:?} is used in sub-topologies {other} and {i}; a store belongs to one"
+                            )));
+                        }
+                        continue;
+                    }
+                    owner.insert(store, i);
+                    let spec = self
+                        .stores
+                        .iter()
+                        .find(|x| &x.name == store)
+                        .expect("checked by connect_store");
+                    if spec.logging {
+                        s.sink_topics.push(spec.changelog_topic());
+                        internal_topics.push(spec.changelog());
+                    }
+                    s.stores.push(spec.clone());
+                }
             }
         }
         let mut seen = BTreeSet::new();
@@ -215,20 +314,22 @@ impl GraphBuilder {
         Ok(Topology {
             nodes: self.nodes,
             subtopologies,
-            internal_topics: self.internal_topics,
+            internal_topics,
             copartition_groups: self.copartition_groups,
         })
     }
 }
 
 /// One connected part of the graph, run as one task per input partition.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub(crate) struct SubTopology {
     pub id: usize,
     /// Node indices, ascending (parents before children).
     pub nodes: Vec<usize>,
     pub source_topics: Vec<TopicName>,
+    /// Topics written (sinks and changelogs).
     pub sink_topics: Vec<TopicName>,
+    pub stores: Vec<Arc<StoreSpec>>,
 }
 
 /// A built, immutable topology: what [`KafkaStreams`](crate::runtime::KafkaStreams) runs and

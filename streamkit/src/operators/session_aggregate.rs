@@ -1,0 +1,100 @@
+//! Session-window aggregation: a record within the inactivity gap of existing sessions
+//! extends them, or merges them when it bridges several.
+
+use crate::error::Result;
+use crate::metrics::names::REASON_LATE;
+use crate::processor::{Data, Processor, ProcessorContext, SessionStore};
+use crate::record::Record;
+use crate::stream::grouped::Merger;
+use crate::table::Change;
+use crate::window::{SessionWindows, Window, Windowed};
+
+use super::aggregate::Fold;
+
+pub(crate) struct SessionAggregate<K, V, A> {
+    pub windows: SessionWindows,
+    pub store_name: String,
+    pub fold: Fold<K, V, A>,
+    pub merger: Merger<K, A>,
+    pub store: Option<SessionStore<K, A>>,
+}
+
+impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
+    type KOut = Windowed<K>;
+    type VOut = Change<A>;
+
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>) -> Result<()> {
+        self.store = Some(ctx.session_store(&self.store_name)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let store = self.store.as_ref().expect("initialized");
+        let ts = record.timestamp;
+        let gap = self.windows.gap_ms;
+        let overlapping = store.find_sessions(&record.key, ts - gap, ts + gap)?;
+        let mut merged = Window::new(ts, ts);
+        for (w, _) in &overlapping {
+            merged = Window::new(merged.start.min(w.start), merged.end.max(w.end));
+        }
+        let close_time = ctx.stream_time().saturating_sub(self.windows.grace_ms);
+        if ctx.stream_time() != i64::MIN && merged.end < close_time {
+            ctx.record_dropped(REASON_LATE);
+            return Ok(());
+        }
+        let mut agg: Option<A> = None;
+        let mut old_of_merged = None;
+        for (w, a) in overlapping {
+            agg = Some(match agg {
+                None => a.clone(),
+                Some(x) => (self.merger)(&record.key, x, a.clone()),
+            });
+            if w == merged {
+                old_of_merged = Some(a);
+            } else {
+                // The merged-away session disappears from the table.
+                store.put(&record.key, w, None)?;
+                let gone = Windowed {
+                    key: record.key.clone(),
+                    window: w,
+                };
+                ctx.forward(
+                    Record::new(
+                        gone,
+                        Change {
+                            new: None,
+                            old: Some(a),
+                        },
+                        ts,
+                    )
+                    .with_headers(record.headers.clone()),
+                )?;
+            }
+        }
+        let new = (self.fold)(&record.key, &record.value, agg);
+        store.put(&record.key, merged, Some(&new))?;
+        let Record {
+            key,
+            timestamp,
+            headers,
+            ..
+        } = record;
+        let windowed = Windowed {
+            key,
+            window: merged,
+        };
+        ctx.forward(Record {
+            key: windowed,
+            value: Change {
+                new: Some(new),
+                old: old_of_merged,
+            },
+            timestamp,
+            headers,
+        })
+    }
+}

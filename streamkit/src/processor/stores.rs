@@ -1,0 +1,497 @@
+//! State stores as processors see them: typed handles over a task's stores, and the
+//! [`StoreBuilder`] that declares a store for a custom processor.
+//!
+//! Every write goes to the store and, when logging is on, to the store's changelog topic
+//! (`<application-id>-<store>-changelog`, written to the task's partition), from which the
+//! store is restored after a crash or when its task moves to another instance.
+
+use std::marker::PhantomData;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::processor::Data;
+use crate::runtime::stores::SharedStore;
+use crate::serde::{Serde, SerdeRef, decode};
+use crate::stream::StoreBackend;
+use crate::topology::{StoreKind, StoreSpec};
+use crate::window::Window;
+
+/// The serdes of a store, kept type-erased in the topology.
+pub(crate) struct StoreSerdes<K, V> {
+    pub key: SerdeRef<K>,
+    pub value: SerdeRef<V>,
+}
+
+/// Declares a store for [`KStream::process_with_stores`](crate::stream::KStream::process_with_stores).
+///
+/// ```
+/// use streamkit::prelude::*;
+/// use streamkit::processor::{KeyValueStore, StoreBuilder};
+///
+/// /// Emits the running total per key, kept in a store.
+/// struct Total { store: Option<KeyValueStore<String, i64>> }
+///
+/// impl Processor<String, i64> for Total {
+///     type KOut = String;
+///     type VOut = i64;
+///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+///         self.store = Some(ctx.key_value_store("totals")?);
+///         Ok(())
+///     }
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, i64>) -> Result<()> {
+///         let store = self.store.as_ref().unwrap();
+///         let total = store.get(&r.key)?.unwrap_or(0) + r.value;
+///         store.put(&r.key, &total)?;
+///         ctx.forward(r.with_value(total))
+///     }
+/// }
+///
+/// let b = StreamsBuilder::new();
+/// b.add_state_store(StoreBuilder::key_value("totals", Serdes::string(), Serdes::i64()).in_memory());
+/// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+///     .process_with_stores(|| Total { store: None }, &["totals"])
+///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+/// let d = TopologyTestDriver::new(b.build()?)?;
+/// let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+/// input.pipe_all([("a".to_string(), 2), ("a".to_string(), 3)])?;
+/// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::i64()).read_values(), vec![2, 5]);
+/// // The changelog got both writes.
+/// assert_eq!(d.output_topic("test-app-totals-changelog", Serdes::string(), Serdes::i64()).read_values(), vec![2, 5]);
+/// # Ok::<(), streamkit::Error>(())
+/// ```
+pub struct StoreBuilder {
+    pub(crate) spec: StoreSpec,
+}
+
+impl StoreBuilder {
+    fn new<K: Data, V: Data>(
+        name: &str,
+        kind: StoreKind,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+    ) -> Self {
+        StoreBuilder {
+            spec: StoreSpec {
+                name: name.to_string(),
+                kind,
+                backend: StoreBackend::RocksDb,
+                logging: true,
+                serdes: Arc::new(StoreSerdes::<K, V> {
+                    key: Arc::new(key),
+                    value: Arc::new(value),
+                }),
+            },
+        }
+    }
+
+    /// A key-value store.
+    pub fn key_value<K: Data, V: Data>(
+        name: &str,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+    ) -> Self {
+        Self::new(name, StoreKind::KeyValue, key, value)
+    }
+
+    /// A window store keeping windows for `retention`.
+    pub fn window<K: Data, V: Data>(
+        name: &str,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+        retention: Duration,
+    ) -> Self {
+        Self::new(
+            name,
+            StoreKind::Window {
+                retention_ms: retention.as_millis() as i64,
+            },
+            key,
+            value,
+        )
+    }
+
+    /// A session store keeping sessions for `retention`.
+    pub fn session<K: Data, V: Data>(
+        name: &str,
+        key: impl Serde<K>,
+        value: impl Serde<V>,
+        retention: Duration,
+    ) -> Self {
+        Self::new(
+            name,
+            StoreKind::Session {
+                retention_ms: retention.as_millis() as i64,
+            },
+            key,
+            value,
+        )
+    }
+
+    /// Keep the store in memory (rebuilt from its changelog on restart). Default = RocksDB.
+    pub fn in_memory(mut self) -> Self {
+        self.spec.backend = StoreBackend::InMemory;
+        self
+    }
+
+    /// No changelog: the store starts empty after a restart or move.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.spec.logging = false;
+        self
+    }
+}
+
+fn serdes<K: Data, V: Data>(store: &SharedStore) -> Result<(SerdeRef<K>, SerdeRef<V>)> {
+    let s = store.borrow();
+    let serdes = s
+        .spec
+        .serdes
+        .downcast_ref::<StoreSerdes<K, V>>()
+        .ok_or_else(|| {
+            Error::Topology(format!(
+                "store {} does not hold ({}, {})",
+                s.spec.name,
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ))
+        })?;
+    Ok((serdes.key.clone(), serdes.value.clone()))
+}
+
+fn check_kind(store: &SharedStore, want: &str, ok: bool) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Topology(format!(
+            "store {} is not a {want} store",
+            store.borrow().spec.name
+        )))
+    }
+}
+
+fn encode<T: 'static>(serde: &dyn Serde<T>, name: &str, value: &T) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    serde.serialize(name, value, &mut buf)?;
+    Ok(buf)
+}
+
+/// A typed key-value store of a task. Keys are ordered by their serialized bytes.
+pub struct KeyValueStore<K, V> {
+    store: SharedStore,
+    key: SerdeRef<K>,
+    value: SerdeRef<V>,
+}
+
+impl<K: Data, V: Data> KeyValueStore<K, V> {
+    pub(crate) fn open(store: SharedStore) -> Result<Self> {
+        check_kind(
+            &store,
+            "key-value",
+            matches!(store.borrow().spec.kind, StoreKind::KeyValue),
+        )?;
+        let (key, value) = serdes::<K, V>(&store)?;
+        Ok(KeyValueStore { store, key, value })
+    }
+
+    fn name(&self) -> String {
+        self.store.borrow().spec.name.clone()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        let k = encode(&*self.key, &self.name(), key)?;
+        let v = self.store.borrow().get(&k)?;
+        v.map(|v| {
+            self.value
+                .deserialize(&self.name(), &v)
+                .map_err(Error::from)
+        })
+        .transpose()
+    }
+
+    /// Sets `key` to `value` (and logs it).
+    pub fn put(&self, key: &K, value: &V) -> Result<()> {
+        let name = self.name();
+        let k = encode(&*self.key, &name, key)?;
+        let v = encode(&*self.value, &name, value)?;
+        self.store.borrow_mut().put(&k, &v)
+    }
+
+    /// Removes `key` (and logs a tombstone).
+    pub fn delete(&self, key: &K) -> Result<()> {
+        let k = encode(&*self.key, &self.name(), key)?;
+        self.store.borrow_mut().delete(&k)
+    }
+
+    /// Entries with keys from `from` to `to` (both inclusive), in key-byte order.
+    pub fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        let name = self.name();
+        let (a, b) = (
+            encode(&*self.key, &name, from)?,
+            encode(&*self.key, &name, to)?,
+        );
+        self.decode_all(
+            self.store
+                .borrow()
+                .range(Bound::Included(&a), Bound::Included(&b))?,
+        )
+    }
+
+    /// Every entry, in key-byte order.
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        self.decode_all(
+            self.store
+                .borrow()
+                .range(Bound::Unbounded, Bound::Unbounded)?,
+        )
+    }
+
+    /// Number of entries (exact for memory stores, estimated for RocksDB).
+    pub fn approximate_num_entries(&self) -> u64 {
+        self.store.borrow().approximate_len()
+    }
+
+    fn decode_all(&self, raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<(K, V)>> {
+        let name = self.name();
+        raw.into_iter()
+            .map(|(k, v)| {
+                Ok((
+                    decode(&*self.key, &name, Some(&k))?,
+                    decode(&*self.value, &name, Some(&v))?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Byte layouts of windowed store keys: `key ‖ t1 ‖ [t2]`, timestamps 8 bytes big-endian with
+/// the sign bit flipped so that negative times sort before positive ones. A variable-length
+/// key followed by a fixed suffix sorts by (key, time) only among entries of the *same* key,
+/// so every scan is per key and checks the key bytes of what it finds.
+pub(crate) mod codec {
+    /// Layout version, to be bumped (with a migration) if a layout ever changes.
+    #[allow(dead_code)]
+    pub const LAYOUT_VERSION: u8 = 1;
+
+    pub fn time(ts: i64) -> [u8; 8] {
+        ((ts as u64) ^ (1 << 63)).to_be_bytes()
+    }
+
+    pub fn read_time(b: &[u8]) -> i64 {
+        (u64::from_be_bytes(b.try_into().expect("8 bytes")) ^ (1 << 63)) as i64
+    }
+
+    pub fn key_with(key: &[u8], times: &[i64]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(key.len() + 8 * times.len());
+        out.extend_from_slice(key);
+        for t in times {
+            out.extend_from_slice(&time(*t));
+        }
+        out
+    }
+
+    /// Splits `key ‖ n timestamps`; `None` if too short.
+    pub fn split(raw: &[u8], n: usize) -> Option<(&[u8], Vec<i64>)> {
+        let suffix = 8 * n;
+        if raw.len() < suffix {
+            return None;
+        }
+        let (key, times) = raw.split_at(raw.len() - suffix);
+        Some((key, times.chunks(8).map(read_time).collect()))
+    }
+}
+
+/// A typed window store: values by (key, window start).
+pub struct WindowStore<K, V> {
+    store: SharedStore,
+    key: SerdeRef<K>,
+    value: SerdeRef<V>,
+}
+
+impl<K: Data, V: Data> WindowStore<K, V> {
+    pub(crate) fn open(store: SharedStore) -> Result<Self> {
+        check_kind(
+            &store,
+            "window",
+            matches!(store.borrow().spec.kind, StoreKind::Window { .. }),
+        )?;
+        let (key, value) = serdes::<K, V>(&store)?;
+        Ok(WindowStore { store, key, value })
+    }
+
+    fn name(&self) -> String {
+        self.store.borrow().spec.name.clone()
+    }
+
+    /// Sets the value of `key` in the window starting at `window_start`; `None` removes it.
+    pub fn put(&self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
+        let name = self.name();
+        let k = codec::key_with(&encode(&*self.key, &name, key)?, &[window_start]);
+        match value {
+            Some(v) => {
+                let v = encode(&*self.value, &name, v)?;
+                self.store.borrow_mut().put(&k, &v)
+            }
+            None => self.store.borrow_mut().delete(&k),
+        }
+    }
+
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        let name = self.name();
+        let k = codec::key_with(&encode(&*self.key, &name, key)?, &[window_start]);
+        let v = self.store.borrow().get(&k)?;
+        v.map(|v| self.value.deserialize(&name, &v).map_err(Error::from))
+            .transpose()
+    }
+
+    /// `(window start, value)` of `key` for starts in `[from, to]`, oldest first.
+    pub fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        let name = self.name();
+        let kb = encode(&*self.key, &name, key)?;
+        let (a, b) = (codec::key_with(&kb, &[from]), codec::key_with(&kb, &[to]));
+        let raw = self
+            .store
+            .borrow()
+            .range(Bound::Included(&a), Bound::Included(&b))?;
+        let mut out = Vec::new();
+        for (k, v) in raw {
+            if let Some((key_bytes, t)) = codec::split(&k, 1) {
+                if key_bytes == kb.as_slice() {
+                    out.push((t[0], decode(&*self.value, &name, Some(&v))?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every `(key, window start, value)`, ordered by key bytes then start.
+    pub fn all(&self) -> Result<Vec<(K, i64, V)>> {
+        let name = self.name();
+        let raw = self
+            .store
+            .borrow()
+            .range(Bound::Unbounded, Bound::Unbounded)?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (k, v) in raw {
+            let (key_bytes, t) = codec::split(&k, 1)
+                .ok_or_else(|| Error::Internal(format!("corrupt window key in store {name}")))?;
+            out.push((
+                decode(&*self.key, &name, Some(key_bytes))?,
+                t[0],
+                decode(&*self.value, &name, Some(&v))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Removes every window that starts before `min_start` (retention).
+    pub fn remove_older_than(&self, min_start: i64) -> Result<usize> {
+        let raw = self
+            .store
+            .borrow()
+            .range(Bound::Unbounded, Bound::Unbounded)?;
+        let mut removed = 0;
+        for (k, _) in raw {
+            if codec::split(&k, 1).is_some_and(|(_, t)| t[0] < min_start) {
+                self.store.borrow_mut().delete(&k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A typed session store: values by (key, session window).
+pub struct SessionStore<K, V> {
+    store: SharedStore,
+    key: SerdeRef<K>,
+    value: SerdeRef<V>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Data, V: Data> SessionStore<K, V> {
+    pub(crate) fn open(store: SharedStore) -> Result<Self> {
+        check_kind(
+            &store,
+            "session",
+            matches!(store.borrow().spec.kind, StoreKind::Session { .. }),
+        )?;
+        let (key, value) = serdes::<K, V>(&store)?;
+        Ok(SessionStore {
+            store,
+            key,
+            value,
+            _types: PhantomData,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.store.borrow().spec.name.clone()
+    }
+
+    /// Sets (`Some`) or removes (`None`) the session `window` of `key`.
+    pub fn put(&self, key: &K, window: Window, value: Option<&V>) -> Result<()> {
+        let name = self.name();
+        let k = codec::key_with(
+            &encode(&*self.key, &name, key)?,
+            &[window.end, window.start],
+        );
+        match value {
+            Some(v) => {
+                let v = encode(&*self.value, &name, v)?;
+                self.store.borrow_mut().put(&k, &v)
+            }
+            None => self.store.borrow_mut().delete(&k),
+        }
+    }
+
+    /// Sessions of `key` that end at or after `earliest_end` and start at or before
+    /// `latest_start`, ordered by end.
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Window, V)>> {
+        let name = self.name();
+        let kb = encode(&*self.key, &name, key)?;
+        let a = codec::key_with(&kb, &[earliest_end, i64::MIN]);
+        let b = codec::key_with(&kb, &[i64::MAX, i64::MAX]);
+        let raw = self
+            .store
+            .borrow()
+            .range(Bound::Included(&a), Bound::Included(&b))?;
+        let mut out = Vec::new();
+        for (k, v) in raw {
+            if let Some((key_bytes, t)) = codec::split(&k, 2) {
+                let window = Window::new(t[1], t[0]);
+                if key_bytes == kb.as_slice() && window.start <= latest_start {
+                    out.push((window, decode(&*self.value, &name, Some(&v))?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every `(key, session, value)`.
+    pub fn all(&self) -> Result<Vec<(K, Window, V)>> {
+        let name = self.name();
+        let raw = self
+            .store
+            .borrow()
+            .range(Bound::Unbounded, Bound::Unbounded)?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (k, v) in raw {
+            let (key_bytes, t) = codec::split(&k, 2)
+                .ok_or_else(|| Error::Internal(format!("corrupt session key in store {name}")))?;
+            out.push((
+                decode(&*self.key, &name, Some(key_bytes))?,
+                Window::new(t[1], t[0]),
+                decode(&*self.value, &name, Some(&v))?,
+            ));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,542 @@
+//! Grouped and windowed streams: `group_by_key` / `group_by`, then `count`, `reduce`,
+//! `aggregate`, optionally over windows.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{KStream, Materialized, Repartitioned};
+use crate::operators::aggregate::{Aggregate, Fold};
+use crate::operators::session_aggregate::SessionAggregate;
+use crate::operators::window_aggregate::WindowAggregate;
+use crate::processor::Data;
+use crate::serde::{Serde, SerdeRef, Serdes};
+use crate::table::{EmitConfig, KTable};
+use crate::topology::{StoreKind, StoreSpec};
+use crate::window::{SessionWindows, TimeWindows, Windowed};
+
+const ONE_DAY_MS: i64 = 86_400_000;
+
+/// Serdes (and a name for the repartition topic) used when grouping.
+pub struct Grouped<K, V> {
+    pub(crate) key_serde: SerdeRef<K>,
+    pub(crate) value_serde: SerdeRef<V>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K: Data, V: Data> Grouped<K, V> {
+    /// Group with these serdes (for the store and, if needed, the repartition topic).
+    pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
+        Grouped {
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            name: None,
+        }
+    }
+
+    /// Names the repartition topic `<application-id>-<name>-repartition`.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// A stream grouped by key, ready to aggregate.
+pub struct KGroupedStream<K, V> {
+    pub(crate) stream: KStream<K, V>,
+    pub(crate) key_serde: SerdeRef<K>,
+    pub(crate) value_serde: SerdeRef<V>,
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Groups by the current key. If an upstream step changed the key (`map`, `flat_map`,
+    /// `select_key`, `process`), records first go through a repartition topic so that each
+    /// key is aggregated in one task.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .count(Materialized::named("taps-per-station").in_memory())
+    ///     .to_stream()
+    ///     .to("counts", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// for s in ["clark", "addison", "clark"] { input.pipe(s.to_string(), "tap".into())?; }
+    /// assert_eq!(d.output_topic("counts", Serdes::string(), Serdes::i64()).read_key_values(), vec![
+    ///     ("clark".to_string(), 1), ("addison".to_string(), 1), ("clark".to_string(), 2),
+    /// ]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        let stream = if self.key_changed {
+            let name = match &grouped.name {
+                Some(n) => n.clone(),
+                None => self.graph.borrow_mut().generate_name("KSTREAM-AGGREGATE"),
+            };
+            let r = Repartitioned {
+                key_serde: grouped.key_serde.clone(),
+                value_serde: grouped.value_serde.clone(),
+                name: Some(name),
+                partitions: None,
+            };
+            self.repartition(r)
+        } else {
+            self.clone()
+        };
+        KGroupedStream {
+            stream,
+            key_serde: grouped.key_serde,
+            value_serde: grouped.value_serde,
+        }
+    }
+
+    /// Groups by a new key computed from each record; always repartitions.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("positions", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by(|_vehicle, line: &String| line.clone(), Grouped::with(Serdes::string(), Serdes::string()).named("by-line"))
+    ///     .count(Materialized::named("positions-per-line").in_memory())
+    ///     .to_stream()
+    ///     .to("per-line", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let topology = b.build()?;
+    /// assert_eq!(topology.subtopology_count(), 2);
+    /// let d = TopologyTestDriver::new(topology)?;
+    /// let input = d.input_topic("positions", Serdes::string(), Serdes::string());
+    /// input.pipe("bus-1".into(), "M15".into())?;
+    /// input.pipe("bus-2".into(), "M15".into())?;
+    /// assert_eq!(d.output_topic("per-line", Serdes::string(), Serdes::i64()).read_values(), vec![1, 2]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn group_by<K2: Data, F>(
+        &self,
+        selector: F,
+        grouped: Grouped<K2, V>,
+    ) -> KGroupedStream<K2, V>
+    where
+        F: Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    {
+        self.select_key(selector).group_by_key(grouped)
+    }
+}
+
+/// Fills in a store's name and checks its value serde.
+fn store_name(stream: &KStream<impl Data, impl Data>, name: &Option<String>) -> String {
+    name.clone().unwrap_or_else(|| {
+        stream
+            .graph
+            .borrow_mut()
+            .generate_name("KSTREAM-AGGREGATE-STATE-STORE")
+    })
+}
+
+/// Stands in for a missing value serde; `build()` reports the mistake first.
+struct MissingSerde;
+
+impl<A: 'static> Serde<A> for MissingSerde {
+    fn serialize(&self, _: &str, _: &A, _: &mut Vec<u8>) -> Result<(), crate::SerdeError> {
+        Err(crate::SerdeError::Encode("no value serde".into()))
+    }
+    fn deserialize(&self, _: &str, _: &[u8]) -> Result<A, crate::SerdeError> {
+        Err(crate::SerdeError::Invalid("no value serde".into()))
+    }
+}
+
+fn value_serde_or_error<K, A: 'static>(
+    stream: &KStream<impl Data, impl Data>,
+    m: &Materialized<K, A>,
+    op: &str,
+) -> SerdeRef<A> {
+    m.value_serde.clone().unwrap_or_else(|| {
+        stream.graph.borrow_mut().errors.push(format!(
+            "{op}: Materialized needs a value serde (Materialized::value_serde)"
+        ));
+        Arc::new(MissingSerde)
+    })
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    fn add_store<A: Data>(
+        &self,
+        name: &str,
+        kind: StoreKind,
+        m: &Materialized<K, A>,
+        value: SerdeRef<A>,
+    ) {
+        let key = m
+            .key_serde
+            .clone()
+            .unwrap_or_else(|| self.key_serde.clone());
+        let spec = StoreSpec {
+            name: name.to_string(),
+            kind,
+            backend: m.backend,
+            logging: m.logging,
+            serdes: Arc::new(crate::processor::StoreSerdes::<K, A> { key, value }),
+        };
+        self.stream.graph.borrow_mut().add_store(spec);
+    }
+
+    fn aggregate_with<A: Data>(
+        &self,
+        fold: Fold<K, V, A>,
+        m: Materialized<K, A>,
+        value: SerdeRef<A>,
+    ) -> KTable<K, A> {
+        let name = store_name(&self.stream, &m.name);
+        self.add_store(&name, StoreKind::KeyValue, &m, value);
+        let store_name = name.clone();
+        let table = self.stream.add("KSTREAM-AGGREGATE", move || Aggregate {
+            store_name: store_name.clone(),
+            fold: fold.clone(),
+            store: None,
+        });
+        self.stream
+            .graph
+            .borrow_mut()
+            .connect_store(table.node, &name);
+        KTable {
+            graph: table.graph.clone(),
+            node: table.node,
+            store_name: Some(name),
+            emit: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// Number of records per key.
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| Arc::new(Serdes::i64()));
+        self.aggregate_with(fold, materialized, value)
+    }
+
+    /// Combines the values of a key with `reducer(aggregate, value)`; the first value is the
+    /// first aggregate.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("delays", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+    ///     .reduce(|a, b| a.max(b), Materialized::named("worst-delay").in_memory())
+    ///     .to_stream()
+    ///     .to("worst", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("delays", Serdes::string(), Serdes::i64());
+    /// input.pipe_all([("M15".to_string(), 3), ("M15".to_string(), 9), ("M15".to_string(), 4)])?;
+    /// assert_eq!(d.output_topic("worst", Serdes::string(), Serdes::i64()).read_values(), vec![3, 9, 9]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<K, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            Some(a) => reducer(a, v.clone()),
+            None => v.clone(),
+        });
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| self.value_serde.clone());
+        self.aggregate_with(fold, materialized, value)
+    }
+
+    /// Folds the values of a key into an aggregate starting at `initializer()`. The
+    /// `Materialized` must carry the aggregate's value serde.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("delays", Consumed::with(Serdes::string(), Serdes::f64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::f64()))
+    ///     .aggregate(|| (0u64, 0.0f64), |_line, d, (n, sum)| (n + 1, sum + d),
+    ///         Materialized::named("delay-sums").value_serde(Serdes::json::<(u64, f64)>()).in_memory())
+    ///     .to_stream()
+    ///     .map_values(|(n, sum)| sum / n as f64)
+    ///     .to("mean-delay", Produced::with(Serdes::string(), Serdes::f64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("delays", Serdes::string(), Serdes::f64());
+    /// input.pipe_all([("M15".to_string(), 2.0), ("M15".to_string(), 4.0)])?;
+    /// assert_eq!(d.output_topic("mean-delay", Serdes::string(), Serdes::f64()).read_values(), vec![2.0, 3.0]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn aggregate<A: Data, I, F>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        materialized: Materialized<K, A>,
+    ) -> KTable<K, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    {
+        let fold: Fold<K, V, A> =
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let value = value_serde_or_error(&self.stream, &materialized, "aggregate");
+        self.aggregate_with(fold, materialized, value)
+    }
+
+    /// Aggregates per key and tumbling or hopping window.
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream {
+            grouped: self.clone_grouped(),
+            windows,
+        }
+    }
+
+    /// Aggregates per key and session.
+    pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
+        SessionWindowedKStream {
+            grouped: self.clone_grouped(),
+            windows,
+        }
+    }
+
+    fn clone_grouped(&self) -> KGroupedStream<K, V> {
+        KGroupedStream {
+            stream: self.stream.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+fn retention(m: &Option<Duration>, at_least: i64) -> i64 {
+    m.map(|d| d.as_millis() as i64)
+        .unwrap_or(at_least.max(ONE_DAY_MS))
+        .max(at_least)
+}
+
+/// A grouped stream over tumbling or hopping windows.
+pub struct TimeWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: TimeWindows,
+}
+
+impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    fn aggregate_with<A: Data>(
+        &self,
+        fold: Fold<K, V, A>,
+        m: Materialized<K, A>,
+        value: SerdeRef<A>,
+    ) -> KTable<Windowed<K>, A> {
+        let g = &self.grouped;
+        let name = store_name(&g.stream, &m.name);
+        let retention_ms = retention(&m.retention, self.windows.size_ms + self.windows.grace_ms);
+        g.add_store(&name, StoreKind::Window { retention_ms }, &m, value);
+        let emit = Arc::new(Mutex::new(EmitConfig::default()));
+        let (windows, store_name, emit2) = (self.windows, name.clone(), emit.clone());
+        let key_serde = m.key_serde.clone().unwrap_or_else(|| g.key_serde.clone());
+        let table = g
+            .stream
+            .add("KSTREAM-WINDOWED-AGGREGATE", move || WindowAggregate {
+                windows,
+                retention_ms,
+                store_name: store_name.clone(),
+                fold: fold.clone(),
+                emit: emit2.clone(),
+                key_serde: key_serde.clone(),
+                state: None,
+            });
+        g.stream.graph.borrow_mut().connect_store(table.node, &name);
+        KTable {
+            graph: table.graph.clone(),
+            node: table.node,
+            store_name: Some(name),
+            emit: Some(emit),
+            _types: PhantomData,
+        }
+    }
+
+    /// Records per key and window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::window::{TimeWindows, WindowedSerde};
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("taps-per-minute").in_memory())
+    ///     .suppress(Suppressed::until_window_closes())
+    ///     .to_stream()
+    ///     .to("final-counts", Produced::with(WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// input.pipe_at("clark".into(), "tap".into(), 1_000)?;
+    /// input.pipe_at("clark".into(), "tap".into(), 59_000)?;
+    /// input.pipe_at("clark".into(), "tap".into(), 61_000)?; // closes [0 s, 60 s)
+    /// let out = d.output_topic("final-counts", WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64());
+    /// let (key, count) = out.read_key_value().unwrap();
+    /// assert_eq!((key.key.as_str(), key.window.start, count), ("clark", 0, 2));
+    /// assert!(out.is_empty());
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| Arc::new(Serdes::i64()));
+        self.aggregate_with(fold, materialized, value)
+    }
+
+    /// Reduces the values per key and window.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            Some(a) => reducer(a, v.clone()),
+            None => v.clone(),
+        });
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| self.grouped.value_serde.clone());
+        self.aggregate_with(fold, materialized, value)
+    }
+
+    /// Folds the values per key and window, starting at `initializer()`.
+    pub fn aggregate<A: Data, I, F>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    {
+        let fold: Fold<K, V, A> =
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
+        self.aggregate_with(fold, materialized, value)
+    }
+}
+
+/// Combines two session aggregates when a record bridges their sessions.
+pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
+
+/// A grouped stream over session windows.
+pub struct SessionWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SessionWindows,
+}
+
+impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
+    fn aggregate_with<A: Data>(
+        &self,
+        fold: Fold<K, V, A>,
+        merger: Merger<K, A>,
+        m: Materialized<K, A>,
+        value: SerdeRef<A>,
+    ) -> KTable<Windowed<K>, A> {
+        let g = &self.grouped;
+        let name = store_name(&g.stream, &m.name);
+        let retention_ms = retention(&m.retention, self.windows.gap_ms + self.windows.grace_ms);
+        g.add_store(&name, StoreKind::Session { retention_ms }, &m, value);
+        let (windows, store_name) = (self.windows, name.clone());
+        let table = g
+            .stream
+            .add("KSTREAM-SESSION-AGGREGATE", move || SessionAggregate {
+                windows,
+                store_name: store_name.clone(),
+                fold: fold.clone(),
+                merger: merger.clone(),
+                store: None,
+            });
+        g.stream.graph.borrow_mut().connect_store(table.node, &name);
+        KTable {
+            graph: table.graph.clone(),
+            node: table.node,
+            store_name: Some(name),
+            emit: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// Records per key and session.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::window::{SessionWindows, WindowedSerde};
+    /// let b = StreamsBuilder::new();
+    /// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(5)))
+    ///     .count(Materialized::named("sessions").in_memory())
+    ///     .to_stream()
+    ///     .to("session-counts", Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("clicks", Serdes::string(), Serdes::string());
+    /// input.pipe_at("ann".into(), "c".into(), 0)?;
+    /// input.pipe_at("ann".into(), "c".into(), 10_000)?; // a second session
+    /// input.pipe_at("ann".into(), "c".into(), 5_000)?;  // bridges both: one session of 3
+    /// let out = d.output_topic("session-counts", WindowedSerde::session(Serdes::string()), Serdes::i64());
+    /// let last = out.read_key_values().pop().unwrap();
+    /// assert_eq!((last.0.window.start, last.0.window.end, last.1), (0, 10_000, 3));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| Arc::new(Serdes::i64()));
+        self.aggregate_with(fold, Arc::new(|_, a, b| a + b), materialized, value)
+    }
+
+    /// Reduces the values per key and session.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let reducer = Arc::new(reducer);
+        let r = reducer.clone();
+        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            Some(a) => r(a, v.clone()),
+            None => v.clone(),
+        });
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| self.grouped.value_serde.clone());
+        self.aggregate_with(
+            fold,
+            Arc::new(move |_, a, b| reducer(a, b)),
+            materialized,
+            value,
+        )
+    }
+
+    /// Folds the values per key and session; `merger` combines two sessions' aggregates when
+    /// a record bridges them.
+    pub fn aggregate<A: Data, I, F, M>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        merger: M,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+        M: Fn(&K, A, A) -> A + Send + Sync + 'static,
+    {
+        let fold: Fold<K, V, A> =
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
+        self.aggregate_with(fold, Arc::new(merger), materialized, value)
+    }
+}
