@@ -143,7 +143,7 @@ impl StoreBuilder {
 }
 
 fn serdes<K: Data, V: Data>(store: &SharedStore) -> Result<(SerdeRef<K>, SerdeRef<V>)> {
-    let s = store.borrow();
+    let s = store.lock().expect("store lock");
     let serdes = s
         .spec
         .serdes
@@ -165,7 +165,7 @@ fn check_kind(store: &SharedStore, want: &str, ok: bool) -> Result<()> {
     } else {
         Err(Error::Topology(format!(
             "store {} is not a {want} store",
-            store.borrow().spec.name
+            store.lock().expect("store lock").spec.name
         )))
     }
 }
@@ -188,20 +188,23 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         check_kind(
             &store,
             "key-value",
-            matches!(store.borrow().spec.kind, StoreKind::KeyValue),
+            matches!(
+                store.lock().expect("store lock").spec.kind,
+                StoreKind::KeyValue
+            ),
         )?;
         let (key, value) = serdes::<K, V>(&store)?;
         Ok(KeyValueStore { store, key, value })
     }
 
     fn name(&self) -> String {
-        self.store.borrow().spec.name.clone()
+        self.store.lock().expect("store lock").spec.name.clone()
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         let k = encode(&*self.key, &self.name(), key)?;
-        let v = self.store.borrow().get(&k)?;
+        let v = self.store.lock().expect("store lock").get(&k)?;
         v.map(|v| {
             self.value
                 .deserialize(&self.name(), &v)
@@ -215,13 +218,13 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         let name = self.name();
         let k = encode(&*self.key, &name, key)?;
         let v = encode(&*self.value, &name, value)?;
-        self.store.borrow_mut().put(&k, &v)
+        self.store.lock().expect("store lock").put(&k, &v)
     }
 
     /// Removes `key` (and logs a tombstone).
     pub fn delete(&self, key: &K) -> Result<()> {
         let k = encode(&*self.key, &self.name(), key)?;
-        self.store.borrow_mut().delete(&k)
+        self.store.lock().expect("store lock").delete(&k)
     }
 
     /// Entries with keys from `from` to `to` (both inclusive), in key-byte order.
@@ -233,7 +236,8 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         );
         self.decode_all(
             self.store
-                .borrow()
+                .lock()
+                .expect("store lock")
                 .range(Bound::Included(&a), Bound::Included(&b))?,
         )
     }
@@ -242,14 +246,15 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         self.decode_all(
             self.store
-                .borrow()
+                .lock()
+                .expect("store lock")
                 .range(Bound::Unbounded, Bound::Unbounded)?,
         )
     }
 
     /// Number of entries (exact for memory stores, estimated for RocksDB).
     pub fn approximate_num_entries(&self) -> u64 {
-        self.store.borrow().approximate_len()
+        self.store.lock().expect("store lock").approximate_len()
     }
 
     fn decode_all(&self, raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<(K, V)>> {
@@ -314,14 +319,17 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         check_kind(
             &store,
             "window",
-            matches!(store.borrow().spec.kind, StoreKind::Window { .. }),
+            matches!(
+                store.lock().expect("store lock").spec.kind,
+                StoreKind::Window { .. }
+            ),
         )?;
         let (key, value) = serdes::<K, V>(&store)?;
         Ok(WindowStore { store, key, value })
     }
 
     fn name(&self) -> String {
-        self.store.borrow().spec.name.clone()
+        self.store.lock().expect("store lock").spec.name.clone()
     }
 
     /// Sets the value of `key` in the window starting at `window_start`; `None` removes it.
@@ -331,9 +339,9 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         match value {
             Some(v) => {
                 let v = encode(&*self.value, &name, v)?;
-                self.store.borrow_mut().put(&k, &v)
+                self.store.lock().expect("store lock").put(&k, &v)
             }
-            None => self.store.borrow_mut().delete(&k),
+            None => self.store.lock().expect("store lock").delete(&k),
         }
     }
 
@@ -341,7 +349,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
     pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
         let name = self.name();
         let k = codec::key_with(&encode(&*self.key, &name, key)?, &[window_start]);
-        let v = self.store.borrow().get(&k)?;
+        let v = self.store.lock().expect("store lock").get(&k)?;
         v.map(|v| self.value.deserialize(&name, &v).map_err(Error::from))
             .transpose()
     }
@@ -353,7 +361,8 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         let (a, b) = (codec::key_with(&kb, &[from]), codec::key_with(&kb, &[to]));
         let raw = self
             .store
-            .borrow()
+            .lock()
+            .expect("store lock")
             .range(Bound::Included(&a), Bound::Included(&b))?;
         let mut out = Vec::new();
         for (k, v) in raw {
@@ -371,7 +380,8 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         let name = self.name();
         let raw = self
             .store
-            .borrow()
+            .lock()
+            .expect("store lock")
             .range(Bound::Unbounded, Bound::Unbounded)?;
         let mut out = Vec::with_capacity(raw.len());
         for (k, v) in raw {
@@ -390,12 +400,13 @@ impl<K: Data, V: Data> WindowStore<K, V> {
     pub fn remove_older_than(&self, min_start: i64) -> Result<usize> {
         let raw = self
             .store
-            .borrow()
+            .lock()
+            .expect("store lock")
             .range(Bound::Unbounded, Bound::Unbounded)?;
         let mut removed = 0;
         for (k, _) in raw {
             if codec::split(&k, 1).is_some_and(|(_, t)| t[0] < min_start) {
-                self.store.borrow_mut().delete(&k)?;
+                self.store.lock().expect("store lock").delete(&k)?;
                 removed += 1;
             }
         }
@@ -416,7 +427,10 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         check_kind(
             &store,
             "session",
-            matches!(store.borrow().spec.kind, StoreKind::Session { .. }),
+            matches!(
+                store.lock().expect("store lock").spec.kind,
+                StoreKind::Session { .. }
+            ),
         )?;
         let (key, value) = serdes::<K, V>(&store)?;
         Ok(SessionStore {
@@ -428,7 +442,7 @@ impl<K: Data, V: Data> SessionStore<K, V> {
     }
 
     fn name(&self) -> String {
-        self.store.borrow().spec.name.clone()
+        self.store.lock().expect("store lock").spec.name.clone()
     }
 
     /// Sets (`Some`) or removes (`None`) the session `window` of `key`.
@@ -441,9 +455,9 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         match value {
             Some(v) => {
                 let v = encode(&*self.value, &name, v)?;
-                self.store.borrow_mut().put(&k, &v)
+                self.store.lock().expect("store lock").put(&k, &v)
             }
-            None => self.store.borrow_mut().delete(&k),
+            None => self.store.lock().expect("store lock").delete(&k),
         }
     }
 
@@ -461,7 +475,8 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         let b = codec::key_with(&kb, &[i64::MAX, i64::MAX]);
         let raw = self
             .store
-            .borrow()
+            .lock()
+            .expect("store lock")
             .range(Bound::Included(&a), Bound::Included(&b))?;
         let mut out = Vec::new();
         for (k, v) in raw {
@@ -480,7 +495,8 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         let name = self.name();
         let raw = self
             .store
-            .borrow()
+            .lock()
+            .expect("store lock")
             .range(Bound::Unbounded, Bound::Unbounded)?;
         let mut out = Vec::with_capacity(raw.len());
         for (k, v) in raw {

@@ -1,19 +1,17 @@
 //! A task's state stores: the backend holding the bytes, the changelog writes not yet sent,
 //! and the poisoning that stops writes after a failed flush.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::stream::StoreBackend;
 use crate::topology::StoreSpec;
 
 /// The bytes side of a store; typed handles in [`crate::processor`] wrap it with serdes.
-pub(crate) trait Backend {
+pub(crate) trait Backend: Send {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
     fn delete(&mut self, key: &[u8]) -> Result<()>;
@@ -73,7 +71,8 @@ pub(crate) struct TaskStore {
     poisoned: bool,
 }
 
-pub(crate) type SharedStore = Rc<RefCell<TaskStore>>;
+/// A store shared by its task (writes) and interactive queries (reads from other threads).
+pub(crate) type SharedStore = Arc<Mutex<TaskStore>>;
 
 impl TaskStore {
     pub fn open(
@@ -148,3 +147,49 @@ impl TaskStore {
 
 /// The stores of a task by name.
 pub(crate) type TaskStores = HashMap<String, SharedStore>;
+
+/// The stores of every task of an application instance, by store name then task, for
+/// interactive queries.
+#[derive(Clone, Default)]
+pub(crate) struct StoreRegistry(
+    Arc<Mutex<HashMap<String, BTreeMap<crate::runtime::TaskId, SharedStore>>>>,
+);
+
+impl StoreRegistry {
+    pub fn register(&self, task: crate::runtime::TaskId, stores: &TaskStores) {
+        let mut all = self.0.lock().expect("registry lock");
+        for (name, store) in stores {
+            all.entry(name.clone())
+                .or_default()
+                .insert(task, store.clone());
+        }
+    }
+
+    pub fn unregister(&self, task: crate::runtime::TaskId) {
+        let mut all = self.0.lock().expect("registry lock");
+        for by_task in all.values_mut() {
+            by_task.remove(&task);
+        }
+    }
+
+    /// The instances of store `name`, one per task that has it open.
+    pub fn get(&self, name: &str) -> Vec<SharedStore> {
+        self.0
+            .lock()
+            .expect("registry lock")
+            .get(name)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Names of every store open in this instance.
+    pub fn names(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .expect("registry lock")
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::processor::Data;
 use crate::runtime::admin::prepare_topics;
+use crate::runtime::stores::StoreRegistry;
 use crate::runtime::thread::{StatusSink, StreamThread, ThreadArgs, ThreadStatus};
+use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 
 /// Lifecycle state of an application instance.
@@ -120,6 +123,7 @@ pub struct KafkaStreams {
     metrics: Metrics,
     shared: Arc<Shared>,
     handles: Mutex<Vec<JoinHandle<()>>>,
+    registry: StoreRegistry,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -164,6 +168,7 @@ impl KafkaStreams {
             metrics,
             shared,
             handles: Mutex::new(Vec::new()),
+            registry: StoreRegistry::default(),
         })
     }
 
@@ -190,6 +195,24 @@ impl KafkaStreams {
     /// The instance's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// A read-only view of key-value store `name` over this instance's tasks.
+    pub fn store<K: Data, V: Data>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
+        ReadOnlyKeyValueStore::open(&self.registry, name)
+    }
+
+    /// A read-only view of window store `name` over this instance's tasks.
+    pub fn window_store<K: Data, V: Data>(&self, name: &str) -> Result<ReadOnlyWindowStore<K, V>> {
+        ReadOnlyWindowStore::open(&self.registry, name)
+    }
+
+    /// A read-only view of session store `name` over this instance's tasks.
+    pub fn session_store<K: Data, V: Data>(
+        &self,
+        name: &str,
+    ) -> Result<ReadOnlySessionStore<K, V>> {
+        ReadOnlySessionStore::open(&self.registry, name)
     }
 
     /// The topology being run.
@@ -229,6 +252,7 @@ impl KafkaStreams {
                 shutdown: self.shared.shutdown.clone(),
                 status,
                 source_topics: source_topics.clone(),
+                registry: self.registry.clone(),
             };
             // Tasks hold `Rc`s: the thread's state is built on the thread itself.
             let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();

@@ -15,7 +15,7 @@ use crate::record::RecordMetadata;
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
 use crate::runtime::handler::DeserializationHandler;
-use crate::runtime::stores::TaskStore;
+use crate::runtime::stores::{StoreRegistry, TaskStore};
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
 
@@ -28,6 +28,8 @@ pub(crate) struct TaskSetup {
     pub wall_clock_ms: i64,
     /// This task's state directory, `state_dir/<application-id>/<task>`.
     pub state_dir: PathBuf,
+    /// Where the task's stores are published for interactive queries.
+    pub registry: StoreRegistry,
 }
 
 /// A resolved topic and the source node reading it.
@@ -41,6 +43,7 @@ pub(crate) struct Task {
     /// (resolved topic, source node) for each topic the task reads.
     sources: Vec<SourceRoute>,
     closed: bool,
+    registry: StoreRegistry,
 }
 
 impl Task {
@@ -86,7 +89,7 @@ impl Task {
         for spec in &sub.stores {
             let store =
                 TaskStore::open(spec.clone(), &setup.app_id, id.partition, &setup.state_dir)?;
-            stores.insert(spec.name.clone(), Rc::new(RefCell::new(store)));
+            stores.insert(spec.name.clone(), Arc::new(std::sync::Mutex::new(store)));
         }
         let node_stores = sub
             .nodes
@@ -111,13 +114,18 @@ impl Task {
         for &i in &sub.nodes {
             nodes[&i].borrow_mut().init(&mut ctx)?;
         }
-        Ok(Task {
+        setup.registry.register(id, &ctx.stores);
+        let mut task = Task {
             id,
             ctx,
             nodes,
             sources,
             closed: false,
-        })
+            registry: setup.registry,
+        };
+        // Store writes made in `init` go to the changelog like any other.
+        task.send_changelogs()?;
+        Ok(task)
     }
 
     /// Resolved topics this task reads, in source order (index = `source` in [`Task::process`]).
@@ -143,7 +151,7 @@ impl Task {
     fn send_changelogs(&mut self) -> Result<()> {
         let no_headers = Headers::new();
         for store in self.ctx.stores.values() {
-            let mut store = store.borrow_mut();
+            let mut store = store.lock().expect("store lock");
             if store.pending.is_empty() {
                 continue;
             }
@@ -168,7 +176,7 @@ impl Task {
     pub fn flush(&mut self) -> Result<()> {
         self.send_changelogs()?;
         for store in self.ctx.stores.values() {
-            store.borrow_mut().flush()?;
+            store.lock().expect("store lock").flush()?;
         }
         Ok(())
     }
@@ -236,6 +244,7 @@ impl Task {
         if let Err(e) = self.flush() {
             first_err.get_or_insert(e);
         }
+        self.registry.unregister(self.id);
         first_err.map_or(Ok(()), Err)
     }
 }

@@ -213,6 +213,8 @@ pub(crate) struct ThreadArgs {
     pub metrics: Metrics,
     pub shutdown: Arc<AtomicBool>,
     pub status: StatusSink,
+    /// Where tasks publish their stores for interactive queries.
+    pub registry: crate::runtime::stores::StoreRegistry,
     /// Resolved source topic → partition count (from start-up).
     pub source_topics: BTreeMap<String, i32>,
 }
@@ -431,6 +433,7 @@ impl Worker {
                                 .clone(),
                             metrics: self.args.metrics.task(&self.args.name, id),
                             wall_clock_ms: now_ms(),
+                            registry: self.args.registry.clone(),
                             state_dir: self
                                 .args
                                 .config

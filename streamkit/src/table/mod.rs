@@ -3,11 +3,15 @@
 //! Records flowing out of a table operator carry a [`Change`]: the key's new value and the
 //! value it replaces, so downstream table aggregations can retract the old value.
 
+mod query;
+
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub use query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;

@@ -14,8 +14,10 @@ use crate::processor::Data;
 use crate::record::{Headers, Record};
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector};
+use crate::runtime::stores::StoreRegistry;
 use crate::runtime::task::{Task, TaskSetup};
 use crate::serde::{Serde, SerdeRef, decode, encode};
+use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
 
@@ -134,6 +136,7 @@ impl Inner {
 pub struct TopologyTestDriver {
     inner: Rc<RefCell<Inner>>,
     metrics: Metrics,
+    registry: StoreRegistry,
 }
 
 impl TopologyTestDriver {
@@ -147,6 +150,7 @@ impl TopologyTestDriver {
         let app_id: Arc<str> = Arc::from(config.application_id.as_str());
         let metrics = Metrics::new(&app_id);
         let captured: Captured = Rc::default();
+        let registry = StoreRegistry::default();
         static DRIVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = DRIVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let state_root = config
@@ -170,6 +174,7 @@ impl TopologyTestDriver {
                     metrics: metrics.task("test-driver", id),
                     wall_clock_ms: 0,
                     state_dir: state_root.join(id.to_string()),
+                    registry: registry.clone(),
                 },
             )?;
             for (source, topic) in task.source_topics().enumerate() {
@@ -195,6 +200,7 @@ impl TopologyTestDriver {
         Ok(TopologyTestDriver {
             inner: Rc::new(RefCell::new(inner)),
             metrics,
+            registry,
         })
     }
 
@@ -246,6 +252,27 @@ impl TopologyTestDriver {
         let mut names: Vec<String> = self.inner.borrow().outputs.keys().cloned().collect();
         names.sort();
         names
+    }
+
+    /// Reads the key-value store `name` directly.
+    pub fn key_value_store<K: Data, V: Data>(
+        &self,
+        name: &str,
+    ) -> Result<ReadOnlyKeyValueStore<K, V>> {
+        ReadOnlyKeyValueStore::open(&self.registry, name)
+    }
+
+    /// Reads the window store `name` directly.
+    pub fn window_store<K: Data, V: Data>(&self, name: &str) -> Result<ReadOnlyWindowStore<K, V>> {
+        ReadOnlyWindowStore::open(&self.registry, name)
+    }
+
+    /// Reads the session store `name` directly.
+    pub fn session_store<K: Data, V: Data>(
+        &self,
+        name: &str,
+    ) -> Result<ReadOnlySessionStore<K, V>> {
+        ReadOnlySessionStore::open(&self.registry, name)
     }
 
     /// The driver's metrics (records processed, dropped by reason, dead-lettered).
