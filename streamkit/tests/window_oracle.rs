@@ -53,16 +53,26 @@ fn time_window_oracle(records: &[(String, i64, i64)], windows: &TimeWindows) -> 
     out
 }
 
-fn run_time_windows(records: &[(String, i64, i64)], windows: TimeWindows, suppress: bool) -> Finals {
+fn run_time_windows(
+    records: &[(String, i64, i64)],
+    windows: TimeWindows,
+    suppress: bool,
+) -> Finals {
     let b = StreamsBuilder::new();
     let table = b
         .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
         .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
         .windowed_by(windows)
         .reduce(|a, b| a + b, Materialized::named("sums").in_memory());
-    let table = if suppress { table.suppress(Suppressed::until_window_closes()) } else { table };
+    let table = if suppress {
+        table.suppress(Suppressed::until_window_closes())
+    } else {
+        table
+    };
     let key_serde = || WindowedSerde::time(Serdes::string(), windows.size_ms);
-    table.to_stream().to("out", Produced::with(key_serde(), Serdes::i64()));
+    table
+        .to_stream()
+        .to("out", Produced::with(key_serde(), Serdes::i64()));
     let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
     let input = d.input_topic("in", Serdes::string(), Serdes::i64());
     for (k, v, ts) in records {
@@ -77,11 +87,16 @@ fn run_time_windows(records: &[(String, i64, i64)], windows: TimeWindows, suppre
         if key == "zz-flush" {
             continue;
         }
-        *emitted_per_window.entry((key.clone(), window.start)).or_default() += 1;
+        *emitted_per_window
+            .entry((key.clone(), window.start))
+            .or_default() += 1;
         finals.insert((key, window.start, window.end), v);
     }
     if suppress {
-        assert!(emitted_per_window.values().all(|n| *n == 1), "suppressed windows emit exactly once");
+        assert!(
+            emitted_per_window.values().all(|n| *n == 1),
+            "suppressed windows emit exactly once"
+        );
     }
     // The store agrees with what was emitted.
     let store = d.window_store::<String, i64>("sums").unwrap();
@@ -94,23 +109,41 @@ fn run_time_windows(records: &[(String, i64, i64)], windows: TimeWindows, suppre
 #[test]
 fn tumbling_windows_match_the_oracle() {
     for seed in 1..=12 {
-        let windows = TimeWindows::tumbling(Duration::from_secs(5)).grace(Duration::from_millis(700));
+        let windows =
+            TimeWindows::tumbling(Duration::from_secs(5)).grace(Duration::from_millis(700));
         let records = input(seed, 400, 2_000);
         let expected = time_window_oracle(&records, &windows);
         assert!(!expected.is_empty());
-        assert_eq!(run_time_windows(&records, windows, false), expected, "seed {seed}, emit on update");
-        assert_eq!(run_time_windows(&records, windows, true), expected, "seed {seed}, emit final");
+        assert_eq!(
+            run_time_windows(&records, windows, false),
+            expected,
+            "seed {seed}, emit on update"
+        );
+        assert_eq!(
+            run_time_windows(&records, windows, true),
+            expected,
+            "seed {seed}, emit final"
+        );
     }
 }
 
 #[test]
 fn hopping_windows_match_the_oracle() {
     for seed in 1..=12 {
-        let windows = TimeWindows::hopping(Duration::from_secs(10), Duration::from_secs(2)).grace(Duration::from_secs(1));
+        let windows = TimeWindows::hopping(Duration::from_secs(10), Duration::from_secs(2))
+            .grace(Duration::from_secs(1));
         let records = input(seed * 7919, 400, 3_000);
         let expected = time_window_oracle(&records, &windows);
-        assert_eq!(run_time_windows(&records, windows, false), expected, "seed {seed}, emit on update");
-        assert_eq!(run_time_windows(&records, windows, true), expected, "seed {seed}, emit final");
+        assert_eq!(
+            run_time_windows(&records, windows, false),
+            expected,
+            "seed {seed}, emit on update"
+        );
+        assert_eq!(
+            run_time_windows(&records, windows, true),
+            expected,
+            "seed {seed}, emit final"
+        );
     }
 }
 
@@ -123,14 +156,25 @@ fn late_records_are_dropped_and_counted() {
         .windowed_by(windows)
         .count(Materialized::named("c").in_memory())
         .to_stream()
-        .to("out", Produced::with(WindowedSerde::time(Serdes::string(), 10_000), Serdes::i64()));
+        .to(
+            "out",
+            Produced::with(WindowedSerde::time(Serdes::string(), 10_000), Serdes::i64()),
+        );
     let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
     let input = d.input_topic("in", Serdes::string(), Serdes::i64());
     input.pipe_at("a".into(), 1, 5_000).unwrap();
     input.pipe_at("a".into(), 1, 10_000).unwrap(); // stream time 10 s closes [0, 10 s)
     input.pipe_at("a".into(), 1, 9_999).unwrap(); // late
     assert_eq!(d.metrics().dropped_records("late"), 1);
-    assert_eq!(d.output_topic("out", WindowedSerde::time(Serdes::string(), 10_000), Serdes::i64()).queue_size(), 2);
+    assert_eq!(
+        d.output_topic(
+            "out",
+            WindowedSerde::time(Serdes::string(), 10_000),
+            Serdes::i64()
+        )
+        .queue_size(),
+        2
+    );
 }
 
 /// Sessions from scratch: sort each key's records by time, cut where the gap is exceeded.
@@ -161,7 +205,8 @@ fn session_windows_match_the_oracle() {
     for seed in 1..=12 {
         let gap = 500;
         // Grace covers the jitter so no record is late and the oracle needs no lateness.
-        let windows = SessionWindows::with_inactivity_gap(Duration::from_millis(gap as u64)).grace(Duration::from_secs(60));
+        let windows = SessionWindows::with_inactivity_gap(Duration::from_millis(gap as u64))
+            .grace(Duration::from_secs(60));
         let records = input(seed * 31, 300, 1_500);
         let b = StreamsBuilder::new();
         b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
@@ -193,7 +238,10 @@ fn merged_sessions_are_retracted_downstream() {
         .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(5)))
         .count(Materialized::named("s").in_memory())
         .to_stream()
-        .to("out", Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()));
+        .to(
+            "out",
+            Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()),
+        );
     let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
     let input = d.input_topic("in", Serdes::string(), Serdes::i64());
     input.pipe_at("a".into(), 1, 0).unwrap();
@@ -202,5 +250,8 @@ fn merged_sessions_are_retracted_downstream() {
     let store = d.session_store::<String, i64>("s").unwrap();
     let sessions: Vec<_> = store.fetch(&"a".to_string()).unwrap();
     assert_eq!(sessions.len(), 1);
-    assert_eq!((sessions[0].0.start, sessions[0].0.end, sessions[0].1), (0, 8_000, 3));
+    assert_eq!(
+        (sessions[0].0.start, sessions[0].0.end, sessions[0].1),
+        (0, 8_000, 3)
+    );
 }

@@ -178,6 +178,7 @@ fn encode<T: 'static>(serde: &dyn Serde<T>, name: &str, value: &T) -> Result<Vec
 
 /// A typed key-value store of a task. Keys are ordered by their serialized bytes.
 pub struct KeyValueStore<K, V> {
+    name: String,
     store: SharedStore,
     key: SerdeRef<K>,
     value: SerdeRef<V>,
@@ -194,11 +195,17 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
             ),
         )?;
         let (key, value) = serdes::<K, V>(&store)?;
-        Ok(KeyValueStore { store, key, value })
+        let name = store.lock().expect("store lock").spec.name.clone();
+        Ok(KeyValueStore {
+            name,
+            store,
+            key,
+            value,
+        })
     }
 
     fn name(&self) -> String {
-        self.store.lock().expect("store lock").spec.name.clone()
+        self.name.clone()
     }
 
     /// The value of `key`.
@@ -234,22 +241,22 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
             encode(&*self.key, &name, from)?,
             encode(&*self.key, &name, to)?,
         );
-        self.decode_all(
-            self.store
-                .lock()
-                .expect("store lock")
-                .range(Bound::Included(&a), Bound::Included(&b))?,
-        )
+        let raw = self
+            .store
+            .lock()
+            .expect("store lock")
+            .range(Bound::Included(&a), Bound::Included(&b))?;
+        self.decode_all(raw)
     }
 
     /// Every entry, in key-byte order.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
-        self.decode_all(
-            self.store
-                .lock()
-                .expect("store lock")
-                .range(Bound::Unbounded, Bound::Unbounded)?,
-        )
+        let raw = self
+            .store
+            .lock()
+            .expect("store lock")
+            .range(Bound::Unbounded, Bound::Unbounded)?;
+        self.decode_all(raw)
     }
 
     /// Number of entries (exact for memory stores, estimated for RocksDB).
@@ -309,6 +316,7 @@ pub(crate) mod codec {
 
 /// A typed window store: values by (key, window start).
 pub struct WindowStore<K, V> {
+    name: String,
     store: SharedStore,
     key: SerdeRef<K>,
     value: SerdeRef<V>,
@@ -325,11 +333,17 @@ impl<K: Data, V: Data> WindowStore<K, V> {
             ),
         )?;
         let (key, value) = serdes::<K, V>(&store)?;
-        Ok(WindowStore { store, key, value })
+        let name = store.lock().expect("store lock").spec.name.clone();
+        Ok(WindowStore {
+            name,
+            store,
+            key,
+            value,
+        })
     }
 
     fn name(&self) -> String {
-        self.store.lock().expect("store lock").spec.name.clone()
+        self.name.clone()
     }
 
     /// Sets the value of `key` in the window starting at `window_start`; `None` removes it.
@@ -416,6 +430,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
 
 /// A typed session store: values by (key, session window).
 pub struct SessionStore<K, V> {
+    name: String,
     store: SharedStore,
     key: SerdeRef<K>,
     value: SerdeRef<V>,
@@ -433,7 +448,9 @@ impl<K: Data, V: Data> SessionStore<K, V> {
             ),
         )?;
         let (key, value) = serdes::<K, V>(&store)?;
+        let name = store.lock().expect("store lock").spec.name.clone();
         Ok(SessionStore {
+            name,
             store,
             key,
             value,
@@ -442,7 +459,7 @@ impl<K: Data, V: Data> SessionStore<K, V> {
     }
 
     fn name(&self) -> String {
-        self.store.lock().expect("store lock").spec.name.clone()
+        self.name.clone()
     }
 
     /// Sets (`Some`) or removes (`None`) the session `window` of `key`.

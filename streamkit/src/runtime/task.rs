@@ -15,12 +15,12 @@ use crate::record::RecordMetadata;
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
 use crate::runtime::handler::DeserializationHandler;
-use crate::runtime::stores::{StoreRegistry, TaskStore};
+use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore};
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
 
 /// What a task needs from its owner besides the topology.
-pub(crate) struct TaskSetup {
+pub(crate) struct TaskSetup<'a> {
     pub app_id: Arc<str>,
     pub collector: Box<dyn RecordCollector>,
     pub default_handler: DeserializationHandler,
@@ -30,6 +30,8 @@ pub(crate) struct TaskSetup {
     pub state_dir: PathBuf,
     /// Where the task's stores are published for interactive queries.
     pub registry: StoreRegistry,
+    /// Brings the stores up to date from their changelogs.
+    pub restorer: &'a dyn Restorer,
 }
 
 /// A resolved topic and the source node reading it.
@@ -44,12 +46,15 @@ pub(crate) struct Task {
     sources: Vec<SourceRoute>,
     closed: bool,
     registry: StoreRegistry,
+    state_dir: PathBuf,
+    /// Per store, the changelog offset its contents reflect (restored or written).
+    changelog_offsets: HashMap<String, i64>,
 }
 
 impl Task {
     /// Instantiates every node of sub-topology `id.subtopology` (children first, so parents
     /// can hold typed handles to them) and calls `init` on each.
-    pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup) -> Result<Task> {
+    pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup<'_>) -> Result<Task> {
         let sub = topology
             .subtopologies
             .get(id.subtopology)
@@ -91,6 +96,9 @@ impl Task {
                 TaskStore::open(spec.clone(), &setup.app_id, id.partition, &setup.state_dir)?;
             stores.insert(spec.name.clone(), Arc::new(std::sync::Mutex::new(store)));
         }
+        // Stores are complete before any processor sees them.
+        let checkpoint = Checkpoint::read(&setup.state_dir)?;
+        let restored = setup.restorer.restore(id, &stores, &checkpoint)?;
         let node_stores = sub
             .nodes
             .iter()
@@ -122,6 +130,8 @@ impl Task {
             sources,
             closed: false,
             registry: setup.registry,
+            state_dir: setup.state_dir,
+            changelog_offsets: restored,
         };
         // Store writes made in `init` go to the changelog like any other.
         task.send_changelogs()?;
@@ -170,6 +180,37 @@ impl Task {
             }
         }
         Ok(())
+    }
+
+    /// Records how far each store's changelog partition was written (`lookup(topic,
+    /// partition)` gives the next offset).
+    pub fn changelog_written(&mut self, lookup: impl Fn(&str, i32) -> Option<i64>) {
+        for (name, store) in &self.ctx.stores {
+            let store = store.lock().expect("store lock");
+            if let Some((topic, partition)) = &store.changelog {
+                if let Some(offset) = lookup(topic, *partition) {
+                    self.changelog_offsets.insert(name.clone(), offset);
+                }
+            }
+        }
+    }
+
+    /// Writes the checkpoint of the persistent logged stores (after a flush).
+    pub fn write_checkpoint(&self) -> Result<()> {
+        let mut c = Checkpoint::default();
+        for (name, store) in &self.ctx.stores {
+            let store = store.lock().expect("store lock");
+            if store.is_persistent() && store.changelog.is_some() {
+                if let Some(o) = self.changelog_offsets.get(name) {
+                    c.0.insert(name.clone(), *o);
+                }
+            }
+        }
+        if c.0.is_empty() {
+            Ok(())
+        } else {
+            c.write(&self.state_dir)
+        }
     }
 
     /// Flushes every store (before offsets are committed).

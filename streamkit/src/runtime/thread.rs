@@ -27,6 +27,7 @@ use crate::record::Headers;
 use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
 use crate::runtime::context::{OutRecord, RecordCollector};
+use crate::runtime::stores::{Checkpoint, Restorer, TaskStores};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
@@ -49,6 +50,8 @@ pub(crate) type StatusSink = Arc<dyn Fn(usize, ThreadStatus) + Send + Sync>;
 pub(crate) struct DeliveryTracker {
     failed: AtomicBool,
     first_error: Mutex<Option<Error>>,
+    /// Next offset after the last acknowledged write, per changelog topic and partition.
+    changelog_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
 }
 
 impl ClientContext for DeliveryTracker {}
@@ -56,6 +59,18 @@ impl ClientContext for DeliveryTracker {}
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Ok(msg) = result {
+            let topic = msg.topic();
+            if topic.ends_with("-changelog") {
+                let mut offsets = self.changelog_offsets.lock().expect("offsets lock");
+                let by_partition = match offsets.get_mut(topic) {
+                    Some(p) => p,
+                    None => offsets.entry(topic.to_string()).or_default(),
+                };
+                let next = by_partition.entry(msg.partition()).or_insert(0);
+                *next = (*next).max(msg.offset() + 1);
+            }
+        }
         if let Err((err, msg)) = result {
             let topic = msg.topic().to_string();
             tracing::error!(%topic, error = %err, "record not delivered");
@@ -71,6 +86,15 @@ impl ProducerContext for DeliveryTracker {
 }
 
 impl DeliveryTracker {
+    fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.changelog_offsets
+            .lock()
+            .ok()?
+            .get(topic)?
+            .get(&partition)
+            .copied()
+    }
+
     fn check(&self) -> Result<()> {
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
@@ -226,6 +250,7 @@ pub(crate) struct StreamThread {
 
 /// Everything but the consumer, so a borrowed message and the tasks can be used together.
 struct Worker {
+    restorer: ChangelogRestorer,
     args: ThreadArgs,
     app_id: Arc<str>,
     producer: Arc<Producer_>,
@@ -269,10 +294,19 @@ impl StreamThread {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("partition.assignment.strategy", "range");
-        for (k, v) in [
+        let mut defaults = vec![
             ("auto.offset.reset", "earliest"),
             ("allow.auto.create.topics", "false"),
-        ] {
+        ];
+        if config.embedded.is_some() {
+            // The mock cluster waits a member's session timeout before finishing a rebalance
+            // after someone leaves: keep it short so partitions move in seconds.
+            defaults.extend([
+                ("session.timeout.ms", "4000"),
+                ("heartbeat.interval.ms", "500"),
+            ]);
+        }
+        for (k, v) in defaults {
             if !config.client_settings("consumer").contains_key(k) {
                 cc.set(k, v);
             }
@@ -290,6 +324,7 @@ impl StreamThread {
         Ok(StreamThread {
             consumer,
             worker: Worker {
+                restorer: ChangelogRestorer::new(&args.config, &args.name)?,
                 app_id: Arc::from(config.application_id.as_str()),
                 args,
                 producer,
@@ -434,6 +469,7 @@ impl Worker {
                             metrics: self.args.metrics.task(&self.args.name, id),
                             wall_clock_ms: now_ms(),
                             registry: self.args.registry.clone(),
+                            restorer: &self.restorer,
                             state_dir: self
                                 .args
                                 .config
@@ -490,6 +526,11 @@ impl Worker {
         }
         self.producer.flush(FLUSH_TIMEOUT)?;
         self.producer.context().check()?;
+        let tracker = self.producer.context();
+        for task in self.tasks.values_mut() {
+            task.changelog_written(|t, p| tracker.changelog_offset(t, p));
+            task.write_checkpoint()?;
+        }
         commit(consumer)?;
         self.last_commit = Instant::now();
         self.args
@@ -522,7 +563,8 @@ impl Worker {
         }
         self.tasks.clear();
         self.routes.clear();
-        consumer.unsubscribe();
+        // Dropping the consumer closes it: it leaves the group, so the partitions move now
+        // rather than after the session timeout.
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -532,4 +574,101 @@ fn is_fatal(e: &KafkaError) -> bool {
         e.rdkafka_error_code(),
         Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::Fenced)
     )
+}
+
+/// Reads changelog partitions (by assignment, outside the group) into a task's stores.
+struct ChangelogRestorer {
+    consumer: BaseConsumer,
+    thread: String,
+}
+
+const RESTORE_BATCH: usize = 10_000;
+const RESTORE_POLL: Duration = Duration::from_millis(500);
+
+impl ChangelogRestorer {
+    fn new(config: &StreamsConfig, thread: &str) -> Result<Self> {
+        let mut c = base_client_config(config, "restore.consumer")?;
+        c.set("group.id", format!("{}-restore", config.application_id))
+            .set("client.id", format!("{thread}-restore-consumer"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest");
+        Ok(ChangelogRestorer {
+            consumer: c.create()?,
+            thread: thread.to_string(),
+        })
+    }
+}
+
+impl Restorer for ChangelogRestorer {
+    fn restore(
+        &self,
+        task: TaskId,
+        stores: &TaskStores,
+        checkpoint: &Checkpoint,
+    ) -> Result<HashMap<String, i64>> {
+        let mut reached = HashMap::new();
+        for (name, store) in stores {
+            let (changelog, persistent) = {
+                let s = store.lock().expect("store lock");
+                (s.changelog.clone(), s.is_persistent())
+            };
+            let Some((topic, partition)) = changelog else {
+                continue;
+            };
+            let (low, high) =
+                self.consumer
+                    .fetch_watermarks(&topic, partition, Duration::from_secs(30))?;
+            // A persistent store resumes from its checkpoint; anything else starts over.
+            let start = match checkpoint.0.get(name) {
+                Some(&o) if persistent && o >= low && o <= high => o,
+                _ => low,
+            };
+            reached.insert(name.clone(), high);
+            if start >= high {
+                continue;
+            }
+            let started = Instant::now();
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(start))?;
+            self.consumer.assign(&tpl)?;
+            let mut position = start;
+            let mut batch = Vec::with_capacity(RESTORE_BATCH);
+            let mut restored = 0u64;
+            while position < high {
+                match self.consumer.poll(RESTORE_POLL) {
+                    Some(Ok(m)) => {
+                        position = m.offset() + 1;
+                        if let Some(k) = m.key() {
+                            batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
+                        }
+                        if batch.len() >= RESTORE_BATCH {
+                            store.lock().expect("store lock").restore(&batch)?;
+                            restored += batch.len() as u64;
+                            batch.clear();
+                            tracing::info!(thread = %self.thread, %task, store = %name, position, end = high, "restoring");
+                        }
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None => {
+                        // Offsets up to the end may hold no record (transaction markers).
+                        let pos = self.consumer.position()?;
+                        if let Some(rdkafka::Offset::Offset(p)) =
+                            pos.find_partition(&topic, partition).map(|e| e.offset())
+                        {
+                            if p >= high {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            store.lock().expect("store lock").restore(&batch)?;
+            restored += batch.len() as u64;
+            self.consumer.unassign()?;
+            tracing::info!(thread = %self.thread, %task, store = %name, restored, from = start, to = high,
+                millis = started.elapsed().as_millis() as u64, "store restored");
+        }
+        Ok(reached)
+    }
 }

@@ -14,7 +14,7 @@ use crate::processor::Data;
 use crate::record::{Headers, Record};
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector};
-use crate::runtime::stores::StoreRegistry;
+use crate::runtime::stores::{NoRestore, StoreRegistry};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::serde::{Serde, SerdeRef, decode, encode};
 use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
@@ -175,6 +175,7 @@ impl TopologyTestDriver {
                     wall_clock_ms: 0,
                     state_dir: state_root.join(id.to_string()),
                     registry: registry.clone(),
+                    restorer: &NoRestore,
                 },
             )?;
             for (source, topic) in task.source_topics().enumerate() {

@@ -46,6 +46,10 @@ impl Drop for Inner {
 ///   5 MiB); older records silently disappear;
 /// - **no isolation**: Fetch ignores `isolation.level`, so aborted transactional records stay
 ///   visible — exactly-once must be verified on a real broker;
+/// - **slow rebalances**: after a member leaves, the mock finishes the rebalance only when the
+///   members' session timeout (minus a second) has passed, so applications configured with
+///   [`StreamsConfig::embedded`](crate::config::StreamsConfig::embedded) default to
+///   `session.timeout.ms=4000` and `heartbeat.interval.ms=500`;
 /// - everything is in memory and gone when the handle drops.
 #[derive(Clone)]
 pub struct EmbeddedBroker {

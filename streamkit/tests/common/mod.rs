@@ -111,3 +111,14 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Sends streamkit's logs to the test output (shown for failing tests); `RUST_LOG` filters.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "streamkit=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,141 @@
+//! Stores survive restarts and moves: their changelogs restore them. Losing the local state
+//! directory gives the same results; after one of two instances leaves, the survivor restores
+//! the moved tasks and the aggregates are exact.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use streamkit::prelude::*;
+use streamkit::testing::EmbeddedBroker;
+
+fn topology() -> Topology {
+    let b = StreamsBuilder::new();
+    b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .count(Materialized::named("tap-counts"))
+        .to_stream()
+        .to(
+            "tap-counts-out",
+            Produced::with(Serdes::string(), Serdes::i64()),
+        );
+    b.build().unwrap()
+}
+
+fn config(broker: &EmbeddedBroker, state_dir: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::new("restore-app")
+        .embedded(broker)
+        .state_dir(state_dir)
+        .commit_interval(Duration::from_millis(100))
+        .set("consumer.heartbeat.interval.ms", "100")
+}
+
+fn taps(range: std::ops::Range<usize>) -> Vec<(String, Vec<u8>)> {
+    range
+        .map(|i| {
+            (
+                format!("station-{}", i % 10),
+                format!("tap-{i}").into_bytes(),
+            )
+        })
+        .collect()
+}
+
+/// Latest output value per key.
+fn latest(broker: &EmbeddedBroker, expected_records: usize) -> BTreeMap<String, i64> {
+    let out = common::read_until(
+        broker.bootstrap_servers(),
+        "tap-counts-out",
+        Duration::from_secs(60),
+        |r| r.len() >= expected_records,
+    );
+    let mut m = BTreeMap::new();
+    for r in out {
+        m.insert(
+            r.key_str().to_string(),
+            i64::from_be_bytes(r.value.unwrap().try_into().unwrap()),
+        );
+    }
+    m
+}
+
+fn wait_processed(app: &KafkaStreams, n: u64) {
+    assert!(
+        common::eventually(Duration::from_secs(60), || app
+            .metrics()
+            .records_processed()
+            >= n),
+        "processed {} of {n}",
+        app.metrics().records_processed()
+    );
+}
+
+#[test]
+fn losing_the_state_directory_gives_identical_results() {
+    common::init_logs();
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("taps", 2).unwrap();
+    broker.create_topic("tap-counts-out", 2).unwrap();
+    let dir1 = tempfile::tempdir().unwrap();
+    let first = KafkaStreams::new(topology(), config(&broker, dir1.path())).unwrap();
+    first.start().unwrap();
+    common::produce(broker.bootstrap_servers(), "taps", &taps(0..200));
+    wait_processed(&first, 200);
+    first.close().unwrap();
+    drop(dir1); // the local state is gone
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let second = KafkaStreams::new(topology(), config(&broker, dir2.path())).unwrap();
+    second.start().unwrap();
+    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    common::produce(broker.bootstrap_servers(), "taps", &taps(200..300));
+    wait_processed(&second, 100);
+    let counts = latest(&broker, 300);
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 30), "{counts:?}");
+    let store = second.store::<String, i64>("tap-counts").unwrap();
+    assert_eq!(store.get(&"station-3".to_string()).unwrap(), Some(30));
+    assert_eq!(store.all().unwrap().len(), 10);
+    second.close().unwrap();
+}
+
+#[test]
+fn the_survivor_restores_moved_tasks_and_counts_exactly() {
+    common::init_logs();
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("taps", 4).unwrap();
+    broker.create_topic("tap-counts-out", 4).unwrap();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = KafkaStreams::new(topology(), config(&broker, da.path())).unwrap();
+    let b = KafkaStreams::new(topology(), config(&broker, db.path())).unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(30), || a.state()
+        == State::Running
+        && b.state() == State::Running));
+    common::produce(broker.bootstrap_servers(), "taps", &taps(0..400));
+    assert!(common::eventually(Duration::from_secs(60), || {
+        a.metrics().records_processed() + b.metrics().records_processed() >= 400
+    }));
+    assert!(
+        a.metrics().records_processed() > 0 && b.metrics().records_processed() > 0,
+        "both worked"
+    );
+    b.close().unwrap();
+    common::produce(broker.bootstrap_servers(), "taps", &taps(400..600));
+    // a now owns every partition: its view of the store covers all keys with exact counts.
+    assert!(
+        common::eventually(Duration::from_secs(60), || {
+            a.store::<String, i64>("tap-counts")
+                .and_then(|s| s.all())
+                .map(|all| all.len() == 10 && all.iter().all(|(_, c)| *c == 60))
+                .unwrap_or(false)
+        }),
+        "{:?}",
+        a.store::<String, i64>("tap-counts").and_then(|s| s.all())
+    );
+    let counts = latest(&broker, 600);
+    assert!(counts.values().all(|c| *c == 60), "{counts:?}");
+    a.close().unwrap();
+}
