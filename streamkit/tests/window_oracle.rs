@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use streamkit::prelude::*;
-use streamkit::window::{SessionWindows, TimeWindows, Windowed, WindowedSerde};
+use streamkit::window::{SessionWindows, SlidingWindows, TimeWindows, Windowed, WindowedSerde};
 
 /// xorshift64*: deterministic input without a dependency.
 struct Rng(u64);
@@ -254,4 +254,106 @@ fn merged_sessions_are_retracted_downstream() {
         (sessions[0].0.start, sessions[0].0.end, sessions[0].1),
         (0, 8_000, 3)
     );
+}
+
+/// Sliding windows from scratch: every record's left window, every right window that holds a
+/// later record, each summed over the records inside (both ends inclusive).
+fn sliding_oracle(records: &[(String, i64, i64)], d: i64) -> BTreeMap<(String, i64), i64> {
+    let mut by_key: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+    for (k, v, ts) in records {
+        by_key.entry(k).or_default().push((*ts, *v));
+    }
+    let mut out = BTreeMap::new();
+    for (k, rs) in by_key {
+        let mut starts = std::collections::BTreeSet::new();
+        for &(t, _) in &rs {
+            starts.insert(t - d);
+            if rs.iter().any(|&(r, _)| r > t && r <= t + 1 + d) {
+                starts.insert(t + 1);
+            }
+        }
+        for s in starts {
+            let sum = rs
+                .iter()
+                .filter(|(t, _)| *t >= s && *t <= s + d)
+                .map(|(_, v)| v)
+                .sum();
+            out.insert((k.to_string(), s), sum);
+        }
+    }
+    out
+}
+
+#[test]
+fn sliding_windows_match_the_oracle() {
+    for seed in 1..=12 {
+        let d = 1_000;
+        // Grace covers the jitter: nothing is late, every window stays open.
+        let windows = SlidingWindows::with_time_difference(Duration::from_millis(d as u64))
+            .grace(Duration::from_secs(60));
+        let records = input(seed * 131, 250, 1_500);
+        let b = StreamsBuilder::new();
+        let updates = b
+            .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+            .windowed_by_sliding(windows)
+            .reduce(|a, b| a + b, Materialized::named("sliding").in_memory());
+        updates.to_stream().to(
+            "out",
+            Produced::with(WindowedSerde::time(Serdes::string(), d), Serdes::i64()),
+        );
+        let drv = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let input_topic = drv.input_topic("in", Serdes::string(), Serdes::i64());
+        for (k, v, ts) in &records {
+            input_topic.pipe_at(k.clone(), *v, *ts).unwrap();
+        }
+        let stored: BTreeMap<(String, i64), i64> = drv
+            .window_store::<String, i64>("sliding")
+            .unwrap()
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|(k, s, v)| ((k, s), v))
+            .collect();
+        let expected = sliding_oracle(&records, d);
+        assert_eq!(stored, expected, "seed {seed}: store");
+        // The last update emitted per window is its final value.
+        let mut emitted = BTreeMap::new();
+        for (w, v) in drv
+            .output_topic(
+                "out",
+                WindowedSerde::time(Serdes::string(), d),
+                Serdes::i64(),
+            )
+            .read_key_values()
+        {
+            assert_eq!(w.window.end - w.window.start, d);
+            emitted.insert((w.key, w.window.start), v);
+        }
+        assert_eq!(emitted, expected, "seed {seed}: emitted");
+    }
+}
+
+#[test]
+fn sliding_windows_drop_records_whose_window_closed() {
+    let b = StreamsBuilder::new();
+    b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+        .windowed_by_sliding(
+            SlidingWindows::with_time_difference(Duration::from_secs(5))
+                .grace(Duration::from_secs(1)),
+        )
+        .count(Materialized::named("s").in_memory());
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+    input.pipe_at("a".into(), 0, 10_000).unwrap();
+    input.pipe_at("a".into(), 0, 9_000).unwrap(); // 9 s + 1 s grace >= 10 s: accepted
+    input.pipe_at("a".into(), 0, 8_999).unwrap(); // late
+    assert_eq!(d.metrics().dropped_records("late"), 1);
+    let windows = d
+        .window_store::<String, i64>("s")
+        .unwrap()
+        .fetch(&"a".to_string(), i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(windows, vec![(4_000, 1), (5_000, 2), (9_001, 1)]);
 }

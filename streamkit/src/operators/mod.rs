@@ -14,5 +14,6 @@ pub(crate) mod peek;
 pub(crate) mod select_key;
 pub(crate) mod session_aggregate;
 pub(crate) mod sink;
+pub(crate) mod sliding_aggregate;
 pub(crate) mod source;
 pub(crate) mod window_aggregate;

@@ -528,3 +528,50 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod codec_properties {
+    use super::codec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn window_keys_round_trip(key in proptest::collection::vec(any::<u8>(), 0..40), t in any::<i64>()) {
+            let raw = codec::key_with(&key, &[t]);
+            let (k, times) = codec::split(&raw, 1).unwrap();
+            prop_assert_eq!(k, key.as_slice());
+            prop_assert_eq!(times, vec![t]);
+        }
+
+        #[test]
+        fn byte_order_is_time_order_within_a_key(key in proptest::collection::vec(any::<u8>(), 0..20), a in any::<i64>(), b in any::<i64>()) {
+            let (ka, kb) = (codec::key_with(&key, &[a]), codec::key_with(&key, &[b]));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        }
+
+        #[test]
+        fn byte_order_is_key_then_time_order_for_equal_length_keys(
+            k1 in proptest::collection::vec(any::<u8>(), 8),
+            k2 in proptest::collection::vec(any::<u8>(), 8),
+            a in any::<i64>(),
+            b in any::<i64>(),
+        ) {
+            let (x, y) = (codec::key_with(&k1, &[a]), codec::key_with(&k2, &[b]));
+            prop_assert_eq!(x.cmp(&y), (&k1, a).cmp(&(&k2, b)));
+        }
+
+        #[test]
+        fn session_keys_order_by_end_then_start(key in proptest::collection::vec(any::<u8>(), 0..20), e1 in any::<i64>(), s1 in any::<i64>(), e2 in any::<i64>(), s2 in any::<i64>()) {
+            let (x, y) = (codec::key_with(&key, &[e1, s1]), codec::key_with(&key, &[e2, s2]));
+            prop_assert_eq!(x.cmp(&y), (e1, s1).cmp(&(e2, s2)));
+            let (k, times) = codec::split(&x, 2).unwrap();
+            prop_assert_eq!(k, key.as_slice());
+            prop_assert_eq!(times, vec![e1, s1]);
+        }
+
+        #[test]
+        fn short_input_is_rejected(raw in proptest::collection::vec(any::<u8>(), 0..8)) {
+            prop_assert!(codec::split(&raw, 1).is_none());
+        }
+    }
+}

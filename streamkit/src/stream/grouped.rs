@@ -8,12 +8,13 @@ use std::time::Duration;
 use super::{KStream, Materialized, Repartitioned};
 use crate::operators::aggregate::{Aggregate, Fold};
 use crate::operators::session_aggregate::SessionAggregate;
+use crate::operators::sliding_aggregate::{SlidingAggregate, list_serde};
 use crate::operators::window_aggregate::WindowAggregate;
 use crate::processor::Data;
 use crate::serde::{Serde, SerdeRef, Serdes};
 use crate::table::{EmitConfig, KTable};
 use crate::topology::{StoreKind, StoreSpec};
-use crate::window::{SessionWindows, TimeWindows, Windowed};
+use crate::window::{SessionWindows, SlidingWindows, TimeWindows, Windowed};
 
 const ONE_DAY_MS: i64 = 86_400_000;
 
@@ -292,6 +293,14 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
     }
 
+    /// Aggregates per key and sliding window.
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
+        SlidingWindowedKStream {
+            grouped: self.clone_grouped(),
+            windows,
+        }
+    }
+
     /// Aggregates per key and session.
     pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
         SessionWindowedKStream {
@@ -538,5 +547,129 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
         let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
         self.aggregate_with(fold, Arc::new(merger), materialized, value)
+    }
+}
+
+/// A grouped stream over sliding windows.
+pub struct SlidingWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SlidingWindows,
+}
+
+impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    fn aggregate_with<A: Data>(
+        &self,
+        fold: Fold<K, V, A>,
+        m: Materialized<K, A>,
+        value: SerdeRef<A>,
+    ) -> KTable<Windowed<K>, A> {
+        let g = &self.grouped;
+        let name = store_name(&g.stream, &m.name);
+        let records_name = format!("{name}-records");
+        let d = self.windows.time_difference_ms;
+        let retention_ms = retention(&m.retention, d + self.windows.grace_ms);
+        g.add_store(&name, StoreKind::Window { retention_ms }, &m, value);
+        let raw = Materialized::<K, Vec<V>> {
+            name: Some(records_name.clone()),
+            key_serde: m.key_serde.clone(),
+            value_serde: None,
+            backend: m.backend,
+            logging: m.logging,
+            caching: false,
+            retention: None,
+        };
+        g.add_store(
+            &records_name,
+            StoreKind::Window {
+                retention_ms: retention_ms + d,
+            },
+            &raw,
+            list_serde(g.value_serde.clone()),
+        );
+        let (windows, store_name, rn) = (self.windows, name.clone(), records_name.clone());
+        let table = g.stream.add("KSTREAM-SLIDINGWINDOW-AGGREGATE", move || {
+            SlidingAggregate {
+                windows,
+                retention_ms,
+                store_name: store_name.clone(),
+                records_store_name: rn.clone(),
+                fold: fold.clone(),
+                stores: None,
+                next_expiry: i64::MIN,
+            }
+        });
+        let mut graph = g.stream.graph.borrow_mut();
+        graph.connect_store(table.node, &name);
+        graph.connect_store(table.node, &records_name);
+        drop(graph);
+        KTable {
+            graph: table.graph.clone(),
+            node: table.node,
+            store_name: Some(name),
+            emit: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// Records per key and sliding window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::window::SlidingWindows;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_sliding(SlidingWindows::with_time_difference(Duration::from_secs(10)))
+    ///     .count(Materialized::named("taps-10s").in_memory());
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// for ts in [0, 4_000, 12_000] { input.pipe_at("clark".into(), "tap".into(), ts)?; }
+    /// let windows = d.window_store::<String, i64>("taps-10s")?.fetch(&"clark".to_string(), i64::MIN, i64::MAX)?;
+    /// // Left windows [-10 s, 0], [-6 s, 4 s], [2 s, 12 s]; right windows [1 ms, 10.001 s]
+    /// // (holds the 4 s record) and [4.001 s, 14.001 s] (holds the 12 s one).
+    /// assert_eq!(windows, vec![(-10_000, 1), (-6_000, 2), (1, 1), (2_000, 2), (4_001, 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| Arc::new(Serdes::i64()));
+        self.aggregate_with(fold, materialized, value)
+    }
+
+    /// Reduces the values per key and sliding window.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            Some(a) => reducer(a, v.clone()),
+            None => v.clone(),
+        });
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| self.grouped.value_serde.clone());
+        self.aggregate_with(fold, materialized, value)
+    }
+
+    /// Folds the values per key and sliding window, starting at `initializer()`.
+    pub fn aggregate<A: Data, I, F>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    {
+        let fold: Fold<K, V, A> =
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
+        self.aggregate_with(fold, materialized, value)
     }
 }

@@ -13,7 +13,9 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub use grouped::{Grouped, KGroupedStream, SessionWindowedKStream, TimeWindowedKStream};
+pub use grouped::{
+    Grouped, KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,
+};
 pub use materialized::{Materialized, StoreBackend};
 pub use params::{Consumed, Produced, Repartitioned};
 
