@@ -21,13 +21,16 @@ use crate::window::{SlidingWindows, Window, Windowed};
 
 use super::aggregate::Fold;
 
+/// The aggregates by window start, and the raw values by record time.
+pub(crate) type Stores<K, V, A> = (WindowStore<K, A>, WindowStore<K, Vec<V>>);
+
 pub(crate) struct SlidingAggregate<K, V, A> {
     pub windows: SlidingWindows,
     pub retention_ms: i64,
     pub store_name: String,
     pub records_store_name: String,
     pub fold: Fold<K, V, A>,
-    pub stores: Option<(WindowStore<K, A>, WindowStore<K, Vec<V>>)>,
+    pub stores: Option<Stores<K, V, A>>,
     pub next_expiry: i64,
 }
 
