@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::runtime::handler::DeserializationHandler;
+use crate::state::RocksDbMemory;
 use crate::testing::EmbeddedBroker;
 
 /// Delivery guarantee.
@@ -51,6 +52,8 @@ pub struct StreamsConfig {
     pub(crate) default_partitions: i32,
     pub(crate) replication_factor: i32,
     pub(crate) client: BTreeMap<String, String>,
+    pub(crate) rocksdb_memory: RocksDbMemory,
+    pub(crate) cache_max_bytes: usize,
 }
 
 impl StreamsConfig {
@@ -70,6 +73,8 @@ impl StreamsConfig {
             default_partitions: 1,
             replication_factor: -1,
             client: BTreeMap::new(),
+            rocksdb_memory: RocksDbMemory::default(),
+            cache_max_bytes: 10 << 20,
         }
     }
 
@@ -144,6 +149,21 @@ impl StreamsConfig {
     /// Replication factor of internal topics on a real cluster. Default = -1 (broker default).
     pub fn replication_factor(mut self, n: i32) -> Self {
         self.replication_factor = n;
+        self
+    }
+
+    /// Memory shared by all RocksDB stores of the instance. Default = 64 MiB block cache,
+    /// 32 MiB of memtables.
+    pub fn rocksdb_memory(mut self, memory: RocksDbMemory) -> Self {
+        self.rocksdb_memory = memory;
+        self
+    }
+
+    /// Size of the record cache of each store that enables caching
+    /// ([`Materialized::with_caching_enabled`](crate::stream::Materialized::with_caching_enabled)).
+    /// Default = 10 MiB (Kafka Streams' `statestore.cache.max.bytes`).
+    pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
+        self.cache_max_bytes = bytes;
         self
     }
 

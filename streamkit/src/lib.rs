@@ -28,6 +28,7 @@
 //! - [`stream`] — the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream));
 //! - [`table`] — [`KTable`](table::KTable), the changelog view of a stream;
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
+//! - [`state`] — RocksDB stores, their memory budget and durability;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
@@ -46,6 +47,7 @@ pub mod processor;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+pub mod state;
 pub mod stream;
 pub mod table;
 pub mod testing;

@@ -139,3 +139,85 @@ fn the_survivor_restores_moved_tasks_and_counts_exactly() {
     assert!(counts.values().all(|c| *c == 60), "{counts:?}");
     a.close().unwrap();
 }
+
+#[test]
+fn the_record_cache_collapses_changelog_writes_between_commits() {
+    common::init_logs();
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("taps", 1).unwrap();
+    broker.create_topic("cached-out", 1).unwrap();
+    let topology = || {
+        let b = StreamsBuilder::new();
+        b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .count(Materialized::named("cached-counts").with_caching_enabled())
+            .to_stream()
+            .to(
+                "cached-out",
+                Produced::with(Serdes::string(), Serdes::i64()),
+            );
+        b.build().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Commits only at close: every update before it sits in the cache.
+    let config = || {
+        StreamsConfig::new("cache-app")
+            .embedded(&broker)
+            .state_dir(dir.path())
+            .commit_interval(Duration::from_secs(3600))
+    };
+    let app = KafkaStreams::new(topology(), config()).unwrap();
+    app.start().unwrap();
+    common::produce(broker.bootstrap_servers(), "taps", &taps(0..500));
+    wait_processed(&app, 500);
+    app.close().unwrap();
+
+    let changelog = common::read_until(
+        broker.bootstrap_servers(),
+        "cache-app-cached-counts-changelog",
+        Duration::from_secs(5),
+        |r| r.len() >= 500,
+    );
+    assert!(
+        changelog.len() <= 10,
+        "{} changelog records for 10 keys",
+        changelog.len()
+    );
+    let mut latest = BTreeMap::new();
+    for r in &changelog {
+        latest.insert(
+            r.key_str().to_string(),
+            i64::from_be_bytes(r.value.clone().unwrap().try_into().unwrap()),
+        );
+    }
+    assert!(
+        latest.len() == 10 && latest.values().all(|c| *c == 50),
+        "{latest:?}"
+    );
+    // Downstream still sees every update.
+    assert_eq!(
+        common::read_until(
+            broker.bootstrap_servers(),
+            "cached-out",
+            Duration::from_secs(30),
+            |r| r.len() >= 500
+        )
+        .len(),
+        500
+    );
+
+    // Restarted from the persistent store and its checkpoint, counting goes on.
+    let again = KafkaStreams::new(topology(), config()).unwrap();
+    again.start().unwrap();
+    common::produce(broker.bootstrap_servers(), "taps", &taps(500..510));
+    wait_processed(&again, 10);
+    assert_eq!(
+        again
+            .store::<String, i64>("cached-counts")
+            .unwrap()
+            .get(&"station-0".to_string())
+            .unwrap(),
+        Some(51)
+    );
+    again.close().unwrap();
+}

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use streamkit::testing::EmbeddedBroker;
 
@@ -17,35 +17,45 @@ struct Cli {
 enum Command {
     /// Start the embedded broker (librdkafka's in-process mock cluster) on a localhost port.
     ///
-    /// Prints `bootstrap.servers=<address>` on standard output, then serves until SIGINT or
-    /// SIGTERM. Any Kafka client can connect (streamkit apps, the examples, Python peers).
+    /// Prints one line, `bootstrap.servers=<address>`, on standard output, then serves until
+    /// SIGINT or SIGTERM. Any Kafka client can connect: streamkit applications, the examples
+    /// (`--bootstrap-servers <address>`), kcat, clients in other languages.
     ///
-    /// Limits of the mock cluster: no admin API (CreateTopics is not answered: create topics
-    /// here with --topic; producing to an unknown topic auto-creates it with 4 partitions);
-    /// each partition keeps only its last ~100k message sets (about 5 MiB) and silently drops
-    /// older ones; Fetch ignores isolation.level (aborted transactional records stay visible);
-    /// a rebalance after a member leaves waits for the member's session timeout; everything
-    /// lives in memory and is gone when the process exits.
+    /// Limits of the mock cluster:
+    ///   - no admin API: CreateTopics is not answered, so create topics here with --topic
+    ///     (producing to an unknown topic auto-creates it with 4 partitions);
+    ///   - each partition keeps only its last ~100k message sets (about 5 MiB) and silently
+    ///     drops older ones;
+    ///   - Fetch ignores isolation.level: aborted transactional records stay visible;
+    ///   - after a member leaves a group, the rebalance waits for the session timeout;
+    ///   - everything lives in memory and is gone when the process exits.
     #[command(verbatim_doc_comment)]
     Broker {
         /// Number of brokers in the cluster.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
         brokers: i32,
-        /// Topic to create, as NAME or NAME:PARTITIONS (repeatable).
-        #[arg(long = "topic", value_name = "NAME[:PARTITIONS]")]
-        topics: Vec<String>,
+        /// Topic to create, as NAME or NAME:PARTITIONS (default 1 partition); repeatable.
+        #[arg(long = "topic", value_name = "NAME[:PARTITIONS]", value_parser = parse_topic)]
+        topics: Vec<(String, i32)>,
     },
 }
 
 fn parse_topic(spec: &str) -> anyhow::Result<(String, i32)> {
-    match spec.rsplit_once(':') {
-        Some((name, n)) => Ok((
-            name.to_string(),
-            n.parse()
-                .with_context(|| format!("bad partition count in {spec:?}"))?,
-        )),
-        None => Ok((spec.to_string(), 1)),
+    let (name, partitions) = match spec.rsplit_once(':') {
+        Some((name, n)) => (
+            name,
+            n.parse::<i32>()
+                .with_context(|| format!("bad partition count {n:?}"))?,
+        ),
+        None => (spec, 1),
+    };
+    if name.is_empty() {
+        bail!("empty topic name");
     }
+    if partitions < 1 {
+        bail!("a topic needs at least 1 partition, not {partitions}");
+    }
+    Ok((name.to_string(), partitions))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,39 +66,49 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Broker { brokers, topics } => {
-            let topics = topics
-                .iter()
-                .map(|t| parse_topic(t))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let broker =
-                EmbeddedBroker::with_brokers(brokers).context("starting the embedded broker")?;
-            for (name, partitions) in &topics {
-                broker
-                    .create_topic(name, *partitions)
-                    .with_context(|| format!("creating topic {name}"))?;
-            }
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "bootstrap.servers={}", broker.bootstrap_servers())?;
-            out.flush()?;
-            drop(out);
-            eprintln!(
-                "embedded broker with {brokers} broker(s) and {} topic(s) is up; stop it with Ctrl-C",
-                topics.len()
-            );
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                tokio::select! {
-                    r = tokio::signal::ctrl_c() => r,
-                    _ = term.recv() => Ok(()),
-                }
-            })?;
-            eprintln!("embedded broker stopped");
-            Ok(())
+        Command::Broker { brokers, topics } => broker(brokers, &topics),
+    }
+}
+
+fn broker(brokers: i32, topics: &[(String, i32)]) -> anyhow::Result<()> {
+    let broker = EmbeddedBroker::with_brokers(brokers).context("starting the embedded broker")?;
+    for (name, partitions) in topics {
+        broker
+            .create_topic(name, *partitions)
+            .with_context(|| format!("creating topic {name}"))?;
+    }
+    // The address line is the machine-readable interface: scripts and tests read it.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "bootstrap.servers={}", broker.bootstrap_servers())?;
+    out.flush()?;
+    drop(out);
+    eprintln!(
+        "embedded broker: {brokers} broker(s), {} topic(s) created; in memory only, no admin API \
+         (see `streamkit broker --help`); stop with Ctrl-C",
+        topics.len()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signal = rt.block_on(wait_for_signal())?;
+    eprintln!("{signal} received: embedded broker stopped");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT").map_err(Into::into),
+            _ = term.recv() => Ok("SIGTERM"),
         }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
     }
 }

@@ -2,7 +2,6 @@
 //! extends them, or merges them when it bridges several.
 
 use crate::error::Result;
-use crate::metrics::names::REASON_LATE;
 use crate::processor::{Data, Processor, ProcessorContext, SessionStore};
 use crate::record::Record;
 use crate::stream::grouped::Merger;
@@ -10,11 +9,13 @@ use crate::table::Change;
 use crate::window::{SessionWindows, Window, Windowed};
 
 use super::aggregate::Fold;
+use super::late::LateRecords;
 
 pub(crate) struct SessionAggregate<K, V, A> {
     pub windows: SessionWindows,
     pub store_name: String,
     pub fold: Fold<K, V, A>,
+    pub late: LateRecords<K, V>,
     pub merger: Merger<K, A>,
     pub store: Option<SessionStore<K, A>>,
 }
@@ -43,8 +44,7 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
         }
         let close_time = ctx.stream_time().saturating_sub(self.windows.grace_ms);
         if ctx.stream_time() != i64::MIN && merged.end < close_time {
-            ctx.record_dropped(REASON_LATE);
-            return Ok(());
+            return self.late.drop(ctx, &record);
         }
         let mut agg: Option<A> = None;
         let mut old_of_merged = None;

@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::metrics::names::REASON_LATE;
 use crate::processor::{Data, Processor, ProcessorContext, WindowStore};
 use crate::record::Record;
 use crate::serde::{Serde, SerdeError, SerdeRef};
@@ -20,6 +19,7 @@ use crate::table::Change;
 use crate::window::{SlidingWindows, Window, Windowed};
 
 use super::aggregate::Fold;
+use super::late::LateRecords;
 
 /// The aggregates by window start, and the raw values by record time.
 pub(crate) type Stores<K, V, A> = (WindowStore<K, A>, WindowStore<K, Vec<V>>);
@@ -30,6 +30,7 @@ pub(crate) struct SlidingAggregate<K, V, A> {
     pub store_name: String,
     pub records_store_name: String,
     pub fold: Fold<K, V, A>,
+    pub late: LateRecords<K, V>,
     pub stores: Option<Stores<K, V, A>>,
     pub next_expiry: i64,
 }
@@ -56,8 +57,7 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SlidingAggregate<K, V, A> {
         let t = record.timestamp;
         // The record's own (left) window is closed: the record is late.
         if t + grace < stream_time {
-            ctx.record_dropped(REASON_LATE);
-            return Ok(());
+            return self.late.drop(ctx, &record);
         }
         let (aggs, raw) = self.stores.as_ref().expect("initialized");
         let mut at_t = raw.fetch(&record.key, t)?.unwrap_or_default();

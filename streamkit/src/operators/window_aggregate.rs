@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::metrics::names::REASON_LATE;
 use crate::processor::{
     Data, KeyValueStore, Processor, ProcessorContext, Punctuation, PunctuationType, WindowStore,
 };
@@ -16,6 +15,7 @@ use crate::table::{Change, EmitConfig};
 use crate::window::{TimeWindows, Window, Windowed};
 
 use super::aggregate::Fold;
+use super::late::LateRecords;
 
 pub(crate) struct WindowAggregate<K, V, A> {
     pub windows: TimeWindows,
@@ -24,6 +24,7 @@ pub(crate) struct WindowAggregate<K, V, A> {
     pub fold: Fold<K, V, A>,
     pub emit: Arc<Mutex<EmitConfig>>,
     pub key_serde: SerdeRef<K>,
+    pub late: LateRecords<K, V>,
     pub state: Option<State<K, A>>,
 }
 
@@ -159,13 +160,7 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for WindowAggregate<K, V, A> {
             .filter(|w| w.end > close_time)
             .collect();
         if windows.is_empty() {
-            ctx.record_dropped(REASON_LATE);
-            tracing::debug!(
-                timestamp = record.timestamp,
-                stream_time,
-                "dropping late record"
-            );
-            return Ok(());
+            return self.late.drop(ctx, &record);
         }
         let key_bytes = if state.config.final_only {
             Some(self.key_bytes(&record.key)?)

@@ -78,6 +78,7 @@ impl StoreBuilder {
                 kind,
                 backend: StoreBackend::RocksDb,
                 logging: true,
+                caching: false,
                 serdes: Arc::new(StoreSerdes::<K, V> {
                     key: Arc::new(key),
                     value: Arc::new(value),

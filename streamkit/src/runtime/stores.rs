@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
 use crate::stream::StoreBackend;
 use crate::topology::StoreSpec;
 
@@ -70,6 +71,16 @@ pub(crate) struct TaskStore {
     /// Set when a flush failed: the store's contents can no longer be trusted.
     poisoned: bool,
     persistent: bool,
+    /// Writes held back until the next flush, one per key (`None` = delete).
+    cache: Option<RecordCache>,
+}
+
+/// Kafka Streams' record cache: repeated updates of a key between commits collapse into one
+/// store write and one changelog record.
+struct RecordCache {
+    entries: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+    max_bytes: usize,
 }
 
 /// A store shared by its task (writes) and interactive queries (reads from other threads).
@@ -80,16 +91,21 @@ impl TaskStore {
         spec: Arc<StoreSpec>,
         app_id: &str,
         partition: i32,
-        _dir: &Path,
+        dir: &Path,
+        rocksdb: &RocksDbShared,
+        cache_max_bytes: usize,
     ) -> Result<TaskStore> {
         let (backend, persistent): (Box<dyn Backend>, bool) = match spec.backend {
-            StoreBackend::InMemory | StoreBackend::RocksDb => {
-                (Box::new(MemoryBackend::default()), false)
-            }
+            StoreBackend::InMemory => (Box::new(MemoryBackend::default()), false),
+            StoreBackend::RocksDb => (
+                Box::new(RocksDbBackend::open(dir, &spec.name, rocksdb)?),
+                true,
+            ),
         };
         let changelog = spec
             .logging
             .then(|| (spec.changelog_topic().resolve(app_id), partition));
+        let spec_caching = spec.caching;
         Ok(TaskStore {
             spec,
             backend,
@@ -97,6 +113,11 @@ impl TaskStore {
             pending: Vec::new(),
             poisoned: false,
             persistent,
+            cache: (spec_caching && cache_max_bytes > 0).then(|| RecordCache {
+                entries: HashMap::new(),
+                bytes: 0,
+                max_bytes: cache_max_bytes,
+            }),
         })
     }
 
@@ -111,28 +132,70 @@ impl TaskStore {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.entries.get(key)) {
+            return Ok(cached.clone());
+        }
         self.backend.get(key)
     }
 
-    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         self.check()?;
-        self.backend.put(key, value)?;
+        if let Some(cache) = &mut self.cache {
+            let added = key.len() + value.map_or(0, <[u8]>::len);
+            let old = cache
+                .entries
+                .insert(key.to_vec(), value.map(<[u8]>::to_vec));
+            cache.bytes += added;
+            if let Some(old) = old {
+                cache.bytes -= key.len() + old.map_or(0, |v| v.len());
+            }
+            if cache.bytes > cache.max_bytes {
+                self.flush_cache()?;
+            }
+            return Ok(());
+        }
+        self.write_through(key.to_vec(), value.map(<[u8]>::to_vec))
+    }
+
+    fn write_through(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<()> {
+        match &value {
+            Some(v) => self.backend.put(&key, v)?,
+            None => self.backend.delete(&key)?,
+        }
         if self.changelog.is_some() {
-            self.pending.push((key.to_vec(), Some(value.to_vec())));
+            self.pending.push((key, value));
         }
         Ok(())
+    }
+
+    /// Writes the cached updates to the backend and queues them for the changelog.
+    pub fn flush_cache(&mut self) -> Result<()> {
+        let Some(cache) = &mut self.cache else {
+            return Ok(());
+        };
+        let entries = std::mem::take(&mut cache.entries);
+        cache.bytes = 0;
+        for (k, v) in entries {
+            self.write_through(k, v)?;
+        }
+        Ok(())
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write(key, Some(value))
     }
 
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
-        self.check()?;
-        self.backend.delete(key)?;
-        if self.changelog.is_some() {
-            self.pending.push((key.to_vec(), None));
-        }
-        Ok(())
+        self.write(key, None)
     }
 
-    pub fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// Entries in key order (cached updates are written out first).
+    pub fn range(
+        &mut self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.flush_cache()?;
         self.backend.range(from, to)
     }
 
@@ -158,6 +221,7 @@ impl TaskStore {
     }
 
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_cache()?;
         let r = self.backend.flush();
         if r.is_err() {
             self.poisoned = true;

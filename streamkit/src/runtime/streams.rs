@@ -12,6 +12,7 @@ use crate::processor::Data;
 use crate::runtime::admin::prepare_topics;
 use crate::runtime::stores::StoreRegistry;
 use crate::runtime::thread::{StatusSink, StreamThread, ThreadArgs, ThreadStatus};
+use crate::state::rocksdb::RocksDbShared;
 use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 
@@ -124,6 +125,7 @@ pub struct KafkaStreams {
     shared: Arc<Shared>,
     handles: Mutex<Vec<JoinHandle<()>>>,
     registry: StoreRegistry,
+    rocksdb: RocksDbShared,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -164,11 +166,12 @@ impl KafkaStreams {
         });
         Ok(KafkaStreams {
             topology: Arc::new(topology),
-            config,
             metrics,
             shared,
             handles: Mutex::new(Vec::new()),
             registry: StoreRegistry::default(),
+            rocksdb: RocksDbShared::new(config.rocksdb_memory),
+            config,
         })
     }
 
@@ -253,6 +256,7 @@ impl KafkaStreams {
                 status,
                 source_topics: source_topics.clone(),
                 registry: self.registry.clone(),
+                rocksdb: self.rocksdb.clone(),
             };
             // Tasks hold `Rc`s: the thread's state is built on the thread itself.
             let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();

@@ -16,6 +16,7 @@ use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
 use crate::runtime::handler::DeserializationHandler;
 use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore};
+use crate::state::rocksdb::RocksDbShared;
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
 
@@ -32,6 +33,10 @@ pub(crate) struct TaskSetup<'a> {
     pub registry: StoreRegistry,
     /// Brings the stores up to date from their changelogs.
     pub restorer: &'a dyn Restorer,
+    /// Memory shared by the RocksDB stores.
+    pub rocksdb: RocksDbShared,
+    /// Record cache size of each caching store.
+    pub cache_max_bytes: usize,
 }
 
 /// A resolved topic and the source node reading it.
@@ -92,8 +97,14 @@ impl Task {
         }
         let mut stores = HashMap::new();
         for spec in &sub.stores {
-            let store =
-                TaskStore::open(spec.clone(), &setup.app_id, id.partition, &setup.state_dir)?;
+            let store = TaskStore::open(
+                spec.clone(),
+                &setup.app_id,
+                id.partition,
+                &setup.state_dir,
+                &setup.rocksdb,
+                setup.cache_max_bytes,
+            )?;
             stores.insert(spec.name.clone(), Arc::new(std::sync::Mutex::new(store)));
         }
         // Stores are complete before any processor sees them.
@@ -211,6 +222,15 @@ impl Task {
         } else {
             c.write(&self.state_dir)
         }
+    }
+
+    /// Writes out the stores' record caches (and their changelog records), without flushing
+    /// the backends: what the test driver does after each record.
+    pub fn flush_caches(&mut self) -> Result<()> {
+        for store in self.ctx.stores.values() {
+            store.lock().expect("store lock").flush_cache()?;
+        }
+        self.send_changelogs()
     }
 
     /// Flushes every store (before offsets are committed).

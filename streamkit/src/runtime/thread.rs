@@ -237,6 +237,8 @@ pub(crate) struct ThreadArgs {
     pub metrics: Metrics,
     pub shutdown: Arc<AtomicBool>,
     pub status: StatusSink,
+    /// Memory shared by the RocksDB stores.
+    pub rocksdb: crate::state::rocksdb::RocksDbShared,
     /// Where tasks publish their stores for interactive queries.
     pub registry: crate::runtime::stores::StoreRegistry,
     /// Resolved source topic → partition count (from start-up).
@@ -470,6 +472,8 @@ impl Worker {
                             wall_clock_ms: now_ms(),
                             registry: self.args.registry.clone(),
                             restorer: &self.restorer,
+                            rocksdb: self.args.rocksdb.clone(),
+                            cache_max_bytes: self.args.config.cache_max_bytes,
                             state_dir: self
                                 .args
                                 .config

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{KStream, Materialized, Repartitioned};
 use crate::operators::aggregate::{Aggregate, Fold};
+use crate::operators::late::LateRecords;
 use crate::operators::session_aggregate::SessionAggregate;
 use crate::operators::sliding_aggregate::{SlidingAggregate, list_serde};
 use crate::operators::window_aggregate::WindowAggregate;
@@ -176,6 +177,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             kind,
             backend: m.backend,
             logging: m.logging,
+            caching: m.caching,
             serdes: Arc::new(crate::processor::StoreSerdes::<K, A> { key, value }),
         };
         self.stream.graph.borrow_mut().add_store(spec);
@@ -290,6 +292,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         TimeWindowedKStream {
             grouped: self.clone_grouped(),
             windows,
+            late_topic: None,
         }
     }
 
@@ -298,6 +301,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         SlidingWindowedKStream {
             grouped: self.clone_grouped(),
             windows,
+            late_topic: None,
         }
     }
 
@@ -306,6 +310,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         SessionWindowedKStream {
             grouped: self.clone_grouped(),
             windows,
+            late_topic: None,
         }
     }
 
@@ -328,9 +333,25 @@ fn retention(m: &Option<Duration>, at_least: i64) -> i64 {
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: TimeWindows,
+    late_topic: Option<String>,
 }
 
 impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
+
     fn aggregate_with<A: Data>(
         &self,
         fold: Fold<K, V, A>,
@@ -344,6 +365,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let emit = Arc::new(Mutex::new(EmitConfig::default()));
         let (windows, store_name, emit2) = (self.windows, name.clone(), emit.clone());
         let key_serde = m.key_serde.clone().unwrap_or_else(|| g.key_serde.clone());
+        let late = self.late();
         let table = g
             .stream
             .add("KSTREAM-WINDOWED-AGGREGATE", move || WindowAggregate {
@@ -351,6 +373,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                 retention_ms,
                 store_name: store_name.clone(),
                 fold: fold.clone(),
+                late: late.clone(),
                 emit: emit2.clone(),
                 key_serde: key_serde.clone(),
                 state: None,
@@ -440,9 +463,25 @@ pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
 pub struct SessionWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SessionWindows,
+    late_topic: Option<String>,
 }
 
 impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
+
     fn aggregate_with<A: Data>(
         &self,
         fold: Fold<K, V, A>,
@@ -455,12 +494,14 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let retention_ms = retention(&m.retention, self.windows.gap_ms + self.windows.grace_ms);
         g.add_store(&name, StoreKind::Session { retention_ms }, &m, value);
         let (windows, store_name) = (self.windows, name.clone());
+        let late = self.late();
         let table = g
             .stream
             .add("KSTREAM-SESSION-AGGREGATE", move || SessionAggregate {
                 windows,
                 store_name: store_name.clone(),
                 fold: fold.clone(),
+                late: late.clone(),
                 merger: merger.clone(),
                 store: None,
             });
@@ -554,9 +595,25 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
 pub struct SlidingWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SlidingWindows,
+    late_topic: Option<String>,
 }
 
 impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
+
     fn aggregate_with<A: Data>(
         &self,
         fold: Fold<K, V, A>,
@@ -587,6 +644,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             list_serde(g.value_serde.clone()),
         );
         let (windows, store_name, rn) = (self.windows, name.clone(), records_name.clone());
+        let late = self.late();
         let table = g.stream.add("KSTREAM-SLIDINGWINDOW-AGGREGATE", move || {
             SlidingAggregate {
                 windows,
@@ -594,6 +652,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
                 store_name: store_name.clone(),
                 records_store_name: rn.clone(),
                 fold: fold.clone(),
+                late: late.clone(),
                 stores: None,
                 next_expiry: i64::MIN,
             }

@@ -17,6 +17,7 @@ use crate::runtime::context::{OutRecord, RecordCollector};
 use crate::runtime::stores::{NoRestore, StoreRegistry};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::serde::{Serde, SerdeRef, decode, encode};
+use crate::state::rocksdb::RocksDbShared;
 use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
@@ -81,6 +82,8 @@ impl Inner {
                 headers: record.headers.clone(),
             };
             self.tasks[task].process(source, this_offset, raw)?;
+            // Like Kafka Streams' driver, commit after every record: caches are written out.
+            self.tasks[task].flush_caches()?;
             self.drain(&mut pending);
         }
         Ok(())
@@ -137,6 +140,14 @@ pub struct TopologyTestDriver {
     inner: Rc<RefCell<Inner>>,
     metrics: Metrics,
     registry: StoreRegistry,
+    /// This driver's own state directory, removed on drop.
+    state_root: std::path::PathBuf,
+}
+
+impl Drop for TopologyTestDriver {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state_root);
+    }
 }
 
 impl TopologyTestDriver {
@@ -151,6 +162,7 @@ impl TopologyTestDriver {
         let metrics = Metrics::new(&app_id);
         let captured: Captured = Rc::default();
         let registry = StoreRegistry::default();
+        let rocksdb = RocksDbShared::new(config.rocksdb_memory);
         static DRIVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = DRIVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let state_root = config
@@ -176,6 +188,8 @@ impl TopologyTestDriver {
                     state_dir: state_root.join(id.to_string()),
                     registry: registry.clone(),
                     restorer: &NoRestore,
+                    rocksdb: rocksdb.clone(),
+                    cache_max_bytes: config.cache_max_bytes,
                 },
             )?;
             for (source, topic) in task.source_topics().enumerate() {
@@ -202,6 +216,7 @@ impl TopologyTestDriver {
             inner: Rc::new(RefCell::new(inner)),
             metrics,
             registry,
+            state_root,
         })
     }
 

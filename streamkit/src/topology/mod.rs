@@ -46,6 +46,8 @@ pub(crate) struct StoreSpec {
     pub kind: StoreKind,
     pub backend: StoreBackend,
     pub logging: bool,
+    /// Whether a record cache collapses updates between commits.
+    pub caching: bool,
     /// `StoreSerdes<K, V>` of the store's key and value types.
     pub serdes: Arc<dyn Any + Send + Sync>,
 }
