@@ -280,14 +280,34 @@ fn create_topics(embedded: Option<&EmbeddedBroker>, servers: &str) -> anyhow::Re
         }
         return Ok(());
     }
+    // Only what is missing: a cluster without the admin API (such as `streamkit broker`, whose
+    // topics are created with `--topic`) works when the topics exist.
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .context("creating the metadata client")?;
+    let metadata = probe
+        .fetch_metadata(None, Duration::from_secs(30))
+        .context("fetching the cluster's topics")?;
+    let existing: HashSet<&str> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name())
+        .collect();
+    let new: Vec<NewTopic<'_>> = TOPICS
+        .iter()
+        .filter(|(topic, _)| !existing.contains(topic))
+        .map(|(topic, partitions)| NewTopic::new(topic, *partitions, TopicReplication::Fixed(-1)))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .create()
         .context("creating the admin client")?;
-    let new: Vec<NewTopic<'_>> = TOPICS
-        .iter()
-        .map(|(topic, partitions)| NewTopic::new(topic, *partitions, TopicReplication::Fixed(-1)))
-        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

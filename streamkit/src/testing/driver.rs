@@ -59,6 +59,8 @@ struct Inner {
     outputs: HashMap<String, VecDeque<StoredRecord>>,
     offsets: HashMap<String, i64>,
     wall_clock_ms: i64,
+    commit_every: usize,
+    since_commit: usize,
 }
 
 impl Inner {
@@ -82,8 +84,15 @@ impl Inner {
                 headers: record.headers.clone(),
             };
             self.tasks[task].process(source, this_offset, raw)?;
-            // Like Kafka Streams' driver, commit after every record: caches are written out.
-            self.tasks[task].flush_caches()?;
+            // Like Kafka Streams' driver, commit after every record by default: caches are
+            // written out.
+            self.since_commit += 1;
+            if self.since_commit >= self.commit_every {
+                self.since_commit = 0;
+                for t in &mut self.tasks {
+                    t.flush_caches()?;
+                }
+            }
             self.drain(&mut pending);
         }
         Ok(())
@@ -205,6 +214,8 @@ impl TopologyTestDriver {
             outputs: HashMap::new(),
             offsets: HashMap::new(),
             wall_clock_ms: 0,
+            commit_every: 1,
+            since_commit: 0,
         };
         // Output of `init` (rare, but allowed).
         let mut pending = VecDeque::new();
@@ -251,6 +262,12 @@ impl TopologyTestDriver {
             key_serde: Arc::new(key_serde),
             value_serde: Arc::new(value_serde),
         }
+    }
+
+    /// Commits (writes record caches out) every `n` input records instead of after each one,
+    /// as a running application does between commit intervals. Default = 1.
+    pub fn set_commit_every(&self, n: usize) {
+        self.inner.borrow_mut().commit_every = n.max(1);
     }
 
     /// Moves the simulated wall clock forward and fires due wall-clock punctuators.
