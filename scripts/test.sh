@@ -1,33 +1,39 @@
 #!/usr/bin/env bash
-# The one command that runs every check and every test (CI runs exactly this).
-# Installs what it needs; never skips a test.
+# The one command that runs every check and every test; CI (.ci/run) runs exactly this.
+# Works on a fresh Debian/Ubuntu machine with Rust: installs what is missing, skips nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-step() { echo; echo "== $*"; }
+step() {
+  echo
+  echo "== $*"
+}
 
 step "system packages"
 install_packages "${BUILD_PACKAGES[@]}"
 
-if ! cargo nextest --version >/dev/null 2>&1; then
-  step "installing cargo-nextest"
+step "cargo-nextest"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest --version | head -n 1
+else
   cargo install cargo-nextest --locked
 fi
 
-step "cargo fmt --check"
+step "format: cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (warnings are errors)"
+step "lint: cargo clippy, warnings are errors"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo doc (warnings are errors)"
+step "docs: cargo doc, warnings are errors"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-step "tests"
+step "tests: cargo nextest (unit and integration)"
 cargo nextest run --workspace --no-fail-fast
 
-step "doc tests"
+step "doc tests: cargo test --doc"
 cargo test --workspace --doc
 
 echo

@@ -32,9 +32,12 @@ pub enum ProcessingGuarantee {
 ///     .set("sasl.username", "cta")
 ///     .set("sasl.password", "secret")
 ///     .set("producer.linger.ms", "20")
+///     .set("restore.consumer.fetch.max.bytes", "1048576")
 ///     .num_stream_threads(2);
 /// assert_eq!(config.client_settings("producer").get("linger.ms").map(String::as_str), Some("20"));
 /// assert_eq!(config.client_settings("consumer").get("linger.ms"), None);
+/// assert!(config.client_settings("consumer").keys().all(|k| !k.contains("restore")));
+/// assert!(config.client_settings("restore.consumer").contains_key("fetch.max.bytes"));
 /// assert_eq!(config.client_settings("consumer").get("security.protocol").map(String::as_str), Some("SASL_SSL"));
 /// ```
 #[derive(Debug, Clone)]
@@ -177,7 +180,8 @@ impl StreamsConfig {
     /// The librdkafka properties for one kind of client (`consumer`, `producer`, `admin`):
     /// unprefixed settings, overridden by that kind's prefixed ones.
     pub fn client_settings(&self, kind: &str) -> BTreeMap<String, String> {
-        const KINDS: [&str; 3] = ["consumer.", "producer.", "admin."];
+        // Longest first: `restore.consumer.x` is not a `consumer.` setting.
+        const KINDS: [&str; 4] = ["restore.consumer.", "consumer.", "producer.", "admin."];
         let prefix = format!("{kind}.");
         let mut out: BTreeMap<String, String> = self
             .client

@@ -89,6 +89,14 @@ fn losing_the_state_directory_gives_identical_results() {
     let second = KafkaStreams::new(topology(), config(&broker, dir2.path())).unwrap();
     second.start().unwrap();
     assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    // Every changelog record was read back (200 updates, no cache), and reported.
+    assert_eq!(second.metrics().restored_records(), 200);
+    assert!(
+        second
+            .metrics()
+            .encode_text()
+            .contains("streamkit_restore_remaining_records")
+    );
     common::produce(broker.bootstrap_servers(), "taps", &taps(200..300));
     wait_processed(&second, 100);
     let counts = latest(&broker, 300);

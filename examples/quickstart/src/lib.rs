@@ -401,8 +401,9 @@ pub fn run(args: Args) -> anyhow::Result<Summary> {
     };
     create_topics(embedded.as_ref(), &servers)?;
 
-    // On a real cluster the topics may hold earlier runs' records: ids of this run start at a
-    // value no earlier run used, and only they are counted.
+    // On a real cluster the topics may hold earlier runs' records: ids of this run start at
+    // (seconds since the epoch) × 10^7, which no earlier run of fewer than 10^7 records
+    // reached, and only this run's ids are counted.
     let first_id = match &embedded {
         Some(_) => 0,
         None => {
@@ -500,3 +501,9 @@ pub fn run(args: Args) -> anyhow::Result<Summary> {
     println!("{summary}");
     Ok(summary)
 }
+
+// The Rust examples of the repository's README compile (and, unless marked `no_run`, run) as
+// doc tests of this crate, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -18,6 +18,8 @@ pub struct Metrics {
     dead_letter: IntCounterVec,
     pub(crate) commit_latency: HistogramVec,
     pub(crate) active_tasks: IntGaugeVec,
+    pub(crate) restored: IntCounterVec,
+    pub(crate) restore_remaining: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -60,6 +62,28 @@ impl Metrics {
             &[THREAD_LABEL],
         )
         .expect("valid metric");
+        let restored = IntCounterVec::new(
+            constant(Opts::new(
+                RESTORED_RECORDS,
+                "changelog records restored into a store",
+            )),
+            &[STORE_LABEL],
+        )
+        .expect("valid metric");
+        let restore_remaining = IntGaugeVec::new(
+            constant(Opts::new(
+                RESTORE_REMAINING,
+                "changelog records left to restore",
+            )),
+            &[TASK_LABEL, STORE_LABEL],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(restored.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(restore_remaining.clone()))
+            .expect("unique metric");
         for c in [&processed, &dropped, &dead_letter] {
             registry
                 .register(Box::new(c.clone()))
@@ -78,6 +102,8 @@ impl Metrics {
             dead_letter,
             commit_latency,
             active_tasks,
+            restored,
+            restore_remaining,
         }
     }
 
@@ -117,6 +143,11 @@ impl Metrics {
             }
         }
         total
+    }
+
+    /// Total changelog records restored into stores.
+    pub fn restored_records(&self) -> u64 {
+        sum(&self.restored)
     }
 
     /// Total records sent to dead-letter topics.

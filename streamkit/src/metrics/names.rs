@@ -8,6 +8,12 @@ pub const DROPPED_RECORDS: &str = "streamkit_dropped_records_total";
 pub const DEAD_LETTER_RECORDS: &str = "streamkit_dead_letter_records_total";
 /// Time to commit (flush producer, commit offsets), seconds (histogram).
 pub const COMMIT_LATENCY: &str = "streamkit_commit_latency_seconds";
+/// Changelog records restored into a store (counter).
+pub const RESTORED_RECORDS: &str = "streamkit_restored_records_total";
+/// Changelog records still to restore for a store of a task (gauge; 0 when done).
+pub const RESTORE_REMAINING: &str = "streamkit_restore_remaining_records";
+/// Label: the state store's name.
+pub const STORE_LABEL: &str = "store";
 /// Number of tasks a stream thread owns (gauge).
 pub const ACTIVE_TASKS: &str = "streamkit_active_tasks";
 

@@ -381,10 +381,10 @@ impl<K: Data, V: Data> WindowStore<K, V> {
             .range(Bound::Included(&a), Bound::Included(&b))?;
         let mut out = Vec::new();
         for (k, v) in raw {
-            if let Some((key_bytes, t)) = codec::split(&k, 1) {
-                if key_bytes == kb.as_slice() {
-                    out.push((t[0], decode(&*self.value, &name, Some(&v))?));
-                }
+            if let Some((key_bytes, t)) = codec::split(&k, 1)
+                && key_bytes == kb.as_slice()
+            {
+                out.push((t[0], decode(&*self.value, &name, Some(&v))?));
             }
         }
         Ok(out)

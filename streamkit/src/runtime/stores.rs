@@ -41,10 +41,9 @@ impl Backend for MemoryBackend {
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
             (from, to)
+            && a > b
         {
-            if a > b {
-                return Ok(Vec::new());
-            }
+            return Ok(Vec::new());
         }
         Ok(self
             .0

@@ -198,10 +198,10 @@ impl Task {
     pub fn changelog_written(&mut self, lookup: impl Fn(&str, i32) -> Option<i64>) {
         for (name, store) in &self.ctx.stores {
             let store = store.lock().expect("store lock");
-            if let Some((topic, partition)) = &store.changelog {
-                if let Some(offset) = lookup(topic, *partition) {
-                    self.changelog_offsets.insert(name.clone(), offset);
-                }
+            if let Some((topic, partition)) = &store.changelog
+                && let Some(offset) = lookup(topic, *partition)
+            {
+                self.changelog_offsets.insert(name.clone(), offset);
             }
         }
     }
@@ -211,10 +211,11 @@ impl Task {
         let mut c = Checkpoint::default();
         for (name, store) in &self.ctx.stores {
             let store = store.lock().expect("store lock");
-            if store.is_persistent() && store.changelog.is_some() {
-                if let Some(o) = self.changelog_offsets.get(name) {
-                    c.0.insert(name.clone(), *o);
-                }
+            if store.is_persistent()
+                && store.changelog.is_some()
+                && let Some(o) = self.changelog_offsets.get(name)
+            {
+                c.0.insert(name.clone(), *o);
             }
         }
         if c.0.is_empty() {
@@ -235,6 +236,11 @@ impl Task {
 
     /// Flushes every store (before offsets are committed).
     pub fn flush(&mut self) -> Result<()> {
+        // Caches first: what they hold must reach the changelog before the producer flush
+        // and the offset commit that follow.
+        for store in self.ctx.stores.values() {
+            store.lock().expect("store lock").flush_cache()?;
+        }
         self.send_changelogs()?;
         for store in self.ctx.stores.values() {
             store.lock().expect("store lock").flush()?;

@@ -326,7 +326,7 @@ impl StreamThread {
         Ok(StreamThread {
             consumer,
             worker: Worker {
-                restorer: ChangelogRestorer::new(&args.config, &args.name)?,
+                restorer: ChangelogRestorer::new(&args.config, &args.name, args.metrics.clone())?,
                 app_id: Arc::from(config.application_id.as_str()),
                 args,
                 producer,
@@ -584,13 +584,14 @@ fn is_fatal(e: &KafkaError) -> bool {
 struct ChangelogRestorer {
     consumer: BaseConsumer,
     thread: String,
+    metrics: Metrics,
 }
 
 const RESTORE_BATCH: usize = 10_000;
 const RESTORE_POLL: Duration = Duration::from_millis(500);
 
 impl ChangelogRestorer {
-    fn new(config: &StreamsConfig, thread: &str) -> Result<Self> {
+    fn new(config: &StreamsConfig, thread: &str, metrics: Metrics) -> Result<Self> {
         let mut c = base_client_config(config, "restore.consumer")?;
         c.set("group.id", format!("{}-restore", config.application_id))
             .set("client.id", format!("{thread}-restore-consumer"))
@@ -600,6 +601,7 @@ impl ChangelogRestorer {
         Ok(ChangelogRestorer {
             consumer: c.create()?,
             thread: thread.to_string(),
+            metrics,
         })
     }
 }
@@ -633,6 +635,13 @@ impl Restorer for ChangelogRestorer {
                 continue;
             }
             let started = Instant::now();
+            let task_label = task.to_string();
+            let remaining = self
+                .metrics
+                .restore_remaining
+                .with_label_values(&[task_label.as_str(), name.as_str()]);
+            let restored_total = self.metrics.restored.with_label_values(&[name.as_str()]);
+            remaining.set(high - start);
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(start))?;
             self.consumer.assign(&tpl)?;
@@ -649,6 +658,8 @@ impl Restorer for ChangelogRestorer {
                         if batch.len() >= RESTORE_BATCH {
                             store.lock().expect("store lock").restore(&batch)?;
                             restored += batch.len() as u64;
+                            restored_total.inc_by(batch.len() as u64);
+                            remaining.set(high - position);
                             batch.clear();
                             tracing::info!(thread = %self.thread, %task, store = %name, position, end = high, "restoring");
                         }
@@ -659,16 +670,17 @@ impl Restorer for ChangelogRestorer {
                         let pos = self.consumer.position()?;
                         if let Some(rdkafka::Offset::Offset(p)) =
                             pos.find_partition(&topic, partition).map(|e| e.offset())
+                            && p >= high
                         {
-                            if p >= high {
-                                break;
-                            }
+                            break;
                         }
                     }
                 }
             }
             store.lock().expect("store lock").restore(&batch)?;
             restored += batch.len() as u64;
+            restored_total.inc_by(batch.len() as u64);
+            remaining.set(0);
             self.consumer.unassign()?;
             tracing::info!(thread = %self.thread, %task, store = %name, restored, from = start, to = high,
                 millis = started.elapsed().as_millis() as u64, "store restored");

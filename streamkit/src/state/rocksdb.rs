@@ -85,10 +85,10 @@ impl Backend for RocksDbBackend {
         let mut out = Vec::new();
         for item in self.db.iterator(mode) {
             let (k, v) = item.map_err(rocks_err)?;
-            if let Bound::Excluded(a) = from {
-                if &*k == a {
-                    continue;
-                }
+            if let Bound::Excluded(a) = from
+                && &*k == a
+            {
+                continue;
             }
             let past_end = match to {
                 Bound::Included(b) => &*k > b,
