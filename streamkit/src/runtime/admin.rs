@@ -45,12 +45,8 @@ pub(crate) fn topic_partitions(config: &StreamsConfig) -> Result<HashMap<String,
         .collect())
 }
 
-/// Checks sources, creates internal topics and returns the partition count of every
-/// (resolved) source topic.
-pub(crate) fn prepare_topics(
-    config: &StreamsConfig,
-    topology: &Topology,
-) -> Result<BTreeMap<String, i32>> {
+/// Checks sources, checks co-partitioning, sizes and creates internal topics.
+pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Result<()> {
     let app = config.application_id.as_str();
     let existing = topic_partitions(config)?;
     let mut counts: BTreeMap<TopicName, i32> = BTreeMap::new();
@@ -116,11 +112,7 @@ pub(crate) fn prepare_topics(
             None => true,
         })
         .collect();
-    create_topics(config, &to_create)?;
-    Ok(counts
-        .into_iter()
-        .map(|(t, n)| (t.resolve(app), n))
-        .collect())
+    create_topics(config, &to_create)
 }
 
 /// Co-partition groups: external members must agree; internal members take their count.

@@ -233,13 +233,10 @@ impl KafkaStreams {
                 self.state()
             )));
         }
-        let source_topics = match prepare_topics(&self.config, &self.topology) {
-            Ok(t) => t,
-            Err(e) => {
-                self.shared.transition(State::Error);
-                return Err(e);
-            }
-        };
+        if let Err(e) = prepare_topics(&self.config, &self.topology) {
+            self.shared.transition(State::Error);
+            return Err(e);
+        }
         self.shared.transition(State::Rebalancing);
         let mut handles = self.handles.lock().expect("handles lock");
         for index in 0..self.config.num_stream_threads {
@@ -254,7 +251,6 @@ impl KafkaStreams {
                 metrics: self.metrics.clone(),
                 shutdown: self.shared.shutdown.clone(),
                 status,
-                source_topics: source_topics.clone(),
                 registry: self.registry.clone(),
                 rocksdb: self.rocksdb.clone(),
             };

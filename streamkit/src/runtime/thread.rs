@@ -241,8 +241,6 @@ pub(crate) struct ThreadArgs {
     pub rocksdb: crate::state::rocksdb::RocksDbShared,
     /// Where tasks publish their stores for interactive queries.
     pub registry: crate::runtime::stores::StoreRegistry,
-    /// Resolved source topic → partition count (from start-up).
-    pub source_topics: BTreeMap<String, i32>,
 }
 
 pub(crate) struct StreamThread {
@@ -321,7 +319,16 @@ impl StreamThread {
             status: args.status.clone(),
         };
         let consumer: BaseConsumer<StreamConsumerContext> = cc.create_with_context(context)?;
-        let topics: Vec<&str> = args.source_topics.keys().map(String::as_str).collect();
+        // Only the topics the topology reads: changelogs are internal topics too, but they are
+        // read by the restore consumer, never by the group.
+        let app = config.application_id.as_str();
+        let names: Vec<String> = args
+            .topology
+            .source_topics()
+            .iter()
+            .map(|t| t.resolve(app))
+            .collect();
+        let topics: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(StreamThread {
             consumer,
