@@ -357,3 +357,82 @@ fn sliding_windows_drop_records_whose_window_closed() {
         .unwrap();
     assert_eq!(windows, vec![(4_000, 1), (5_000, 2), (9_001, 1)]);
 }
+
+/// Final results through `suppress`: each session or sliding window emitted exactly once, when
+/// it closes, with the value the oracle computes from scratch.
+#[test]
+fn suppressed_session_and_sliding_windows_emit_each_final_once() {
+    for seed in 1..=6 {
+        let records = input(seed * 977, 250, 1_500);
+        for sliding in [false, true] {
+            let b = StreamsBuilder::new();
+            let grouped = b
+                .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+                .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()));
+            let table = if sliding {
+                grouped
+                    .windowed_by_sliding(
+                        SlidingWindows::with_time_difference(Duration::from_millis(1_000))
+                            .grace(Duration::from_secs(5)),
+                    )
+                    .reduce(|a, b| a + b, Materialized::named("w").in_memory())
+            } else {
+                grouped
+                    .windowed_by_session(
+                        SessionWindows::with_inactivity_gap(Duration::from_millis(500))
+                            .grace(Duration::from_secs(5)),
+                    )
+                    .reduce(|a, b| a + b, Materialized::named("w").in_memory())
+            };
+            let serde = || WindowedSerde::session(Serdes::string());
+            table
+                .suppress(Suppressed::until_window_closes())
+                .to_stream()
+                .to("out", Produced::with(serde(), Serdes::i64()));
+            let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+            let input_topic = d.input_topic("in", Serdes::string(), Serdes::i64());
+            for (k, v, ts) in &records {
+                input_topic.pipe_at(k.clone(), *v, *ts).unwrap();
+            }
+            let before_flush = d.output_topic("out", serde(), Serdes::i64()).queue_size();
+            input_topic
+                .pipe_at("zz-flush".into(), 0, 10_000_000)
+                .unwrap();
+            let mut emitted: BTreeMap<(String, i64, i64), i64> = BTreeMap::new();
+            let mut count = 0;
+            for (w, v) in d
+                .output_topic("out", serde(), Serdes::i64())
+                .read_key_values()
+            {
+                if w.key == "zz-flush" {
+                    continue;
+                }
+                count += 1;
+                assert!(
+                    emitted
+                        .insert((w.key, w.window.start, w.window.end), v)
+                        .is_none(),
+                    "seed {seed}: a window emitted twice"
+                );
+            }
+            assert_eq!(count, emitted.len());
+            assert!(
+                before_flush < count,
+                "most windows wait for the flush record"
+            );
+            if sliding {
+                let expected: BTreeMap<(String, i64, i64), i64> = sliding_oracle(&records, 1_000)
+                    .into_iter()
+                    .map(|((k, s), v)| ((k, s, s + 1_000), v))
+                    .collect();
+                assert_eq!(emitted, expected, "seed {seed}: sliding");
+            } else {
+                assert_eq!(
+                    emitted,
+                    session_oracle(&records, 500),
+                    "seed {seed}: session"
+                );
+            }
+        }
+    }
+}

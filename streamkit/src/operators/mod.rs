@@ -17,4 +17,5 @@ pub(crate) mod session_aggregate;
 pub(crate) mod sink;
 pub(crate) mod sliding_aggregate;
 pub(crate) mod source;
+pub(crate) mod suppress;
 pub(crate) mod window_aggregate;

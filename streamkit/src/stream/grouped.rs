@@ -10,6 +10,7 @@ use crate::operators::aggregate::{Aggregate, Fold};
 use crate::operators::late::LateRecords;
 use crate::operators::session_aggregate::SessionAggregate;
 use crate::operators::sliding_aggregate::{SlidingAggregate, list_serde};
+use crate::operators::suppress::SuppressSpec;
 use crate::operators::window_aggregate::WindowAggregate;
 use crate::processor::Data;
 use crate::serde::{Serde, SerdeRef, Serdes};
@@ -206,6 +207,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             node: table.node,
             store_name: Some(name),
             emit: None,
+            suppress_spec: None,
             _types: PhantomData,
         }
     }
@@ -384,6 +386,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             node: table.node,
             store_name: Some(name),
             emit: Some(emit),
+            suppress_spec: None,
             _types: PhantomData,
         }
     }
@@ -492,6 +495,12 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let g = &self.grouped;
         let name = store_name(&g.stream, &m.name);
         let retention_ms = retention(&m.retention, self.windows.gap_ms + self.windows.grace_ms);
+        let spec = SuppressSpec {
+            key_serde: m.key_serde.clone().unwrap_or_else(|| g.key_serde.clone()),
+            value_serde: value.clone(),
+            grace_ms: self.windows.grace_ms,
+            end_inclusive: true,
+        };
         g.add_store(&name, StoreKind::Session { retention_ms }, &m, value);
         let (windows, store_name) = (self.windows, name.clone());
         let late = self.late();
@@ -511,6 +520,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             node: table.node,
             store_name: Some(name),
             emit: None,
+            suppress_spec: Some(Arc::new(spec)),
             _types: PhantomData,
         }
     }
@@ -625,6 +635,12 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         let records_name = format!("{name}-records");
         let d = self.windows.time_difference_ms;
         let retention_ms = retention(&m.retention, d + self.windows.grace_ms);
+        let spec = SuppressSpec {
+            key_serde: m.key_serde.clone().unwrap_or_else(|| g.key_serde.clone()),
+            value_serde: value.clone(),
+            grace_ms: self.windows.grace_ms,
+            end_inclusive: true,
+        };
         g.add_store(&name, StoreKind::Window { retention_ms }, &m, value);
         let raw = Materialized::<K, Vec<V>> {
             name: Some(records_name.clone()),
@@ -666,6 +682,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             node: table.node,
             store_name: Some(name),
             emit: None,
+            suppress_spec: Some(Arc::new(spec)),
             _types: PhantomData,
         }
     }

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 pub use query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 
-use crate::processor::{Data, Processor, ProcessorContext};
+use crate::operators::suppress::{SuppressSpec, SuppressUntilClose};
+use crate::processor::{Data, Processor, ProcessorContext, StoreBuilder};
 use crate::record::Record;
+use crate::serde::Serdes;
 use crate::stream::KStream;
 use crate::topology::node::ProcessorFactory;
 use crate::topology::{GraphBuilder, NodeKind};
@@ -34,8 +36,11 @@ pub struct KTable<K, V> {
     pub(crate) graph: Rc<RefCell<GraphBuilder>>,
     pub(crate) node: usize,
     pub(crate) store_name: Option<String>,
-    /// Set for windowed aggregations, whose results `suppress` can hold back.
+    /// Set for time-windowed aggregations, whose results `suppress` can hold back.
     pub(crate) emit: Option<Arc<Mutex<EmitConfig>>>,
+    /// Set for session and sliding aggregations: a `SuppressSpec` of the key and value types,
+    /// for a suppression buffer after the aggregation.
+    pub(crate) suppress_spec: Option<Arc<dyn std::any::Any + Send + Sync>>,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -135,28 +140,71 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
     /// Holds results back as [`Suppressed`] says. Must directly follow a windowed aggregation.
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<Windowed<K>, V> {
         let mut g = self.graph.borrow_mut();
-        match &self.emit {
-            Some(emit) if g.nodes[self.node].children.is_empty() => {
-                let marker = format!("{}-emitted", self.store_name.as_deref().unwrap_or("window"));
+        let unsuppressed = g.nodes[self.node].children.is_empty();
+        let base = self.store_name.clone().unwrap_or_else(|| "window".into());
+        let spec = self
+            .suppress_spec
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<SuppressSpec<K, V>>())
+            .cloned();
+        let node = match (&self.emit, spec) {
+            (Some(emit), _) if unsuppressed => {
+                // Tumbling and hopping windows: the aggregation emits final results itself.
+                let marker = format!("{base}-emitted");
                 let mut e = emit.lock().expect("emit config");
                 e.final_only = true;
                 e.idle_close = suppressed.idle_close;
                 e.marker_store = Some(marker.clone());
-                g.add_store(crate::processor::StoreBuilder::key_value(&marker, crate::serde::Serdes::i32(), crate::serde::Serdes::i64()).spec);
+                g.add_store(StoreBuilder::key_value(&marker, Serdes::i32(), Serdes::i64()).spec);
                 g.connect_store(self.node, &marker);
+                let name = g.generate_name("KTABLE-SUPPRESS");
+                let factory = Arc::new(
+                    ProcessorFactory::<Windowed<K>, Change<V>, PassChanges, _>::new(|| PassChanges),
+                );
+                g.add_node(name, NodeKind::Processor, &[self.node], factory)
             }
-            _ => g.errors.push("suppress must directly follow a windowed aggregation (count, reduce or aggregate after windowed_by)".into()),
-        }
-        let name = g.generate_name("KTABLE-SUPPRESS");
-        let factory = Arc::new(
-            ProcessorFactory::<Windowed<K>, Change<V>, PassChanges, _>::new(|| PassChanges),
-        );
-        let node = g.add_node(name, NodeKind::Processor, &[self.node], factory);
+            (None, Some(spec)) if unsuppressed => {
+                if suppressed.idle_close.is_some() {
+                    g.errors.push(
+                        "close_when_idle is supported after tumbling and hopping windows only"
+                            .into(),
+                    );
+                }
+                let buffer = format!("{base}-suppress-buffer");
+                g.add_store(
+                    StoreBuilder::key_value(&buffer, Serdes::bytes(), Serdes::bytes()).spec,
+                );
+                let name = g.generate_name("KTABLE-SUPPRESS");
+                let store_name = buffer.clone();
+                let factory = Arc::new(ProcessorFactory::<
+                    Windowed<K>,
+                    Change<V>,
+                    SuppressUntilClose<K, V>,
+                    _,
+                >::new(move || SuppressUntilClose {
+                    spec: spec.clone(),
+                    store_name: store_name.clone(),
+                    buffer: None,
+                }));
+                let node = g.add_node(name, NodeKind::Processor, &[self.node], factory);
+                g.connect_store(node, &buffer);
+                node
+            }
+            _ => {
+                g.errors.push("suppress must directly follow a windowed aggregation (count, reduce or aggregate after windowed_by)".into());
+                let name = g.generate_name("KTABLE-SUPPRESS");
+                let factory = Arc::new(
+                    ProcessorFactory::<Windowed<K>, Change<V>, PassChanges, _>::new(|| PassChanges),
+                );
+                g.add_node(name, NodeKind::Processor, &[self.node], factory)
+            }
+        };
         KTable {
             graph: self.graph.clone(),
             node,
             store_name: self.store_name.clone(),
             emit: None,
+            suppress_spec: None,
             _types: PhantomData,
         }
     }

@@ -1,0 +1,117 @@
+//! `suppress(until_window_closes)` after session and sliding aggregations: the latest value of
+//! each window waits in a changelogged buffer store until stream time closes the window, then
+//! goes downstream once. (Tumbling and hopping aggregations emit final results themselves.)
+
+use crate::error::Result;
+use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext, codec};
+use crate::record::Record;
+use crate::serde::SerdeRef;
+use crate::table::Change;
+use crate::window::{Window, Windowed};
+
+/// What the buffer needs to know about the windows it holds.
+pub(crate) struct SuppressSpec<K, V> {
+    pub key_serde: SerdeRef<K>,
+    pub value_serde: SerdeRef<V>,
+    pub grace_ms: i64,
+    /// Session and sliding windows include their end; a window closes once stream time
+    /// passes `end + grace`.
+    pub end_inclusive: bool,
+}
+
+impl<K, V> Clone for SuppressSpec<K, V> {
+    fn clone(&self) -> Self {
+        SuppressSpec {
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            grace_ms: self.grace_ms,
+            end_inclusive: self.end_inclusive,
+        }
+    }
+}
+
+pub(crate) struct SuppressUntilClose<K, V> {
+    pub spec: SuppressSpec<K, V>,
+    pub store_name: String,
+    pub buffer: Option<KeyValueStore<Vec<u8>, Vec<u8>>>,
+}
+
+impl<K: Data, V: Data> SuppressUntilClose<K, V> {
+    /// Buffer keys sort by window end, then start, then key: closed windows come first.
+    fn buffer_key(&self, key: &Windowed<K>) -> Result<Vec<u8>> {
+        let mut kb = Vec::new();
+        self.spec.key_serde.serialize("", &key.key, &mut kb)?;
+        let mut out = Vec::with_capacity(16 + kb.len());
+        out.extend_from_slice(&codec::time(key.window.end));
+        out.extend_from_slice(&codec::time(key.window.start));
+        out.extend_from_slice(&kb);
+        Ok(out)
+    }
+
+    fn emit_closed(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+    ) -> Result<()> {
+        let stream_time = ctx.stream_time();
+        if stream_time == i64::MIN {
+            return Ok(());
+        }
+        // Largest end that is closed.
+        let last_closed = stream_time - self.spec.grace_ms - i64::from(self.spec.end_inclusive);
+        let buffer = self.buffer.as_ref().expect("initialized");
+        // Every key whose 8-byte end prefix is at most `last_closed` sorts below this bound.
+        let bound = codec::time(last_closed.saturating_add(1)).to_vec();
+        for (k, v) in buffer.range(&Vec::new(), &bound)? {
+            if k.len() < 16 || k[..8] == bound[..] {
+                continue;
+            }
+            let end = codec::read_time(&k[..8]);
+            let start = codec::read_time(&k[8..16]);
+            let key = self.spec.key_serde.deserialize("", &k[16..])?;
+            let value = self.spec.value_serde.deserialize("", &v)?;
+            buffer.delete(&k)?;
+            let windowed = Windowed {
+                key,
+                window: Window::new(start, end),
+            };
+            ctx.forward(Record::new(
+                windowed,
+                Change {
+                    new: Some(value),
+                    old: None,
+                },
+                end,
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+impl<K: Data, V: Data> Processor<Windowed<K>, Change<V>> for SuppressUntilClose<K, V> {
+    type KOut = Windowed<K>;
+    type VOut = Change<V>;
+
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>) -> Result<()> {
+        self.buffer = Some(ctx.key_value_store(&self.store_name)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+        record: Record<Windowed<K>, Change<V>>,
+    ) -> Result<()> {
+        let bk = self.buffer_key(&record.key)?;
+        let buffer = self.buffer.as_ref().expect("initialized");
+        match &record.value.new {
+            Some(v) => {
+                let mut vb = Vec::new();
+                self.spec.value_serde.serialize("", v, &mut vb)?;
+                buffer.put(&bk, &vb)?;
+            }
+            // A session merged into another: it will never close on its own.
+            None => buffer.delete(&bk)?,
+        }
+        self.emit_closed(ctx)
+    }
+}
