@@ -126,6 +126,27 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 }
 
+/// One more record per key.
+fn count_fold<K, V>() -> Fold<K, V, i64> {
+    Arc::new(|_, _, c| c.unwrap_or(0) + 1)
+}
+
+/// The first value, then `reducer(aggregate, value)`.
+fn reduce_fold<K, V: Data>(reducer: impl Fn(V, V) -> V + Send + Sync + 'static) -> Fold<K, V, V> {
+    Arc::new(move |_, v, agg| match agg {
+        Some(a) => reducer(a, v.clone()),
+        None => v.clone(),
+    })
+}
+
+/// `aggregator(key, value, aggregate)`, starting from `initializer()`.
+fn aggregate_fold<K, V, A>(
+    initializer: impl Fn() -> A + Send + Sync + 'static,
+    aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+) -> Fold<K, V, A> {
+    Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)))
+}
+
 /// Fills in a store's name and checks its value serde.
 fn store_name(stream: &KStream<impl Data, impl Data>, name: &Option<String>) -> String {
     name.clone().unwrap_or_else(|| {
@@ -214,7 +235,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// Number of records per key.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let fold = count_fold();
         let value = materialized
             .value_serde
             .clone()
@@ -243,10 +264,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
-            Some(a) => reducer(a, v.clone()),
-            None => v.clone(),
-        });
+        let fold = reduce_fold(reducer);
         let value = materialized
             .value_serde
             .clone()
@@ -283,8 +301,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         I: Fn() -> A + Send + Sync + 'static,
         F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
     {
-        let fold: Fold<K, V, A> =
-            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let fold = aggregate_fold(initializer, aggregator);
         let value = value_serde_or_error(&self.stream, &materialized, "aggregate");
         self.aggregate_with(fold, materialized, value)
     }
@@ -417,7 +434,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     /// # Ok::<(), streamkit::Error>(())
     /// ```
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let fold = count_fold();
         let value = materialized
             .value_serde
             .clone()
@@ -430,10 +447,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
-            Some(a) => reducer(a, v.clone()),
-            None => v.clone(),
-        });
+        let fold = reduce_fold(reducer);
         let value = materialized
             .value_serde
             .clone()
@@ -452,8 +466,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         I: Fn() -> A + Send + Sync + 'static,
         F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
     {
-        let fold: Fold<K, V, A> =
-            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let fold = aggregate_fold(initializer, aggregator);
         let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
         self.aggregate_with(fold, materialized, value)
     }
@@ -549,7 +562,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     /// # Ok::<(), streamkit::Error>(())
     /// ```
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let fold = count_fold();
         let value = materialized
             .value_serde
             .clone()
@@ -564,10 +577,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     {
         let reducer = Arc::new(reducer);
         let r = reducer.clone();
-        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
-            Some(a) => r(a, v.clone()),
-            None => v.clone(),
-        });
+        let fold = reduce_fold(move |a, b| r(a, b));
         let value = materialized
             .value_serde
             .clone()
@@ -594,8 +604,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
         M: Fn(&K, A, A) -> A + Send + Sync + 'static,
     {
-        let fold: Fold<K, V, A> =
-            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let fold = aggregate_fold(initializer, aggregator);
         let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
         self.aggregate_with(fold, Arc::new(merger), materialized, value)
     }
@@ -708,7 +717,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     /// # Ok::<(), streamkit::Error>(())
     /// ```
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold: Fold<K, V, i64> = Arc::new(|_, _, c| c.unwrap_or(0) + 1);
+        let fold = count_fold();
         let value = materialized
             .value_serde
             .clone()
@@ -721,10 +730,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let fold: Fold<K, V, V> = Arc::new(move |_, v, agg| match agg {
-            Some(a) => reducer(a, v.clone()),
-            None => v.clone(),
-        });
+        let fold = reduce_fold(reducer);
         let value = materialized
             .value_serde
             .clone()
@@ -743,8 +749,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         I: Fn() -> A + Send + Sync + 'static,
         F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
     {
-        let fold: Fold<K, V, A> =
-            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        let fold = aggregate_fold(initializer, aggregator);
         let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
         self.aggregate_with(fold, materialized, value)
     }

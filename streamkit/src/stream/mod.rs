@@ -477,6 +477,21 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Like [`split`](Self::split), with a prefix for the split node and branch names.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let branches = b
+    ///     .stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split_named("delay-")
+    ///     .branch("late", |_, d| *d > 5)
+    ///     .no_default_branch();
+    /// branches["late"].to("late", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let text = b.build()?.describe().to_string();
+    /// assert!(text.contains("Processor: delay (stores: [])"));
+    /// assert!(text.contains("Processor: delay-late"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn split_named(&self, prefix: &str) -> Split<K, V> {
         Split {
             stream: self.clone(),
