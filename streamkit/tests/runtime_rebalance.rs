@@ -39,6 +39,7 @@ fn batch(range: std::ops::Range<u64>) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn stopping_one_of_two_instances_loses_no_record() {
+    common::init_logs();
     let broker = EmbeddedBroker::start().unwrap();
     broker.create_topic("orders", 4).unwrap();
     broker.create_topic("orders-seen", 4).unwrap();

@@ -119,9 +119,11 @@ fn the_survivor_restores_moved_tasks_and_counts_exactly() {
     let b = KafkaStreams::new(topology(), config(&broker, db.path())).unwrap();
     a.start().unwrap();
     b.start().unwrap();
-    assert!(common::eventually(Duration::from_secs(30), || a.state()
-        == State::Running
-        && b.state() == State::Running));
+    assert!(common::wait_stable(
+        &[&a, &b],
+        Duration::from_secs(2),
+        Duration::from_secs(60)
+    ));
     common::produce(broker.bootstrap_servers(), "taps", &taps(0..400));
     assert!(common::eventually(Duration::from_secs(60), || {
         a.metrics().records_processed() + b.metrics().records_processed() >= 400

@@ -302,8 +302,8 @@ impl StreamThread {
             // The mock cluster waits a member's session timeout before finishing a rebalance
             // after someone leaves: keep it short so partitions move in seconds.
             defaults.extend([
-                ("session.timeout.ms", "4000"),
-                ("heartbeat.interval.ms", "500"),
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "1000"),
             ]);
         }
         for (k, v) in defaults {

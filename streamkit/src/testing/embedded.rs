@@ -49,7 +49,11 @@ impl Drop for Inner {
 /// - **slow rebalances**: after a member leaves, the mock finishes the rebalance only when the
 ///   members' session timeout (minus a second) has passed, so applications configured with
 ///   [`StreamsConfig::embedded`](crate::config::StreamsConfig::embedded) default to
-///   `session.timeout.ms=4000` and `heartbeat.interval.ms=500`;
+///   `session.timeout.ms=6000` and `heartbeat.interval.ms=1000` (short enough for quick moves,
+///   long enough that a loaded machine does not expel members);
+/// - **no commits while a rebalance is joining**: an offset commit made in a revocation callback
+///   is refused (a real broker accepts it), so a task that moves mid-stream may be processed
+///   again from its previous commit — at-least-once, not exact, across such moves;
 /// - everything is in memory and gone when the handle drops.
 #[derive(Clone)]
 pub struct EmbeddedBroker {

@@ -131,3 +131,31 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// Waits until every instance has been `Running` without a break for `hold`: the group is
+/// stable. (The embedded broker refuses offset commits while a rebalance is joining, so
+/// progress committed in a revocation callback can be lost there; tests that count exactly
+/// start producing once the group has settled.)
+pub fn wait_stable(
+    apps: &[&streamkit::runtime::KafkaStreams],
+    hold: Duration,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut since: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if apps
+            .iter()
+            .all(|a| a.state() == streamkit::runtime::State::Running)
+        {
+            let s = *since.get_or_insert_with(Instant::now);
+            if s.elapsed() >= hold {
+                return true;
+            }
+        } else {
+            since = None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
