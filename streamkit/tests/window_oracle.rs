@@ -436,3 +436,25 @@ fn suppressed_session_and_sliding_windows_emit_each_final_once() {
         }
     }
 }
+
+#[test]
+fn sessions_older_than_the_retention_are_removed() {
+    let b = StreamsBuilder::new();
+    b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+        .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_millis(
+            100,
+        )))
+        .count(
+            Materialized::named("s")
+                .in_memory()
+                .with_retention(Duration::from_secs(1)),
+        );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+    input.pipe_at("a".into(), 0, 0).unwrap();
+    input.pipe_at("b".into(), 0, 100_000).unwrap();
+    let store = d.session_store::<String, i64>("s").unwrap();
+    assert!(store.fetch(&"a".to_string()).unwrap().is_empty(), "expired");
+    assert_eq!(store.fetch(&"b".to_string()).unwrap().len(), 1);
+}

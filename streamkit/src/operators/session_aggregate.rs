@@ -18,6 +18,9 @@ pub(crate) struct SessionAggregate<K, V, A> {
     pub late: LateRecords<K, V>,
     pub merger: Merger<K, A>,
     pub store: Option<SessionStore<K, A>>,
+    /// Sessions that ended longer ago than this (in stream time) are removed.
+    pub retention_ms: i64,
+    pub next_expiry: i64,
 }
 
 impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
@@ -77,6 +80,11 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
         }
         let new = (self.fold)(&record.key, &record.value, agg);
         store.put(&record.key, merged, Some(&new))?;
+        let stream_time = ctx.stream_time();
+        if stream_time >= self.next_expiry {
+            store.remove_ended_before(stream_time - self.retention_ms)?;
+            self.next_expiry = stream_time + self.windows.gap_ms.max(60_000);
+        }
         let Record {
             key,
             timestamp,

@@ -508,6 +508,23 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         Ok(out)
     }
 
+    /// Removes every session that ended before `min_end` (retention).
+    pub fn remove_ended_before(&self, min_end: i64) -> Result<usize> {
+        let raw = self
+            .store
+            .lock()
+            .expect("store lock")
+            .range(Bound::Unbounded, Bound::Unbounded)?;
+        let mut removed = 0;
+        for (k, _) in raw {
+            if codec::split(&k, 2).is_some_and(|(_, t)| t[0] < min_end) {
+                self.store.lock().expect("store lock").delete(&k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Every `(key, session, value)`.
     pub fn all(&self) -> Result<Vec<(K, Window, V)>> {
         let name = self.name();

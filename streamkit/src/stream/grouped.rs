@@ -526,6 +526,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                 late: late.clone(),
                 merger: merger.clone(),
                 store: None,
+                retention_ms,
+                next_expiry: i64::MIN,
             });
         g.stream.graph.borrow_mut().connect_store(table.node, &name);
         KTable {
