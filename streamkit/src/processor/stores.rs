@@ -283,8 +283,8 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 /// key followed by a fixed suffix sorts by (key, time) only among entries of the *same* key,
 /// so every scan is per key and checks the key bytes of what it finds.
 pub(crate) mod codec {
-    /// Layout version, to be bumped (with a migration) if a layout ever changes.
-    #[allow(dead_code)]
+    /// Layout version, written next to every persistent store and checked when it opens; bump
+    /// it (with a migration) if a layout ever changes.
     pub const LAYOUT_VERSION: u8 = 1;
 
     pub fn time(ts: i64) -> [u8; 8] {

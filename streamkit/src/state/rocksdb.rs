@@ -35,6 +35,24 @@ impl RocksDbShared {
     }
 }
 
+/// The byte layout a store was written with lives in `STREAMKIT_LAYOUT` beside its files; a
+/// store written by another layout version is refused rather than misread.
+fn check_layout(path: &Path) -> Result<()> {
+    let file = path.join("STREAMKIT_LAYOUT");
+    let current = crate::processor::codec::LAYOUT_VERSION.to_string();
+    match std::fs::read_to_string(&file) {
+        Ok(found) if found.trim() == current => Ok(()),
+        Ok(found) => Err(Error::IllegalState(format!(
+            "store {} was written with byte layout {}, this build uses {current}; delete the task's \
+             state directory to rebuild it from the changelog",
+            path.display(),
+            found.trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(std::fs::write(file, current)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn rocks_err(e: rocksdb::Error) -> Error {
     Error::Io(std::io::Error::other(format!("rocksdb: {e}")))
 }
@@ -49,6 +67,7 @@ impl RocksDbBackend {
     pub fn open(dir: &Path, name: &str, shared: &RocksDbShared) -> Result<Self> {
         let path = dir.join("rocksdb").join(name);
         std::fs::create_dir_all(&path)?;
+        check_layout(&path)?;
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&shared.inner.0);
         let mut opts = Options::default();
