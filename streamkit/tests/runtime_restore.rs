@@ -231,3 +231,41 @@ fn the_record_cache_collapses_changelog_writes_between_commits() {
     );
     again.close().unwrap();
 }
+
+#[test]
+fn without_a_checkpoint_local_state_is_rebuilt_from_the_changelog_alone() {
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("taps", 1).unwrap();
+    broker.create_topic("tap-counts-out", 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first = KafkaStreams::new(topology(), config(&broker, dir.path())).unwrap();
+    first.start().unwrap();
+    common::produce(broker.bootstrap_servers(), "taps", &taps(0..10));
+    wait_processed(&first, 10);
+    first.close().unwrap();
+
+    // A write that never reached the changelog (as after a crash), and no checkpoint.
+    let task_dir = dir.path().join("restore-app").join("0_0");
+    assert!(
+        task_dir.join(".checkpoint").exists(),
+        "a clean close writes a checkpoint"
+    );
+    std::fs::remove_file(task_dir.join(".checkpoint")).unwrap();
+    {
+        let db = rocksdb::DB::open_default(task_dir.join("rocksdb").join("tap-counts")).unwrap();
+        db.put(b"ghost", 99i64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+
+    let second = KafkaStreams::new(topology(), config(&broker, dir.path())).unwrap();
+    second.start().unwrap();
+    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    let store = second.store::<String, i64>("tap-counts").unwrap();
+    assert_eq!(
+        store.get(&"ghost".to_string()).unwrap(),
+        None,
+        "stale local state was wiped"
+    );
+    assert_eq!(store.get(&"station-4".to_string()).unwrap(), Some(1));
+    second.close().unwrap();
+}

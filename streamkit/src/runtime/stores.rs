@@ -202,6 +202,18 @@ impl TaskStore {
         self.backend.approximate_len()
     }
 
+    /// Empties the store without logging (before a restore from the changelog's beginning).
+    pub fn wipe(&mut self) -> Result<()> {
+        if let Some(cache) = &mut self.cache {
+            cache.entries.clear();
+            cache.bytes = 0;
+        }
+        for (k, _) in self.backend.range(Bound::Unbounded, Bound::Unbounded)? {
+            self.backend.delete(&k)?;
+        }
+        Ok(())
+    }
+
     /// Applies changelog records without logging them again (restore).
     pub fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         for (k, v) in records {

@@ -632,10 +632,16 @@ impl Restorer for ChangelogRestorer {
             let (low, high) =
                 self.consumer
                     .fetch_watermarks(&topic, partition, Duration::from_secs(30))?;
-            // A persistent store resumes from its checkpoint; anything else starts over.
+            // A persistent store resumes from its checkpoint; anything else starts over, from
+            // empty: local writes that never reached the changelog must not survive.
             let start = match checkpoint.0.get(name) {
                 Some(&o) if persistent && o >= low && o <= high => o,
-                _ => low,
+                _ => {
+                    if persistent {
+                        store.lock().expect("store lock").wipe()?;
+                    }
+                    low
+                }
             };
             reached.insert(name.clone(), high);
             if start >= high {
