@@ -315,6 +315,26 @@ pub(crate) mod codec {
     }
 }
 
+/// Deletes every entry whose `times` trailing timestamps satisfy `expired` (a full scan).
+fn remove_where(
+    store: &SharedStore,
+    times: usize,
+    expired: impl Fn(&[i64]) -> bool,
+) -> Result<usize> {
+    let raw = store
+        .lock()
+        .expect("store lock")
+        .range(Bound::Unbounded, Bound::Unbounded)?;
+    let mut removed = 0;
+    for (k, _) in raw {
+        if codec::split(&k, times).is_some_and(|(_, t)| expired(&t)) {
+            store.lock().expect("store lock").delete(&k)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// A typed window store: values by (key, window start).
 pub struct WindowStore<K, V> {
     name: String,
@@ -413,19 +433,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
 
     /// Removes every window that starts before `min_start` (retention).
     pub fn remove_older_than(&self, min_start: i64) -> Result<usize> {
-        let raw = self
-            .store
-            .lock()
-            .expect("store lock")
-            .range(Bound::Unbounded, Bound::Unbounded)?;
-        let mut removed = 0;
-        for (k, _) in raw {
-            if codec::split(&k, 1).is_some_and(|(_, t)| t[0] < min_start) {
-                self.store.lock().expect("store lock").delete(&k)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        remove_where(&self.store, 1, |t| t[0] < min_start)
     }
 }
 
@@ -510,19 +518,8 @@ impl<K: Data, V: Data> SessionStore<K, V> {
 
     /// Removes every session that ended before `min_end` (retention).
     pub fn remove_ended_before(&self, min_end: i64) -> Result<usize> {
-        let raw = self
-            .store
-            .lock()
-            .expect("store lock")
-            .range(Bound::Unbounded, Bound::Unbounded)?;
-        let mut removed = 0;
-        for (k, _) in raw {
-            if codec::split(&k, 2).is_some_and(|(_, t)| t[0] < min_end) {
-                self.store.lock().expect("store lock").delete(&k)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        // Session keys are `key ‖ end ‖ start`.
+        remove_where(&self.store, 2, |t| t[0] < min_end)
     }
 
     /// Every `(key, session, value)`.
