@@ -5,7 +5,6 @@
 //! (`<application-id>-<store>-changelog`, written to the task's partition), from which the
 //! store is restored after a crash or when its task moves to another instance.
 
-use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,8 +142,19 @@ impl StoreBuilder {
     }
 }
 
-fn serdes<K: Data, V: Data>(store: &SharedStore) -> Result<(SerdeRef<K>, SerdeRef<V>)> {
+/// Checks a store's kind and value types (one lock), returning its name and serdes.
+fn open_parts<K: Data, V: Data>(
+    store: &SharedStore,
+    want: &str,
+    is_kind: impl Fn(StoreKind) -> bool,
+) -> Result<(String, SerdeRef<K>, SerdeRef<V>)> {
     let s = store.lock().expect("store lock");
+    if !is_kind(s.spec.kind) {
+        return Err(Error::Topology(format!(
+            "store {} is not a {want} store",
+            s.spec.name
+        )));
+    }
     let serdes = s
         .spec
         .serdes
@@ -157,18 +167,11 @@ fn serdes<K: Data, V: Data>(store: &SharedStore) -> Result<(SerdeRef<K>, SerdeRe
                 std::any::type_name::<V>()
             ))
         })?;
-    Ok((serdes.key.clone(), serdes.value.clone()))
-}
-
-fn check_kind(store: &SharedStore, want: &str, ok: bool) -> Result<()> {
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Topology(format!(
-            "store {} is not a {want} store",
-            store.lock().expect("store lock").spec.name
-        )))
-    }
+    Ok((
+        s.spec.name.clone(),
+        serdes.key.clone(),
+        serdes.value.clone(),
+    ))
 }
 
 fn encode<T: 'static>(serde: &dyn Serde<T>, name: &str, value: &T) -> Result<Vec<u8>> {
@@ -187,16 +190,8 @@ pub struct KeyValueStore<K, V> {
 
 impl<K: Data, V: Data> KeyValueStore<K, V> {
     pub(crate) fn open(store: SharedStore) -> Result<Self> {
-        check_kind(
-            &store,
-            "key-value",
-            matches!(
-                store.lock().expect("store lock").spec.kind,
-                StoreKind::KeyValue
-            ),
-        )?;
-        let (key, value) = serdes::<K, V>(&store)?;
-        let name = store.lock().expect("store lock").spec.name.clone();
+        let (name, key, value) =
+            open_parts::<K, V>(&store, "key-value", |k| matches!(k, StoreKind::KeyValue))?;
         Ok(KeyValueStore {
             name,
             store,
@@ -345,16 +340,8 @@ pub struct WindowStore<K, V> {
 
 impl<K: Data, V: Data> WindowStore<K, V> {
     pub(crate) fn open(store: SharedStore) -> Result<Self> {
-        check_kind(
-            &store,
-            "window",
-            matches!(
-                store.lock().expect("store lock").spec.kind,
-                StoreKind::Window { .. }
-            ),
-        )?;
-        let (key, value) = serdes::<K, V>(&store)?;
-        let name = store.lock().expect("store lock").spec.name.clone();
+        let (name, key, value) =
+            open_parts::<K, V>(&store, "window", |k| matches!(k, StoreKind::Window { .. }))?;
         Ok(WindowStore {
             name,
             store,
@@ -443,27 +430,18 @@ pub struct SessionStore<K, V> {
     store: SharedStore,
     key: SerdeRef<K>,
     value: SerdeRef<V>,
-    _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K: Data, V: Data> SessionStore<K, V> {
     pub(crate) fn open(store: SharedStore) -> Result<Self> {
-        check_kind(
-            &store,
-            "session",
-            matches!(
-                store.lock().expect("store lock").spec.kind,
-                StoreKind::Session { .. }
-            ),
-        )?;
-        let (key, value) = serdes::<K, V>(&store)?;
-        let name = store.lock().expect("store lock").spec.name.clone();
+        let (name, key, value) = open_parts::<K, V>(&store, "session", |k| {
+            matches!(k, StoreKind::Session { .. })
+        })?;
         Ok(SessionStore {
             name,
             store,
             key,
             value,
-            _types: PhantomData,
         })
     }
 
