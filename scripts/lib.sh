@@ -38,3 +38,38 @@ install_packages() {
   # Through env: sudo does not pass the caller's environment on.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
+
+# PostgreSQL for the tests that write to a real database (the Postgres sink, the bus_arrivals
+# example): the server and client packages.
+POSTGRES_PACKAGES=(postgresql postgresql-client)
+
+# Starts a throwaway PostgreSQL server (its own data directory under a temporary folder, a
+# loopback port, trust authentication), stops it when the calling shell exits, and exports
+# STREAMKIT_TEST_POSTGRES_URL for the tests. initdb refuses to run as root, so as root the
+# server runs as the `postgres` user the package creates.
+start_throwaway_postgres() {
+  local bin dir port user
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "error: initdb not found under /usr/lib/postgresql/*/bin" >&2
+    return 1
+  fi
+  dir=$(mktemp -d /tmp/streamkit-pg.XXXXXX)
+  port=${STREAMKIT_TEST_POSTGRES_PORT:-55432}
+  user=$(id -un)
+  local run=()
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres "$dir"
+    run=(runuser -u postgres --)
+    user=postgres
+  fi
+  "${run[@]}" "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 ||
+    { cat "$dir/initdb.log" >&2; return 1; }
+  "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null ||
+    { cat "$dir/server.log" >&2; return 1; }
+  # shellcheck disable=SC2064 # expand now: the values are this server's
+  trap "${run[*]} $bin/pg_ctl -D $dir/data -m immediate stop >/dev/null 2>&1; rm -rf $dir" EXIT
+  export STREAMKIT_TEST_POSTGRES_URL="postgres://$user@127.0.0.1:$port/postgres"
+  echo "throwaway PostgreSQL at $STREAMKIT_TEST_POSTGRES_URL (data in $dir)"
+}

@@ -12,7 +12,10 @@ step() {
 }
 
 step "system packages"
-install_packages "${BUILD_PACKAGES[@]}"
+install_packages "${BUILD_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}"
+
+step "throwaway PostgreSQL server (for the tests that write to Postgres)"
+start_throwaway_postgres
 
 step "cargo-nextest"
 if cargo nextest --version >/dev/null 2>&1; then
