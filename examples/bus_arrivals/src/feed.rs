@@ -439,3 +439,105 @@ pub fn service_day_time(t: i64) -> String {
     }
     format!("{:02}:{:02}:{:02}", s / 3_600, (s / 60) % 60, s % 60)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clean::{Cleaned, Means, clean, parse_fields};
+
+    #[test]
+    fn generated_rows_parse_back_to_the_delays_they_were_made_with() {
+        // From 23:50 for 33 minutes (4000 rows of 60 buses every 30 s): across midnight.
+        let opts = FeedOptions {
+            rows: 4_000,
+            start: crate::clean::epoch_seconds(2017, 6, 1, 23, 50, 0),
+            ..FeedOptions::default()
+        };
+        let mut bytes = Vec::new();
+        let truth = generate(&mut bytes, &opts).unwrap();
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(bytes.as_slice());
+        assert_eq!(
+            reader.headers().unwrap().iter().collect::<Vec<_>>(),
+            COLUMNS
+        );
+        let mut means = Means::default();
+        let mut texts = std::collections::BTreeSet::new();
+        let (mut past_midnight, mut missing, mut malformed) = (0, 0, 0);
+        for (record, t) in reader.records().zip(&truth) {
+            let fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+            if fields.len() == 17 {
+                texts.insert(fields[13].clone());
+                past_midnight +=
+                    usize::from(fields[16].starts_with("24:") || fields[16].starts_with("25:"));
+                missing += usize::from(fields.iter().any(|f| f.is_empty()));
+            }
+            match parse_fields(&fields) {
+                Err(_) => {
+                    assert!(t.malformed, "{fields:?}");
+                    malformed += 1;
+                }
+                Ok(parsed) => {
+                    assert!(!t.malformed, "{fields:?}");
+                    match (clean(parsed, &mut means), t.delay_minutes) {
+                        (Cleaned::Row(row), Some(d)) => {
+                            assert_eq!(row.delay_minutes, d, "{fields:?}");
+                            assert_eq!(
+                                (row.vehicle.as_str(), row.recorded_at),
+                                (t.vehicle.as_str(), t.recorded_at)
+                            );
+                        }
+                        (Cleaned::MissingArrivalTime, None) => {}
+                        (other, d) => panic!("{other:?} for a row made with delay {d:?}"),
+                    }
+                }
+            }
+        }
+        // Scheduled times after midnight are written 24:…, as the real feed does.
+        assert!(
+            past_midnight > 1_000,
+            "{past_midnight} rows scheduled past midnight"
+        );
+        assert_eq!(
+            service_day_time(crate::clean::epoch_seconds(2017, 6, 2, 0, 5, 0)),
+            "24:05:00"
+        );
+        assert_eq!(
+            service_day_time(crate::clean::epoch_seconds(2017, 6, 2, 3, 5, 0)),
+            "03:05:00"
+        );
+        assert!(
+            missing > 80 && missing < 250,
+            "{missing} rows with a missing value"
+        );
+        assert!(
+            malformed > 5 && malformed < 50,
+            "{malformed} malformed rows"
+        );
+        for text in ["approaching", "at stop", "< 1 stop away"] {
+            assert!(texts.contains(text), "{text:?} not in {texts:?}");
+        }
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.ends_with("miles away") || t.ends_with("stop away")),
+            "{texts:?}"
+        );
+    }
+
+    #[test]
+    fn proximity_texts_follow_the_distance() {
+        assert_eq!(proximity_text(10.0, 500.0), "at stop");
+        assert_eq!(proximity_text(100.0, 500.0), "approaching");
+        assert_eq!(proximity_text(300.0, 500.0), "< 1 stop away");
+        assert_eq!(proximity_text(600.0, 500.0), "1 stop away");
+        assert_eq!(proximity_text(1_200.0, 500.0), "2 stops away");
+        assert_eq!(proximity_text(650.0, 1_000.0), "< 1 stop away");
+        assert_eq!(proximity_text(900.0, 1_000.0), "1 stop away");
+        assert_eq!(
+            proximity_text(644.0 * 1.0 + 1_000.0, 2_000.0),
+            "1.0 miles away"
+        );
+    }
+}

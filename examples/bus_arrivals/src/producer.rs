@@ -222,3 +222,37 @@ pub fn spawn_replay(
         .spawn(move || replay(&path, &servers, &topic, &opts, &stop, &sent))
         .expect("spawning the replay thread")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_found_by_name_in_any_order() {
+        let mut names: Vec<&str> = COLUMNS.to_vec();
+        names.reverse();
+        names.insert(3, "Extra");
+        let header = csv::ByteRecord::from(names.clone());
+        let order = column_order(&header).unwrap();
+        for (canonical, at) in COLUMNS.iter().zip(&order) {
+            assert_eq!(names[*at], *canonical);
+        }
+        let err = column_order(&csv::ByteRecord::from(vec!["RecordedAtTime", "VehicleRef"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DirectionRef") && err.contains("ScheduledArrivalTime"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn lines_are_quoted_where_needed() {
+        let line = csv_line([&b"a,b"[..], b"c", b""]).unwrap();
+        assert_eq!(line, b"\"a,b\",c,");
+        assert_eq!(
+            crate::clean::split_line(std::str::from_utf8(&line).unwrap()).unwrap(),
+            ["a,b", "c", ""]
+        );
+    }
+}

@@ -392,8 +392,15 @@ td.num{{text-align:right;font-variant-numeric:tabular-nums}} .late{{color:#b0002
             };
             let _ = write!(
                 html,
-                r#"<div class="card"><b id="model-mae">{:.2} min</b><span class="muted">random forest, holdout MAE</span></div><div class="card"><b id="baseline-mae">{:.2} min</b><span class="muted">baseline (line mean), holdout MAE</span></div><div class="card"><b>{gain:+.0}%</b><span class="muted">error vs baseline</span></div><div class="card"><b>#{} · {} rows</b><span class="muted">model version · rows trained on ({} held out; {:.1} s)</span></div>"#,
-                r.model_mae, r.baseline_mae, r.version, r.trained_on, r.holdout, r.training_secs
+                r#"<div class="card"><b id="model-mae">{:.2} min</b><span class="muted">random forest, holdout MAE</span></div><div class="card"><b id="baseline-mae">{:.2} min</b><span class="muted">baseline (line mean), holdout MAE</span></div><div class="card"><b>{:.0}% {}</b><span class="muted">error than the baseline</span></div><div class="card"><b>#{} · {} rows</b><span class="muted">model version · rows trained on ({} held out; {:.1} s)</span></div>"#,
+                r.model_mae,
+                r.baseline_mae,
+                gain.abs(),
+                if gain >= 0.0 { "lower" } else { "higher" },
+                r.version,
+                r.trained_on,
+                r.holdout,
+                r.training_secs
             );
         }
         None => {

@@ -28,7 +28,11 @@ impl Harness {
     fn new() -> Self {
         let topology = topology::topology(&TopologyConfig::default()).unwrap();
         Harness {
-            driver: TopologyTestDriver::new(topology).unwrap(),
+            driver: {
+                let d = TopologyTestDriver::new(topology).unwrap();
+                d.set_commit_every(1_000);
+                d
+            },
         }
     }
 
