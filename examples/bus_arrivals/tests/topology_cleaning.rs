@@ -8,6 +8,7 @@ use bus_arrivals::topology::{
 };
 use streamkit::prelude::*;
 use streamkit::runtime::dead_letter_headers;
+use streamkit::window::WindowedSerde;
 
 const HEADER_FREE_ROW: &str = "2017-06-01 00:03:34,0,B8,4 AV/95 ST,40.616104,-74.031143,BROWNSVILLE ROCKAWAY AV,40.656048,-73.907379,NYCT_430,40.635170,-73.960803,FOSTER AV/E 18 ST,approaching,76.0,2017-06-01 00:03:59,24:06:14";
 
@@ -298,4 +299,31 @@ fn the_vehicle_table_keeps_the_latest_report_and_lines_get_windowed_statistics()
         && (s.mean() - 8.0 / 3.0).abs() < 1e-9));
     // Windows starting 08:01, 08:02, 08:11 and 08:12 hold one or two of them.
     assert_eq!(all.len(), 12, "{all:?}");
+
+    // Final results: the window starting 08:01 closed when stream time reached 08:12 (end
+    // + 1 min grace); a report at 08:30 on another line closes the rest. Each leaves once.
+    let finals = h.driver.output_topic(
+        topology::LINE_DELAYS,
+        WindowedSerde::time(Serdes::string(), 600_000),
+        Serdes::json::<DelayStats>(),
+    );
+    assert_eq!(finals.queue_size(), 1);
+    h.pipe(
+        "NYCT_2",
+        &row(&[
+            (0, "2017-06-01 08:30:00"),
+            (9, "NYCT_2"),
+            (2, "B63"),
+            (15, "2017-06-01 08:31:00"),
+            (16, "08:31:00"),
+        ]),
+    );
+    let emitted: Vec<(String, i64, u64)> = finals
+        .read_key_values()
+        .into_iter()
+        .map(|(k, s)| (k.key, k.window.start, s.count))
+        .collect();
+    let m15: Vec<&(String, i64, u64)> = emitted.iter().filter(|(l, _, _)| l == "M15").collect();
+    assert_eq!(m15.len(), 12, "{emitted:?}");
+    assert_eq!(m15.iter().filter(|(_, _, n)| *n == 3).count(), 8);
 }
