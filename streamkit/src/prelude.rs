@@ -9,6 +9,6 @@ pub use crate::serde::{Serde, Serdes};
 pub use crate::stream::{
     Consumed, Grouped, KStream, Materialized, Produced, Repartitioned, StreamsBuilder,
 };
-pub use crate::table::{KTable, Suppressed};
+pub use crate::table::{GlobalKTable, KGroupedTable, KTable, Suppressed};
 pub use crate::testing::TopologyTestDriver;
 pub use crate::topology::Topology;

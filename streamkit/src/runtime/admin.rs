@@ -51,7 +51,11 @@ pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Res
     let existing = topic_partitions(config)?;
     let mut counts: BTreeMap<TopicName, i32> = BTreeMap::new();
     let mut missing = Vec::new();
-    for t in topology.source_topics() {
+    for t in topology
+        .source_topics()
+        .into_iter()
+        .chain(topology.global_topics())
+    {
         if let TopicName::External(name) = &t {
             match existing.get(name) {
                 Some(&n) => {

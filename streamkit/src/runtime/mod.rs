@@ -17,6 +17,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod context;
+mod global;
 pub(crate) mod handler;
 pub(crate) mod stores;
 mod streams;

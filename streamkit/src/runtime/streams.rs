@@ -238,6 +238,36 @@ impl KafkaStreams {
             return Err(e);
         }
         self.shared.transition(State::Rebalancing);
+        // Global tables are loaded before any stream thread processes a record.
+        let shared = self.shared.clone();
+        let global = crate::runtime::global::start(
+            crate::runtime::global::GlobalThreadArgs {
+                topology: self.topology.clone(),
+                config: self.config.clone(),
+                metrics: self.metrics.clone(),
+                shutdown: self.shared.shutdown.clone(),
+                registry: self.registry.clone(),
+                rocksdb: self.rocksdb.clone(),
+            },
+            move |e| {
+                shared.error.lock().expect("error lock").get_or_insert(e);
+                shared.shutdown.store(true, Ordering::Release);
+                shared.transition(State::Error);
+            },
+        );
+        let global_stores = match global {
+            Ok((handle, stores)) => {
+                if let Some(h) = handle {
+                    self.handles.lock().expect("handles lock").push(h);
+                }
+                stores
+            }
+            Err(e) => {
+                self.fail(Error::Config(format!("cannot load the global tables: {e}")));
+                let _ = self.close();
+                return Err(e);
+            }
+        };
         let mut handles = self.handles.lock().expect("handles lock");
         for index in 0..self.config.num_stream_threads {
             let shared = self.shared.clone();
@@ -253,6 +283,7 @@ impl KafkaStreams {
                 status,
                 registry: self.registry.clone(),
                 rocksdb: self.rocksdb.clone(),
+                global_stores: global_stores.clone(),
             };
             // Tasks hold `Rc`s: the thread's state is built on the thread itself.
             let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();
