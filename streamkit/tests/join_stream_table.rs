@@ -142,6 +142,11 @@ fn stream_global_joins_follow_the_documented_semantics() {
     );
     let topology = b.build().unwrap();
     assert_eq!(topology.global_topics().len(), 1);
+    let text = topology.describe().to_string();
+    assert!(
+        text.contains("Sub-topology: 1 for global store (will not generate tasks)"),
+        "{text}"
+    );
     let d = TopologyTestDriver::new(topology).unwrap();
     run_sequence(&d, "right-global");
     assert_eq!(read(&d, "inner"), expected_inner());
