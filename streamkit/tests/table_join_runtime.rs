@@ -37,6 +37,27 @@ fn config(app: &str, broker: &EmbeddedBroker, dir: &tempfile::TempDir) -> Stream
         .commit_interval(Duration::from_millis(200))
 }
 
+/// Taps joined with the station names of a global table.
+fn global_topology() -> Topology {
+    let b = StreamsBuilder::new();
+    let stations = b.global_table(
+        "stations",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::named("stations"),
+    );
+    b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+        .join_global(
+            &stations,
+            |_card, station| station.clone(),
+            |station, name| format!("{station}={name}"),
+        )
+        .to(
+            "named-taps",
+            Produced::with(Serdes::string(), Serdes::string()),
+        );
+    b.build().unwrap()
+}
+
 #[test]
 fn a_global_table_is_loaded_before_processing_and_follows_updates() {
     common::init_logs();
@@ -54,24 +75,8 @@ fn a_global_table_is_loaded_before_processing_and_follows_updates() {
     produce(&broker, "stations", &rows_ref);
     produce(&broker, "stations", &[("s9", None)]);
 
-    let b = StreamsBuilder::new();
-    let stations = b.global_table(
-        "stations",
-        Consumed::with(Serdes::string(), Serdes::string()),
-        Materialized::named("stations"),
-    );
-    b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
-        .join_global(
-            &stations,
-            |_card, station| station.clone(),
-            |station, name| format!("{station}={name}"),
-        )
-        .to(
-            "named-taps",
-            Produced::with(Serdes::string(), Serdes::string()),
-        );
     let dir = tempfile::tempdir().unwrap();
-    let app = KafkaStreams::new(b.build().unwrap(), config("global-app", &broker, &dir)).unwrap();
+    let app = KafkaStreams::new(global_topology(), config("global-app", &broker, &dir)).unwrap();
     app.start().unwrap();
     // start() returns once the global table holds its topic: every row, the tombstone applied.
     let store = app.store::<String, String>("stations").unwrap();
@@ -115,6 +120,20 @@ fn a_global_table_is_loaded_before_processing_and_follows_updates() {
     let mut values: Vec<&str> = out.iter().map(|r| r.value_str()).collect();
     values.sort();
     assert_eq!(values, vec!["s10=new", "s1=station 1", "s2=renamed"]);
+    app.close().unwrap();
+    // A store handle keeps the store (and its RocksDB lock) alive.
+    drop((store, app));
+
+    // Changes made while no instance ran, a deletion included, are there after a restart
+    // with the same state directory: the store is rebuilt from the topic.
+    produce(&broker, "stations", &[("s1", None), ("s3", Some("moved"))]);
+    let app = KafkaStreams::new(global_topology(), config("global-app", &broker, &dir)).unwrap();
+    app.start().unwrap();
+    let store = app.store::<String, String>("stations").unwrap();
+    assert_eq!(store.get(&"s1".into()).unwrap(), None);
+    assert_eq!(store.get(&"s3".into()).unwrap(), Some("moved".into()));
+    assert_eq!(store.get(&"s2".into()).unwrap(), Some("renamed".into()));
+    assert_eq!(store.all().unwrap().len(), 8);
     app.close().unwrap();
 }
 

@@ -26,13 +26,23 @@ where
         ctx: &mut ProcessorContext<'_, K, Change<V>>,
         record: Record<K, Change<V>>,
     ) -> Result<()> {
-        let keep = |v: Option<V>| v.filter(|v| (self.predicate)(&record.key, v) != self.negate);
-        let new = keep(record.value.new.clone());
-        let old = keep(record.value.old.clone());
+        let Record {
+            key,
+            value,
+            timestamp,
+            headers,
+        } = record;
+        let keep = |v: Option<V>| v.filter(|v| (self.predicate)(&key, v) != self.negate);
+        let (new, old) = (keep(value.new), keep(value.old));
         if new.is_none() && old.is_none() {
             // The row was and stays outside the filtered table.
             return Ok(());
         }
-        ctx.forward(record.with_value(Change { new, old }))
+        ctx.forward(Record {
+            key,
+            value: Change { new, old },
+            timestamp,
+            headers,
+        })
     }
 }
