@@ -320,3 +320,76 @@ fn joins_report_mistakes_when_the_topology_is_built() {
     let err = b.build().unwrap_err().to_string();
     assert!(err.contains("read by two sources"), "{err}");
 }
+
+#[test]
+fn a_stream_joins_an_aggregated_table_in_the_same_task() {
+    // Counts per station from one stream, looked up by another stream keyed by station.
+    let b = StreamsBuilder::new();
+    let counts = b
+        .stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by(
+            |_card, station| station.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()).named("by-station"),
+        )
+        .count(Materialized::named("taps-per-station").in_memory());
+    b.stream(
+        "queries",
+        Consumed::with(Serdes::string(), Serdes::string()),
+    )
+    .left_join_table(&counts, |who, n| {
+        format!("{who}: {}", n.copied().unwrap_or(0))
+    })
+    .to(
+        "answers",
+        Produced::with(Serdes::string(), Serdes::string()),
+    );
+    let topology = b.build().unwrap();
+    // The join sits with the aggregation, after the repartition topic it must be
+    // co-partitioned with.
+    assert_eq!(topology.subtopology_count(), 2);
+    let group = &topology.copartition_groups()[0];
+    assert!(
+        group.iter().any(|t| t.to_string() == "queries"),
+        "{group:?}"
+    );
+    assert!(
+        group
+            .iter()
+            .any(|t| t.to_string() == "by-station-repartition"),
+        "{group:?}"
+    );
+    let d = TopologyTestDriver::new(topology).unwrap();
+    let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    let queries = d.input_topic("queries", Serdes::string(), Serdes::string());
+    queries.pipe("clark".into(), "ann".into()).unwrap();
+    taps.pipe_all([
+        ("card-1".to_string(), "clark".to_string()),
+        ("card-2".to_string(), "clark".to_string()),
+        ("card-3".to_string(), "belmont".to_string()),
+    ])
+    .unwrap();
+    queries.pipe("clark".into(), "bob".into()).unwrap();
+    queries.pipe("belmont".into(), "cy".into()).unwrap();
+    let out = d.output_topic("answers", Serdes::string(), Serdes::string());
+    assert_eq!(out.read_values(), vec!["ann: 0", "bob: 2", "cy: 1"]);
+}
+
+#[test]
+fn a_table_joined_twice_is_materialized_once() {
+    let b = StreamsBuilder::new();
+    let open = table_side(&b).filter(|_, status| status != "closed");
+    let stream = stream_side(&b);
+    stream
+        .join_table(&open, inner)
+        .to("inner", Produced::with(Serdes::string(), Serdes::string()));
+    stream.left_join_table(&open, left).to(
+        "left-join",
+        Produced::with(Serdes::string(), Serdes::string()),
+    );
+    let text = b.build().unwrap().describe().to_string();
+    let materializers = text
+        .lines()
+        .filter(|l| l.contains("Processor: KTABLE-MATERIALIZE-"))
+        .count();
+    assert_eq!(materializers, 1, "{text}");
+}
