@@ -134,7 +134,23 @@ fn a_global_table_is_loaded_before_processing_and_follows_updates() {
     assert_eq!(store.get(&"s3".into()).unwrap(), Some("moved".into()));
     assert_eq!(store.get(&"s2".into()).unwrap(), Some("renamed".into()));
     assert_eq!(store.all().unwrap().len(), 8);
+
+    // A second instance sharing the state directory holds its own copy.
+    let second = KafkaStreams::new(global_topology(), config("global-app", &broker, &dir)).unwrap();
+    second.start().unwrap();
+    let copy = second.store::<String, String>("stations").unwrap();
+    assert_eq!(copy.all().unwrap(), store.all().unwrap());
+    drop((copy, store));
+    second.close().unwrap();
     app.close().unwrap();
+    // Global stores are rebuilt at each start: nothing is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("global-app"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("global-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

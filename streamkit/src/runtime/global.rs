@@ -8,8 +8,9 @@
 //! emptied first, so rows deleted while the instance was down cannot survive).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -40,6 +41,39 @@ pub(crate) struct GlobalThreadArgs {
     pub shutdown: Arc<AtomicBool>,
     pub registry: StoreRegistry,
     pub rocksdb: RocksDbShared,
+    /// This instance's directory for the global stores (see [`instance_dir`]).
+    pub dir: PathBuf,
+}
+
+/// A directory of its own for this instance's global stores,
+/// `state_dir/<app-id>/global-<pid>-<n>`: every instance holds every global store at once
+/// (two instances on one machine may share a state directory), and the stores are rebuilt
+/// from their topics at each start, so nothing in it outlives the instance. Directories left
+/// by processes that no longer run are removed.
+pub(crate) fn instance_dir(config: &StreamsConfig) -> PathBuf {
+    static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+    let app_dir = config.state_dir.join(&config.application_id);
+    let pid = std::process::id();
+    if let Ok(entries) = std::fs::read_dir(&app_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("global-"))
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let proc = Path::new("/proc");
+            if owner != pid && proc.join("self").exists() && !proc.join(owner.to_string()).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
+    app_dir.join(format!("global-{pid}-{n}"))
 }
 
 /// Starts the global thread if the topology has global tables and waits until their stores
@@ -134,10 +168,7 @@ impl GlobalThread {
                     default_handler: config.default_deserialization_handler.clone(),
                     metrics: args.metrics.task(name, id),
                     wall_clock_ms: now_ms(),
-                    state_dir: config
-                        .state_dir
-                        .join(app)
-                        .join(format!("global-{}", sub.id)),
+                    state_dir: args.dir.join(sub.id.to_string()),
                     registry: args.registry.clone(),
                     restorer: &NoRestore,
                     rocksdb: args.rocksdb.clone(),

@@ -126,6 +126,8 @@ pub struct KafkaStreams {
     handles: Mutex<Vec<JoinHandle<()>>>,
     registry: StoreRegistry,
     rocksdb: RocksDbShared,
+    /// Where this instance keeps its global tables' stores; removed at close.
+    global_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -171,6 +173,7 @@ impl KafkaStreams {
             handles: Mutex::new(Vec::new()),
             registry: StoreRegistry::default(),
             rocksdb: RocksDbShared::new(config.rocksdb_memory),
+            global_dir: crate::runtime::global::instance_dir(&config),
             config,
         })
     }
@@ -248,6 +251,7 @@ impl KafkaStreams {
                 shutdown: self.shared.shutdown.clone(),
                 registry: self.registry.clone(),
                 rocksdb: self.rocksdb.clone(),
+                dir: self.global_dir.clone(),
             },
             move |e| {
                 shared.error.lock().expect("error lock").get_or_insert(e);
@@ -345,6 +349,12 @@ impl KafkaStreams {
             .collect();
         for h in handles {
             let _ = h.join();
+        }
+        // Global stores are rebuilt at every start: nothing to keep.
+        if let Err(e) = std::fs::remove_dir_all(&self.global_dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.global_dir.display(), error = %e, "cannot remove the global stores' directory");
         }
         self.shared.transition(State::NotRunning);
         match self.shared.error.lock().expect("error lock").take() {

@@ -18,7 +18,9 @@ use crate::topology::{GraphBuilder, NodeKind, TopicName};
 /// A dedicated global thread reads every partition of the topic (by assignment, outside the
 /// consumer group) into the table's store: up to the end of the topic before the stream
 /// threads start processing, then continuously. Tasks read the store but never write it; it
-/// has no changelog of its own (the topic is one) and is rebuilt from the topic at each start.
+/// has no changelog of its own (the topic is one) and is rebuilt from the topic at each start,
+/// in a directory of the instance's own (`state_dir/<application-id>/global-<pid>-<n>`,
+/// removed at close), so instances sharing a state directory do not collide.
 /// Interactive queries see it like any key-value store. In
 /// [`TopologyTestDriver`](crate::testing::TopologyTestDriver), records piped into the topic
 /// update the store at once.
