@@ -7,6 +7,7 @@ pub(crate) mod filter;
 pub(crate) mod flat_map;
 pub(crate) mod flat_map_values;
 pub(crate) mod foreach;
+pub(crate) mod join;
 pub(crate) mod late;
 pub(crate) mod map;
 pub(crate) mod map_values;
