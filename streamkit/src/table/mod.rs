@@ -3,6 +3,7 @@
 //! Records flowing out of a table operator carry a [`Change`]: the key's new value and the
 //! value it replaces, so downstream table aggregations can retract the old value.
 
+mod join;
 mod query;
 
 use std::cell::RefCell;

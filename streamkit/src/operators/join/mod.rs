@@ -1,6 +1,7 @@
-//! Join operators: stream-stream windowed joins, and the joiner shapes shared by joins.
+//! Join operators, one file per kind, and the joiner shapes they share.
 
 pub(crate) mod stream_stream;
+pub(crate) mod table_table;
 
 use std::sync::Arc;
 
