@@ -148,7 +148,7 @@ mod tests {
         let outer: Joiner<&str, &str, String> =
             Joiner::Outer(Arc::new(|l, r| format!("{}-{}", show(l), show(r))));
         type Case<'a> = (Option<&'a str>, Option<&'a str>, [Option<&'a str>; 3]);
-        let cases: [Case; 4] = [
+        let cases: [Case<'_>; 4] = [
             (
                 Some("A"),
                 Some("a"),
