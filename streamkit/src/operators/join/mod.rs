@@ -1,5 +1,6 @@
 //! Join operators, one file per kind, and the joiner shapes they share.
 
+pub(crate) mod foreign_key;
 pub(crate) mod stream_stream;
 pub(crate) mod table_table;
 
