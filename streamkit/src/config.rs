@@ -17,6 +17,16 @@ pub enum ProcessingGuarantee {
     AtLeastOnce,
 }
 
+/// How the query server answers a key query for a partition another instance owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryForwarding {
+    /// Fetches the answer from the owner and returns it. Default.
+    #[default]
+    Proxy,
+    /// Answers `307 Temporary Redirect` to the owner's URL.
+    Redirect,
+}
+
 /// Configuration of an application instance. Setters consume and return the config.
 ///
 /// Any librdkafka setting can be passed by its own name with [`set`](Self::set) (applied to
@@ -57,6 +67,10 @@ pub struct StreamsConfig {
     pub(crate) client: BTreeMap<String, String>,
     pub(crate) rocksdb_memory: RocksDbMemory,
     pub(crate) cache_max_bytes: usize,
+    pub(crate) query_server: Option<String>,
+    pub(crate) application_server: Option<String>,
+    pub(crate) query_server_token: Option<String>,
+    pub(crate) query_forwarding: QueryForwarding,
 }
 
 impl StreamsConfig {
@@ -78,6 +92,10 @@ impl StreamsConfig {
             client: BTreeMap::new(),
             rocksdb_memory: RocksDbMemory::default(),
             cache_max_bytes: 10 << 20,
+            query_server: None,
+            application_server: None,
+            query_server_token: None,
+            query_forwarding: QueryForwarding::default(),
         }
     }
 
@@ -167,6 +185,39 @@ impl StreamsConfig {
     /// Default = 10 MiB (Kafka Streams' `statestore.cache.max.bytes`).
     pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
         self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// Serves the HTTP query server (stores, change streams, topology, health, metrics; see
+    /// [`crate::server`]) on `addr`, e.g. `"127.0.0.1:8080"` (port 0 picks a free port; see
+    /// [`KafkaStreams::query_server_addr`](crate::runtime::KafkaStreams::query_server_addr)).
+    /// Default = off. Bind to a non-loopback address only with a
+    /// [`query_server_token`](Self::query_server_token) or behind a trusted network.
+    pub fn query_server(mut self, addr: impl Into<String>) -> Self {
+        self.query_server = Some(addr.into());
+        self
+    }
+
+    /// `host:port` at which other instances of the application reach this one's query
+    /// server: published to the `<application-id>-instances` topic so that a query for a key
+    /// another instance owns is forwarded there. Default = the query server's bound address.
+    pub fn application_server(mut self, host_port: impl Into<String>) -> Self {
+        self.application_server = Some(host_port.into());
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every query-server endpoint but `/health`.
+    /// Instances of one application must share the token (forwarded queries carry it).
+    /// Default = no authentication.
+    pub fn query_server_token(mut self, token: impl Into<String>) -> Self {
+        self.query_server_token = Some(token.into());
+        self
+    }
+
+    /// How a query for a key owned by another instance is answered. Default =
+    /// [`QueryForwarding::Proxy`].
+    pub fn query_forwarding(mut self, forwarding: QueryForwarding) -> Self {
+        self.query_forwarding = forwarding;
         self
     }
 

@@ -126,6 +126,7 @@ pub struct KafkaStreams {
     handles: Mutex<Vec<JoinHandle<()>>>,
     registry: StoreRegistry,
     rocksdb: RocksDbShared,
+    server: Mutex<Option<crate::server::ServerHandle>>,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -164,13 +165,17 @@ impl KafkaStreams {
             error: Mutex::new(None),
             shutdown: Arc::new(AtomicBool::new(false)),
         });
+        let registry = StoreRegistry::default();
+        let rocksdb = RocksDbShared::new(config.rocksdb_memory);
+        refresh_on_scrape(&metrics, &registry, &rocksdb);
         Ok(KafkaStreams {
             topology: Arc::new(topology),
             metrics,
             shared,
             handles: Mutex::new(Vec::new()),
-            registry: StoreRegistry::default(),
-            rocksdb: RocksDbShared::new(config.rocksdb_memory),
+            registry,
+            rocksdb,
+            server: Mutex::new(None),
             config,
         })
     }
@@ -218,6 +223,16 @@ impl KafkaStreams {
         ReadOnlySessionStore::open(&self.registry, name)
     }
 
+    /// The address the query server listens on, once [`start`](Self::start) bound it (see
+    /// [`StreamsConfig::query_server`]).
+    pub fn query_server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server
+            .lock()
+            .expect("server lock")
+            .as_ref()
+            .map(|s| s.addr)
+    }
+
     /// The topology being run.
     pub fn topology(&self) -> &Topology {
         &self.topology
@@ -236,6 +251,23 @@ impl KafkaStreams {
         if let Err(e) = prepare_topics(&self.config, &self.topology) {
             self.shared.transition(State::Error);
             return Err(e);
+        }
+        if self.config.query_server.is_some() {
+            let shared = self.shared.clone();
+            let started = crate::server::start(crate::server::ServerArgs {
+                config: self.config.clone(),
+                topology: self.topology.clone(),
+                registry: self.registry.clone(),
+                metrics: self.metrics.clone(),
+                state: Arc::new(move || *shared.state.lock().expect("state lock")),
+            });
+            match started {
+                Ok(s) => *self.server.lock().expect("server lock") = Some(s),
+                Err(e) => {
+                    self.shared.transition(State::Error);
+                    return Err(e);
+                }
+            }
         }
         self.shared.transition(State::Rebalancing);
         let mut handles = self.handles.lock().expect("handles lock");
@@ -315,6 +347,9 @@ impl KafkaStreams {
         for h in handles {
             let _ = h.join();
         }
+        if let Some(mut server) = self.server.lock().expect("server lock").take() {
+            server.stop();
+        }
         self.shared.transition(State::NotRunning);
         match self.shared.error.lock().expect("error lock").take() {
             Some(e) => {
@@ -367,6 +402,33 @@ impl KafkaStreams {
             .await
             .map_err(|e| Error::Internal(format!("close task: {e}")))?
     }
+}
+
+/// Store sizes and RocksDB memory are read, not counted: refresh them at each scrape.
+fn refresh_on_scrape(metrics: &Metrics, registry: &StoreRegistry, rocksdb: &RocksDbShared) {
+    use crate::metrics::names::*;
+    let (m, registry, rocksdb) = (metrics.clone(), registry.clone(), rocksdb.clone());
+    metrics.on_scrape(move || {
+        m.store_entries.reset();
+        for name in registry.names() {
+            for (task, store) in registry.get_by_task(&name) {
+                let len = store.lock().expect("store lock").approximate_len();
+                m.store_entries
+                    .with_label_values(&[task.to_string().as_str(), name.as_str()])
+                    .set(len as i64);
+            }
+        }
+        let (cache, pinned, buffers) = rocksdb.usage();
+        for (kind, bytes) in [
+            (ROCKSDB_BLOCK_CACHE, cache),
+            (ROCKSDB_BLOCK_CACHE_PINNED, pinned),
+            (ROCKSDB_WRITE_BUFFERS, buffers),
+        ] {
+            m.rocksdb_memory
+                .with_label_values(&[kind])
+                .set(bytes as i64);
+        }
+    });
 }
 
 impl Drop for KafkaStreams {

@@ -162,7 +162,12 @@ impl Task {
             partition: self.id.partition,
             offset,
         });
+        let started = std::time::Instant::now();
         node.borrow_mut().receive_raw(&mut self.ctx, raw)?;
+        self.ctx
+            .metrics
+            .process_latency
+            .observe(started.elapsed().as_secs_f64());
         self.ctx.metrics.processed.inc();
         self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
         self.send_changelogs()
@@ -280,6 +285,7 @@ impl Task {
         for (id, node) in due {
             // A punctuator cancelled by an earlier one in this round does not fire.
             if self.ctx.schedules.iter().any(|s| s.id == id) {
+                let _timer = self.ctx.metrics.punctuate_latency.start_timer();
                 self.nodes[&node].borrow_mut().punctuate(
                     &mut self.ctx,
                     Punctuation {
