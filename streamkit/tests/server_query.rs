@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
+use streamkit::config::QueryForwarding;
 use streamkit::prelude::*;
 use streamkit::testing::EmbeddedBroker;
 use streamkit::window::TimeWindows;
@@ -29,8 +30,9 @@ fn topology() -> Topology {
     b.build().unwrap()
 }
 
-fn instance(broker: &EmbeddedBroker, dir: &std::path::Path) -> KafkaStreams {
+fn instance(broker: &EmbeddedBroker, dir: &std::path::Path, fw: QueryForwarding) -> KafkaStreams {
     let config = StreamsConfig::new("query-app")
+        .query_forwarding(fw)
         .embedded(broker)
         .state_dir(dir)
         .commit_interval(Duration::from_millis(100))
@@ -52,8 +54,9 @@ fn two_instances_answer_queries_for_each_others_keys() {
     broker.create_topic("trips", 2).unwrap();
     let servers = broker.bootstrap_servers().to_string();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = instance(&broker, da.path());
-    let b = instance(&broker, db.path());
+    // a proxies queries for b's keys; b redirects queries for a's keys.
+    let a = instance(&broker, da.path(), QueryForwarding::Proxy);
+    let b = instance(&broker, db.path(), QueryForwarding::Redirect);
     assert!(
         common::wait_stable(&[&a, &b], Duration::from_secs(1), Duration::from_secs(60)),
         "a={:?} {:?} b={:?} {:?}",
@@ -100,13 +103,16 @@ fn two_instances_answer_queries_for_each_others_keys() {
         BTreeSet::from([&addr_a, &addr_b]),
         "a answered some keys itself and forwarded the others to b: {served_by:?}"
     );
-    // The same through b, and a key nobody has.
+    // Through b: its own keys answered, a's redirected to a.
     for i in 0..LINES {
-        let r = http::get(
-            &addr_b,
-            &format!("/stores/trips-per-line/{}", line(i)),
-            Some(TOKEN),
-        );
+        let path = format!("/stores/trips-per-line/{}", line(i));
+        let mut r = http::get(&addr_b, &path, Some(TOKEN));
+        if served_by[&line(i)] == addr_a {
+            assert_eq!(r.status, 307, "{}", r.body);
+            let location = r.header("location").unwrap().to_string();
+            assert_eq!(location, format!("http://{addr_a}{path}"));
+            r = http::get(&addr_a, &path, Some(TOKEN));
+        }
         assert_eq!(
             (r.status, r.json()["value"].clone()),
             (200, Value::from(i + 1))

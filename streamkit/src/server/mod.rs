@@ -88,7 +88,6 @@ pub(crate) struct ServerHandle {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    directory: Arc<Directory>,
     directory_stop: Arc<AtomicBool>,
     directory_thread: Option<JoinHandle<()>>,
 }
@@ -106,12 +105,6 @@ impl ServerHandle {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-
-    /// The directory of instances this server forwards by.
-    #[allow(dead_code)]
-    pub fn directory(&self) -> &Arc<Directory> {
-        &self.directory
     }
 }
 
@@ -167,7 +160,7 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
         state: args.state,
         token: config.query_server_token.clone(),
         forwarding: config.query_forwarding,
-        directory: directory.clone(),
+        directory,
         partitions,
         client: forward::client(),
     });
@@ -233,7 +226,6 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
         addr,
         shutdown: Some(tx),
         thread: Some(thread),
-        directory,
         directory_stop,
         directory_thread: Some(directory_thread),
     })
