@@ -189,7 +189,8 @@ impl StreamsConfig {
     }
 
     /// Serves the HTTP query server (stores, change streams, topology, health, metrics; see
-    /// [`crate::server`]) on `addr`, e.g. `"127.0.0.1:8080"` (port 0 picks a free port; see
+    /// [`crate::server`]) on `addr`: `"8080"` binds localhost (`127.0.0.1:8080`), a host
+    /// makes it explicit (`"0.0.0.0:8080"`); port 0 picks a free port (see
     /// [`KafkaStreams::query_server_addr`](crate::runtime::KafkaStreams::query_server_addr)).
     /// Default = off. Bind to a non-loopback address only with a
     /// [`query_server_token`](Self::query_server_token) or behind a trusted network.

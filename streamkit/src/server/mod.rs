@@ -130,6 +130,7 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
         .query_server
         .clone()
         .ok_or_else(|| Error::Config("query server not configured".into()))?;
+    let bind = bind_address(&bind);
     let listener = std::net::TcpListener::bind(&bind)
         .map_err(|e| Error::Config(format!("query server cannot bind {bind}: {e}")))?;
     listener.set_nonblocking(true)?;
@@ -231,6 +232,16 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
     })
 }
 
+/// `"8080"` or `":8080"` mean `127.0.0.1:8080`: localhost unless a host is given.
+fn bind_address(addr: &str) -> String {
+    let port = addr.strip_prefix(':').unwrap_or(addr);
+    if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) {
+        format!("127.0.0.1:{port}")
+    } else {
+        addr.to_string()
+    }
+}
+
 /// Partition count of each sub-topology (its input topics are co-partitioned).
 fn subtopology_partitions(
     config: &StreamsConfig,
@@ -280,4 +291,15 @@ pub(crate) fn error(
         axum::Json(serde_json::json!({ "error": message.to_string() })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bare_port_binds_localhost() {
+        assert_eq!(super::bind_address("8080"), "127.0.0.1:8080");
+        assert_eq!(super::bind_address(":0"), "127.0.0.1:0");
+        assert_eq!(super::bind_address("0.0.0.0:8080"), "0.0.0.0:8080");
+        assert_eq!(super::bind_address("[::1]:80"), "[::1]:80");
+    }
 }
