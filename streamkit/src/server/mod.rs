@@ -22,7 +22,7 @@
 //! others' entries (see `instances.rs`). A key query computes the key's partition as the
 //! producer did (murmur2 of the serialized key, Kafka's default partitioner) and, when another
 //! instance holds it, proxies the query there or redirects to it
-//! ([`QueryForwarding`](crate::config::QueryForwarding)). Range queries and change streams
+//! ([`QueryForwarding`]). Range queries and change streams
 //! cover the partitions of the instance asked.
 
 mod auth;
