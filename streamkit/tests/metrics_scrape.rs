@@ -45,7 +45,8 @@ fn scraped_counters_match_records_processed_and_dropped() {
         .embedded(&broker)
         .state_dir(dir.path())
         .commit_interval(Duration::from_millis(100))
-        .set("statistics.interval.ms", "200")
+        .set("consumer.statistics.interval.ms", "200")
+        .set("producer.statistics.interval.ms", "200")
         .query_server("127.0.0.1:0");
     let app = KafkaStreams::new(topology(), config).unwrap();
     app.start().unwrap();

@@ -153,7 +153,10 @@ pub(crate) fn spawn(
         "client.id",
         format!("{}-instances-producer", config.application_id),
     )
-    .set("linger.ms", "0");
+    .set("linger.ms", "0")
+    // Statistics of these two small clients are not worth a callback (and librdkafka's
+    // default one logs every report).
+    .set("statistics.interval.ms", "0");
     let producer: BaseProducer = pc.create()?;
     let mut cc = base_client_config(config, "consumer")?;
     cc.set("group.id", format!("{}-instances", config.application_id))
@@ -162,7 +165,8 @@ pub(crate) fn spawn(
             format!("{}-instances-consumer", config.application_id),
         )
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "0");
     let consumer: BaseConsumer = cc.create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&directory.topic, 0, Offset::Beginning)?;
