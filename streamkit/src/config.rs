@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::runtime::handler::DeserializationHandler;
+use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
 use crate::state::RocksDbMemory;
 use crate::testing::EmbeddedBroker;
 
@@ -62,6 +62,7 @@ pub struct StreamsConfig {
     pub(crate) state_dir: PathBuf,
     pub(crate) processing_guarantee: ProcessingGuarantee,
     pub(crate) default_deserialization_handler: DeserializationHandler,
+    pub(crate) processing_error_handler: ProcessingErrorHandler,
     pub(crate) default_partitions: i32,
     pub(crate) replication_factor: i32,
     pub(crate) client: BTreeMap<String, String>,
@@ -87,6 +88,7 @@ impl StreamsConfig {
             state_dir: std::env::temp_dir().join("streamkit"),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             default_deserialization_handler: DeserializationHandler::Fail,
+            processing_error_handler: ProcessingErrorHandler::Fail,
             default_partitions: 1,
             replication_factor: -1,
             client: BTreeMap::new(),
@@ -158,6 +160,13 @@ impl StreamsConfig {
     /// Policy for undecodable records on sources that set none. Default = `Fail`.
     pub fn default_deserialization_handler(mut self, handler: DeserializationHandler) -> Self {
         self.default_deserialization_handler = handler;
+        self
+    }
+
+    /// Policy for records whose processing fails with an error about the record (see
+    /// [`ProcessingErrorHandler`]). Default = `Fail`.
+    pub fn processing_error_handler(mut self, handler: ProcessingErrorHandler) -> Self {
+        self.processing_error_handler = handler;
         self
     }
 

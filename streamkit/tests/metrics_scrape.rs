@@ -1,5 +1,6 @@
-//! A scrape of `/metrics` after N good, M malformed and L late records: the counters equal
-//! what was processed and dropped, and librdkafka statistics arrive as gauges.
+//! A scrape of `/metrics` after N good, M malformed, L late records and one whose processing
+//! fails: the counters equal what was processed and dropped, and librdkafka statistics arrive
+//! as gauges.
 
 mod common;
 #[path = "common/http.rs"]
@@ -10,6 +11,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use streamkit::prelude::*;
+use streamkit::runtime::ProcessingErrorHandler;
 use streamkit::testing::EmbeddedBroker;
 use streamkit::window::TimeWindows;
 
@@ -19,18 +21,43 @@ const LATE: usize = 5;
 /// Event time of the first record, a multiple of the window size.
 const T: i64 = 1_000_000;
 
+/// The reading that makes processing fail.
+const UNLUCKY: i64 = 13;
+
+/// Fails on [`UNLUCKY`], passes everything else on.
+struct Picky;
+
+impl Processor<String, i64> for Picky {
+    type KOut = String;
+    type VOut = i64;
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, i64>,
+        r: Record<String, i64>,
+    ) -> Result<()> {
+        if r.value == UNLUCKY {
+            return Err(Error::custom("unlucky reading"));
+        }
+        ctx.forward(r)
+    }
+}
+
 fn topology() -> Topology {
     let b = StreamsBuilder::new();
-    b.stream(
-        "readings",
-        Consumed::with(Serdes::string(), Serdes::i64())
-            .on_deserialization_error(DeserializationHandler::LogAndContinue),
-    )
-    .filter(|_, v| *v >= 0)
-    .named("valid")
-    .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
-    .windowed_by(TimeWindows::tumbling(Duration::from_secs(10)))
-    .count(Materialized::named("readings-per-10s").in_memory());
+    let valid = b
+        .stream(
+            "readings",
+            Consumed::with(Serdes::string(), Serdes::i64())
+                .on_deserialization_error(DeserializationHandler::LogAndContinue),
+        )
+        .filter(|_, v| *v >= 0)
+        .named("valid");
+    // The first child: when it fails on a record, the aggregation never sees the record.
+    valid.process(|| Picky);
+    valid
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+        .windowed_by(TimeWindows::tumbling(Duration::from_secs(10)))
+        .count(Materialized::named("readings-per-10s").in_memory());
     b.build().unwrap()
 }
 
@@ -47,6 +74,7 @@ fn scraped_counters_match_records_processed_and_dropped() {
         .commit_interval(Duration::from_millis(100))
         .set("consumer.statistics.interval.ms", "200")
         .set("producer.statistics.interval.ms", "200")
+        .processing_error_handler(ProcessingErrorHandler::LogAndContinue)
         .query_server("127.0.0.1:0");
     let app = KafkaStreams::new(topology(), config).unwrap();
     app.start().unwrap();
@@ -104,6 +132,10 @@ fn scraped_counters_match_records_processed_and_dropped() {
         sum("streamkit_dropped_records_total", &[("reason", "late")]),
         LATE
     );
+    assert_eq!(
+        sum("streamkit_dropped_records_total", &[("reason", "error")]),
+        1
+    );
     // The filter saw every record that decoded; all passed it.
     assert_eq!(
         sum(
@@ -112,6 +144,17 @@ fn scraped_counters_match_records_processed_and_dropped() {
         ),
         GOOD as usize + LATE
     );
+    // The failed record left no trace in the window it fell in: 10 readings, 9 counted.
+    let w = http::get(
+        &addr,
+        &format!(
+            "/stores/readings-per-10s/sensor?from={0}&to={0}",
+            T + 10_000
+        ),
+        None,
+    )
+    .json();
+    assert_eq!(w["windows"][0]["value"], 9, "{w}");
     // One key, windows of 10 s over 0 … 39 s: four windows in the store.
     assert_eq!(
         sum("streamkit_store_entries", &[("store", "readings-per-10s")]),

@@ -67,8 +67,9 @@ pub const KIND_LABEL: &str = "kind";
 pub const REASON_DESERIALIZATION: &str = "deserialization";
 /// Drop reason: the record arrived after its window closed.
 pub const REASON_LATE: &str = "late";
-/// Drop reason: an operator could not use the record (a null key where one is needed, a
-/// processor that reports it through `ProcessorContext::record_dropped`).
+/// Drop reason: processing the record failed and the
+/// [`ProcessingErrorHandler`](crate::runtime::ProcessingErrorHandler) skipped it (or a
+/// processor reported it through `ProcessorContext::record_dropped`).
 pub const REASON_ERROR: &str = "error";
 
 /// RocksDB memory kind: block cache in use (memtables are charged to it too).

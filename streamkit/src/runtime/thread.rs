@@ -501,6 +501,7 @@ impl Worker {
                                 .config
                                 .default_deserialization_handler
                                 .clone(),
+                            processing_handler: self.args.config.processing_error_handler,
                             metrics: self.args.metrics.task(&self.args.name, id),
                             wall_clock_ms: now_ms(),
                             registry: self.args.registry.clone(),
