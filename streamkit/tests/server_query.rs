@@ -167,6 +167,32 @@ fn two_instances_answer_queries_for_each_others_keys() {
     }
     let expected: BTreeMap<String, u64> = (0..LINES).map(|i| (line(i), (i + 1) as u64)).collect();
     assert_eq!(ranged, expected);
+    // Or the whole application's through one instance, merged in key order.
+    let (mut all, mut after) = (Vec::new(), String::new());
+    loop {
+        let r = http::get(
+            &addr_a,
+            &format!("/stores/trips-per-line?scope=all&limit=4{after}"),
+            Some(TOKEN),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        for e in page["entries"].as_array().unwrap() {
+            all.push((
+                e["key"].as_str().unwrap().to_string(),
+                e["value"].as_u64().unwrap(),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        all,
+        expected.into_iter().collect::<Vec<_>>(),
+        "every line once, in key order"
+    );
     let r = http::get(&addr_a, "/stores/trips-per-line?from=L2&to=L4", Some(TOKEN));
     for e in r.json()["entries"].as_array().unwrap() {
         let k = e["key"].as_str().unwrap();

@@ -98,6 +98,38 @@ pub(crate) async fn to_owner(
     }
 }
 
+/// Most bytes of one instance's part of an application-wide range page.
+const MAX_PART_BYTES: usize = 64 << 20;
+
+/// `GET http://{instance}{path}` as a forwarded query, its body parsed as JSON.
+pub(crate) async fn fetch_json(
+    ctx: &Arc<ServerContext>,
+    instance: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<serde_json::Value, String> {
+    let mut request = Request::get(format!("http://{instance}{path}"));
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        request = request.header(header::AUTHORIZATION, auth);
+    }
+    if let Ok(me) = HeaderValue::from_str(&ctx.endpoint) {
+        request = request.header(FORWARDED_BY, me);
+    }
+    let request = request.body(Body::empty()).map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(FORWARD_TIMEOUT, ctx.client.request(request))
+        .await
+        .map_err(|_| format!("no answer within {FORWARD_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_PART_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

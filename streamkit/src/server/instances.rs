@@ -102,6 +102,21 @@ impl Directory {
             .map(|i| i.application_server.clone())
     }
 
+    /// The `application_server` of every other instance whose entry is fresh.
+    pub fn live_others(&self) -> Vec<String> {
+        let fresh_after = now_ms() - STALE_AFTER.as_millis() as i64;
+        let mut v: Vec<String> = self
+            .entries
+            .lock()
+            .expect("directory lock")
+            .values()
+            .filter(|i| i.application_server != self.endpoint && i.heartbeat_ms >= fresh_after)
+            .map(|i| i.application_server.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Every known entry, this instance's included.
     pub fn all(&self) -> Vec<InstanceInfo> {
         let mut v: Vec<_> = self

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /stores` | the topology's stores: kind, backend, changelog, partitions held here, approximate entries |
 //! | `GET /stores/{name}/{key}` | a key's value (key-value store), its windows (`?from=&to=` in ms, window store) or its sessions |
-//! | `GET /stores/{name}?from=&to=&limit=&after=` | entries of this instance's partitions with keys in `[from, to]`, in key-byte order, paged |
+//! | `GET /stores/{name}?from=&to=&limit=&after=[&scope=all]` | entries with keys in `[from, to]` in key-byte order, paged: of this instance's partitions, or of every instance's (fanned out and merged) |
 //! | `GET /stores/{name}/changes[?key=]` | server-sent events, one per write to the store on this instance |
 //! | `GET /topology[?format=text\|mermaid\|dot]` | `describe()` output, or a diagram |
 //! | `GET /instances` | the instances of the application and the store partitions each holds |
@@ -22,8 +22,8 @@
 //! others' entries (see `instances.rs`). A key query computes the key's partition as the
 //! producer did (murmur2 of the serialized key, Kafka's default partitioner) and, when another
 //! instance holds it, proxies the query there or redirects to it
-//! ([`QueryForwarding`]). Range queries and change streams
-//! cover the partitions of the instance asked.
+//! ([`QueryForwarding`]). A range query covers the instance
+//! asked unless `scope=all`; a change stream covers the instance asked.
 
 mod auth;
 mod forward;

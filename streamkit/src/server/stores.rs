@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::forward::{FORWARDED_BY, SERVED_BY, partition_of, to_owner};
+use super::forward::{FORWARDED_BY, SERVED_BY, fetch_json, partition_of, to_owner};
 use super::{ServerContext, error};
 use crate::error::{Error, Result};
 use crate::processor::codec;
@@ -294,6 +294,11 @@ pub(crate) struct RangeQuery {
     /// Hex of the last raw key of the previous page (`next` of that page).
     after: Option<String>,
     limit: Option<usize>,
+    /// `all`: every instance's partitions (fanned out and merged); default this instance's.
+    scope: Option<String>,
+    /// Each entry also carries its `cursor` (set on the fan-out's requests).
+    #[serde(default)]
+    cursors: bool,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -319,6 +324,7 @@ fn read_range(
     to: Option<Vec<u8>>,
     after: Option<Vec<u8>>,
     limit: usize,
+    cursors: bool,
 ) -> Result<Value> {
     let times = match spec.kind {
         StoreKind::KeyValue => 0,
@@ -344,16 +350,25 @@ fn read_range(
     let next = more.then(|| raw.last().map(|(k, _)| hex(k))).flatten();
     let entries = raw
         .iter()
-        .map(|(k, v)| entry_json(spec, k, Some(v)))
+        .map(|(k, v)| {
+            let mut e = entry_json(spec, k, Some(v))?;
+            if cursors {
+                e["cursor"] = json!(hex(k));
+            }
+            Ok(e)
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(json!({ "entries": entries, "next": next }))
 }
 
-/// `GET /stores/{name}?from=&to=&limit=&after=`: a page of this instance's entries.
+/// `GET /stores/{name}?from=&to=&limit=&after=[&scope=all]`: a page of this instance's
+/// entries, or of every instance's.
 pub(crate) async fn range(
     State(ctx): State<Arc<ServerContext>>,
     Path(name): Path<String>,
     Query(q): Query<RangeQuery>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     let Some((_, spec)) = ctx.store(&name) else {
         return unknown_store(&ctx, &name);
@@ -369,6 +384,17 @@ pub(crate) async fn range(
         None => None,
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let all = match q.scope.as_deref() {
+        None | Some("local") => false,
+        Some("all") => !headers.contains_key(FORWARDED_BY),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("scope {other:?}: use local or all"),
+            );
+        }
+    };
+    let cursors = q.cursors || all;
     let parts: Vec<SharedStore> = ctx.registry.get_by_task(&name).into_values().collect();
     let partitions: Vec<i32> = ctx
         .registry
@@ -378,17 +404,90 @@ pub(crate) async fn range(
         .collect();
     let read = {
         let spec = spec.clone();
-        tokio::task::spawn_blocking(move || read_range(&spec, &parts, from, to, after, limit)).await
+        tokio::task::spawn_blocking(move || {
+            read_range(&spec, &parts, from, to, after, limit, cursors)
+        })
+        .await
     };
     let r = match read {
         Ok(Ok(mut v)) => {
             v["partitions"] = json!(partitions);
+            if all {
+                return merge_instances(&ctx, v, &uri, &headers, limit).await;
+            }
             Json(v).into_response()
         }
         Ok(Err(e)) => error(status_of(&e), e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     served_by(&ctx, r)
+}
+
+/// Completes an application-wide range page: asks every other live instance for the same page
+/// of its partitions and keeps the first `limit` entries of the union, in raw key order.
+async fn merge_instances(
+    ctx: &Arc<ServerContext>,
+    local: Value,
+    uri: &Uri,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Response {
+    let query: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("scope=") && !p.starts_with("cursors="))
+        .chain(["scope=local", "cursors=true"])
+        .collect();
+    let path = format!("{}?{}", uri.path(), query.join("&"));
+    let mut pages = vec![(ctx.endpoint.clone(), local)];
+    for peer in ctx.directory.live_others() {
+        match fetch_json(ctx, &peer, &path, headers).await {
+            Ok(page) => pages.push((peer, page)),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    format!("instance {peer} did not answer its part of the range: {e}"),
+                );
+            }
+        }
+    }
+    let mut more = false;
+    let mut entries = Vec::new();
+    let mut partitions = Vec::new();
+    for (_, page) in &mut pages {
+        more |= !page["next"].is_null();
+        if let Some(p) = page["partitions"].as_array() {
+            partitions.extend(p.iter().filter_map(Value::as_i64));
+        }
+        if let Some(e) = page["entries"].as_array_mut() {
+            entries.append(e);
+        }
+    }
+    // Hex of bytes sorts as the bytes do.
+    entries.sort_by(|a, b| a["cursor"].as_str().cmp(&b["cursor"].as_str()));
+    more |= entries.len() > limit;
+    entries.truncate(limit);
+    let next = more
+        .then(|| entries.last().map(|e| e["cursor"].clone()))
+        .flatten();
+    for e in &mut entries {
+        if let Some(o) = e.as_object_mut() {
+            o.remove("cursor");
+        }
+    }
+    partitions.sort_unstable();
+    let instances: Vec<&String> = pages.iter().map(|(i, _)| i).collect();
+    served_by(
+        ctx,
+        Json(json!({
+            "entries": entries,
+            "next": next,
+            "partitions": partitions,
+            "instances": instances,
+        }))
+        .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
