@@ -52,8 +52,8 @@ mod stores;
 
 use std::time::Duration;
 
+pub(crate) use stores::{ErasedSerdes, StoreSerdes, codec};
 pub use stores::{KeyValueStore, SessionStore, StoreBuilder, WindowStore};
-pub(crate) use stores::{StoreSerdes, codec};
 
 use crate::error::Result;
 use crate::record::{Record, RecordMetadata};

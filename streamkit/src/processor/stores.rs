@@ -5,6 +5,7 @@
 //! (`<application-id>-<store>-changelog`, written to the task's partition), from which the
 //! store is restored after a crash or when its task moves to another instance.
 
+use std::any::Any;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,44 @@ use crate::window::Window;
 pub(crate) struct StoreSerdes<K, V> {
     pub key: SerdeRef<K>,
     pub value: SerdeRef<V>,
+}
+
+/// A store's serdes as the type-erased topology holds them: downcast to [`StoreSerdes`] for a
+/// typed handle, or convert keys and values to and from JSON through the serdes without
+/// knowing the types (the query server).
+pub(crate) trait ErasedSerdes: Any + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    /// The store-key bytes of a key given as JSON.
+    fn key_bytes(&self, store: &str, key: &serde_json::Value) -> Result<Vec<u8>>;
+    /// The JSON form of store-key bytes.
+    fn key_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value>;
+    /// The JSON form of value bytes.
+    fn value_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value>;
+}
+
+impl dyn ErasedSerdes {
+    /// The serdes as `T` (a `StoreSerdes<K, V>`), if they are.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.as_any().downcast_ref()
+    }
+}
+
+impl<K: Data, V: Data> ErasedSerdes for StoreSerdes<K, V> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn key_bytes(&self, store: &str, key: &serde_json::Value) -> Result<Vec<u8>> {
+        let key = self.key.parse_json(key)?;
+        encode(&*self.key, store, &key)
+    }
+    fn key_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value> {
+        let key = self.key.deserialize(store, bytes)?;
+        Ok(self.key.to_json(&key)?)
+    }
+    fn value_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value> {
+        let value = self.value.deserialize(store, bytes)?;
+        Ok(self.value.to_json(&value)?)
+    }
 }
 
 /// Declares a store for [`KStream::process_with_stores`](crate::stream::KStream::process_with_stores).

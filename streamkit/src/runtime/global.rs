@@ -166,6 +166,7 @@ impl GlobalThread {
                     app_id: Arc::from(app),
                     collector: Box::new(ProducerCollector(producer.clone())),
                     default_handler: config.default_deserialization_handler.clone(),
+                    processing_handler: config.processing_error_handler,
                     metrics: args.metrics.task(name, id),
                     wall_clock_ms: now_ms(),
                     state_dir: args.dir.join(sub.id.to_string()),
