@@ -307,6 +307,25 @@ fn joins_report_mistakes_when_the_topology_is_built() {
     let err = b.build().unwrap_err().to_string();
     assert!(err.contains("repartition it first"), "{err}");
 
+    // A windowed table holds no row per key to look up.
+    let b = StreamsBuilder::new();
+    let per_minute = stream_side(&b)
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(streamkit::window::TimeWindows::tumbling(
+            std::time::Duration::from_secs(60),
+        ))
+        .count(Materialized::named("per-minute"));
+    b.stream(
+        "windows",
+        Consumed::with(
+            streamkit::window::WindowedSerde::time(Serdes::string(), 60_000),
+            Serdes::string(),
+        ),
+    )
+    .join_table(&per_minute, |v, n| format!("{v}{n}"));
+    let err = b.build().unwrap_err().to_string();
+    assert!(err.contains("is windowed"), "{err}");
+
     // A global table's topic cannot also be read as a stream.
     let b = StreamsBuilder::new();
     b.global_table(

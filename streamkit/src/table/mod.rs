@@ -209,10 +209,19 @@ pub(crate) fn add_table_store<K: Data, V: Data>(
 /// (one per table, shared by every join on it). Reports a table with neither a store nor the
 /// serdes to build one at `build()`, naming `op`.
 pub(crate) fn materialize_for_lookup<K: Data, V: Data>(table: &KTable<K, V>, op: &str) -> String {
+    let mut g = table.graph.borrow_mut();
     if let Some(name) = &table.store_name {
+        let windowed = g
+            .stores
+            .iter()
+            .any(|s| &s.name == name && s.kind != StoreKind::KeyValue);
+        if windowed {
+            g.errors.push(format!(
+                "{op}: table {name:?} is windowed; lookups need a key-value table"
+            ));
+        }
         return name.clone();
     }
-    let mut g = table.graph.borrow_mut();
     if let Some(name) = g.materialized.get(&table.node) {
         return name.clone();
     }
