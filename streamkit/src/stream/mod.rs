@@ -5,6 +5,8 @@
 //! [`TopologyTestDriver`](crate::testing::TopologyTestDriver).
 
 pub(crate) mod grouped;
+mod join;
+mod joined;
 mod materialized;
 mod params;
 mod table_joins;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,
 };
+pub use joined::StreamJoined;
 pub use materialized::{Materialized, StoreBackend};
 pub use params::{Consumed, Produced, Repartitioned};
 

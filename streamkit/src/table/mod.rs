@@ -16,6 +16,7 @@
 
 mod global;
 mod grouped;
+mod join;
 mod query;
 pub(crate) mod serde;
 

@@ -184,6 +184,46 @@ impl GraphBuilder {
         self.nodes[node].stores.push(store.to_string());
     }
 
+    /// The topics read by the sources upstream of `node` (the inputs of its sub-topology
+    /// that reach it), in the order found.
+    pub fn upstream_source_topics(&self, node: usize) -> Vec<TopicName> {
+        let mut out: Vec<TopicName> = Vec::new();
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            match &self.nodes[n].kind {
+                NodeKind::Source { topics } => {
+                    for t in topics {
+                        if !out.contains(t) {
+                            out.push(t.clone());
+                        }
+                    }
+                }
+                _ => stack.extend(self.nodes[n].parents.iter().copied()),
+            }
+        }
+        out
+    }
+
+    /// Requires the inputs upstream of `nodes` (the sides of a join) to be co-partitioned:
+    /// checked when the application starts.
+    pub fn require_copartitioned(&mut self, nodes: &[usize]) {
+        let mut group: Vec<TopicName> = Vec::new();
+        for &n in nodes {
+            for t in self.upstream_source_topics(n) {
+                if !group.contains(&t) {
+                    group.push(t);
+                }
+            }
+        }
+        if group.len() > 1 {
+            self.copartition_groups.push(group);
+        }
+    }
+
     /// The next Kafka Streams-style generated name, e.g. `KSTREAM-FILTER-0000000003`.
     pub fn generate_name(&mut self, prefix: &str) -> String {
         let n = self.counter;
