@@ -43,7 +43,7 @@ use crate::clean::ProcessedRow;
 use crate::feed::FeedOptions;
 use crate::model::{SharedModel, TrainOptions};
 use crate::postgres::PostgresTarget;
-use crate::producer::{ReplayOptions, ReplayStats};
+use crate::producer::{ReplayOptions, ReplayStats, Throttle};
 use crate::topology::{TRAINING_SAMPLE, TopologyConfig};
 
 /// The topics the application reads and writes, with their partition counts.
@@ -355,6 +355,13 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
             rate: (args.rate > 0.0).then_some(args.rate),
             progress: !args.quiet,
             limit: args.limit,
+            throttle: embedded.as_ref().map(|_| {
+                let app = app.clone();
+                Throttle {
+                    max_ahead: EMBEDDED_MAX_AHEAD,
+                    consumed: Arc::new(move || rows_consumed(&app)),
+                }
+            }),
         },
         stop.clone(),
         replayed.clone(),
@@ -414,6 +421,23 @@ pub fn feed_options(args: &Args) -> FeedOptions {
         seed: args.seed,
         ..FeedOptions::default()
     }
+}
+
+/// How far the replay may run ahead of the application on the embedded broker, which keeps
+/// only the last few MiB of each partition (see [`Throttle`]).
+const EMBEDDED_MAX_AHEAD: u64 = 20_000;
+
+/// Feed rows the cleaning step has consumed (cleaned, dropped or dead-lettered), over the
+/// tasks of this instance.
+pub fn rows_consumed(app: &KafkaStreams) -> u64 {
+    app.store::<String, topology::CleanState>(topology::CLEAN_STATE)
+        .and_then(|s| s.all())
+        .map(|all| {
+            all.iter()
+                .map(|(_, s)| s.rows + s.malformed + s.missing_arrival)
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The rows of the training sample, from every task of this instance.

@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::feed::{COLUMNS, VEHICLE_REF};
 
 /// How to replay.
-#[derive(Debug, Clone)]
+#[derive(Clone, Default)]
 pub struct ReplayOptions {
     /// Rows per second, or `None` for as fast as the broker takes them.
     pub rate: Option<f64>,
@@ -29,6 +29,30 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Stop after this many rows.
     pub limit: Option<u64>,
+    /// Stay at most this many rows ahead of what the application has consumed.
+    pub throttle: Option<Throttle>,
+}
+
+impl std::fmt::Debug for ReplayOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayOptions")
+            .field("rate", &self.rate)
+            .field("progress", &self.progress)
+            .field("limit", &self.limit)
+            .field("throttle", &self.throttle.as_ref().map(|t| t.max_ahead))
+            .finish()
+    }
+}
+
+/// Keeps the replay from running too far ahead of the application. The embedded broker
+/// keeps only the last few MiB of each partition and silently drops older records, so
+/// replaying a big file as fast as possible would lose rows the application had not read.
+#[derive(Clone)]
+pub struct Throttle {
+    /// Rows the replay may be ahead of `consumed()`.
+    pub max_ahead: u64,
+    /// Rows the application has consumed so far.
+    pub consumed: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 /// What a replay sent.
@@ -171,6 +195,15 @@ pub fn replay(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
+            }
+        }
+        if let Some(t) = &opts.throttle
+            && stats.rows.is_multiple_of(1_000)
+        {
+            while stats.rows.saturating_sub((t.consumed)()) > t.max_ahead
+                && !stop.load(Ordering::Relaxed)
+            {
+                producer.poll(Duration::from_millis(50));
             }
         }
         let mut out = BaseRecord::to(topic).key(key).payload(line.as_slice());
