@@ -364,7 +364,11 @@ td.num{{text-align:right;font-variant-numeric:tabular-nums}} .late{{color:#b0002
     for (label, value) in [
         ("rows replayed", replayed.to_string()),
         ("rows cleaned", counts.rows.to_string()),
-        ("dead-lettered", counts.malformed.to_string()),
+        // Malformed rows (the cleaning step) and undecodable records (the source).
+        (
+            "dead-lettered",
+            (counts.malformed + app.metrics().dead_letter_records()).to_string(),
+        ),
         (
             "dropped (no arrival time)",
             counts.missing_arrival.to_string(),
