@@ -27,7 +27,10 @@
 //! - [`serde`] — how bytes become typed keys and values;
 //! - [`stream`] — the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream)),
 //!   windowed stream-stream joins included;
-//! - [`table`] — [`KTable`](table::KTable), the changelog view of a stream, and table-table joins;
+//! - [`table`] — [`KTable`](table::KTable), the changelog view of a topic or stream (filter,
+//!   map, regroup and aggregate with retraction, join from a stream, table-table and
+//!   foreign-key joins), and [`GlobalKTable`](table::GlobalKTable), a full copy of a topic on
+//!   every instance;
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
 //! - [`state`] — RocksDB stores, their memory budget and durability;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;

@@ -15,7 +15,7 @@ use crate::record::RecordMetadata;
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
 use crate::runtime::handler::DeserializationHandler;
-use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore};
+use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore, TaskStores};
 use crate::state::rocksdb::RocksDbShared;
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
@@ -37,6 +37,8 @@ pub(crate) struct TaskSetup<'a> {
     pub rocksdb: RocksDbShared,
     /// Record cache size of each caching store.
     pub cache_max_bytes: usize,
+    /// The global tables' stores, read-only for this task's processors.
+    pub global_stores: TaskStores,
 }
 
 /// A resolved topic and the source node reading it.
@@ -61,8 +63,7 @@ impl Task {
     /// can hold typed handles to them) and calls `init` on each.
     pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup<'_>) -> Result<Task> {
         let sub = topology
-            .subtopologies
-            .get(id.subtopology)
+            .subtopology(id.subtopology)
             .ok_or_else(|| Error::Internal(format!("no sub-topology {}", id.subtopology)))?;
         let mut inputs: HashMap<usize, Rc<dyn Any>> = HashMap::new();
         let mut nodes = HashMap::new();
@@ -128,6 +129,7 @@ impl Task {
             default_deserialization_handler: setup.default_handler,
             metrics: setup.metrics,
             stores,
+            global_stores: setup.global_stores,
             node_stores,
         };
         for &i in &sub.nodes {
@@ -147,6 +149,11 @@ impl Task {
         // Store writes made in `init` go to the changelog like any other.
         task.send_changelogs()?;
         Ok(task)
+    }
+
+    /// The task's own stores.
+    pub fn stores(&self) -> &TaskStores {
+        &self.ctx.stores
     }
 
     /// Resolved topics this task reads, in source order (index = `source` in [`Task::process`]).

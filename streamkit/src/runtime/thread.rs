@@ -95,7 +95,7 @@ impl DeliveryTracker {
             .copied()
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -104,10 +104,10 @@ impl DeliveryTracker {
     }
 }
 
-type Producer_ = BaseProducer<DeliveryTracker>;
+pub(crate) type Producer_ = BaseProducer<DeliveryTracker>;
 
 /// Sends task output through the thread's producer.
-struct ProducerCollector(Arc<Producer_>);
+pub(crate) struct ProducerCollector(pub Arc<Producer_>);
 
 impl RecordCollector for ProducerCollector {
     fn send(&mut self, out: OutRecord<'_>) -> Result<()> {
@@ -241,6 +241,8 @@ pub(crate) struct ThreadArgs {
     pub rocksdb: crate::state::rocksdb::RocksDbShared,
     /// Where tasks publish their stores for interactive queries.
     pub registry: crate::runtime::stores::StoreRegistry,
+    /// The global tables' stores, kept up to date by the global thread.
+    pub global_stores: TaskStores,
 }
 
 pub(crate) struct StreamThread {
@@ -260,7 +262,7 @@ struct Worker {
     last_commit: Instant,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -481,6 +483,7 @@ impl Worker {
                             restorer: &self.restorer,
                             rocksdb: self.args.rocksdb.clone(),
                             cache_max_bytes: self.args.config.cache_max_bytes,
+                            global_stores: self.args.global_stores.clone(),
                             state_dir: self
                                 .args
                                 .config
@@ -580,7 +583,7 @@ impl Worker {
     }
 }
 
-fn is_fatal(e: &KafkaError) -> bool {
+pub(crate) fn is_fatal(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::Fenced)

@@ -1,7 +1,9 @@
 //! Join operators, one file per kind, and the joiner shapes they share.
 
 pub(crate) mod foreign_key;
+pub(crate) mod stream_global;
 pub(crate) mod stream_stream;
+pub(crate) mod stream_table;
 pub(crate) mod table_table;
 
 use std::sync::Arc;
