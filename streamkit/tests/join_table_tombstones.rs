@@ -182,3 +182,45 @@ fn foreign_key_joins_follow_tombstones_on_both_sides() {
         assert!(out.is_empty());
     }
 }
+
+/// A derived table without a store (here a filter) gets one behind it for the other side to
+/// look its rows up in; a row the filter drops deletes the joined row.
+#[test]
+fn a_derived_table_is_materialized_for_the_join() {
+    let b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let buses = b
+        .table("buses", c(), Materialized::named("buses").in_memory())
+        .filter(|_bus, state: &String| state != "depot");
+    let drivers = b.table("drivers", c(), Materialized::named("drivers").in_memory());
+    buses
+        .join(
+            &drivers,
+            |state: &String, driver: &String| format!("{driver} ({state})"),
+            Materialized::default(),
+        )
+        .to_change_stream()
+        .to(
+            "crewed",
+            Produced::with(Serdes::string(), Serdes::option(Serdes::string())),
+        );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let (bus, driver) = (
+        d.input_topic("buses", Serdes::string(), Serdes::string()),
+        d.input_topic("drivers", Serdes::string(), Serdes::string()),
+    );
+    let out = d.output_topic("crewed", Serdes::string(), Serdes::option(Serdes::string()));
+    bus.pipe("b1".into(), "in service".into()).unwrap();
+    driver.pipe("b1".into(), "Ann".into()).unwrap();
+    bus.pipe("b1".into(), "depot".into()).unwrap();
+    driver.pipe("b1".into(), "Bo".into()).unwrap();
+    bus.pipe("b1".into(), "in service".into()).unwrap();
+    assert_eq!(
+        out.read_values(),
+        vec![
+            Some("Ann (in service)".to_string()),
+            None,
+            Some("Bo (in service)".to_string())
+        ]
+    );
+}
