@@ -37,6 +37,7 @@
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
 //! - [`metrics`] — Prometheus metrics;
+//! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
 //! - [`window`] — tumbling, hopping, sliding and session windows, join windows, windowed keys;
 //! - [`testing`] — [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
 
@@ -51,6 +52,7 @@ pub mod processor;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+pub mod server;
 pub mod state;
 pub mod stream;
 pub mod table;

@@ -22,7 +22,8 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use crate::metrics::kafka::{DEFAULT_STATISTICS_INTERVAL_MS, KafkaMetrics};
+use crate::metrics::{Metrics, RateMeter};
 use crate::record::Headers;
 use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
@@ -52,9 +53,17 @@ pub(crate) struct DeliveryTracker {
     first_error: Mutex<Option<Error>>,
     /// Next offset after the last acknowledged write, per changelog topic and partition.
     changelog_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
+    /// Where librdkafka statistics go.
+    kafka_metrics: Option<KafkaMetrics>,
 }
 
-impl ClientContext for DeliveryTracker {}
+impl ClientContext for DeliveryTracker {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(m) = &self.kafka_metrics {
+            m.report(&statistics);
+        }
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
@@ -159,6 +168,7 @@ pub(crate) struct StreamConsumerContext {
     events: Mutex<Vec<RebalanceEvent>>,
     has_events: AtomicBool,
     status: StatusSink,
+    kafka_metrics: KafkaMetrics,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
@@ -168,7 +178,11 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-impl ClientContext for StreamConsumerContext {}
+impl ClientContext for StreamConsumerContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.kafka_metrics.report(&statistics);
+    }
+}
 
 impl ConsumerContext for StreamConsumerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -260,6 +274,7 @@ struct Worker {
     /// topic → partition → (task, source index in the task).
     routes: HashMap<String, Vec<Option<(TaskId, usize)>>>,
     last_commit: Instant,
+    rate: RateMeter,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -287,8 +302,16 @@ impl StreamThread {
         {
             pc.set("enable.idempotence", "true");
         }
-        let producer: Arc<Producer_> =
-            Arc::new(pc.create_with_context(DeliveryTracker::default())?);
+        if !config
+            .client_settings("producer")
+            .contains_key("statistics.interval.ms")
+        {
+            pc.set("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS);
+        }
+        let producer: Arc<Producer_> = Arc::new(pc.create_with_context(DeliveryTracker {
+            kafka_metrics: Some(args.metrics.kafka.clone()),
+            ..DeliveryTracker::default()
+        })?);
 
         let mut cc = base_client_config(config, "consumer")?;
         cc.set("group.id", config.application_id.as_str())
@@ -299,6 +322,7 @@ impl StreamThread {
         let mut defaults = vec![
             ("auto.offset.reset", "earliest"),
             ("allow.auto.create.topics", "false"),
+            ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS),
         ];
         if config.embedded.is_some() {
             // The mock cluster waits a member's session timeout before finishing a rebalance
@@ -319,6 +343,7 @@ impl StreamThread {
             events: Mutex::new(Vec::new()),
             has_events: AtomicBool::new(false),
             status: args.status.clone(),
+            kafka_metrics: args.metrics.kafka.clone(),
         };
         let consumer: BaseConsumer<StreamConsumerContext> = cc.create_with_context(context)?;
         // Only the topics the topology reads: changelogs are internal topics too, but they are
@@ -336,6 +361,7 @@ impl StreamThread {
             consumer,
             worker: Worker {
                 restorer: ChangelogRestorer::new(&args.config, &args.name, args.metrics.clone())?,
+                rate: args.metrics.rate_meter(&args.name),
                 app_id: Arc::from(config.application_id.as_str()),
                 args,
                 producer,
@@ -477,6 +503,7 @@ impl Worker {
                                 .config
                                 .default_deserialization_handler
                                 .clone(),
+                            processing_handler: self.args.config.processing_error_handler,
                             metrics: self.args.metrics.task(&self.args.name, id),
                             wall_clock_ms: now_ms(),
                             registry: self.args.registry.clone(),
@@ -552,6 +579,7 @@ impl Worker {
             .commit_latency
             .with_label_values(&[&self.args.name])
             .observe(started.elapsed().as_secs_f64());
+        self.rate.tick();
         Ok(())
     }
 
