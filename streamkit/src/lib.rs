@@ -32,6 +32,7 @@
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
+//! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`window`] — tumbling, hopping, sliding and session windows, windowed keys;
 //! - [`testing`] — [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
@@ -39,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod connect;
 mod error;
 pub mod metrics;
 mod operators;
