@@ -22,7 +22,7 @@ pub enum ProcessingGuarantee {
     /// state (stores wiped and restored from their changelogs, inputs rewound to the committed
     /// offsets); a fenced producer stops the thread with an error. Needs a broker that
     /// implements transactions: the embedded broker does not isolate aborted records (see
-    /// [`EmbeddedBroker`](crate::testing::EmbeddedBroker)).
+    /// [`EmbeddedBroker`]).
     ExactlyOnce,
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Kafka Streams–style stateful stream processing for Rust: describe a topology with a typed
 //! DSL, test it without a broker, run it against any Kafka-protocol cluster with
-//! consumer-group scaling and at-least-once delivery.
+//! consumer-group scaling and at-least-once or exactly-once delivery, and write tables into
+//! PostgreSQL exactly once.
 //!
 //! ```
 //! use streamkit::prelude::*;

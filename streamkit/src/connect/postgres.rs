@@ -475,6 +475,8 @@ struct PostgresCommitter {
     rows: HashMap<Vec<SqlValue>, Option<Vec<SqlValue>>>,
     /// Store name → key → value (`None` = delete).
     state: HashMap<String, HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// The positions stored by the last commit (an idle task does not commit again).
+    committed: Vec<(String, i64)>,
     runtime: tokio::runtime::Runtime,
     client: Option<Client>,
 }
@@ -523,6 +525,7 @@ impl PostgresCommitter {
             task: None,
             rows: HashMap::new(),
             state: HashMap::new(),
+            committed: Vec::new(),
             runtime,
             client: None,
         })
@@ -754,6 +757,10 @@ impl ExternalCommitter for PostgresCommitter {
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
             .collect();
+        self.committed = sources
+            .iter()
+            .filter_map(|t| found.get(*t).map(|o| (t.to_string(), *o)))
+            .collect();
         Ok(sources.iter().map(|t| found.get(*t).copied()).collect())
     }
 
@@ -771,7 +778,7 @@ impl ExternalCommitter for PostgresCommitter {
                 "postgres sink committed before load".into(),
             ));
         };
-        if self.rows.is_empty() && self.state.is_empty() && positions.is_empty() {
+        if self.rows.is_empty() && self.state.is_empty() && positions == self.committed {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.rows);
@@ -853,7 +860,9 @@ impl ExternalCommitter for PostgresCommitter {
             })
         });
         drop((upserts, deletes));
-        if result.is_err() {
+        if result.is_ok() {
+            self.committed = positions.to_vec();
+        } else {
             // Keep the work for a retry by a caller that survives the error (none today: the
             // thread stops, and the task restarts from the last commit).
             self.rows = rows;

@@ -997,6 +997,9 @@ impl Worker {
         for id in ids {
             self.seek_external(consumer, id)?;
         }
+        // No record is in hand here: the seeks' version barrier discards anything fetched
+        // from the old positions.
+        self.seeked.clear();
         Ok(())
     }
 

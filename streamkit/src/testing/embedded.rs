@@ -50,8 +50,13 @@ impl Drop for Inner {
 ///   a client that produces to an unknown topic auto-creates it with 4 partitions;
 /// - **bounded retention**: each partition keeps only its last ~100k message sets (about
 ///   5 MiB); older records silently disappear;
-/// - **no isolation**: Fetch ignores `isolation.level`, so aborted transactional records stay
-///   visible — exactly-once must be verified on a real broker;
+/// - **transactions only in part**: producers can init, begin, commit and abort transactions,
+///   but Fetch ignores `isolation.level`, so aborted records stay visible to `read_committed`
+///   consumers, and transactional offset commits (`send_offsets_to_transaction`) are
+///   acknowledged without being stored (the runtime adds a plain offset commit after each
+///   transaction on this broker, so that restarts resume) — exactly-once must be verified on a
+///   real broker. `tests/runtime_exactly_once.rs` asserts both behaviours, so it flags the day
+///   they change;
 /// - **slow rebalances**: after a member leaves, the mock finishes the rebalance only when the
 ///   members' session timeout (minus a second) has passed, so applications configured with
 ///   [`StreamsConfig::embedded`](crate::config::StreamsConfig::embedded) default to
