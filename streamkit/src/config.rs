@@ -189,11 +189,18 @@ impl StreamsConfig {
         self
     }
 
-    /// The librdkafka properties for one kind of client (`consumer`, `producer`, `admin`):
-    /// unprefixed settings, overridden by that kind's prefixed ones.
+    /// The librdkafka properties for one kind of client (`consumer`, `producer`, `admin`,
+    /// `restore.consumer`, `global.consumer`): unprefixed settings, overridden by that kind's
+    /// prefixed ones.
     pub fn client_settings(&self, kind: &str) -> BTreeMap<String, String> {
         // Longest first: `restore.consumer.x` is not a `consumer.` setting.
-        const KINDS: [&str; 4] = ["restore.consumer.", "consumer.", "producer.", "admin."];
+        const KINDS: [&str; 5] = [
+            "restore.consumer.",
+            "global.consumer.",
+            "consumer.",
+            "producer.",
+            "admin.",
+        ];
         let prefix = format!("{kind}.");
         let mut out: BTreeMap<String, String> = self
             .client

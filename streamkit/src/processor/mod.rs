@@ -228,6 +228,7 @@ impl<K, V> ProcessorContext<'_, K, V> {
         self.task
             .stores
             .get(name)
+            .or_else(|| self.task.global_stores.get(name))
             .cloned()
             .ok_or_else(|| crate::Error::Internal(format!("store {name:?} not opened by the task")))
     }

@@ -126,6 +126,8 @@ pub struct KafkaStreams {
     handles: Mutex<Vec<JoinHandle<()>>>,
     registry: StoreRegistry,
     rocksdb: RocksDbShared,
+    /// Where this instance keeps its global tables' stores; removed at close.
+    global_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -171,6 +173,7 @@ impl KafkaStreams {
             handles: Mutex::new(Vec::new()),
             registry: StoreRegistry::default(),
             rocksdb: RocksDbShared::new(config.rocksdb_memory),
+            global_dir: crate::runtime::global::instance_dir(&config),
             config,
         })
     }
@@ -238,6 +241,37 @@ impl KafkaStreams {
             return Err(e);
         }
         self.shared.transition(State::Rebalancing);
+        // Global tables are loaded before any stream thread processes a record.
+        let shared = self.shared.clone();
+        let global = crate::runtime::global::start(
+            crate::runtime::global::GlobalThreadArgs {
+                topology: self.topology.clone(),
+                config: self.config.clone(),
+                metrics: self.metrics.clone(),
+                shutdown: self.shared.shutdown.clone(),
+                registry: self.registry.clone(),
+                rocksdb: self.rocksdb.clone(),
+                dir: self.global_dir.clone(),
+            },
+            move |e| {
+                shared.error.lock().expect("error lock").get_or_insert(e);
+                shared.shutdown.store(true, Ordering::Release);
+                shared.transition(State::Error);
+            },
+        );
+        let global_stores = match global {
+            Ok((handle, stores)) => {
+                if let Some(h) = handle {
+                    self.handles.lock().expect("handles lock").push(h);
+                }
+                stores
+            }
+            Err(e) => {
+                self.fail(Error::Config(format!("cannot load the global tables: {e}")));
+                let _ = self.close();
+                return Err(e);
+            }
+        };
         let mut handles = self.handles.lock().expect("handles lock");
         for index in 0..self.config.num_stream_threads {
             let shared = self.shared.clone();
@@ -253,6 +287,7 @@ impl KafkaStreams {
                 status,
                 registry: self.registry.clone(),
                 rocksdb: self.rocksdb.clone(),
+                global_stores: global_stores.clone(),
             };
             // Tasks hold `Rc`s: the thread's state is built on the thread itself.
             let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -314,6 +349,12 @@ impl KafkaStreams {
             .collect();
         for h in handles {
             let _ = h.join();
+        }
+        // Global stores are rebuilt at every start: nothing to keep.
+        if let Err(e) = std::fs::remove_dir_all(&self.global_dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.global_dir.display(), error = %e, "cannot remove the global stores' directory");
         }
         self.shared.transition(State::NotRunning);
         match self.shared.error.lock().expect("error lock").take() {

@@ -37,6 +37,8 @@ pub(crate) struct TaskSetup<'a> {
     pub rocksdb: RocksDbShared,
     /// Record cache size of each caching store.
     pub cache_max_bytes: usize,
+    /// The global tables' stores, read-only for this task's processors.
+    pub global_stores: TaskStores,
 }
 
 /// A sink that commits its writes, together with the input offsets and store writes they
@@ -86,8 +88,7 @@ impl Task {
     /// can hold typed handles to them) and calls `init` on each.
     pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup<'_>) -> Result<Task> {
         let sub = topology
-            .subtopologies
-            .get(id.subtopology)
+            .subtopology(id.subtopology)
             .ok_or_else(|| Error::Internal(format!("no sub-topology {}", id.subtopology)))?;
         let mut inputs: HashMap<usize, Rc<dyn Any>> = HashMap::new();
         let mut nodes = HashMap::new();
@@ -184,6 +185,7 @@ impl Task {
             default_deserialization_handler: setup.default_handler,
             metrics: setup.metrics,
             stores,
+            global_stores: setup.global_stores,
             node_stores,
         };
         for &i in &sub.nodes {
@@ -205,6 +207,11 @@ impl Task {
         // Store writes made in `init` go to the changelog like any other.
         task.send_changelogs()?;
         Ok(task)
+    }
+
+    /// The task's own stores.
+    pub fn stores(&self) -> &TaskStores {
+        &self.ctx.stores
     }
 
     /// Resolved topics this task reads, in source order (index = `source` in [`Task::process`]).

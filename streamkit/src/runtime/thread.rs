@@ -105,7 +105,7 @@ impl DeliveryTracker {
             .copied()
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -122,10 +122,10 @@ impl DeliveryTracker {
     }
 }
 
-type Producer_ = BaseProducer<DeliveryTracker>;
+pub(crate) type Producer_ = BaseProducer<DeliveryTracker>;
 
 /// Sends task output through the thread's producer.
-struct ProducerCollector(Arc<Producer_>);
+pub(crate) struct ProducerCollector(pub Arc<Producer_>);
 
 impl RecordCollector for ProducerCollector {
     fn send(&mut self, out: OutRecord<'_>) -> Result<()> {
@@ -366,6 +366,8 @@ pub(crate) struct ThreadArgs {
     pub rocksdb: crate::state::rocksdb::RocksDbShared,
     /// Where tasks publish their stores for interactive queries.
     pub registry: crate::runtime::stores::StoreRegistry,
+    /// The global tables' stores, kept up to date by the global thread.
+    pub global_stores: TaskStores,
 }
 
 pub(crate) struct StreamThread {
@@ -406,7 +408,7 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -726,6 +728,7 @@ impl Worker {
             restorer: &self.restorer,
             rocksdb: self.args.rocksdb.clone(),
             cache_max_bytes: self.args.config.cache_max_bytes,
+            global_stores: self.args.global_stores.clone(),
             state_dir: state_dir.clone(),
         };
         let task = Task::new(&self.args.topology, id, setup)?;
@@ -1057,7 +1060,7 @@ impl Worker {
     }
 }
 
-fn is_fatal(e: &KafkaError) -> bool {
+pub(crate) fn is_fatal(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::Fenced)

@@ -229,6 +229,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             store_name: Some(name),
             emit: None,
             suppress_spec: None,
+            key_serde: None,
+            value_serde: None,
             _types: PhantomData,
         }
     }
@@ -404,6 +406,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             store_name: Some(name),
             emit: Some(emit),
             suppress_spec: None,
+            key_serde: None,
+            value_serde: None,
             _types: PhantomData,
         }
     }
@@ -536,6 +540,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             store_name: Some(name),
             emit: None,
             suppress_spec: Some(Arc::new(spec)),
+            key_serde: None,
+            value_serde: None,
             _types: PhantomData,
         }
     }
@@ -694,6 +700,8 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             store_name: Some(name),
             emit: None,
             suppress_spec: Some(Arc::new(spec)),
+            key_serde: None,
+            value_serde: None,
             _types: PhantomData,
         }
     }

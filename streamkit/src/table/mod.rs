@@ -1,9 +1,24 @@
-//! Tables: [`KTable`], a changelog view of a stream where each key has one current value.
+//! Tables: [`KTable`], a changelog view of a topic or stream where each key has one current
+//! value, and [`GlobalKTable`], a full copy of a topic on every instance.
 //!
-//! Records flowing out of a table operator carry a [`Change`]: the key's new value and the
-//! value it replaces, so downstream table aggregations can retract the old value.
+//! Records flowing out of a table operator carry a [`Change`]: the key's new value (`None` =
+//! deleted) and the value it replaces, so downstream table aggregations can retract the old
+//! value. A table read from a topic ([`StreamsBuilder::table`](crate::stream::StreamsBuilder::table))
+//! treats a null value as a tombstone that deletes its key. `filter`, `filter_not` and
+//! `map_values` apply to both sides of every change; [`KTable::group_by`] sends the old row as
+//! a retraction and the new one as an addition through a repartition topic, so `count`,
+//! `reduce` and `aggregate` over a table stay equal to a recomputation from its rows.
+//!
+//! [`KTable::to_stream`] forwards the new value of each update and skips deletions (a typed
+//! `V` has no null); [`KTable::to_change_stream`] forwards `Option<V>` with `None` for each
+//! deletion, which a sink with [`Serdes::option`](crate::serde::Serdes::option) writes as a
+//! tombstone, as Kafka Streams' `toStream()` does.
 
+mod global;
+mod grouped;
+mod join;
 mod query;
+pub(crate) mod serde;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -11,15 +26,23 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use global::GlobalKTable;
+pub(crate) use global::global_table;
+pub use grouped::KGroupedTable;
 pub use query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 
 use crate::operators::suppress::{SuppressSpec, SuppressUntilClose};
-use crate::processor::{Data, Processor, ProcessorContext, StoreBuilder};
+use crate::operators::table_filter::TableFilter;
+use crate::operators::table_group_by::TableGroupBy;
+use crate::operators::table_map_values::TableMapValues;
+use crate::operators::table_materialize::TableMaterialize;
+use crate::operators::table_source::TableSource;
+use crate::processor::{Data, Processor, ProcessorContext, StoreBuilder, StoreSerdes};
 use crate::record::Record;
-use crate::serde::Serdes;
-use crate::stream::KStream;
+use crate::serde::{SerdeRef, Serdes};
+use crate::stream::{Consumed, Grouped, KStream, Materialized, Repartitioned, StreamsBuilder};
 use crate::topology::node::ProcessorFactory;
-use crate::topology::{GraphBuilder, NodeKind};
+use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec, TopicName};
 use crate::window::Windowed;
 
 /// An update of one key in a table: the new value (`None` = deleted) and the old one.
@@ -31,7 +54,9 @@ pub struct Change<V> {
     pub old: Option<V>,
 }
 
-/// A table: the latest value per key, materialized in a queryable store.
+/// A table: the latest value per key. Read from a topic with
+/// [`StreamsBuilder::table`](crate::stream::StreamsBuilder::table) or produced by an
+/// aggregation; see the [module documentation](self).
 pub struct KTable<K, V> {
     pub(crate) graph: Rc<RefCell<GraphBuilder>>,
     pub(crate) node: usize,
@@ -41,7 +66,25 @@ pub struct KTable<K, V> {
     /// Set for session and sliding aggregations: a `SuppressSpec` of the key and value types,
     /// for a suppression buffer after the aggregation.
     pub(crate) suppress_spec: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Serdes of the rows, when known: a table without a store needs them to get one.
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for KTable<K, V> {
+    fn clone(&self) -> Self {
+        KTable {
+            graph: self.graph.clone(),
+            node: self.node,
+            store_name: self.store_name.clone(),
+            emit: self.emit.clone(),
+            suppress_spec: self.suppress_spec.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            _types: PhantomData,
+        }
+    }
 }
 
 /// How a windowed aggregation emits: on every update, or once per window when it closes.
@@ -117,20 +160,439 @@ impl Suppressed {
     }
 }
 
+struct ToChangeStream;
+
+impl<K: Data, V: Data> Processor<K, Change<V>> for ToChangeStream {
+    type KOut = K;
+    type VOut = Option<V>;
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Option<V>>,
+        r: Record<K, Change<V>>,
+    ) -> crate::Result<()> {
+        let new = r.value.new.clone();
+        ctx.forward(r.with_value(new))
+    }
+}
+
+/// Declares a key-value store for table rows: the `Materialized` name (else a generated one),
+/// its serdes (else `key`/`value`), backend and logging. Reports missing serdes at `build()`.
+pub(crate) fn add_table_store<K: Data, V: Data>(
+    g: &mut GraphBuilder,
+    m: &Materialized<K, V>,
+    key: Option<SerdeRef<K>>,
+    value: Option<SerdeRef<V>>,
+    default_name: impl FnOnce(&mut GraphBuilder) -> String,
+    op: &str,
+) -> String {
+    let name = m.name.clone().unwrap_or_else(|| default_name(g));
+    let key = m.key_serde.clone().or(key);
+    let value = m.value_serde.clone().or(value);
+    let (Some(key), Some(value)) = (key, value) else {
+        g.errors.push(format!(
+            "{op}: store {name:?} needs key and value serdes (Materialized::with)"
+        ));
+        return name;
+    };
+    g.add_store(StoreSpec {
+        name: name.clone(),
+        kind: StoreKind::KeyValue,
+        backend: m.backend,
+        logging: m.logging,
+        caching: m.caching,
+        serdes: Arc::new(StoreSerdes::<K, V> { key, value }),
+    });
+    name
+}
+
+/// The key-value store holding `table`'s current rows, for a join to look rows up in: the
+/// table's own store, or else a store added behind the table the first time it is needed
+/// (one per table, shared by every join on it). Reports a table with neither a store nor the
+/// serdes to build one at `build()`, naming `op`.
+pub(crate) fn materialize_for_lookup<K: Data, V: Data>(table: &KTable<K, V>, op: &str) -> String {
+    if let Some(name) = &table.store_name {
+        return name.clone();
+    }
+    let mut g = table.graph.borrow_mut();
+    if let Some(name) = g.materialized.get(&table.node) {
+        return name.clone();
+    }
+    if table.value_serde.is_none() {
+        let node = g.nodes[table.node].name.clone();
+        g.errors.push(format!(
+            "{op}: the table produced by {node} has no store and no value serde to build one; \
+             call materialize(Materialized::named(..).value_serde(..)) on it first"
+        ));
+    }
+    let store = add_table_store(
+        &mut g,
+        &Materialized::default(),
+        table.key_serde.clone(),
+        table.value_serde.clone(),
+        |g| g.generate_name("KTABLE-MATERIALIZE-STATE-STORE"),
+        op,
+    );
+    let node = add_materialize_node::<K, V>(&mut g, table.node, &store);
+    g.materialized.insert(table.node, store.clone());
+    g.materialized.insert(node, store.clone());
+    store
+}
+
+fn add_materialize_node<K: Data, V: Data>(
+    g: &mut GraphBuilder,
+    parent: usize,
+    store: &str,
+) -> usize {
+    let name = g.generate_name("KTABLE-MATERIALIZE");
+    let store_name = store.to_string();
+    let factory = Arc::new(
+        ProcessorFactory::<K, Change<V>, TableMaterialize<K, V>, _>::new(move || {
+            TableMaterialize {
+                store_name: store_name.clone(),
+                store: None,
+            }
+        }),
+    );
+    let node = g.add_node(name, NodeKind::Processor, &[parent], factory);
+    g.connect_store(node, store);
+    node
+}
+
+/// The nodes behind [`StreamsBuilder::table`]: a source decoding null values as deletions, and
+/// a node writing the rows to the table's store.
+pub(crate) fn source_table<K: Data, V: Data>(
+    builder: &StreamsBuilder,
+    topic: &str,
+    consumed: Consumed<K, V>,
+    materialized: Materialized<K, V>,
+) -> KTable<K, V> {
+    let (key_serde, value_serde) = (consumed.key_serde.clone(), consumed.value_serde.clone());
+    let source = builder.add_source(
+        vec![TopicName::External(topic.to_string())],
+        nullable_consumed(consumed),
+    );
+    let mut g = builder.graph.borrow_mut();
+    let store = add_table_store(
+        &mut g,
+        &materialized,
+        Some(key_serde.clone()),
+        Some(value_serde.clone()),
+        |g| g.generate_name(&format!("{topic}-STATE-STORE")),
+        "table",
+    );
+    let name = g.generate_name("KTABLE-SOURCE");
+    let store_name = store.clone();
+    let factory = Arc::new(ProcessorFactory::<K, Option<V>, TableSource<K, V>, _>::new(
+        move || TableSource {
+            store_name: store_name.clone(),
+            store: None,
+        },
+    ));
+    let node = g.add_node(name, NodeKind::Processor, &[source.node], factory);
+    g.connect_store(node, &store);
+    drop(g);
+    KTable::from_node(
+        builder.graph.clone(),
+        node,
+        Some(store),
+        Some(materialized.key_serde.unwrap_or(key_serde)),
+        Some(materialized.value_serde.unwrap_or(value_serde)),
+    )
+}
+
+/// `consumed` for a table topic: null values decode to `None` (tombstones); the timestamp
+/// extractor sees the other values, and a tombstone keeps its Kafka timestamp.
+pub(crate) fn nullable_consumed<K: Data, V: Data>(
+    consumed: Consumed<K, V>,
+) -> Consumed<K, Option<V>> {
+    let extractor = consumed.timestamp_extractor.map(|f| {
+        let f: crate::operators::source::TimestampExtractor<K, Option<V>> =
+            Arc::new(move |k: &K, v: &Option<V>, ts: i64| match v {
+                Some(v) => f(k, v, ts),
+                None => ts,
+            });
+        f
+    });
+    Consumed {
+        key_serde: consumed.key_serde,
+        value_serde: Arc::new(serde::NullableSerde(consumed.value_serde)),
+        handler: consumed.handler,
+        timestamp_extractor: extractor,
+        name: consumed.name,
+    }
+}
+
 impl<K: Data, V: Data> KTable<K, V> {
-    /// The stream of the table's updates (deletions are not forwarded).
-    pub fn to_stream(&self) -> KStream<K, V> {
+    /// A table handle on `node` (whose records are `Change<V>`).
+    pub(crate) fn from_node(
+        graph: Rc<RefCell<GraphBuilder>>,
+        node: usize,
+        store_name: Option<String>,
+        key_serde: Option<SerdeRef<K>>,
+        value_serde: Option<SerdeRef<V>>,
+    ) -> Self {
+        KTable {
+            graph,
+            node,
+            store_name,
+            emit: None,
+            suppress_spec: None,
+            key_serde,
+            value_serde,
+            _types: PhantomData,
+        }
+    }
+
+    /// Adds a processor node fed by this table's changes.
+    fn add<P, F>(&self, prefix: &str, supplier: F) -> usize
+    where
+        P: Processor<K, Change<V>>,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
         let mut g = self.graph.borrow_mut();
-        let name = g.generate_name("KTABLE-TOSTREAM");
-        let factory = Arc::new(ProcessorFactory::<K, Change<V>, ToStream, _>::new(|| {
-            ToStream
-        }));
-        let node = g.add_node(name, NodeKind::Processor, &[self.node], factory);
-        drop(g);
+        let name = g.generate_name(prefix);
+        let factory = Arc::new(ProcessorFactory::<K, Change<V>, P, F>::new(supplier));
+        g.add_node(name, NodeKind::Processor, &[self.node], factory)
+    }
+
+    /// Renames the node that produced this table (call it right after creating the node).
+    pub fn named(self, name: &str) -> Self {
+        self.graph.borrow_mut().rename(self.node, name);
+        self
+    }
+
+    /// The stream of the table's updates: the new value of each. Deletions are not
+    /// forwarded (see [`to_change_stream`](Self::to_change_stream) for a stream with them).
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"))
+    ///     .to_stream()
+    ///     .to("price-updates", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let prices = d.input_topic("prices", Serdes::string(), Serdes::option(Serdes::i64()));
+    /// prices.pipe("tea".into(), Some(3))?;
+    /// prices.pipe("tea".into(), None)?; // a tombstone: deleted from the table, not forwarded
+    /// prices.pipe("tea".into(), Some(4))?;
+    /// assert_eq!(d.output_topic("price-updates", Serdes::string(), Serdes::i64()).read_values(), vec![3, 4]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn to_stream(&self) -> KStream<K, V> {
+        let node = self.add("KTABLE-TOSTREAM", || ToStream);
         KStream::from_node(self.graph.clone(), node)
     }
 
-    /// The name of the store holding the table, for interactive queries.
+    /// The stream of the table's updates with deletions: `Some(new value)` for an update,
+    /// `None` for a deletion. A sink with [`Serdes::option`](crate::serde::Serdes::option)
+    /// writes `None` as a Kafka tombstone, so the output topic is itself a table's changelog
+    /// (Kafka Streams' `toStream()`, which forwards null for deletions).
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"))
+    ///     .filter(|_, price| *price < 10)
+    ///     .to_change_stream()
+    ///     .to("cheap", Produced::with(Serdes::string(), Serdes::option(Serdes::i64())));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let prices = d.input_topic("prices", Serdes::string(), Serdes::option(Serdes::i64()));
+    /// prices.pipe("tea".into(), Some(3))?;
+    /// prices.pipe("tea".into(), Some(12))?; // no longer cheap: deleted downstream
+    /// let cheap = d.output_topic("cheap", Serdes::string(), Serdes::option(Serdes::i64()));
+    /// assert_eq!(cheap.read_values(), vec![Some(3), None]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn to_change_stream(&self) -> KStream<K, Option<V>> {
+        let node = self.add("KTABLE-TOSTREAM", || ToChangeStream);
+        KStream::from_node(self.graph.clone(), node)
+    }
+
+    /// The rows for which `predicate(key, value)` is true. A row that stops matching leaves
+    /// the filtered table (downstream sees a deletion). The result has no store of its own;
+    /// [`materialize`](Self::materialize) gives it one.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("stock", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("stock"))
+    ///     .filter(|_item, n| *n > 0)
+    ///     .materialize(Materialized::named("in-stock"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let stock = d.input_topic("stock", Serdes::string(), Serdes::i64());
+    /// stock.pipe_all([("tea".to_string(), 5), ("mugs".to_string(), 2), ("tea".to_string(), 0)])?;
+    /// assert_eq!(d.key_value_store::<String, i64>("in-stock")?.all()?, vec![("mugs".to_string(), 2)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn filter<F>(&self, predicate: F) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        self.filter_with(predicate, false)
+    }
+
+    /// The rows for which `predicate(key, value)` is false.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("stock", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("stock"))
+    ///     .filter_not(|_item, n| *n > 0)
+    ///     .to_stream()
+    ///     .to("sold-out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("stock", Serdes::string(), Serdes::i64())
+    ///     .pipe_all([("tea".to_string(), 5), ("tea".to_string(), 0)])?;
+    /// assert_eq!(d.output_topic("sold-out", Serdes::string(), Serdes::i64()).read_key_values(),
+    ///            vec![("tea".to_string(), 0)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn filter_not<F>(&self, predicate: F) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        self.filter_with(predicate, true)
+    }
+
+    fn filter_with<F>(&self, predicate: F, negate: bool) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        let predicate = Arc::new(predicate);
+        let node = self.add("KTABLE-FILTER", move || TableFilter {
+            predicate: predicate.clone(),
+            negate,
+        });
+        KTable::from_node(
+            self.graph.clone(),
+            node,
+            None,
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+        )
+    }
+
+    /// A new value for every row, same key; the old and new side of each change are both
+    /// mapped. The result has no store and no value serde: to join it or query it,
+    /// [`materialize`](Self::materialize) it with a value serde.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"))
+    ///     .map_values(|cents| format!("${}.{:02}", cents / 100, cents % 100))
+    ///     .to_stream()
+    ///     .to("labels", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("prices", Serdes::string(), Serdes::i64()).pipe("tea".into(), 250)?;
+    /// assert_eq!(d.output_topic("labels", Serdes::string(), Serdes::string()).read_values(), vec!["$2.50"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn map_values<V2: Data, F>(&self, mapper: F) -> KTable<K, V2>
+    where
+        F: Fn(&V) -> V2 + Send + Sync + 'static,
+    {
+        self.map_values_with_key(move |_k, v| mapper(v))
+    }
+
+    /// Like [`map_values`](Self::map_values), with read access to the key.
+    pub fn map_values_with_key<V2: Data, F>(&self, mapper: F) -> KTable<K, V2>
+    where
+        F: Fn(&K, &V) -> V2 + Send + Sync + 'static,
+    {
+        let mapper = Arc::new(mapper);
+        let node = self.add("KTABLE-MAPVALUES", move || TableMapValues(mapper.clone()));
+        KTable::from_node(self.graph.clone(), node, None, self.key_serde.clone(), None)
+    }
+
+    /// Writes the table's rows to a key-value store named by `materialized` (serdes default
+    /// to the table's), for interactive queries and joins. Changes pass through unchanged.
+    pub fn materialize(&self, materialized: Materialized<K, V>) -> KTable<K, V> {
+        let mut g = self.graph.borrow_mut();
+        let store = add_table_store(
+            &mut g,
+            &materialized,
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            |g| g.generate_name("KTABLE-MATERIALIZE-STATE-STORE"),
+            "materialize",
+        );
+        let node = add_materialize_node::<K, V>(&mut g, self.node, &store);
+        g.materialized.insert(node, store.clone());
+        drop(g);
+        KTable::from_node(
+            self.graph.clone(),
+            node,
+            Some(store),
+            materialized.key_serde.or_else(|| self.key_serde.clone()),
+            materialized
+                .value_serde
+                .or_else(|| self.value_serde.clone()),
+        )
+    }
+
+    /// Groups the rows by a new key: `selector(key, value)` gives each row's group key and
+    /// the value to aggregate. Rows go through a repartition topic
+    /// (`<application-id>-<name>-repartition`, named by [`Grouped::named`]); when a row
+    /// changes, its old value is retracted from its old group and its new value added to its
+    /// new group, so the aggregates of [`KGroupedTable`] always equal a recomputation from
+    /// the table's current rows.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// // Which line each bus is on now; how many buses each line has.
+    /// b.table("bus-line", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("bus-line"))
+    ///     .group_by(|_bus, line| (line.clone(), ()), Grouped::with(Serdes::string(), Serdes::unit()).named("by-line"))
+    ///     .count(Materialized::named("buses-per-line"))
+    ///     .to_stream()
+    ///     .to("line-sizes", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let buses = d.input_topic("bus-line", Serdes::string(), Serdes::option(Serdes::string()));
+    /// buses.pipe("bus-1".into(), Some("M15".into()))?;
+    /// buses.pipe("bus-2".into(), Some("M15".into()))?;
+    /// buses.pipe("bus-1".into(), Some("B63".into()))?; // moves: M15 loses one, B63 gains one
+    /// buses.pipe("bus-2".into(), None)?;                // leaves service
+    /// let counts = d.key_value_store::<String, i64>("buses-per-line")?;
+    /// assert_eq!(counts.get(&"M15".to_string())?, Some(0));
+    /// assert_eq!(counts.get(&"B63".to_string())?, Some(1));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn group_by<K2, V2, F>(
+        &self,
+        selector: F,
+        grouped: Grouped<K2, V2>,
+    ) -> KGroupedTable<K2, V2>
+    where
+        K2: Data + PartialEq,
+        V2: Data,
+        F: Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
+    {
+        let selector = Arc::new(selector);
+        let node = self.add("KTABLE-SELECT", move || TableGroupBy(selector.clone()));
+        let name = match &grouped.name {
+            Some(n) => n.clone(),
+            None => self.graph.borrow_mut().generate_name("KTABLE-AGGREGATE"),
+        };
+        let selected = KStream::<K2, Change<V2>>::from_node(self.graph.clone(), node);
+        let change_serde: SerdeRef<Change<V2>> =
+            Arc::new(serde::ChangeSerde(grouped.value_serde.clone()));
+        let repartitioned = selected.repartition(Repartitioned {
+            key_serde: grouped.key_serde.clone(),
+            value_serde: change_serde,
+            name: Some(name),
+            partitions: None,
+        });
+        KGroupedTable {
+            graph: self.graph.clone(),
+            node: repartitioned.node,
+            key_serde: grouped.key_serde,
+            value_serde: grouped.value_serde,
+        }
+    }
+
+    /// The name of the store holding the table, for interactive queries; `None` for a table
+    /// derived with `filter` or `map_values` (see [`materialize`](Self::materialize)).
     pub fn queryable_store_name(&self) -> Option<&str> {
         self.store_name.as_deref()
     }
@@ -205,6 +667,8 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
             store_name: self.store_name.clone(),
             emit: None,
             suppress_spec: None,
+            key_serde: None,
+            value_serde: None,
             _types: PhantomData,
         }
     }

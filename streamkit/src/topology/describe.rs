@@ -18,6 +18,9 @@ pub struct SubTopologyDescription {
     pub id: usize,
     /// Its nodes, parents before children.
     pub nodes: Vec<NodeDescription>,
+    /// Whether it updates a global table's store: it runs on the global thread and
+    /// generates no tasks.
+    pub global: bool,
 }
 
 /// One node.
@@ -75,8 +78,10 @@ pub(super) fn describe(t: &Topology) -> TopologyDescription {
         subtopologies: t
             .subtopologies
             .iter()
+            .chain(&t.global_subtopologies)
             .map(|s| SubTopologyDescription {
                 id: s.id,
+                global: s.id >= t.subtopologies.len(),
                 nodes: s
                     .nodes
                     .iter()
@@ -121,7 +126,15 @@ impl fmt::Display for TopologyDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Topologies:")?;
         for s in &self.subtopologies {
-            writeln!(f, "   Sub-topology: {}", s.id)?;
+            if s.global {
+                writeln!(
+                    f,
+                    "   Sub-topology: {} for global store (will not generate tasks)",
+                    s.id
+                )?;
+            } else {
+                writeln!(f, "   Sub-topology: {}", s.id)?;
+            }
             for n in &s.nodes {
                 match n {
                     NodeDescription::Source {
