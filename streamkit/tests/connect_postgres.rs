@@ -1,7 +1,8 @@
 //! The Postgres sink against a real PostgreSQL server (`STREAMKIT_TEST_POSTGRES_URL`, started
-//! by `scripts/test.sh`): upserts and tombstone deletes, offsets stored with the rows, a fresh
-//! instance resuming from those offsets and from the store contents kept in Postgres, and a
-//! clear error for a table that does not exist.
+//! by `scripts/test.sh`): upserts and tombstone deletes (from a changelog stream and from a
+//! table read from a topic), offsets stored with the rows, a fresh instance resuming from those
+//! offsets and from the store contents kept in Postgres, and a clear error for a table that
+//! does not exist.
 
 mod common;
 
@@ -305,4 +306,56 @@ fn a_sink_without_columns_is_a_topology_error() {
     .to_postgres(PostgresSink::<String, String>::new("postgres://x@y/z", "t"));
     let err = b.build().unwrap_err().to_string();
     assert!(err.contains("key_columns"), "{err}");
+}
+
+#[test]
+fn a_table_read_from_a_topic_upserts_and_deletes_its_rows() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_table_app"),
+        unique("pg_stations"),
+        unique("pg-stations"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (vehicle text PRIMARY KEY, position text NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    produce(
+        broker.bootstrap_servers(),
+        &topic,
+        &[
+            ("40380".to_string(), Some("Clark/Lake".to_string())),
+            ("41320".to_string(), Some("Belmont".to_string())),
+            ("40380".to_string(), Some("Clark/Lake (Blue)".to_string())),
+            ("41320".to_string(), None),
+            ("40900".to_string(), Some("Howard".to_string())),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    b.table(
+        topic.as_str(),
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::named("pg-stations"),
+    )
+    .to_postgres(
+        PostgresSink::new(&url, &table)
+            .key_columns(["vehicle"], |v: &String| vec![v.clone().into()])
+            .value_columns(["position"], |p: &String| vec![p.clone().into()]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(b.build().unwrap(), config(&app_id, &broker, dir.path())).unwrap();
+    app.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 5));
+    let expected: BTreeMap<String, String> = [
+        ("40380".to_string(), "Clark/Lake (Blue)".to_string()),
+        ("40900".to_string(), "Howard".to_string()),
+    ]
+    .into();
+    assert_eq!(table_contents(&db, &table), expected);
+    app.close().unwrap();
 }
