@@ -299,45 +299,29 @@ fn classify_txn_error(e: KafkaError, transactional_id: &str) -> TxnFailure {
         return TxnFailure::Abort(e.to_string());
     };
     use RDKafkaErrorCode as C;
+    let fatal = |reason: String| Error::Transaction {
+        transactional_id: transactional_id.to_string(),
+        reason,
+    };
     let code = rde.code();
     if matches!(
         code,
-        C::Fenced
-            | C::ProducerFenced
-            | C::InvalidProducerEpoch
-            | C::TransactionalIdAuthorizationFailed
-    ) || (rde.is_fatal() && code != C::Fatal)
-    {
-        if matches!(
-            code,
-            C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch
-        ) {
-            return TxnFailure::Fatal(Error::ProducerFenced {
-                transactional_id: transactional_id.to_string(),
-                reason: rde.to_string(),
-            });
-        }
-        return TxnFailure::Fatal(Error::Transaction {
+        C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch
+    ) {
+        return TxnFailure::Fatal(Error::ProducerFenced {
             transactional_id: transactional_id.to_string(),
             reason: rde.to_string(),
         });
     }
-    if rde.is_fatal() {
-        return TxnFailure::Fatal(Error::Transaction {
-            transactional_id: transactional_id.to_string(),
-            reason: rde.to_string(),
-        });
+    if rde.is_fatal() || code == C::TransactionalIdAuthorizationFailed {
+        TxnFailure::Fatal(fatal(rde.to_string()))
+    } else if rde.txn_requires_abort() {
+        TxnFailure::Abort(rde.to_string())
+    } else if rde.is_retriable() {
+        TxnFailure::Retry(e)
+    } else {
+        TxnFailure::Fatal(fatal(rde.to_string()))
     }
-    if rde.txn_requires_abort() {
-        return TxnFailure::Abort(rde.to_string());
-    }
-    if rde.is_retriable() {
-        return TxnFailure::Retry(e);
-    }
-    TxnFailure::Fatal(Error::Transaction {
-        transactional_id: transactional_id.to_string(),
-        reason: rde.to_string(),
-    })
 }
 
 /// Commits the stored offsets. A commit refused because the group is moving partitions is not
