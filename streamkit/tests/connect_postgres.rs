@@ -1,8 +1,8 @@
 //! The Postgres sink against a real PostgreSQL server (`STREAMKIT_TEST_POSTGRES_URL`, started
 //! by `scripts/test.sh`): upserts and tombstone deletes (from a changelog stream and from a
 //! table read from a topic), offsets stored with the rows, a fresh instance resuming from those
-//! offsets and from the store contents kept in Postgres, and a clear error for a table that
-//! does not exist.
+//! offsets and from the store contents kept in Postgres, tasks moving between instances, a
+//! killed database connection retried, and a clear error for a table that does not exist.
 
 mod common;
 
@@ -358,4 +358,113 @@ fn a_table_read_from_a_topic_upserts_and_deletes_its_rows() {
     .into();
     assert_eq!(table_contents(&db, &table), expected);
     app.close().unwrap();
+}
+
+#[test]
+fn a_lost_database_connection_is_retried_without_losing_or_repeating_rows() {
+    common::init_logs();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_retry_app"),
+        unique("pg_retry_counts"),
+        unique("pg-retry-taps"),
+    );
+    // The sink's sessions carry this name, so the test can find and kill them.
+    let url = format!("{}?application_name={app_id}", postgres_url());
+    db.execute(&format!(
+        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
+        range
+            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir.path()),
+    )
+    .unwrap();
+    app.start().unwrap();
+    common::produce(&bootstrap, &topic, &taps(0..100));
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 100));
+    let killed = db.rows(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app_id}'"
+    ));
+    assert!(!killed.is_empty(), "the sink's connections were found");
+    common::produce(&bootstrap, &topic, &taps(100..200));
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 200));
+    assert_eq!(app.state(), State::Running, "{:?}", app.error());
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 20), "{counts:?}");
+    app.close().unwrap();
+}
+
+#[test]
+fn tasks_moving_between_instances_keep_the_table_exact() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_move_app"),
+        unique("pg_move_counts"),
+        unique("pg-move-taps"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 4).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
+        range
+            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+            .collect()
+    };
+    let (da, db_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, da.path()),
+    )
+    .unwrap();
+    let b = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, db_dir.path()),
+    )
+    .unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    common::produce(&bootstrap, &topic, &taps(0..200));
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 200));
+    // b leaves mid-stream: its tasks move to a, which loads them from Postgres.
+    common::produce(&bootstrap, &topic, &taps(200..300));
+    b.close().unwrap();
+    common::produce(&bootstrap, &topic, &taps(300..400));
+    assert!(
+        common::eventually(Duration::from_secs(60), || db.offsets(&app_id) == 400),
+        "offsets {}",
+        db.offsets(&app_id)
+    );
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 40), "{counts:?}");
+    a.close().unwrap();
 }
