@@ -468,3 +468,44 @@ fn tasks_moving_between_instances_keep_the_table_exact() {
     assert!(counts.values().all(|c| *c == 40), "{counts:?}");
     a.close().unwrap();
 }
+
+#[test]
+fn the_sink_also_runs_under_exactly_once_processing() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_eos_app"),
+        unique("pg_eos_counts"),
+        unique("pg-eos-taps"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let taps: Vec<(String, Vec<u8>)> = (0..100)
+        .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+        .collect();
+    common::produce(&bootstrap, &topic, &taps);
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir.path())
+            .processing_guarantee(streamkit::config::ProcessingGuarantee::ExactlyOnce),
+    )
+    .unwrap();
+    app.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 100));
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 10), "{counts:?}");
+    app.close().unwrap();
+}
