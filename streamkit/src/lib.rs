@@ -39,6 +39,7 @@
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
 //! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
+//! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
 //! - [`window`] — tumbling, hopping, sliding and session windows, join windows, windowed keys;
 //! - [`testing`] — [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
 
@@ -54,6 +55,7 @@ pub mod processor;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+pub mod server;
 pub mod state;
 pub mod stream;
 pub mod table;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::topology::{TopicName, Topology};
 
 /// (resolved name, partitions, topic configs) of a topic to create.
-type TopicSpec = (String, i32, Vec<(String, String)>);
+pub(crate) type TopicSpec = (String, i32, Vec<(String, String)>);
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -157,7 +157,7 @@ pub(crate) fn check_copartitioning(
     Ok(())
 }
 
-fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()> {
+pub(crate) fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()> {
     if topics.is_empty() {
         return Ok(());
     }

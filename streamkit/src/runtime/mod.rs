@@ -44,7 +44,7 @@ mod thread;
 
 use std::fmt;
 
-pub use handler::{DeserializationHandler, dead_letter_headers};
+pub use handler::{DeserializationHandler, ProcessingErrorHandler, dead_letter_headers};
 pub use streams::{KafkaStreams, State, StateListener};
 
 /// A task: one sub-topology applied to one partition number. Printed `<sub-topology>_<partition>`

@@ -128,6 +128,7 @@ pub struct KafkaStreams {
     rocksdb: RocksDbShared,
     /// Where this instance keeps its global tables' stores; removed at close.
     global_dir: std::path::PathBuf,
+    server: Mutex<Option<crate::server::ServerHandle>>,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -166,14 +167,18 @@ impl KafkaStreams {
             error: Mutex::new(None),
             shutdown: Arc::new(AtomicBool::new(false)),
         });
+        let registry = StoreRegistry::default();
+        let rocksdb = RocksDbShared::new(config.rocksdb_memory);
+        refresh_on_scrape(&metrics, &registry, &rocksdb);
         Ok(KafkaStreams {
             topology: Arc::new(topology),
             metrics,
             shared,
             handles: Mutex::new(Vec::new()),
-            registry: StoreRegistry::default(),
-            rocksdb: RocksDbShared::new(config.rocksdb_memory),
+            registry,
+            rocksdb,
             global_dir: crate::runtime::global::instance_dir(&config),
+            server: Mutex::new(None),
             config,
         })
     }
@@ -221,6 +226,16 @@ impl KafkaStreams {
         ReadOnlySessionStore::open(&self.registry, name)
     }
 
+    /// The address the query server listens on, once [`start`](Self::start) bound it (see
+    /// [`StreamsConfig::query_server`]).
+    pub fn query_server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server
+            .lock()
+            .expect("server lock")
+            .as_ref()
+            .map(|s| s.addr)
+    }
+
     /// The topology being run.
     pub fn topology(&self) -> &Topology {
         &self.topology
@@ -239,6 +254,23 @@ impl KafkaStreams {
         if let Err(e) = prepare_topics(&self.config, &self.topology) {
             self.shared.transition(State::Error);
             return Err(e);
+        }
+        if self.config.query_server.is_some() {
+            let shared = self.shared.clone();
+            let started = crate::server::start(crate::server::ServerArgs {
+                config: self.config.clone(),
+                topology: self.topology.clone(),
+                registry: self.registry.clone(),
+                metrics: self.metrics.clone(),
+                state: Arc::new(move || *shared.state.lock().expect("state lock")),
+            });
+            match started {
+                Ok(s) => *self.server.lock().expect("server lock") = Some(s),
+                Err(e) => {
+                    self.shared.transition(State::Error);
+                    return Err(e);
+                }
+            }
         }
         self.shared.transition(State::Rebalancing);
         // Global tables are loaded before any stream thread processes a record.
@@ -350,6 +382,9 @@ impl KafkaStreams {
         for h in handles {
             let _ = h.join();
         }
+        if let Some(mut server) = self.server.lock().expect("server lock").take() {
+            server.stop();
+        }
         // Global stores are rebuilt at every start: nothing to keep.
         if let Err(e) = std::fs::remove_dir_all(&self.global_dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -408,6 +443,33 @@ impl KafkaStreams {
             .await
             .map_err(|e| Error::Internal(format!("close task: {e}")))?
     }
+}
+
+/// Store sizes and RocksDB memory are read, not counted: refresh them at each scrape.
+fn refresh_on_scrape(metrics: &Metrics, registry: &StoreRegistry, rocksdb: &RocksDbShared) {
+    use crate::metrics::names::*;
+    let (m, registry, rocksdb) = (metrics.clone(), registry.clone(), rocksdb.clone());
+    metrics.on_scrape(move || {
+        m.store_entries.reset();
+        for name in registry.names() {
+            for (task, store) in registry.get_by_task(&name) {
+                let len = store.lock().expect("store lock").approximate_len();
+                m.store_entries
+                    .with_label_values(&[task.to_string().as_str(), name.as_str()])
+                    .set(len as i64);
+            }
+        }
+        let (cache, pinned, buffers) = rocksdb.usage();
+        for (kind, bytes) in [
+            (ROCKSDB_BLOCK_CACHE, cache),
+            (ROCKSDB_BLOCK_CACHE_PINNED, pinned),
+            (ROCKSDB_WRITE_BUFFERS, buffers),
+        ] {
+            m.rocksdb_memory
+                .with_label_values(&[kind])
+                .set(bytes as i64);
+        }
+    });
 }
 
 impl Drop for KafkaStreams {

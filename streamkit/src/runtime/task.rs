@@ -14,7 +14,7 @@ use crate::record::Headers;
 use crate::record::RecordMetadata;
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
-use crate::runtime::handler::DeserializationHandler;
+use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
 use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore, TaskStores};
 use crate::state::rocksdb::RocksDbShared;
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
@@ -25,6 +25,8 @@ pub(crate) struct TaskSetup<'a> {
     pub app_id: Arc<str>,
     pub collector: Box<dyn RecordCollector>,
     pub default_handler: DeserializationHandler,
+    /// What a record whose processing fails becomes.
+    pub processing_handler: ProcessingErrorHandler,
     pub metrics: TaskMetrics,
     pub wall_clock_ms: i64,
     /// This task's state directory, `state_dir/<application-id>/<task>`.
@@ -81,6 +83,7 @@ pub(crate) struct Task {
     /// Per source: the next offset to process (from the external committer at start, then
     /// from the records processed).
     positions: Vec<Option<i64>>,
+    processing_handler: ProcessingErrorHandler,
 }
 
 impl Task {
@@ -203,6 +206,7 @@ impl Task {
             changelog_offsets: restored,
             external,
             positions,
+            processing_handler: setup.processing_handler,
         };
         // Store writes made in `init` go to the changelog like any other.
         task.send_changelogs()?;
@@ -227,8 +231,21 @@ impl Task {
             partition: self.id.partition,
             offset,
         });
-        node.borrow_mut().receive_raw(&mut self.ctx, raw)?;
+        let started = std::time::Instant::now();
+        if let Err(e) = node.borrow_mut().receive_raw(&mut self.ctx, raw) {
+            if !self.processing_handler.skips(&e) {
+                return Err(e);
+            }
+            tracing::warn!(task = %self.id, %topic, offset, error = %e, "skipping record whose processing failed");
+            self.ctx
+                .metrics
+                .dropped(crate::metrics::names::REASON_ERROR);
+        }
         self.positions[source] = Some(offset + 1);
+        self.ctx
+            .metrics
+            .process_latency
+            .observe(started.elapsed().as_secs_f64());
         self.ctx.metrics.processed.inc();
         self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
         self.send_changelogs()
@@ -391,6 +408,7 @@ impl Task {
         for (id, node) in due {
             // A punctuator cancelled by an earlier one in this round does not fire.
             if self.ctx.schedules.iter().any(|s| s.id == id) {
+                let _timer = self.ctx.metrics.punctuate_latency.start_timer();
                 self.nodes[&node].borrow_mut().punctuate(
                     &mut self.ctx,
                     Punctuation {

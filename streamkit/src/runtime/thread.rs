@@ -28,7 +28,8 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use crate::metrics::kafka::{DEFAULT_STATISTICS_INTERVAL_MS, KafkaMetrics};
+use crate::metrics::{Metrics, RateMeter};
 use crate::record::Headers;
 use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
@@ -62,9 +63,17 @@ pub(crate) struct DeliveryTracker {
     first_error: Mutex<Option<Error>>,
     /// Next offset after the last acknowledged write, per changelog topic and partition.
     changelog_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
+    /// Where librdkafka statistics go.
+    kafka_metrics: Option<KafkaMetrics>,
 }
 
-impl ClientContext for DeliveryTracker {}
+impl ClientContext for DeliveryTracker {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(m) = &self.kafka_metrics {
+            m.report(&statistics);
+        }
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
@@ -184,6 +193,7 @@ pub(crate) struct StreamConsumerContext {
     status: StatusSink,
     /// Exactly-once: offsets are committed by the thread's transaction, not here.
     exactly_once: bool,
+    kafka_metrics: KafkaMetrics,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
@@ -204,7 +214,11 @@ fn positions(tpl: &TopicPartitionList) -> Vec<Position> {
         .collect()
 }
 
-impl ClientContext for StreamConsumerContext {}
+impl ClientContext for StreamConsumerContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.kafka_metrics.report(&statistics);
+    }
+}
 
 impl ConsumerContext for StreamConsumerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -369,6 +383,7 @@ struct Worker {
     /// topic → partition → (task, source index in the task).
     routes: HashMap<String, Vec<Option<(TaskId, usize)>>>,
     last_commit: Instant,
+    rate: RateMeter,
     /// `transactional.id` of the producer under exactly-once.
     transactional_id: Option<String>,
     /// Partitions just moved to the offsets an external committer keeps: a record polled
@@ -433,8 +448,16 @@ impl StreamThread {
         if let Some(id) = &transactional_id {
             pc.set("transactional.id", id);
         }
-        let producer: Arc<Producer_> =
-            Arc::new(pc.create_with_context(DeliveryTracker::default())?);
+        if !config
+            .client_settings("producer")
+            .contains_key("statistics.interval.ms")
+        {
+            pc.set("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS);
+        }
+        let producer: Arc<Producer_> = Arc::new(pc.create_with_context(DeliveryTracker {
+            kafka_metrics: Some(args.metrics.kafka.clone()),
+            ..DeliveryTracker::default()
+        })?);
         if let Some(id) = &transactional_id {
             producer.init_transactions(TXN_TIMEOUT).map_err(|e| {
                 match classify_txn_error(e, id) {
@@ -459,6 +482,7 @@ impl StreamThread {
         let mut defaults = vec![
             ("auto.offset.reset", "earliest"),
             ("allow.auto.create.topics", "false"),
+            ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS),
         ];
         if exactly_once {
             defaults.push(("isolation.level", "read_committed"));
@@ -483,6 +507,7 @@ impl StreamThread {
             has_events: AtomicBool::new(false),
             status: args.status.clone(),
             exactly_once,
+            kafka_metrics: args.metrics.kafka.clone(),
         };
         let consumer: BaseConsumer<StreamConsumerContext> = cc.create_with_context(context)?;
         // Only the topics the topology reads: changelogs are internal topics too, but they are
@@ -500,6 +525,7 @@ impl StreamThread {
             consumer,
             worker: Worker {
                 restorer: ChangelogRestorer::new(&args.config, &args.name, args.metrics.clone())?,
+                rate: args.metrics.rate_meter(&args.name),
                 app_id: Arc::from(config.application_id.as_str()),
                 args,
                 producer,
@@ -706,6 +732,7 @@ impl Worker {
             app_id: self.app_id.clone(),
             collector: Box::new(ProducerCollector(self.producer.clone())),
             default_handler: self.args.config.default_deserialization_handler.clone(),
+            processing_handler: self.args.config.processing_error_handler,
             metrics: self.args.metrics.task(&self.args.name, id),
             wall_clock_ms: now_ms(),
             registry: self.args.registry.clone(),
@@ -814,6 +841,7 @@ impl Worker {
             .commit_latency
             .with_label_values(&[&self.args.name])
             .observe(started.elapsed().as_secs_f64());
+        self.rate.tick();
         Ok(())
     }
 

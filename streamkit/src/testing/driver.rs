@@ -201,6 +201,7 @@ impl TopologyTestDriver {
                     app_id: app_id.clone(),
                     collector: Box::new(Capture(captured.clone())),
                     default_handler: config.default_deserialization_handler.clone(),
+                    processing_handler: config.processing_error_handler,
                     metrics: metrics.task("test-driver", id),
                     wall_clock_ms: 0,
                     state_dir: state_root.join(id.to_string()),

@@ -15,7 +15,6 @@
 mod describe;
 pub(crate) mod node;
 
-use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -49,7 +48,7 @@ pub(crate) struct StoreSpec {
     /// Whether a record cache collapses updates between commits.
     pub caching: bool,
     /// `StoreSerdes<K, V>` of the store's key and value types.
-    pub serdes: Arc<dyn Any + Send + Sync>,
+    pub serdes: Arc<dyn crate::processor::ErasedSerdes>,
 }
 
 impl StoreSpec {
