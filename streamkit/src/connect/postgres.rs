@@ -433,6 +433,11 @@ impl<K: Data, V: Data, In: RowChange<V>> NodeFactory for PostgresSinkFactory<K, 
 }
 
 /// The live sink of one task: maps changes to rows for its committer.
+///
+/// Not a [`Processor`](crate::processor::Processor) like the other built-in nodes: it is also
+/// its task's external committer, which the task consults before its stores are restored and
+/// at every commit — hooks the Processor API does not offer (a processor only sees records,
+/// punctuations and close).
 struct SinkNode<K, V, In> {
     committer: Rc<RefCell<PostgresCommitter>>,
     key_fn: Columns<K>,
@@ -444,7 +449,10 @@ impl<K, V: Data, In: RowChange<V>> Downstream<K, In> for SinkNode<K, V, In> {
     fn receive(&mut self, _task: &mut TaskContext, record: Record<K, In>) -> Result<()> {
         let key = (self.key_fn)(&record.key);
         let row = record.value.new_value().map(|v| (self.value_fn)(v));
-        self.committer.borrow_mut().write_row(key, row)
+        let mut committer = self.committer.borrow_mut();
+        committer
+            .write_row(key, row)
+            .map_err(|e| e.in_node(&committer.describe()))
     }
 }
 
