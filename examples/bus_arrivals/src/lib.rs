@@ -7,7 +7,8 @@
 //! - [`producer`]: replays any such CSV (the real MTA files too) into `bus-positions`;
 //! - [`clean`] and [`topology`]: parse, clean and compute delays; dead letters; per-line
 //!   statistics in hopping windows; the latest state of each vehicle; a training sample;
-//! - [`postgres`]: processed rows into `bus_traffic_processed`, idempotently;
+//! - [`postgres`]: processed rows into `bus_traffic_processed` through streamkit's
+//!   exactly-once Postgres sink;
 //! - [`model`]: a random forest of the delay, retrained in the background, against a
 //!   per-line-mean baseline;
 //! - [`web`]: the page at `http://127.0.0.1:8501`.
@@ -313,11 +314,16 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
                 url: url.clone(),
                 table: args.postgres_table.clone(),
             };
-            // Once, before the tasks start: a bad URL fails here, clearly, and the tasks
-            // do not race to create the table.
+            // Before the tasks start: a bad URL fails here, clearly. The sink needs the
+            // table to exist. On a fresh embedded broker the topics start again at offset 0,
+            // so input offsets the sink kept from an earlier run no longer mean anything.
             runtime.block_on(async {
                 let client = postgres::connect(&target.url).await?;
-                postgres::ensure_table(&client, &target.table).await
+                postgres::ensure_table(&client, &target.table).await?;
+                if embedded.is_some() {
+                    postgres::forget_sink_progress(&client, &args.application_id).await?;
+                }
+                anyhow::Ok(())
             })?;
             Some(target)
         }

@@ -1,17 +1,19 @@
-//! Writing processed rows to PostgreSQL (`bus_traffic_processed`), idempotently.
+//! Processed rows into PostgreSQL (`bus_traffic_processed`) through streamkit's Postgres sink.
 //!
-//! Each row is upserted on its natural key (`vehicle_ref`, `recorded_at`) before the
-//! record counts as processed: the input offset that produced it is committed only after
-//! the row is in the table, and a replay after a crash writes the same key again instead of
-//! a duplicate.
-
-use std::time::Duration;
+//! A sub-topology of its own reads the rows back from `bus-traffic-processed` and hands them
+//! to [`KStream::to_postgres`](streamkit::stream::KStream): each commit of its task upserts
+//! the rows on their natural key (`vehicle_ref`, `recorded_at`) in one Postgres transaction
+//! together with the input offsets they came from. The table therefore holds each row once,
+//! after crashes and restarts too, and a row that reaches the topic twice (the cleaning
+//! step is at-least-once) lands on the same key.
 
 use anyhow::Context;
+use streamkit::connect::postgres::{OFFSETS_TABLE, PostgresSink, STATE_TABLE, SqlValue};
 use streamkit::prelude::*;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, NoTls};
 
 use crate::clean::ProcessedRow;
+use crate::topology::PROCESSED;
 
 /// Default table name, as in the original pipeline.
 pub const TABLE: &str = "bus_traffic_processed";
@@ -35,8 +37,8 @@ impl PostgresTarget {
     }
 }
 
-/// The table's columns after the key, in the order [`params`] gives them.
-const COLUMNS: [(&str, &str); 30] = [
+/// The table's columns after the key, in the order [`row_values`] gives them.
+const COLUMNS: [(&str, &str); 28] = [
     ("recorded_at_time", "TEXT NOT NULL"),
     ("recorded_year", "INTEGER NOT NULL"),
     ("recorded_month", "INTEGER NOT NULL"),
@@ -65,12 +67,7 @@ const COLUMNS: [(&str, &str); 30] = [
     ("scheduled_minute", "INTEGER NOT NULL"),
     ("scheduled_second", "INTEGER NOT NULL"),
     ("delay", "DOUBLE PRECISION NOT NULL"),
-    ("written_at", "TIMESTAMPTZ NOT NULL DEFAULT now()"),
-    ("write_count", "INTEGER NOT NULL DEFAULT 1"),
 ];
-
-/// Columns filled from a row (the last two are bookkeeping the database fills).
-const ROW_COLUMNS: usize = 28;
 
 /// Whether `name` can be used as a table name unquoted.
 fn is_plain_identifier(name: &str) -> bool {
@@ -92,25 +89,7 @@ pub fn create_table_sql(table: &str) -> String {
     )
 }
 
-/// The upsert: a replayed row overwrites its earlier copy and counts the write.
-fn upsert_sql(table: &str) -> String {
-    let names: Vec<&str> = COLUMNS[..ROW_COLUMNS].iter().map(|(n, _)| *n).collect();
-    let placeholders: Vec<String> = (1..=ROW_COLUMNS + 2).map(|i| format!("${i}")).collect();
-    let updates: Vec<String> = names
-        .iter()
-        .map(|n| format!("{n} = EXCLUDED.{n}"))
-        .collect();
-    format!(
-        "INSERT INTO {table} (vehicle_ref, recorded_at, {}) VALUES ({}) \
-         ON CONFLICT (vehicle_ref, recorded_at) DO UPDATE SET {}, written_at = now(), \
-         write_count = {table}.write_count + 1",
-        names.join(", "),
-        placeholders.join(", "),
-        updates.join(", ")
-    )
-}
-
-/// Connects and keeps the connection driven on `runtime`.
+/// Connects, driving the connection on the current tokio runtime.
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
@@ -150,180 +129,79 @@ pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
         .with_context(|| format!("creating table {table}"))
 }
 
-fn params(row: &ProcessedRow) -> (Vec<i32>, Vec<f64>) {
-    let ints = vec![
-        row.recorded_year,
-        row.recorded_month as i32,
-        row.recorded_day as i32,
-        row.recorded_hour as i32,
-        row.recorded_minute as i32,
-        row.recorded_second as i32,
-        row.recorded_weekday as i32,
-        row.direction as i32,
-        row.expected_hour as i32,
-        row.expected_minute as i32,
-        row.expected_second as i32,
-        row.scheduled_hour as i32,
-        row.scheduled_minute as i32,
-        row.scheduled_second as i32,
-    ];
-    let floats = vec![
-        row.origin_lat,
-        row.origin_lon,
-        row.destination_lat,
-        row.destination_lon,
-        row.latitude,
-        row.longitude,
-        row.distance_from_stop,
-        row.delay_minutes,
-    ];
-    (ints, floats)
+/// The values of a row for the columns after the key, in [`COLUMNS`] order.
+fn row_values(row: &ProcessedRow) -> Vec<SqlValue> {
+    vec![
+        row.recorded_at_time.clone().into(),
+        row.recorded_year.into(),
+        row.recorded_month.into(),
+        row.recorded_day.into(),
+        row.recorded_hour.into(),
+        row.recorded_minute.into(),
+        row.recorded_second.into(),
+        row.recorded_weekday.into(),
+        row.direction.into(),
+        row.line.clone().into(),
+        row.origin.clone().into(),
+        row.destination.clone().into(),
+        row.origin_lat.into(),
+        row.origin_lon.into(),
+        row.destination_lat.into(),
+        row.destination_lon.into(),
+        row.latitude.into(),
+        row.longitude.into(),
+        row.next_stop.clone().into(),
+        row.proximity.clone().into(),
+        row.distance_from_stop.into(),
+        row.expected_hour.into(),
+        row.expected_minute.into(),
+        row.expected_second.into(),
+        row.scheduled_hour.into(),
+        row.scheduled_minute.into(),
+        row.scheduled_second.into(),
+        row.delay_minutes.into(),
+    ]
 }
 
-/// Upserts one row.
-pub async fn upsert(
-    client: &Client,
-    statement: &Statement,
-    row: &ProcessedRow,
-) -> anyhow::Result<()> {
-    let (i, f) = params(row);
-    client
-        .execute(
-            statement,
-            &[
-                &row.vehicle,
-                &row.recorded_at,
-                &row.recorded_at_time,
-                &i[0],
-                &i[1],
-                &i[2],
-                &i[3],
-                &i[4],
-                &i[5],
-                &i[6],
-                &i[7],
-                &row.line,
-                &row.origin,
-                &row.destination,
-                &f[0],
-                &f[1],
-                &f[2],
-                &f[3],
-                &f[4],
-                &f[5],
-                &row.next_stop,
-                &row.proximity,
-                &f[6],
-                &i[8],
-                &i[9],
-                &i[10],
-                &i[11],
-                &i[12],
-                &i[13],
-                &f[7],
-            ],
+/// Adds a sub-topology that reads the processed rows back from their topic and writes them
+/// to `target` through streamkit's Postgres sink, keyed by (`vehicle_ref`, `recorded_at`).
+pub fn write_rows(builder: &StreamsBuilder, target: &PostgresTarget) {
+    let names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+    builder
+        .stream(
+            PROCESSED,
+            Consumed::with(Serdes::string(), Serdes::json::<ProcessedRow>())
+                .named("processed-for-postgres"),
         )
-        .await
-        .context("upserting a processed row")?;
-    Ok(())
-}
-
-/// A connection with its prepared upsert, on a runtime of its own (processors run on the
-/// stream threads, outside any async runtime).
-struct Writer {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
-    statement: Statement,
-}
-
-impl Writer {
-    fn open(target: &PostgresTarget) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the PostgreSQL writer's runtime")?;
-        let (client, statement) = runtime.block_on(async {
-            let client = connect(&target.url).await?;
-            ensure_table(&client, &target.table).await?;
-            let statement = client
-                .prepare(&upsert_sql(&target.table))
-                .await
-                .context("preparing the upsert")?;
-            anyhow::Ok((client, statement))
-        })?;
-        Ok(Writer {
-            runtime,
-            client,
-            statement,
-        })
-    }
-}
-
-/// How often a failed write is tried again before the application fails.
-const ATTEMPTS: u32 = 5;
-
-/// The processor writing rows: one upsert per row, before the row counts as processed.
-struct PostgresWriter {
-    target: PostgresTarget,
-    writer: Option<Writer>,
-}
-
-impl PostgresWriter {
-    fn write(&mut self, row: &ProcessedRow) -> anyhow::Result<()> {
-        let mut last_error = None;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 << attempt));
-            }
-            if self.writer.as_ref().is_none_or(|w| w.client.is_closed()) {
-                match Writer::open(&self.target) {
-                    Ok(w) => self.writer = Some(w),
-                    Err(e) => {
-                        last_error = Some(e);
-                        continue;
-                    }
-                }
-            }
-            let w = self.writer.as_ref().expect("opened");
-            match w.runtime.block_on(upsert(&w.client, &w.statement, row)) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), attempt, "PostgreSQL write failed");
-                    last_error = Some(e);
-                }
-            }
-        }
-        Err(last_error.expect("at least one attempt"))
-    }
-}
-
-impl Processor<String, ProcessedRow> for PostgresWriter {
-    type KOut = String;
-    type VOut = ProcessedRow;
-
-    fn init(&mut self, _ctx: &mut ProcessorContext<'_, String, ProcessedRow>) -> Result<()> {
-        self.writer = Some(
-            Writer::open(&self.target).map_err(|e| streamkit::Error::custom(format!("{e:#}")))?,
+        .map(|_vehicle, row| ((row.vehicle.clone(), row.recorded_at), Some(row)))
+        .named("postgres-key")
+        .to_postgres(
+            PostgresSink::new(target.url.clone(), target.table.clone())
+                .key_columns(
+                    ["vehicle_ref", "recorded_at"],
+                    |(vehicle, at): &(String, i64)| vec![vehicle.clone().into(), (*at).into()],
+                )
+                .value_columns(names, row_values),
         );
-        Ok(())
-    }
-
-    fn process(
-        &mut self,
-        _ctx: &mut ProcessorContext<'_, String, ProcessedRow>,
-        record: Record<String, ProcessedRow>,
-    ) -> Result<()> {
-        self.write(&record.value)
-            .map_err(|e| streamkit::Error::custom(format!("writing to PostgreSQL: {e:#}")))
-    }
 }
 
-/// Adds a node writing every row of `rows` to `target`.
-pub fn write_rows(rows: &KStream<String, ProcessedRow>, target: &PostgresTarget) {
-    let target = target.clone();
-    rows.process(move || PostgresWriter {
-        target: target.clone(),
-        writer: None,
-    })
-    .named("postgres-sink");
+/// Forgets the input offsets and store contents the sink kept in the database for
+/// `application_id`: for a fresh (embedded) broker, whose topics start again at offset 0.
+pub async fn forget_sink_progress(client: &Client, application_id: &str) -> anyhow::Result<()> {
+    for table in [OFFSETS_TABLE, STATE_TABLE] {
+        let exists: Option<String> = client
+            .query_one("SELECT to_regclass($1)::text", &[&table])
+            .await?
+            .get(0);
+        if exists.is_some() {
+            client
+                .execute(
+                    &format!("DELETE FROM {table} WHERE application_id = $1"),
+                    &[&application_id],
+                )
+                .await
+                .with_context(|| format!("clearing {table}"))?;
+        }
+    }
+    Ok(())
 }

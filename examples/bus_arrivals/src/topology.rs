@@ -8,7 +8,8 @@
 //!        ├─ malformed ─▶ bus-positions-dlq (the line as read, error headers)
 //!        ├─ no expected/scheduled arrival ─▶ dropped (counted)
 //!        └─ rows ─▶ bus-traffic-processed (JSON)
-//!                ─▶ PostgreSQL bus_traffic_processed (when a URL is given)
+//!                     ─▶ (own sub-topology, when a URL is given) Postgres sink:
+//!                        bus_traffic_processed, exactly once
 //!                ─▶ reduce to the latest row per vehicle (store vehicles)
 //!                ─▶ training-sample (store: a bounded hash sample of rows)
 //!                ─▶ (line, delay) ─▶ <app>-by-line-repartition
@@ -324,7 +325,7 @@ pub fn topology(config: &TopologyConfig) -> streamkit::Result<Topology> {
         Produced::with(Serdes::string(), Serdes::json::<ProcessedRow>()),
     );
     if let Some(target) = &config.postgres {
-        crate::postgres::write_rows(&rows, target);
+        crate::postgres::write_rows(&builder, target);
     }
     rows.group_by_key(Grouped::with(
         Serdes::string(),
