@@ -14,6 +14,8 @@
 //! deletion, which a sink with [`Serdes::option`](crate::serde::Serdes::option) writes as a
 //! tombstone, as Kafka Streams' `toStream()` does.
 
+mod faust;
+mod faust_windowed;
 mod global;
 mod grouped;
 mod join;
@@ -26,6 +28,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use faust::{FaustTable, Table};
+pub use faust_windowed::{RelativeTo, WindowSet, WindowedFaustTable, WindowedTable};
 pub use global::GlobalKTable;
 pub(crate) use global::global_table;
 pub use grouped::KGroupedTable;
