@@ -46,6 +46,10 @@
 //! need a tokio reactor (tokio timers or sockets) must be run on a runtime of their own (for
 //! example with `Handle::block_on` inside the body), since the task thread is not one.
 //!
+//! An agent made with [`KStream::agent_with_output`] also emits records
+//! ([`AgentStream::forward`], Faust's `yield` in an agent with a sink); they continue as a
+//! stream, forwarded in order each time the body waits for the next record.
+//!
 //! When the task closes (shutdown, partition revoked) the stream ends: `next()` returns
 //! `None` and the body may finish its work. If the body returns an error, the task fails with
 //! it (or, with a log-and-continue processing handler, the record is skipped and every later
@@ -70,9 +74,11 @@ use crate::runtime::stores::SharedStore;
 use crate::stream::{Consumed, KStream, StreamsBuilder};
 use crate::table::{FaustTable, Table, WindowedFaustTable, WindowedTable};
 
-/// The hand-off between a task and its agent: at most one record in flight.
-struct Slot<K, V> {
+/// The hand-off between a task and its agent: at most one record in flight, and the records
+/// the agent forwards, sent downstream when it yields.
+struct Slot<K, V, KO, VO> {
     next: Option<Record<K, V>>,
+    out: Vec<Record<KO, VO>>,
     /// The agent polled `next()` and found nothing: it waits for a record.
     waiting: bool,
     /// The task closed: `next()` returns `None`.
@@ -80,19 +86,26 @@ struct Slot<K, V> {
 }
 
 /// The typed stream an agent's body consumes: one partition's records, in offset order.
-/// Also opens the tables the agent was connected to.
-pub struct AgentStream<K, V> {
-    slot: Rc<RefCell<Slot<K, V>>>,
+/// Also opens the tables the agent was connected to, and forwards records downstream for
+/// agents made with [`KStream::agent_with_output`] (output types `KO`, `VO`).
+pub struct AgentStream<K, V, KO = (), VO = ()> {
+    slot: Rc<RefCell<Slot<K, V, KO, VO>>>,
     stores: HashMap<String, SharedStore>,
     clock: Arc<TaskClock>,
     agent: Arc<str>,
 }
 
-impl<K: Data, V: Data> AgentStream<K, V> {
+impl<K: Data, V: Data, KO: Data, VO: Data> AgentStream<K, V, KO, VO> {
+    /// Sends `record` downstream (Faust's `yield` in an agent with a sink). Records are
+    /// forwarded, in order, as soon as the body next waits for the stream or finishes.
+    pub fn forward(&self, record: Record<KO, VO>) {
+        self.slot.borrow_mut().out.push(record);
+    }
+
     /// The next record; `None` once the stream has ended (the task is closing). The stream
     /// is also a [`futures_util::Stream`], for its combinators.
     #[allow(clippy::should_implement_trait, reason = "async, like StreamExt::next")]
-    pub fn next(&mut self) -> Next<'_, K, V> {
+    pub fn next(&mut self) -> Next<'_, K, V, KO, VO> {
         Next { stream: self }
     }
 
@@ -120,11 +133,11 @@ impl<K: Data, V: Data> AgentStream<K, V> {
 }
 
 /// The future returned by [`AgentStream::next`].
-pub struct Next<'a, K, V> {
-    stream: &'a mut AgentStream<K, V>,
+pub struct Next<'a, K, V, KO = (), VO = ()> {
+    stream: &'a mut AgentStream<K, V, KO, VO>,
 }
 
-impl<K, V> Future for Next<'_, K, V> {
+impl<K, V, KO, VO> Future for Next<'_, K, V, KO, VO> {
     type Output = Option<Record<K, V>>;
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -132,7 +145,7 @@ impl<K, V> Future for Next<'_, K, V> {
     }
 }
 
-impl<K, V> futures_util::Stream for AgentStream<K, V> {
+impl<K, V, KO, VO> futures_util::Stream for AgentStream<K, V, KO, VO> {
     type Item = Record<K, V>;
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Record<K, V>>> {
@@ -140,7 +153,7 @@ impl<K, V> futures_util::Stream for AgentStream<K, V> {
     }
 }
 
-impl<K, V> AgentStream<K, V> {
+impl<K, V, KO, VO> AgentStream<K, V, KO, VO> {
     fn poll_record(&self) -> Poll<Option<Record<K, V>>> {
         let mut slot = self.slot.borrow_mut();
         if let Some(r) = slot.next.take() {
@@ -168,21 +181,31 @@ impl Wake for ThreadWaker {
 type AgentFuture = Pin<Box<dyn Future<Output = Result<()>>>>;
 
 /// The body of an agent: called once per task with its stream.
-type Body<K, V> = Arc<dyn Fn(AgentStream<K, V>) -> AgentFuture + Send + Sync>;
+type Body<K, V, KO, VO> = Arc<dyn Fn(AgentStream<K, V, KO, VO>) -> AgentFuture + Send + Sync>;
 
-struct AgentProcessor<K, V> {
+struct AgentProcessor<K, V, KO, VO> {
     name: Arc<str>,
-    body: Body<K, V>,
-    slot: Rc<RefCell<Slot<K, V>>>,
+    body: Body<K, V, KO, VO>,
+    slot: Rc<RefCell<Slot<K, V, KO, VO>>>,
     future: Option<AgentFuture>,
     /// Why the agent is gone, once it is.
     ended: Option<String>,
     waker: Option<Waker>,
 }
 
-impl<K: Data, V: Data> AgentProcessor<K, V> {
-    /// Polls the agent until it waits for a record it does not have, or finishes.
-    fn drive(&mut self) -> Result<()> {
+impl<K: Data, V: Data, KO: Data, VO: Data> AgentProcessor<K, V, KO, VO> {
+    /// Polls the agent until it waits for a record it does not have, or finishes, then
+    /// forwards what it emitted.
+    fn drive(&mut self, ctx: &mut ProcessorContext<'_, KO, VO>) -> Result<()> {
+        let polled = self.poll();
+        let out = std::mem::take(&mut self.slot.borrow_mut().out);
+        for r in out {
+            ctx.forward(r)?;
+        }
+        polled
+    }
+
+    fn poll(&mut self) -> Result<()> {
         let waker = self
             .waker
             .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(std::thread::current()))))
@@ -219,11 +242,11 @@ impl<K: Data, V: Data> AgentProcessor<K, V> {
     }
 }
 
-impl<K: Data, V: Data> Processor<K, V> for AgentProcessor<K, V> {
-    type KOut = ();
-    type VOut = ();
+impl<K: Data, V: Data, KO: Data, VO: Data> Processor<K, V> for AgentProcessor<K, V, KO, VO> {
+    type KOut = KO;
+    type VOut = VO;
 
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, (), ()>) -> Result<()> {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, KO, VO>) -> Result<()> {
         let node = ctx.node;
         let task = ctx.task_context();
         let stores = task
@@ -245,12 +268,12 @@ impl<K: Data, V: Data> Processor<K, V> for AgentProcessor<K, V> {
             agent: self.name.clone(),
         };
         self.future = Some((self.body)(stream));
-        self.drive()
+        self.drive(ctx)
     }
 
     fn process(
         &mut self,
-        _ctx: &mut ProcessorContext<'_, (), ()>,
+        ctx: &mut ProcessorContext<'_, KO, VO>,
         record: Record<K, V>,
     ) -> Result<()> {
         if self.future.is_none() {
@@ -265,7 +288,7 @@ impl<K: Data, V: Data> Processor<K, V> for AgentProcessor<K, V> {
             slot.next = Some(record);
             slot.waiting = false;
         }
-        self.drive()?;
+        self.drive(ctx)?;
         if self.slot.borrow_mut().next.take().is_some() {
             return Err(Error::IllegalState(format!(
                 "agent {} returned without taking a record; agents must run until their stream ends",
@@ -275,9 +298,9 @@ impl<K: Data, V: Data> Processor<K, V> for AgentProcessor<K, V> {
         Ok(())
     }
 
-    fn close(&mut self, _ctx: &mut ProcessorContext<'_, (), ()>) -> Result<()> {
+    fn close(&mut self, ctx: &mut ProcessorContext<'_, KO, VO>) -> Result<()> {
         self.slot.borrow_mut().closed = true;
-        self.drive()
+        self.drive(ctx)
     }
 }
 
@@ -291,25 +314,67 @@ impl<K: Data, V: Data> KStream<K, V> {
         F: Fn(AgentStream<K, V>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + 'static,
     {
-        let body: Body<K, V> = Arc::new(move |s| Box::pin(body(s)) as AgentFuture);
+        let _ = self.agent_with_output(name, stores, body);
+    }
+
+    /// Like [`agent`](Self::agent), for an agent that emits records with
+    /// [`AgentStream::forward`] (Faust's agent with a `sink`): they continue as the returned
+    /// stream.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::agent::AgentStream;
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.stream("orders", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .agent_with_output("big-orders", &[], |mut orders: AgentStream<String, i64, String, String>| async move {
+    ///         while let Some(order) = orders.next().await {
+    ///             if order.value >= 100 {
+    ///                 let text = format!("{} ordered {}", order.key, order.value);
+    ///                 orders.forward(order.with_value(text));
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .to("alerts", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("orders", Serdes::string(), Serdes::i64())
+    ///     .pipe_all([("ann".to_string(), 120), ("bob".to_string(), 5)])?;
+    /// assert_eq!(
+    ///     d.output_topic("alerts", Serdes::string(), Serdes::string()).read_values(),
+    ///     vec!["ann ordered 120".to_string()]
+    /// );
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn agent_with_output<KO: Data, VO: Data, F, Fut>(
+        &self,
+        name: &str,
+        stores: &[&str],
+        body: F,
+    ) -> KStream<KO, VO>
+    where
+        F: Fn(AgentStream<K, V, KO, VO>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + 'static,
+    {
+        let body: Body<K, V, KO, VO> = Arc::new(move |s| Box::pin(body(s)) as AgentFuture);
         let agent_name: Arc<str> = Arc::from(name);
-        let _ = self
-            .process_with_stores(
-                move || AgentProcessor {
-                    name: agent_name.clone(),
-                    body: body.clone(),
-                    slot: Rc::new(RefCell::new(Slot {
-                        next: None,
-                        waiting: false,
-                        closed: false,
-                    })),
-                    future: None,
-                    ended: None,
-                    waker: None,
-                },
-                stores,
-            )
-            .named(name);
+        self.process_with_stores(
+            move || AgentProcessor {
+                name: agent_name.clone(),
+                body: body.clone(),
+                slot: Rc::new(RefCell::new(Slot {
+                    next: None,
+                    out: Vec::new(),
+                    waiting: false,
+                    closed: false,
+                })),
+                future: None,
+                ended: None,
+                waker: None,
+            },
+            stores,
+        )
+        .named(name)
     }
 }
 

@@ -525,3 +525,140 @@ impl Processor<String, i64> for NoOp {
         Ok(())
     }
 }
+
+/// The CTA pipeline's Faust app: raw station rows from Kafka Connect become a table of
+/// transformed stations with their line colour, keyed by station id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Station {
+    stop_id: i32,
+    direction_id: String,
+    stop_name: String,
+    station_name: String,
+    station_descriptive_name: String,
+    station_id: i32,
+    order: i32,
+    red: bool,
+    blue: bool,
+    green: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct TransformedStation {
+    station_id: i32,
+    station_name: String,
+    order: i32,
+    line: String,
+}
+
+#[test]
+fn the_cta_faust_app_transforms_stations_into_a_table_and_emits_them() {
+    let stations = FaustTable::new(
+        "org.chicago.cta.stations.table.v1",
+        Serdes::json::<i32>(),
+        Serdes::json::<TransformedStation>(),
+    );
+    let b = StreamsBuilder::new();
+    b.add_state_store(stations.store());
+    let def = stations.clone();
+    b.stream(
+        "org.chicago.cta.stations",
+        Consumed::with(Serdes::string(), Serdes::json::<Station>()),
+    )
+    .agent_with_output(
+        "transform-station",
+        &[stations.name()],
+        move |mut raw: streamkit::agent::AgentStream<String, Station, i32, TransformedStation>| {
+            let def = def.clone();
+            async move {
+                let table = raw.table(&def)?;
+                while let Some(r) = raw.next().await {
+                    let s = r.value;
+                    let line = if s.red {
+                        "red"
+                    } else if s.blue {
+                        "blue"
+                    } else if s.green {
+                        "green"
+                    } else {
+                        continue;
+                    };
+                    let t = TransformedStation {
+                        station_id: s.station_id,
+                        station_name: s.station_name,
+                        order: s.order,
+                        line: line.into(),
+                    };
+                    table.set(&t.station_id, &t)?;
+                    // Awaiting between the table write and the emit does not lose the record.
+                    YieldOnce(false).await;
+                    raw.forward(Record::new(t.station_id, t, r.timestamp));
+                }
+                Ok(())
+            }
+        },
+    )
+    .to(
+        "org.chicago.cta.stations.transformed",
+        Produced::with(Serdes::json::<i32>(), Serdes::json::<TransformedStation>()),
+    );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let input = d.input_topic(
+        "org.chicago.cta.stations",
+        Serdes::string(),
+        Serdes::json::<Station>(),
+    );
+    let station = |id: i32, name: &str, red: bool, blue: bool, green: bool| Station {
+        stop_id: 30_000 + id,
+        direction_id: "N".into(),
+        stop_name: format!("{name} (northbound)"),
+        station_name: name.into(),
+        station_descriptive_name: format!("{name} station"),
+        station_id: id,
+        order: id % 100,
+        red,
+        blue,
+        green,
+    };
+    input
+        .pipe("a".into(), station(40_830, "18th", false, false, true))
+        .unwrap();
+    input
+        .pipe(
+            "b".into(),
+            station(41_120, "35th-Bronzeville-IIT", true, false, false),
+        )
+        .unwrap();
+    input
+        .pipe("c".into(), station(40_000, "Nowhere", false, false, false))
+        .unwrap();
+    input
+        .pipe("d".into(), station(40_830, "18th", false, true, false))
+        .unwrap();
+    let out = d.output_topic(
+        "org.chicago.cta.stations.transformed",
+        Serdes::json::<i32>(),
+        Serdes::json::<TransformedStation>(),
+    );
+    let lines: Vec<(i32, String)> = out
+        .read_key_values()
+        .into_iter()
+        .map(|(k, v)| (k, v.line))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (40_830, "green".to_string()),
+            (41_120, "red".to_string()),
+            (40_830, "blue".to_string()),
+        ]
+    );
+    let table = d
+        .key_value_store::<i32, TransformedStation>("org.chicago.cta.stations.table.v1")
+        .unwrap();
+    assert_eq!(table.get(&40_830).unwrap().unwrap().line, "blue");
+    assert_eq!(
+        table.get(&41_120).unwrap().unwrap().station_name,
+        "35th-Bronzeville-IIT"
+    );
+    assert_eq!(table.get(&40_000).unwrap(), None);
+}
