@@ -41,10 +41,12 @@
 //! handed to the stream and the future is polled until it asks for the *next* record (or
 //! finishes). Only then does processing of that record count as done, so its offset is
 //! committed only after the agent has consumed it and gone back for more: at-least-once, as
-//! for every processor. If the body awaits something other than the stream (a channel, a
-//! `futures` combinator), the task's thread blocks until that future wakes it; futures that
-//! need a tokio reactor (tokio timers or sockets) must be run on a runtime of their own (for
-//! example with `Handle::block_on` inside the body), since the task thread is not one.
+//! for every processor. If the body awaits something other than the stream — a tokio timer or
+//! socket (an HTTP call per event, say), a channel — the task's thread blocks until that
+//! future wakes it: the body is polled inside a small process-wide tokio runtime (one worker
+//! thread) that drives tokio's timers and I/O, so tokio futures work in agent bodies, and
+//! `tokio::spawn` from a body runs on that runtime. The task's other partitions wait
+//! meanwhile, as they would for a slow synchronous processor.
 //!
 //! An agent made with [`KStream::agent_with_output`] also emits records
 //! ([`AgentStream::forward`], Faust's `yield` in an agent with a sink); they continue as a
@@ -62,7 +64,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -178,6 +180,24 @@ impl Wake for ThreadWaker {
     }
 }
 
+/// The tokio runtime whose I/O and timer drivers serve every agent of the process (one
+/// worker thread; agent bodies themselves run on their tasks' threads).
+fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
+        OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("streamkit-agent-io")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Internal(format!("cannot start the agents' tokio runtime: {e}")))
+}
+
 type AgentFuture = Pin<Box<dyn Future<Output = Result<()>>>>;
 
 /// The body of an agent: called once per task with its stream.
@@ -211,6 +231,9 @@ impl<K: Data, V: Data, KO: Data, VO: Data> AgentProcessor<K, V, KO, VO> {
             .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(std::thread::current()))))
             .clone();
         let mut cx = Context::from_waker(&waker);
+        // Tokio timers and sockets the body creates register with the agents' runtime, whose
+        // worker drives them and wakes this thread.
+        let _tokio = io_runtime()?.enter();
         while let Some(future) = self.future.as_mut() {
             match future.as_mut().poll(&mut cx) {
                 Poll::Ready(result) => {

@@ -662,3 +662,52 @@ fn the_cta_faust_app_transforms_stations_into_a_table_and_emits_them() {
     );
     assert_eq!(table.get(&40_000).unwrap(), None);
 }
+
+#[test]
+fn an_agent_may_await_tokio_timers_between_events() {
+    let counts = FaustTable::new("slow-counts", Serdes::string(), Serdes::i64())
+        .with_default(|| 0)
+        .in_memory();
+    let b = StreamsBuilder::new();
+    b.add_state_store(counts.store());
+    let def = counts.clone();
+    b.stream("slow", Consumed::with(Serdes::string(), Serdes::string()))
+        .agent_with_output(
+            "slow-counter",
+            &[counts.name()],
+            move |mut events: streamkit::agent::AgentStream<String, String, String, i64>| {
+                let def = def.clone();
+                async move {
+                    let counts = events.table(&def)?;
+                    while let Some(e) = events.next().await {
+                        // A tokio timer needs a reactor: the agents' runtime provides it.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let n = counts.update(&e.key, |n| n + 1)?;
+                        let spawned = tokio::spawn(async move { n * 10 }).await;
+                        events.forward(Record::new(e.key, spawned.unwrap(), e.timestamp));
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .to("slow-out", Produced::with(Serdes::string(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let input = d.input_topic("slow", Serdes::string(), Serdes::string());
+    input
+        .pipe_all([
+            ("a".into(), "1".into()),
+            ("a".into(), "2".into()),
+            ("b".into(), "3".into()),
+        ])
+        .unwrap();
+    // Each pipe returned only after the agent finished with its record: all output is here.
+    assert_eq!(
+        d.output_topic("slow-out", Serdes::string(), Serdes::i64())
+            .read_key_values(),
+        vec![
+            ("a".to_string(), 10),
+            ("a".to_string(), 20),
+            ("b".to_string(), 10)
+        ]
+    );
+}
