@@ -54,10 +54,10 @@
 //!
 //! When the task closes (shutdown, partition revoked) the stream ends: `next()` returns
 //! `None` and the body may finish its work. If the body returns an error, the task fails with
-//! it (or, with a log-and-continue processing handler, the record is skipped and every later
-//! record of that task fails, since the agent is gone). A body that returns `Ok` while the
-//! stream still has records makes those records fail likewise: agents run until their stream
-//! ends.
+//! it, or, with a log-and-continue processing handler, the record is skipped and counted; the
+//! next record starts a fresh instance of the body (as Faust's supervisor restarts a crashed
+//! agent). A body that returns `Ok` while the stream still has records makes those records
+//! fail: agents run until their stream ends.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -209,8 +209,16 @@ struct AgentProcessor<K, V, KO, VO> {
     slot: Rc<RefCell<Slot<K, V, KO, VO>>>,
     future: Option<AgentFuture>,
     /// Why the agent is gone, once it is.
-    ended: Option<String>,
+    ended: Option<Ended>,
     waker: Option<Waker>,
+    /// The task's stores connected to the agent, and its clock: what a (re)started body gets.
+    parts: Option<(HashMap<String, SharedStore>, Arc<TaskClock>)>,
+}
+
+/// How an agent's body ended before its stream did.
+enum Ended {
+    Returned,
+    Failed,
 }
 
 impl<K: Data, V: Data, KO: Data, VO: Data> AgentProcessor<K, V, KO, VO> {
@@ -223,6 +231,28 @@ impl<K: Data, V: Data, KO: Data, VO: Data> AgentProcessor<K, V, KO, VO> {
             ctx.forward(r)?;
         }
         polled
+    }
+
+    /// Calls the body with a fresh stream and runs it to its first `next()`.
+    fn start(&mut self, ctx: &mut ProcessorContext<'_, KO, VO>) -> Result<()> {
+        let (stores, clock) = self
+            .parts
+            .clone()
+            .ok_or_else(|| Error::Internal("agent started before init".into()))?;
+        {
+            let mut slot = self.slot.borrow_mut();
+            slot.next = None;
+            slot.waiting = false;
+        }
+        let stream = AgentStream {
+            slot: self.slot.clone(),
+            stores,
+            clock,
+            agent: self.name.clone(),
+        };
+        self.ended = None;
+        self.future = Some((self.body)(stream));
+        self.drive(ctx)
     }
 
     fn poll(&mut self) -> Result<()> {
@@ -240,11 +270,11 @@ impl<K: Data, V: Data, KO: Data, VO: Data> AgentProcessor<K, V, KO, VO> {
                     self.future = None;
                     return match result {
                         Ok(()) => {
-                            self.ended = Some("returned".into());
+                            self.ended = Some(Ended::Returned);
                             Ok(())
                         }
                         Err(e) => {
-                            self.ended = Some(format!("failed: {e}"));
+                            self.ended = Some(Ended::Failed);
                             Err(e.in_node(&self.name))
                         }
                     };
@@ -284,14 +314,8 @@ impl<K: Data, V: Data, KO: Data, VO: Data> Processor<K, V> for AgentProcessor<K,
                     .map(|s| (name.clone(), s.clone()))
             })
             .collect();
-        let stream = AgentStream {
-            slot: self.slot.clone(),
-            stores,
-            clock: task.clock.clone(),
-            agent: self.name.clone(),
-        };
-        self.future = Some((self.body)(stream));
-        self.drive(ctx)
+        self.parts = Some((stores, task.clock.clone()));
+        self.start(ctx)
     }
 
     fn process(
@@ -299,12 +323,20 @@ impl<K: Data, V: Data, KO: Data, VO: Data> Processor<K, V> for AgentProcessor<K,
         ctx: &mut ProcessorContext<'_, KO, VO>,
         record: Record<K, V>,
     ) -> Result<()> {
-        if self.future.is_none() {
-            return Err(Error::IllegalState(format!(
-                "agent {} {} before its stream ended; it cannot take more records",
-                self.name,
-                self.ended.as_deref().unwrap_or("stopped")
-            )));
+        match self.ended {
+            None => {}
+            Some(Ended::Failed) => {
+                // Like Faust's supervisor: a crashed agent restarts (the record it failed on
+                // was failed or skipped by the processing error handler).
+                tracing::warn!(agent = %self.name, "restarting the agent after its failure");
+                self.start(ctx)?;
+            }
+            Some(Ended::Returned) => {
+                return Err(Error::IllegalState(format!(
+                    "agent {} returned before its stream ended; agents must run until their stream ends",
+                    self.name
+                )));
+            }
         }
         {
             let mut slot = self.slot.borrow_mut();
@@ -394,6 +426,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 future: None,
                 ended: None,
                 waker: None,
+                parts: None,
             },
             stores,
         )

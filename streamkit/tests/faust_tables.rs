@@ -466,7 +466,7 @@ fn an_agent_counts_events_per_key_into_tables() {
 }
 
 #[test]
-fn an_agent_error_fails_the_record_and_later_records_say_why() {
+fn a_failing_agent_fails_its_record_and_restarts_on_the_next() {
     let d = agent_driver();
     let input = d.input_topic("events", Serdes::string(), Serdes::string());
     input.pipe("a".into(), "e".into()).unwrap();
@@ -476,10 +476,34 @@ fn an_agent_error_fails_the_record_and_later_records_say_why() {
         err.to_string().contains("counter"),
         "names the agent: {err}"
     );
-    let err = input.pipe("a".into(), "e".into()).unwrap_err();
-    assert!(err.to_string().contains("agent counter failed"), "{err}");
+    // A fresh body takes the next record, with the table as the first one left it.
+    input.pipe("a".into(), "e".into()).unwrap();
     let counts = d.key_value_store::<String, i64>("agent-counts").unwrap();
-    assert_eq!(counts.get(&"a".to_string()).unwrap(), Some(1));
+    assert_eq!(counts.get(&"a".to_string()).unwrap(), Some(2));
+}
+
+#[test]
+fn an_agent_that_returns_early_refuses_later_records() {
+    let b = StreamsBuilder::new();
+    b.agent(
+        "quitter",
+        "events",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        &[],
+        |mut events| async move {
+            events.next().await;
+            Ok(())
+        },
+    );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let input = d.input_topic("events", Serdes::string(), Serdes::string());
+    input.pipe("a".into(), "1".into()).unwrap();
+    let err = input.pipe("a".into(), "2".into()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("agent quitter returned before its stream ended"),
+        "{err}"
+    );
 }
 
 #[test]
