@@ -87,12 +87,15 @@ struct Slot<K, V, KO, VO> {
     closed: bool,
 }
 
+/// The stores an agent is connected to, by name; `true` for a global table's (read-only).
+type AgentStores = HashMap<String, (SharedStore, bool)>;
+
 /// The typed stream an agent's body consumes: one partition's records, in offset order.
 /// Also opens the tables the agent was connected to, and forwards records downstream for
 /// agents made with [`KStream::agent_with_output`] (output types `KO`, `VO`).
 pub struct AgentStream<K, V, KO = (), VO = ()> {
     slot: Rc<RefCell<Slot<K, V, KO, VO>>>,
-    stores: HashMap<String, SharedStore>,
+    stores: AgentStores,
     clock: Arc<TaskClock>,
     agent: Arc<str>,
 }
@@ -113,7 +116,8 @@ impl<K: Data, V: Data, KO: Data, VO: Data> AgentStream<K, V, KO, VO> {
 
     /// A handle on the Faust-style `table` (which must be among the agent's stores).
     pub fn table<TK: Data, TV: Data>(&self, table: &FaustTable<TK, TV>) -> Result<Table<TK, TV>> {
-        table.open_shared(self.store(table.name())?)
+        let (store, global) = self.store(table.name())?;
+        table.open_shared(store, global)
     }
 
     /// A handle on the windowed Faust-style `table` (which must be among the agent's stores).
@@ -121,10 +125,10 @@ impl<K: Data, V: Data, KO: Data, VO: Data> AgentStream<K, V, KO, VO> {
         &self,
         table: &WindowedFaustTable<TK, TV>,
     ) -> Result<WindowedTable<TK, TV>> {
-        table.open_shared(self.store(table.name())?, self.clock.clone())
+        table.open_shared(self.store(table.name())?.0, self.clock.clone())
     }
 
-    fn store(&self, name: &str) -> Result<SharedStore> {
+    fn store(&self, name: &str) -> Result<(SharedStore, bool)> {
         self.stores.get(name).cloned().ok_or_else(|| {
             Error::Topology(format!(
                 "agent {} is not connected to store {name:?}; list it in the agent's stores",
@@ -212,7 +216,7 @@ struct AgentProcessor<K, V, KO, VO> {
     ended: Option<Ended>,
     waker: Option<Waker>,
     /// The task's stores connected to the agent, and its clock: what a (re)started body gets.
-    parts: Option<(HashMap<String, SharedStore>, Arc<TaskClock>)>,
+    parts: Option<(AgentStores, Arc<TaskClock>)>,
 }
 
 /// How an agent's body ended before its stream did.
@@ -308,10 +312,11 @@ impl<K: Data, V: Data, KO: Data, VO: Data> Processor<K, V> for AgentProcessor<K,
             .into_iter()
             .flatten()
             .filter_map(|name| {
-                task.stores
-                    .get(name)
-                    .or_else(|| task.global_stores.get(name))
-                    .map(|s| (name.clone(), s.clone()))
+                let store = match task.stores.get(name) {
+                    Some(s) => (s.clone(), false),
+                    None => (task.global_stores.get(name)?.clone(), true),
+                };
+                Some((name.clone(), store))
             })
             .collect();
         self.parts = Some((stores, task.clock.clone()));

@@ -735,3 +735,61 @@ fn an_agent_may_await_tokio_timers_between_events() {
         ]
     );
 }
+
+#[test]
+fn an_agent_reads_a_global_table_through_a_read_only_handle() {
+    let b = StreamsBuilder::new();
+    b.global_table(
+        "stations",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::named("station-names"),
+    );
+    // The global table's store, seen through a Faust table declaration of the same types.
+    let names = FaustTable::new("station-names", Serdes::string(), Serdes::string());
+    let visits = FaustTable::new("visits-by-name", Serdes::string(), Serdes::i64())
+        .with_default(|| 0)
+        .in_memory();
+    b.add_state_store(visits.store());
+    let (n, v) = (names.clone(), visits.clone());
+    b.agent(
+        "name-visits",
+        "visits",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        &[names.name(), visits.name()],
+        move |mut events| {
+            let (n, v) = (n.clone(), v.clone());
+            async move {
+                let names = events.table(&n)?;
+                let visits = events.table(&v)?;
+                while let Some(e) = events.next().await {
+                    let name = names.get(&e.key)?.unwrap_or_else(|| "?".into());
+                    visits.update(&name, |c| c + 1)?;
+                    if e.value == "rename" {
+                        // Refused: only the global thread writes a global table.
+                        names.set(&e.key, &"renamed".to_string())?;
+                    }
+                }
+                Ok(())
+            }
+        },
+    );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    d.input_topic("stations", Serdes::string(), Serdes::string())
+        .pipe("40380".into(), "Clark/Lake".into())
+        .unwrap();
+    let input = d.input_topic("visits", Serdes::string(), Serdes::string());
+    input.pipe("40380".into(), "in".into()).unwrap();
+    input.pipe("41000".into(), "in".into()).unwrap();
+    let err = input.pipe("40380".into(), "rename".into()).unwrap_err();
+    assert!(err.to_string().contains("global table"), "{err}");
+    let visits = d.key_value_store::<String, i64>("visits-by-name").unwrap();
+    assert_eq!(visits.get(&"Clark/Lake".to_string()).unwrap(), Some(2));
+    assert_eq!(visits.get(&"?".to_string()).unwrap(), Some(1));
+    assert_eq!(
+        d.key_value_store::<String, String>("station-names")
+            .unwrap()
+            .get(&"40380".to_string())
+            .unwrap(),
+        Some("Clark/Lake".to_string())
+    );
+}

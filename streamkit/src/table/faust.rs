@@ -180,10 +180,11 @@ impl<K: Data, V: Data> FaustTable<K, V> {
         })
     }
 
-    /// A handle on an already opened store (agents).
-    pub(crate) fn open_shared(&self, store: SharedStore) -> Result<Table<K, V>> {
+    /// A handle on an already opened store (agents); `read_only` for a global table's store.
+    pub(crate) fn open_shared(&self, store: SharedStore, read_only: bool) -> Result<Table<K, V>> {
+        let store = KeyValueStore::open(store)?;
         Ok(Table {
-            store: KeyValueStore::open(store)?,
+            store: if read_only { store.read_only() } else { store },
             default: self.default.clone(),
         })
     }
