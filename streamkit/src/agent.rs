@@ -214,7 +214,8 @@ struct AgentProcessor<K, V, KO, VO> {
     future: Option<AgentFuture>,
     /// Why the agent is gone, once it is.
     ended: Option<Ended>,
-    waker: Option<Waker>,
+    /// Wakes the thread that polls the body (its task's thread).
+    waker: Option<(std::thread::ThreadId, Waker)>,
     /// The task's stores connected to the agent, and its clock: what a (re)started body gets.
     parts: Option<(AgentStores, Arc<TaskClock>)>,
 }
@@ -260,10 +261,15 @@ impl<K: Data, V: Data, KO: Data, VO: Data> AgentProcessor<K, V, KO, VO> {
     }
 
     fn poll(&mut self) -> Result<()> {
-        let waker = self
-            .waker
-            .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(std::thread::current()))))
-            .clone();
+        let here = std::thread::current();
+        let waker = match &self.waker {
+            Some((id, w)) if *id == here.id() => w.clone(),
+            _ => {
+                let w = Waker::from(Arc::new(ThreadWaker(here.clone())));
+                self.waker = Some((here.id(), w.clone()));
+                w
+            }
+        };
         let mut cx = Context::from_waker(&waker);
         // Tokio timers and sockets the body creates register with the agents' runtime, whose
         // worker drives them and wakes this thread.
