@@ -13,6 +13,10 @@
 //! `V` has no null); [`KTable::to_change_stream`] forwards `Option<V>` with `None` for each
 //! deletion, which a sink with [`Serdes::option`](crate::serde::Serdes::option) writes as a
 //! tombstone, as Kafka Streams' `toStream()` does.
+//!
+//! Faust-style tables live here too: [`FaustTable`] declares a dict-like changelogged table
+//! that processors and [agents](crate::agent) use through a [`Table`] handle, and
+//! [`WindowedFaustTable`] a windowed one read with `now()`, `current()` and `delta(d)`.
 
 mod faust;
 mod faust_windowed;
