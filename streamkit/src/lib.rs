@@ -2,7 +2,8 @@
 //!
 //! Kafka Streams–style stateful stream processing for Rust: describe a topology with a typed
 //! DSL, test it without a broker, run it against any Kafka-protocol cluster with
-//! consumer-group scaling and at-least-once delivery.
+//! consumer-group scaling and at-least-once or exactly-once delivery, and write tables into
+//! PostgreSQL exactly once.
 //!
 //! ```
 //! use streamkit::prelude::*;
@@ -39,6 +40,7 @@
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
+//! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
 //! - [`window`] — tumbling, hopping, sliding and session windows, join windows, windowed keys;
@@ -48,6 +50,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod connect;
 mod error;
 pub mod metrics;
 mod operators;

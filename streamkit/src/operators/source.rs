@@ -46,6 +46,7 @@ impl<K: Data, V: Data> NodeFactory for SourceFactory<K, V> {
             input: None,
             control: node.clone(),
             source: Some(node),
+            committer: None,
         })
     }
 }
