@@ -4,8 +4,8 @@
 //! restarted each time. At the end the Postgres table must equal the sums computed here from
 //! the input: nothing counted twice, nothing missing.
 //!
-//! The child is this test binary run again with the ignored test `crash_child_process`
-//! selected. `STREAMKIT_CRASH_SEED` replays a run; the seed is printed.
+//! The child is this test binary run again with this same test selected and
+//! `STREAMKIT_CRASH_CHILD` set, which makes the test run the child's part instead. `STREAMKIT_CRASH_SEED` replays a run; the seed is printed.
 
 mod common;
 
@@ -66,8 +66,6 @@ fn topology(url: &str, table: &str) -> Topology {
 }
 
 /// The child: runs the topology until killed (or until its parent is gone).
-#[test]
-#[ignore = "child process of postgres_sink_survives_sigkill_exactly; run by that test"]
 fn crash_child_process() {
     common::init_logs();
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
@@ -107,7 +105,12 @@ fn spawn_child(
     state: &std::path::Path,
 ) -> (Child, std::sync::mpsc::Receiver<()>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child_process", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "postgres_sink_survives_sigkill_exactly",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("STREAMKIT_CRASH_CHILD", "1")
         .env("STREAMKIT_CRASH_BOOTSTRAP", bootstrap)
         .env("STREAMKIT_CRASH_APP", app)
         .env("STREAMKIT_CRASH_TABLE", table)
@@ -153,6 +156,9 @@ impl Drop for Guard {
 
 #[test]
 fn postgres_sink_survives_sigkill_exactly() {
+    if std::env::var_os("STREAMKIT_CRASH_CHILD").is_some() {
+        return crash_child_process();
+    }
     common::init_logs();
     let url = postgres_url();
     let seed = std::env::var("STREAMKIT_CRASH_SEED")
