@@ -1,0 +1,48 @@
+"""Shared by the Python peers: arguments, and the one result line the harness reads."""
+
+import argparse
+import json
+import resource
+import time
+
+
+def parse_args(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--bootstrap", required=True, help="host:port of the broker")
+    p.add_argument("--input", required=True, help="input topic (preloaded)")
+    p.add_argument("--output", required=True, help="output topic")
+    p.add_argument("--app-id", required=True, help="application id / consumer group")
+    p.add_argument("--records", type=int, required=True, help="records to process, then stop")
+    p.add_argument("--state-dir", required=True, help="directory for local state")
+    p.add_argument("--store", default="rocksdb", choices=["rocksdb", "memory"])
+    return p.parse_args()
+
+
+class Clock:
+    """Counts input records; times the run from the first one (wall and CPU seconds)."""
+
+    def __init__(self, expected):
+        self.expected = expected
+        self.seen = 0
+        self.wall = None
+        self.cpu = None
+
+    def tick(self):
+        """Counts one record; True once the expected count is reached."""
+        if self.seen == 0:
+            self.wall = time.perf_counter()
+            self.cpu = time.process_time()
+        self.seen += 1
+        return self.seen >= self.expected
+
+    def result_line(self):
+        """`BENCH_RESULT {json}`: records, seconds, CPU seconds, peak RSS (KiB)."""
+        return "BENCH_RESULT " + json.dumps(
+            {
+                "records": self.seen,
+                "seconds": time.perf_counter() - self.wall,
+                "cpu_seconds": time.process_time() - self.cpu,
+                # ru_maxrss is in KiB on Linux.
+                "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
