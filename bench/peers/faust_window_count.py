@@ -1,7 +1,7 @@
 """Windowed count in Faust (faust-streaming): a tumbling 60 s table per key on event time
 (RocksDB store, or memory with --store memory; changelog topic), every update to the output
 topic. Stops after --records input records and prints the harness's result line (timed from
-the first record to the producer's flush after the last)."""
+the first record to the last one processed)."""
 
 import logging
 import os
@@ -47,7 +47,7 @@ def main():
                 os._exit(0)
 
     logging.getLogger().setLevel(logging.WARNING)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "warn"]
     app.main()
 
 

@@ -1,7 +1,6 @@
 """Windowed count in Quix Streams: tumbling 60 s count per key (RocksDB state with its
 changelog topic), every update to the output topic. Stops after --records input records and
-prints the harness's result line (timed from the first record to the end of app.run(), which
-commits and flushes)."""
+prints the harness's result line (timed from the first record to the last one processed)."""
 
 import logging
 

@@ -47,7 +47,8 @@ impl Run {
         stdout
             .lines()
             .rev()
-            .find_map(|l| l.strip_prefix(RESULT_PREFIX))
+            // Anywhere in the line: some runtimes (Faust) prefix what they print.
+            .find_map(|l| l.find(RESULT_PREFIX).map(|i| &l[i + RESULT_PREFIX.len()..]))
             .and_then(|j| serde_json::from_str(j.trim()).ok())
     }
 }
@@ -138,7 +139,7 @@ pub fn ratio(metric: Metric, subject: f64, other: f64) -> f64 {
 }
 
 fn fmt_num(x: f64) -> String {
-    if x.is_nan() {
+    if !x.is_finite() {
         "—".into()
     } else if x >= 100.0 {
         // Thousands separated by a thin space, as in the figures.
@@ -188,8 +189,18 @@ impl Table {
         for i in 1..=runs {
             let _ = write!(out, " run {i} |");
         }
-        let _ = writeln!(out, " median ({}) | {ratio_head} |", self.metric.unit());
-        let _ = writeln!(out, "|---|{}---:|---:|", "---:|".repeat(runs));
+        let per_cpu = self.metric == Metric::Rate;
+        let _ = write!(out, " median ({}) | {ratio_head} |", self.metric.unit());
+        if per_cpu {
+            let _ = write!(out, " median per CPU-second | CPU-seconds |");
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "|---|{}---:|---:|{}",
+            "---:|".repeat(runs),
+            if per_cpu { "---:|---:|" } else { "" }
+        );
         let mut errors = Vec::new();
         for c in &self.contenders {
             let _ = write!(out, "| {} |", c.name);
@@ -217,7 +228,27 @@ impl Table {
                     format!("{r:.2}×")
                 }
             };
-            let _ = writeln!(out, " {} | {ratio} |", fmt_num(c.median(self.metric)));
+            let _ = write!(out, " {} | {ratio} |", fmt_num(c.median(self.metric)));
+            if per_cpu {
+                let cpu = median(
+                    c.runs
+                        .iter()
+                        .filter_map(|r| r.as_ref().ok())
+                        .map(|r| r.cpu_seconds)
+                        .collect(),
+                );
+                let _ = write!(
+                    out,
+                    " {} | {} |",
+                    fmt_num(c.median(Metric::PerCore)),
+                    if cpu.is_nan() {
+                        "—".into()
+                    } else {
+                        format!("{cpu:.2}")
+                    }
+                );
+            }
+            let _ = writeln!(out);
         }
         out.push('\n');
         for t in &self.targets {
@@ -305,7 +336,7 @@ mod tests {
             records: 6,
             ..a.clone()
         };
-        let out = format!("noise\n{}\nmore\n{}\n", a.to_line(), b.to_line());
+        let out = format!("noise\n{}\nmore\n[log] {}\n", a.to_line(), b.to_line());
         assert_eq!(Run::from_output(&out), Some(b));
         assert_eq!(Run::from_output("nothing here"), None);
     }
@@ -318,9 +349,12 @@ mod tests {
         assert_eq!(t.contenders[1].median(Metric::Rate), 800.0);
         assert!((t.ratio_against("raw") - 0.8).abs() < 1e-9);
         let md = t.render();
-        assert!(md.contains("| sk | 800 | failed | 800 | 800 | — |"), "{md}");
         assert!(
-            md.contains("| raw | 1\u{202f}000 | 2\u{202f}000 | 500 | 1\u{202f}000 | 0.80× |"),
+            md.contains("| sk | 800 | failed | 800 | 800 | — | 500 | 2.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| raw | 1\u{202f}000 | 2\u{202f}000 | 500 | 1\u{202f}000 | 0.80× | 1\u{202f}000 | 1.00 |"),
             "{md}"
         );
         assert!(md.contains("0.80×, **met**"), "{md}");

@@ -1,7 +1,8 @@
 //! One run of one Rust contender against a broker, in its own process (so its CPU time and
 //! peak RSS are its own). The harness (`bench/run`) preloads the topics, starts this binary
 //! and reads the one `BENCH_RESULT {json}` line it prints: records, wall seconds from the first
-//! record to the last one done, CPU seconds over that interval and peak RSS.
+//! record to the last one processed (its output handed to the producer; the final flush and
+//! close are not timed, for any contender), CPU seconds over that interval and peak RSS.
 //!
 //! Every contender ends only when it has seen the expected number of records; the harness
 //! kills it after `--timeout`.
@@ -173,8 +174,10 @@ fn passthrough_raw(args: &Args, input: &str, output: &str) -> anyhow::Result<Run
         producer.poll(Duration::ZERO);
         seen += 1;
     }
+    // Timed to the last record handed to the producer, like every contender.
+    let run = mark.context("no record")?.finish(seen);
     producer.flush(Duration::from_secs(60))?;
-    Ok(mark.context("no record")?.finish(seen))
+    Ok(run)
 }
 
 /// Starts `topology`, waits until `done(metrics)` reaches the expected count, closes (which
@@ -213,8 +216,13 @@ fn run_streamkit(
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    // Timed to the last record processed (its output handed to the producer), like every
+    // contender; the close (flush, commit, leaving the group) is not timed.
+    let run = mark.context("no record")?.finish(count(&app));
+    let closing = Instant::now();
     app.close()?;
-    Ok(mark.context("no record")?.finish(count(&app)))
+    eprintln!("closed in {:?}", closing.elapsed());
+    Ok(run)
 }
 
 fn passthrough_streamkit(
@@ -280,6 +288,15 @@ fn restore_streamkit(args: &Args, input: &str, app_id: &str) -> anyhow::Result<R
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Warnings and errors of streamkit and librdkafka to stderr (the harness shows its tail
+    // when a run fails); RUST_LOG=info for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let run = match &args.workload {
         Workload::PassthroughRaw { input, output } => passthrough_raw(&args, input, output)?,
         Workload::PassthroughStreamkit {

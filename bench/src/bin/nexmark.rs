@@ -286,6 +286,7 @@ impl Kafka {
         for (k, v) in &self.client {
             config = config.set(k, v);
         }
+        self.create_topic(&format!("{app}-{q}-out"))?;
         let topology = topology(q, source, &format!("{app}-"))?;
         let app = KafkaStreams::new(topology, config)?;
         app.start()?;
@@ -387,6 +388,15 @@ fn table(title: String, contenders: Vec<Contender>, published: usize, note: &str
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Warnings and errors of streamkit and librdkafka to stderr (the harness shows its tail
+    // when a run fails); RUST_LOG=info for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let input = events(args.events);
     let bytes: usize = input.iter().map(|(k, v, _)| k.len() + v.len()).sum();
     eprintln!(
