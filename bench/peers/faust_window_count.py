@@ -42,8 +42,7 @@ def main():
             await sink.send(key=key, value={"count": counts[key].current()})
             if clock.tick():
                 await app.producer.flush()
-                print(clock.result_line(), flush=True)
-                sys.stdout.flush()
+                clock.report()
                 os._exit(0)
 
     logging.getLogger().setLevel(logging.WARNING)

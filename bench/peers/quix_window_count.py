@@ -33,7 +33,7 @@ def main():
     sdf = sdf.tumbling_window(duration_ms=60_000).count().current()
     sdf.to_topic(sink)
     app.run()
-    print(clock.result_line(), flush=True)
+    clock.report()
 
 
 if __name__ == "__main__":

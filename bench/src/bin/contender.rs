@@ -193,8 +193,12 @@ fn run_streamkit(
         .bootstrap_servers(&args.bootstrap)
         .state_dir(state.path())
         .commit_interval(Duration::from_secs(1));
+    // The settings given are consumer settings (fetch.wait.max.ms): for the group's consumer
+    // and the restore consumer.
     for (k, v) in &args.client {
-        config = config.set(k, v);
+        config = config
+            .set(format!("consumer.{k}"), v)
+            .set(format!("restore.consumer.{k}"), v);
     }
     let app = KafkaStreams::new(topology, config)?;
     app.start()?;

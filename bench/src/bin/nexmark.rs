@@ -185,7 +185,9 @@ fn topology(q: &str, source: &str, out_prefix: &str) -> anyhow::Result<Topology>
     Ok(b.build()?)
 }
 
-fn in_process(q: &str, input: &[(String, Vec<u8>, i64)]) -> anyhow::Result<Run> {
+/// One in-process run of `q`, and how many records its tasks processed (source and internal
+/// topics: the count a run through Kafka must reach).
+fn in_process(q: &str, input: &[(String, Vec<u8>, i64)]) -> anyhow::Result<(Run, u64)> {
     let dir = tempfile::tempdir()?;
     let driver = TopologyTestDriver::with_config(
         topology(q, SOURCE, "")?,
@@ -197,13 +199,15 @@ fn in_process(q: &str, input: &[(String, Vec<u8>, i64)]) -> anyhow::Result<Run> 
     for (k, v, ts) in input {
         topic.pipe_raw(Some(k.as_bytes()), Some(v), *ts)?;
     }
+    let processed = driver.metrics().records_processed();
     driver.close()?;
-    Ok(Run {
+    let run = Run {
         records: input.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
         cpu_seconds: cpu_seconds() - cpu,
         peak_rss_kib: peak_rss_kib(),
-    })
+    };
+    Ok((run, processed))
 }
 
 struct Kafka {
@@ -267,13 +271,14 @@ impl Kafka {
     }
 
     /// One run of `q` reading `source` through this broker: timed from the first source record
-    /// to the last record processed anywhere in the topology (the processed-records metric
-    /// stops moving), then closed.
+    /// to the last record processed anywhere in the topology (`expected` records processed,
+    /// source and internal topics, as counted by the in-process run), then closed.
     fn run(
         &self,
         q: &str,
         source: &str,
         events: u64,
+        expected: u64,
         timeout: u64,
         seq: usize,
     ) -> anyhow::Result<Run> {
@@ -283,8 +288,12 @@ impl Kafka {
             .bootstrap_servers(&self.bootstrap)
             .state_dir(state.path())
             .commit_interval(Duration::from_secs(1));
+        // The settings given are consumer settings (fetch.wait.max.ms): for the group's consumer
+        // and the restore consumer.
         for (k, v) in &self.client {
-            config = config.set(k, v);
+            config = config
+                .set(format!("consumer.{k}"), v)
+                .set(format!("restore.consumer.{k}"), v);
         }
         self.create_topic(&format!("{app}-{q}-out"))?;
         let topology = topology(q, source, &format!("{app}-"))?;
@@ -302,7 +311,7 @@ impl Kafka {
             if processed != last.2 {
                 last = (now, cpu_seconds(), processed);
             }
-            if processed >= events && now.duration_since(last.0) > Duration::from_millis(500) {
+            if processed >= expected {
                 break;
             }
             if let Some(e) = app.error() {
@@ -315,6 +324,10 @@ impl Kafka {
         }
         app.close()?;
         let (start, cpu) = first.context("no record")?;
+        eprintln!(
+            "  {q}: {} records processed in the topology (source and internal topics)",
+            last.2
+        );
         Ok(Run {
             records: events,
             seconds: last.0.duration_since(start).as_secs_f64(),
@@ -412,9 +425,15 @@ fn main() -> anyhow::Result<()> {
             runs: vec![],
         })
         .collect();
+    let mut processed_by = std::collections::HashMap::new();
     for _ in 0..args.runs {
         for c in local.iter_mut() {
-            let r = in_process(&c.name, &input).map_err(|e| format!("{e:#}"));
+            let r = in_process(&c.name, &input)
+                .map(|(run, n)| {
+                    processed_by.insert(c.name.clone(), n);
+                    run
+                })
+                .map_err(|e| format!("{e:#}"));
             if let Ok(r) = &r {
                 eprintln!(
                     "  {} in-process: {:.0} events per CPU-second",
@@ -473,8 +492,12 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..args.runs {
             for c in remote.iter_mut() {
                 seq += 1;
+                let Some(&expected) = processed_by.get(&c.name) else {
+                    c.runs.push(Err("its in-process run failed".into()));
+                    continue;
+                };
                 let r = kafka
-                    .run(&c.name, &source, args.events, args.timeout, seq)
+                    .run(&c.name, &source, args.events, expected, args.timeout, seq)
                     .map_err(|e| format!("{e:#}"));
                 if let Ok(r) = &r {
                     eprintln!(
