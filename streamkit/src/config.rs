@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::runtime::handler::DeserializationHandler;
+use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
 use crate::state::RocksDbMemory;
 use crate::testing::EmbeddedBroker;
 
@@ -15,6 +15,16 @@ pub enum ProcessingGuarantee {
     /// records are processed again, none is lost. Default.
     #[default]
     AtLeastOnce,
+}
+
+/// How the query server answers a key query for a partition another instance owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryForwarding {
+    /// Fetches the answer from the owner and returns it. Default.
+    #[default]
+    Proxy,
+    /// Answers `307 Temporary Redirect` to the owner's URL.
+    Redirect,
 }
 
 /// Configuration of an application instance. Setters consume and return the config.
@@ -52,11 +62,16 @@ pub struct StreamsConfig {
     pub(crate) state_dir: PathBuf,
     pub(crate) processing_guarantee: ProcessingGuarantee,
     pub(crate) default_deserialization_handler: DeserializationHandler,
+    pub(crate) processing_error_handler: ProcessingErrorHandler,
     pub(crate) default_partitions: i32,
     pub(crate) replication_factor: i32,
     pub(crate) client: BTreeMap<String, String>,
     pub(crate) rocksdb_memory: RocksDbMemory,
     pub(crate) cache_max_bytes: usize,
+    pub(crate) query_server: Option<String>,
+    pub(crate) application_server: Option<String>,
+    pub(crate) query_server_token: Option<String>,
+    pub(crate) query_forwarding: QueryForwarding,
 }
 
 impl StreamsConfig {
@@ -73,11 +88,16 @@ impl StreamsConfig {
             state_dir: std::env::temp_dir().join("streamkit"),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             default_deserialization_handler: DeserializationHandler::Fail,
+            processing_error_handler: ProcessingErrorHandler::Fail,
             default_partitions: 1,
             replication_factor: -1,
             client: BTreeMap::new(),
             rocksdb_memory: RocksDbMemory::default(),
             cache_max_bytes: 10 << 20,
+            query_server: None,
+            application_server: None,
+            query_server_token: None,
+            query_forwarding: QueryForwarding::default(),
         }
     }
 
@@ -143,6 +163,13 @@ impl StreamsConfig {
         self
     }
 
+    /// Policy for records whose processing fails with an error about the record (see
+    /// [`ProcessingErrorHandler`]). Default = `Fail`.
+    pub fn processing_error_handler(mut self, handler: ProcessingErrorHandler) -> Self {
+        self.processing_error_handler = handler;
+        self
+    }
+
     /// Partitions of internal topics whose count no input determines. Default = 1.
     pub fn default_partitions(mut self, n: i32) -> Self {
         self.default_partitions = n.max(1);
@@ -170,6 +197,40 @@ impl StreamsConfig {
         self
     }
 
+    /// Serves the HTTP query server (stores, change streams, topology, health, metrics; see
+    /// [`crate::server`]) on `addr`: `"8080"` binds localhost (`127.0.0.1:8080`), a host
+    /// makes it explicit (`"0.0.0.0:8080"`); port 0 picks a free port (see
+    /// [`KafkaStreams::query_server_addr`](crate::runtime::KafkaStreams::query_server_addr)).
+    /// Default = off. Bind to a non-loopback address only with a
+    /// [`query_server_token`](Self::query_server_token) or behind a trusted network.
+    pub fn query_server(mut self, addr: impl Into<String>) -> Self {
+        self.query_server = Some(addr.into());
+        self
+    }
+
+    /// `host:port` at which other instances of the application reach this one's query
+    /// server: published to the `<application-id>-instances` topic so that a query for a key
+    /// another instance owns is forwarded there. Default = the query server's bound address.
+    pub fn application_server(mut self, host_port: impl Into<String>) -> Self {
+        self.application_server = Some(host_port.into());
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every query-server endpoint but `/health`.
+    /// Instances of one application must share the token (forwarded queries carry it).
+    /// Default = no authentication.
+    pub fn query_server_token(mut self, token: impl Into<String>) -> Self {
+        self.query_server_token = Some(token.into());
+        self
+    }
+
+    /// How a query for a key owned by another instance is answered. Default =
+    /// [`QueryForwarding::Proxy`].
+    pub fn query_forwarding(mut self, forwarding: QueryForwarding) -> Self {
+        self.query_forwarding = forwarding;
+        self
+    }
+
     /// Any librdkafka property by its own name; prefix with `consumer.`, `producer.` or
     /// `admin.` to apply it to one kind of client only.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -177,11 +238,18 @@ impl StreamsConfig {
         self
     }
 
-    /// The librdkafka properties for one kind of client (`consumer`, `producer`, `admin`):
-    /// unprefixed settings, overridden by that kind's prefixed ones.
+    /// The librdkafka properties for one kind of client (`consumer`, `producer`, `admin`,
+    /// `restore.consumer`, `global.consumer`): unprefixed settings, overridden by that kind's
+    /// prefixed ones.
     pub fn client_settings(&self, kind: &str) -> BTreeMap<String, String> {
         // Longest first: `restore.consumer.x` is not a `consumer.` setting.
-        const KINDS: [&str; 4] = ["restore.consumer.", "consumer.", "producer.", "admin."];
+        const KINDS: [&str; 5] = [
+            "restore.consumer.",
+            "global.consumer.",
+            "consumer.",
+            "producer.",
+            "admin.",
+        ];
         let prefix = format!("{kind}.");
         let mut out: BTreeMap<String, String> = self
             .client

@@ -164,4 +164,7 @@ pub enum SerdeError {
     /// The value could not be encoded.
     #[error("cannot encode: {0}")]
     Encode(String),
+    /// The serde has no JSON form (see [`Serde::to_json`](crate::serde::Serde::to_json)).
+    #[error("serde {0} has no JSON form; implement Serde::to_json and Serde::parse_json")]
+    NoJson(String),
 }

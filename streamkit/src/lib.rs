@@ -25,15 +25,20 @@
 //!
 //! The modules, in the order a record meets them:
 //! - [`serde`] — how bytes become typed keys and values;
-//! - [`stream`] — the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream));
-//! - [`table`] — [`KTable`](table::KTable), the changelog view of a stream;
+//! - [`stream`] — the typed DSL ([`StreamsBuilder`](stream::StreamsBuilder), [`KStream`](stream::KStream)),
+//!   windowed stream-stream joins included;
+//! - [`table`] — [`KTable`](table::KTable), the changelog view of a topic or stream (filter,
+//!   map, regroup and aggregate with retraction, join from a stream, table-table and
+//!   foreign-key joins), and [`GlobalKTable`](table::GlobalKTable), a full copy of a topic on
+//!   every instance;
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
 //! - [`state`] — RocksDB stores, their memory budget and durability;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
 //! - [`metrics`] — Prometheus metrics;
-//! - [`window`] — tumbling, hopping, sliding and session windows, windowed keys;
+//! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
+//! - [`window`] — tumbling, hopping, sliding and session windows, join windows, windowed keys;
 //! - [`testing`] — [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
 
 #![deny(missing_docs)]
@@ -47,6 +52,7 @@ pub mod processor;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+pub mod server;
 pub mod state;
 pub mod stream;
 pub mod table;

@@ -7,8 +7,9 @@ pub use crate::record::{Headers, Record};
 pub use crate::runtime::{DeserializationHandler, KafkaStreams, State};
 pub use crate::serde::{Serde, Serdes};
 pub use crate::stream::{
-    Consumed, Grouped, KStream, Materialized, Produced, Repartitioned, StreamsBuilder,
+    Consumed, Grouped, KStream, Materialized, Produced, Repartitioned, StreamJoined, StreamsBuilder,
 };
-pub use crate::table::{KTable, Suppressed};
+pub use crate::table::{GlobalKTable, KGroupedTable, KTable, Suppressed};
 pub use crate::testing::TopologyTestDriver;
 pub use crate::topology::Topology;
+pub use crate::window::JoinWindows;

@@ -2,20 +2,43 @@
 
 /// Records processed by a task (counter).
 pub const RECORDS_PROCESSED: &str = "streamkit_records_processed_total";
+/// Records per second a stream thread processed over its last commit interval (gauge).
+pub const RECORDS_PROCESSED_RATE: &str = "streamkit_records_processed_rate";
+/// Time a task took to process one input record through its sub-topology, seconds
+/// (histogram).
+pub const PROCESS_LATENCY: &str = "streamkit_process_latency_seconds";
+/// Records a processor node received (counter).
+pub const PROCESSOR_RECORDS: &str = "streamkit_processor_records_total";
 /// Records dropped, by reason (counter).
 pub const DROPPED_RECORDS: &str = "streamkit_dropped_records_total";
 /// Records sent to a dead-letter topic (counter).
 pub const DEAD_LETTER_RECORDS: &str = "streamkit_dead_letter_records_total";
 /// Time to commit (flush producer, commit offsets), seconds (histogram).
 pub const COMMIT_LATENCY: &str = "streamkit_commit_latency_seconds";
+/// Time a punctuator took, seconds (histogram).
+pub const PUNCTUATE_LATENCY: &str = "streamkit_punctuate_latency_seconds";
 /// Changelog records restored into a store (counter).
 pub const RESTORED_RECORDS: &str = "streamkit_restored_records_total";
 /// Changelog records still to restore for a store of a task (gauge; 0 when done).
 pub const RESTORE_REMAINING: &str = "streamkit_restore_remaining_records";
-/// Label: the state store's name.
-pub const STORE_LABEL: &str = "store";
 /// Number of tasks a stream thread owns (gauge).
 pub const ACTIVE_TASKS: &str = "streamkit_active_tasks";
+/// Approximate entries in a store of a task (gauge, refreshed at each scrape).
+pub const STORE_ENTRIES: &str = "streamkit_store_entries";
+/// Memory of the instance's RocksDB stores, by `kind` (gauge, refreshed at each scrape).
+pub const ROCKSDB_MEMORY: &str = "streamkit_rocksdb_memory_bytes";
+/// Consumer lag of an assigned partition, from librdkafka statistics (gauge).
+pub const CONSUMER_LAG: &str = "streamkit_consumer_lag";
+/// Broker round-trip time (average over librdkafka's window), seconds (gauge).
+pub const KAFKA_BROKER_RTT: &str = "streamkit_kafka_broker_rtt_seconds";
+/// Requests waiting to be sent to a broker (gauge).
+pub const KAFKA_BROKER_OUTBUF: &str = "streamkit_kafka_broker_outbuf_requests";
+/// Requests sent to a broker and waiting for a response (gauge).
+pub const KAFKA_BROKER_WAITRESP: &str = "streamkit_kafka_broker_waitresp_requests";
+/// Messages in a client's queues (producer: waiting for delivery) (gauge).
+pub const KAFKA_QUEUE_MESSAGES: &str = "streamkit_kafka_queue_messages";
+/// Bytes of the messages in a client's queues (gauge).
+pub const KAFKA_QUEUE_BYTES: &str = "streamkit_kafka_queue_bytes";
 
 /// Constant label: the application id.
 pub const APPLICATION_ID_LABEL: &str = "application_id";
@@ -23,10 +46,35 @@ pub const APPLICATION_ID_LABEL: &str = "application_id";
 pub const THREAD_LABEL: &str = "thread";
 /// Label: the task id, `<sub-topology>_<partition>`.
 pub const TASK_LABEL: &str = "task";
+/// Label: the processor node's name.
+pub const PROCESSOR_LABEL: &str = "processor";
+/// Label: the state store's name.
+pub const STORE_LABEL: &str = "store";
 /// Label: why a record was dropped.
 pub const REASON_LABEL: &str = "reason";
+/// Label: the librdkafka client (`client.id`).
+pub const CLIENT_LABEL: &str = "client";
+/// Label: a broker, as librdkafka names it (`host:port/id`).
+pub const BROKER_LABEL: &str = "broker";
+/// Label: a topic.
+pub const TOPIC_LABEL: &str = "topic";
+/// Label: a partition number.
+pub const PARTITION_LABEL: &str = "partition";
+/// Label: what a memory gauge measures.
+pub const KIND_LABEL: &str = "kind";
 
 /// Drop reason: the key or value could not be deserialized.
 pub const REASON_DESERIALIZATION: &str = "deserialization";
 /// Drop reason: the record arrived after its window closed.
 pub const REASON_LATE: &str = "late";
+/// Drop reason: processing the record failed and the
+/// [`ProcessingErrorHandler`](crate::runtime::ProcessingErrorHandler) skipped it (or a
+/// processor reported it through `ProcessorContext::record_dropped`).
+pub const REASON_ERROR: &str = "error";
+
+/// RocksDB memory kind: block cache in use (memtables are charged to it too).
+pub const ROCKSDB_BLOCK_CACHE: &str = "block_cache";
+/// RocksDB memory kind: pinned block cache entries.
+pub const ROCKSDB_BLOCK_CACHE_PINNED: &str = "block_cache_pinned";
+/// RocksDB memory kind: memtables, as the write-buffer manager counts them.
+pub const ROCKSDB_WRITE_BUFFERS: &str = "write_buffers";

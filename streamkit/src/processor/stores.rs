@@ -5,6 +5,7 @@
 //! (`<application-id>-<store>-changelog`, written to the task's partition), from which the
 //! store is restored after a crash or when its task moves to another instance.
 
+use std::any::Any;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,44 @@ use crate::window::Window;
 pub(crate) struct StoreSerdes<K, V> {
     pub key: SerdeRef<K>,
     pub value: SerdeRef<V>,
+}
+
+/// A store's serdes as the type-erased topology holds them: downcast to [`StoreSerdes`] for a
+/// typed handle, or convert keys and values to and from JSON through the serdes without
+/// knowing the types (the query server).
+pub(crate) trait ErasedSerdes: Any + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    /// The store-key bytes of a key given as JSON.
+    fn key_bytes(&self, store: &str, key: &serde_json::Value) -> Result<Vec<u8>>;
+    /// The JSON form of store-key bytes.
+    fn key_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value>;
+    /// The JSON form of value bytes.
+    fn value_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value>;
+}
+
+impl dyn ErasedSerdes {
+    /// The serdes as `T` (a `StoreSerdes<K, V>`), if they are.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.as_any().downcast_ref()
+    }
+}
+
+impl<K: Data, V: Data> ErasedSerdes for StoreSerdes<K, V> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn key_bytes(&self, store: &str, key: &serde_json::Value) -> Result<Vec<u8>> {
+        let key = self.key.parse_json(key)?;
+        encode(&*self.key, store, &key)
+    }
+    fn key_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value> {
+        let key = self.key.deserialize(store, bytes)?;
+        Ok(self.key.to_json(&key)?)
+    }
+    fn value_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value> {
+        let value = self.value.deserialize(store, bytes)?;
+        Ok(self.value.to_json(&value)?)
+    }
 }
 
 /// Declares a store for [`KStream::process_with_stores`](crate::stream::KStream::process_with_stores).
@@ -186,6 +225,8 @@ pub struct KeyValueStore<K, V> {
     store: SharedStore,
     key: SerdeRef<K>,
     value: SerdeRef<V>,
+    /// Set for a global table's store seen from a stream task: only the global thread writes.
+    read_only: bool,
 }
 
 impl<K: Data, V: Data> KeyValueStore<K, V> {
@@ -197,11 +238,28 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
             store,
             key,
             value,
+            read_only: false,
         })
     }
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// The same store, refusing writes.
+    pub(crate) fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::IllegalState(format!(
+                "store {} belongs to a global table: tasks may read it, only the global thread writes it",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     /// The value of `key`.
@@ -218,6 +276,7 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 
     /// Sets `key` to `value` (and logs it).
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
+        self.check_writable()?;
         let name = self.name();
         let k = encode(&*self.key, &name, key)?;
         let v = encode(&*self.value, &name, value)?;
@@ -226,6 +285,7 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 
     /// Removes `key` (and logs a tombstone).
     pub fn delete(&self, key: &K) -> Result<()> {
+        self.check_writable()?;
         let k = encode(&*self.key, &self.name(), key)?;
         self.store.lock().expect("store lock").delete(&k)
     }

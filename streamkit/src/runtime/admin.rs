@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::topology::{TopicName, Topology};
 
 /// (resolved name, partitions, topic configs) of a topic to create.
-type TopicSpec = (String, i32, Vec<(String, String)>);
+pub(crate) type TopicSpec = (String, i32, Vec<(String, String)>);
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,7 +51,11 @@ pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Res
     let existing = topic_partitions(config)?;
     let mut counts: BTreeMap<TopicName, i32> = BTreeMap::new();
     let mut missing = Vec::new();
-    for t in topology.source_topics() {
+    for t in topology
+        .source_topics()
+        .into_iter()
+        .chain(topology.global_topics())
+    {
         if let TopicName::External(name) = &t {
             match existing.get(name) {
                 Some(&n) => {
@@ -64,14 +68,15 @@ pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Res
     if !missing.is_empty() {
         return Err(Error::MissingSourceTopics(missing));
     }
-    check_copartitioning(topology.copartition_groups(), &mut counts)?;
     // Internal topics: explicit count, else the largest input of the sub-topology writing them
-    // (repeated until stable, since a writer may itself read an internal topic).
+    // (repeated until stable, since a writer may itself read an internal topic). Explicit
+    // counts take part in the co-partitioning check.
     for it in topology.internal_topics() {
         if let Some(n) = it.partitions {
             counts.insert(it.name.clone(), n);
         }
     }
+    check_copartitioning(topology.copartition_groups(), &mut counts)?;
     for _ in 0..=topology.internal_topics().len() {
         for it in topology.internal_topics() {
             if counts.contains_key(&it.name) {
@@ -115,7 +120,9 @@ pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Res
     create_topics(config, &to_create)
 }
 
-/// Co-partition groups: external members must agree; internal members take their count.
+/// Co-partition groups (the input topics of a join): every member whose partition count is
+/// known (source topics, internal topics with an explicit count) must agree, else the error
+/// names each topic with its count; the other internal members take that count.
 pub(crate) fn check_copartitioning(
     groups: &[Vec<TopicName>],
     counts: &mut BTreeMap<TopicName, i32>,
@@ -124,6 +131,12 @@ pub(crate) fn check_copartitioning(
         let external: Vec<(String, i32)> = group
             .iter()
             .filter_map(|t| counts.get(t).map(|n| (t.to_string(), *n)))
+            .collect();
+        // Internal topics without a count yet are sized here, so an explicit count that
+        // disagrees is caught.
+        let unsized_internal: Vec<&TopicName> = group
+            .iter()
+            .filter(|t| t.is_internal() && !counts.contains_key(*t))
             .collect();
         if external.windows(2).any(|w| w[0].1 != w[1].1) {
             let detail: Vec<String> = external
@@ -136,7 +149,7 @@ pub(crate) fn check_copartitioning(
             )));
         }
         if let Some(&(_, n)) = external.first() {
-            for t in group.iter().filter(|t| t.is_internal()) {
+            for t in unsized_internal {
                 counts.insert(t.clone(), n);
             }
         }
@@ -144,7 +157,7 @@ pub(crate) fn check_copartitioning(
     Ok(())
 }
 
-fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()> {
+pub(crate) fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()> {
     if topics.is_empty() {
         return Ok(());
     }
@@ -210,6 +223,19 @@ mod tests {
             err.to_string(),
             "topics not co-partitioned: trains has 4 partitions, stations has 2 partitions; \
              topics that are joined need equal partition counts: repartition one side first"
+        );
+    }
+
+    #[test]
+    fn an_explicit_internal_count_must_match_the_join_partner() {
+        let internal = TopicName::Internal("by-station-repartition".into());
+        let mut counts = BTreeMap::from([(ext("stations"), 3), (internal.clone(), 5)]);
+        let err = check_copartitioning(&[vec![internal, ext("stations")]], &mut counts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("by-station-repartition has 5 partitions, stations has 3 partitions"),
+            "{err}"
         );
     }
 

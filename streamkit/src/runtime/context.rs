@@ -52,6 +52,8 @@ pub(crate) struct TaskContext {
     pub default_deserialization_handler: DeserializationHandler,
     pub metrics: TaskMetrics,
     pub stores: TaskStores,
+    /// Global tables' stores (owned by the global thread; processors only read them).
+    pub global_stores: TaskStores,
     /// Node index → names of the stores it may use.
     pub node_stores: HashMap<usize, Vec<String>>,
 }

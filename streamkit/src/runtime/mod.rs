@@ -8,7 +8,9 @@
 //!
 //! Start-up checks that the source topics exist, creates internal (repartition) topics —
 //! through the admin API on a real cluster, through the broker handle when embedded — and
-//! checks that topics that must be co-partitioned have equal partition counts.
+//! checks that topics that must be co-partitioned have equal partition counts. Then, if the
+//! topology has global tables, a **global thread** reads their topics (every partition, no
+//! group) to the end before the stream threads start, and keeps them up to date after.
 //!
 //! **At-least-once**: a record's offset is stored after the record went through its task;
 //! every `commit_interval` (and before partitions are revoked, and at shutdown) the thread
@@ -17,6 +19,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod context;
+mod global;
 pub(crate) mod handler;
 pub(crate) mod stores;
 mod streams;
@@ -25,7 +28,7 @@ mod thread;
 
 use std::fmt;
 
-pub use handler::{DeserializationHandler, dead_letter_headers};
+pub use handler::{DeserializationHandler, ProcessingErrorHandler, dead_letter_headers};
 pub use streams::{KafkaStreams, State, StateListener};
 
 /// A task: one sub-topology applied to one partition number. Printed `<sub-topology>_<partition>`

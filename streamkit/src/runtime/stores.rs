@@ -72,7 +72,26 @@ pub(crate) struct TaskStore {
     persistent: bool,
     /// Writes held back until the next flush, one per key (`None` = delete).
     cache: Option<RecordCache>,
+    /// Where writes are announced to change-stream subscribers (set on registration).
+    changes: Option<ChangeSender>,
+    /// The task owning this instance (set on registration).
+    task: Option<crate::runtime::TaskId>,
 }
+
+/// One write to a store, as change-stream subscribers see it (after the record cache).
+#[derive(Debug, Clone)]
+pub(crate) struct StoreChange {
+    pub task: crate::runtime::TaskId,
+    pub key: Arc<[u8]>,
+    /// `None` when the key was deleted.
+    pub value: Option<Arc<[u8]>>,
+}
+
+/// Announces a store's writes to its subscribers.
+pub(crate) type ChangeSender = tokio::sync::broadcast::Sender<StoreChange>;
+
+/// Changes a slow change-stream subscriber may fall behind by before it misses some.
+const CHANGE_BUFFER: usize = 4096;
 
 /// Kafka Streams' record cache: repeated updates of a key between commits collapse into one
 /// store write and one changelog record.
@@ -117,6 +136,8 @@ impl TaskStore {
                 bytes: 0,
                 max_bytes: cache_max_bytes,
             }),
+            changes: None,
+            task: None,
         })
     }
 
@@ -160,6 +181,16 @@ impl TaskStore {
         match &value {
             Some(v) => self.backend.put(&key, v)?,
             None => self.backend.delete(&key)?,
+        }
+        if let Some((tx, task)) = self.changes.as_ref().zip(self.task)
+            && tx.receiver_count() > 0
+        {
+            // No subscriber, no copy: the hot path pays one atomic load.
+            let _ = tx.send(StoreChange {
+                task,
+                key: key.as_slice().into(),
+                value: value.as_deref().map(Into::into),
+            });
         }
         if self.changelog.is_some() {
             self.pending.push((key, value));
@@ -245,27 +276,51 @@ impl TaskStore {
 pub(crate) type TaskStores = HashMap<String, SharedStore>;
 
 /// The stores of every task of an application instance, by store name then task, for
-/// interactive queries.
+/// interactive queries; and per store name, the channel its change stream is sent on.
 #[derive(Clone, Default)]
-pub(crate) struct StoreRegistry(
-    Arc<Mutex<HashMap<String, BTreeMap<crate::runtime::TaskId, SharedStore>>>>,
-);
+pub(crate) struct StoreRegistry(Arc<Mutex<RegistryInner>>);
+
+#[derive(Default)]
+struct RegistryInner {
+    stores: HashMap<String, BTreeMap<crate::runtime::TaskId, SharedStore>>,
+    changes: HashMap<String, ChangeSender>,
+    /// Bumped on every (un)registration, so watchers see that the assignment changed.
+    version: u64,
+}
+
+impl RegistryInner {
+    fn sender(&mut self, name: &str) -> ChangeSender {
+        self.changes
+            .entry(name.to_string())
+            .or_insert_with(|| tokio::sync::broadcast::channel(CHANGE_BUFFER).0)
+            .clone()
+    }
+}
 
 impl StoreRegistry {
     pub fn register(&self, task: crate::runtime::TaskId, stores: &TaskStores) {
         let mut all = self.0.lock().expect("registry lock");
         for (name, store) in stores {
-            all.entry(name.clone())
+            let tx = all.sender(name);
+            {
+                let mut s = store.lock().expect("store lock");
+                s.changes = Some(tx);
+                s.task = Some(task);
+            }
+            all.stores
+                .entry(name.clone())
                 .or_default()
                 .insert(task, store.clone());
         }
+        all.version += 1;
     }
 
     pub fn unregister(&self, task: crate::runtime::TaskId) {
         let mut all = self.0.lock().expect("registry lock");
-        for by_task in all.values_mut() {
+        for by_task in all.stores.values_mut() {
             by_task.remove(&task);
         }
+        all.version += 1;
     }
 
     /// The instances of store `name`, one per task that has it open.
@@ -273,8 +328,20 @@ impl StoreRegistry {
         self.0
             .lock()
             .expect("registry lock")
+            .stores
             .get(name)
             .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The instances of store `name` by task.
+    pub fn get_by_task(&self, name: &str) -> BTreeMap<crate::runtime::TaskId, SharedStore> {
+        self.0
+            .lock()
+            .expect("registry lock")
+            .stores
+            .get(name)
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -283,10 +350,34 @@ impl StoreRegistry {
         self.0
             .lock()
             .expect("registry lock")
+            .stores
             .iter()
             .filter(|(_, m)| !m.is_empty())
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// Per open store, the partitions (tasks) of it this instance holds; and the registry
+    /// version that snapshot reflects.
+    pub fn assignment(&self) -> (u64, BTreeMap<String, Vec<i32>>) {
+        let all = self.0.lock().expect("registry lock");
+        let map = all
+            .stores
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(n, m)| (n.clone(), m.keys().map(|t| t.partition).collect()))
+            .collect();
+        (all.version, map)
+    }
+
+    /// Subscribes to every later write of store `name` on this instance (whichever tasks it
+    /// moves to).
+    pub fn subscribe(&self, name: &str) -> tokio::sync::broadcast::Receiver<StoreChange> {
+        self.0
+            .lock()
+            .expect("registry lock")
+            .sender(name)
+            .subscribe()
     }
 }
 

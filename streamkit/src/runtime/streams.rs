@@ -126,6 +126,9 @@ pub struct KafkaStreams {
     handles: Mutex<Vec<JoinHandle<()>>>,
     registry: StoreRegistry,
     rocksdb: RocksDbShared,
+    /// Where this instance keeps its global tables' stores; removed at close.
+    global_dir: std::path::PathBuf,
+    server: Mutex<Option<crate::server::ServerHandle>>,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -164,13 +167,18 @@ impl KafkaStreams {
             error: Mutex::new(None),
             shutdown: Arc::new(AtomicBool::new(false)),
         });
+        let registry = StoreRegistry::default();
+        let rocksdb = RocksDbShared::new(config.rocksdb_memory);
+        refresh_on_scrape(&metrics, &registry, &rocksdb);
         Ok(KafkaStreams {
             topology: Arc::new(topology),
             metrics,
             shared,
             handles: Mutex::new(Vec::new()),
-            registry: StoreRegistry::default(),
-            rocksdb: RocksDbShared::new(config.rocksdb_memory),
+            registry,
+            rocksdb,
+            global_dir: crate::runtime::global::instance_dir(&config),
+            server: Mutex::new(None),
             config,
         })
     }
@@ -218,6 +226,16 @@ impl KafkaStreams {
         ReadOnlySessionStore::open(&self.registry, name)
     }
 
+    /// The address the query server listens on, once [`start`](Self::start) bound it (see
+    /// [`StreamsConfig::query_server`]).
+    pub fn query_server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server
+            .lock()
+            .expect("server lock")
+            .as_ref()
+            .map(|s| s.addr)
+    }
+
     /// The topology being run.
     pub fn topology(&self) -> &Topology {
         &self.topology
@@ -237,7 +255,55 @@ impl KafkaStreams {
             self.shared.transition(State::Error);
             return Err(e);
         }
+        if self.config.query_server.is_some() {
+            let shared = self.shared.clone();
+            let started = crate::server::start(crate::server::ServerArgs {
+                config: self.config.clone(),
+                topology: self.topology.clone(),
+                registry: self.registry.clone(),
+                metrics: self.metrics.clone(),
+                state: Arc::new(move || *shared.state.lock().expect("state lock")),
+            });
+            match started {
+                Ok(s) => *self.server.lock().expect("server lock") = Some(s),
+                Err(e) => {
+                    self.shared.transition(State::Error);
+                    return Err(e);
+                }
+            }
+        }
         self.shared.transition(State::Rebalancing);
+        // Global tables are loaded before any stream thread processes a record.
+        let shared = self.shared.clone();
+        let global = crate::runtime::global::start(
+            crate::runtime::global::GlobalThreadArgs {
+                topology: self.topology.clone(),
+                config: self.config.clone(),
+                metrics: self.metrics.clone(),
+                shutdown: self.shared.shutdown.clone(),
+                registry: self.registry.clone(),
+                rocksdb: self.rocksdb.clone(),
+                dir: self.global_dir.clone(),
+            },
+            move |e| {
+                shared.error.lock().expect("error lock").get_or_insert(e);
+                shared.shutdown.store(true, Ordering::Release);
+                shared.transition(State::Error);
+            },
+        );
+        let global_stores = match global {
+            Ok((handle, stores)) => {
+                if let Some(h) = handle {
+                    self.handles.lock().expect("handles lock").push(h);
+                }
+                stores
+            }
+            Err(e) => {
+                self.fail(Error::Config(format!("cannot load the global tables: {e}")));
+                let _ = self.close();
+                return Err(e);
+            }
+        };
         let mut handles = self.handles.lock().expect("handles lock");
         for index in 0..self.config.num_stream_threads {
             let shared = self.shared.clone();
@@ -253,6 +319,7 @@ impl KafkaStreams {
                 status,
                 registry: self.registry.clone(),
                 rocksdb: self.rocksdb.clone(),
+                global_stores: global_stores.clone(),
             };
             // Tasks hold `Rc`s: the thread's state is built on the thread itself.
             let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();
@@ -315,6 +382,15 @@ impl KafkaStreams {
         for h in handles {
             let _ = h.join();
         }
+        if let Some(mut server) = self.server.lock().expect("server lock").take() {
+            server.stop();
+        }
+        // Global stores are rebuilt at every start: nothing to keep.
+        if let Err(e) = std::fs::remove_dir_all(&self.global_dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.global_dir.display(), error = %e, "cannot remove the global stores' directory");
+        }
         self.shared.transition(State::NotRunning);
         match self.shared.error.lock().expect("error lock").take() {
             Some(e) => {
@@ -367,6 +443,33 @@ impl KafkaStreams {
             .await
             .map_err(|e| Error::Internal(format!("close task: {e}")))?
     }
+}
+
+/// Store sizes and RocksDB memory are read, not counted: refresh them at each scrape.
+fn refresh_on_scrape(metrics: &Metrics, registry: &StoreRegistry, rocksdb: &RocksDbShared) {
+    use crate::metrics::names::*;
+    let (m, registry, rocksdb) = (metrics.clone(), registry.clone(), rocksdb.clone());
+    metrics.on_scrape(move || {
+        m.store_entries.reset();
+        for name in registry.names() {
+            for (task, store) in registry.get_by_task(&name) {
+                let len = store.lock().expect("store lock").approximate_len();
+                m.store_entries
+                    .with_label_values(&[task.to_string().as_str(), name.as_str()])
+                    .set(len as i64);
+            }
+        }
+        let (cache, pinned, buffers) = rocksdb.usage();
+        for (kind, bytes) in [
+            (ROCKSDB_BLOCK_CACHE, cache),
+            (ROCKSDB_BLOCK_CACHE_PINNED, pinned),
+            (ROCKSDB_WRITE_BUFFERS, buffers),
+        ] {
+            m.rocksdb_memory
+                .with_label_values(&[kind])
+                .set(bytes as i64);
+        }
+    });
 }
 
 impl Drop for KafkaStreams {

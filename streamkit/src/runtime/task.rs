@@ -14,8 +14,8 @@ use crate::record::Headers;
 use crate::record::RecordMetadata;
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
-use crate::runtime::handler::DeserializationHandler;
-use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore};
+use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
+use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore, TaskStores};
 use crate::state::rocksdb::RocksDbShared;
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
@@ -25,6 +25,8 @@ pub(crate) struct TaskSetup<'a> {
     pub app_id: Arc<str>,
     pub collector: Box<dyn RecordCollector>,
     pub default_handler: DeserializationHandler,
+    /// What a record whose processing fails becomes.
+    pub processing_handler: ProcessingErrorHandler,
     pub metrics: TaskMetrics,
     pub wall_clock_ms: i64,
     /// This task's state directory, `state_dir/<application-id>/<task>`.
@@ -37,6 +39,8 @@ pub(crate) struct TaskSetup<'a> {
     pub rocksdb: RocksDbShared,
     /// Record cache size of each caching store.
     pub cache_max_bytes: usize,
+    /// The global tables' stores, read-only for this task's processors.
+    pub global_stores: TaskStores,
 }
 
 /// A resolved topic and the source node reading it.
@@ -54,6 +58,7 @@ pub(crate) struct Task {
     state_dir: PathBuf,
     /// Per store, the changelog offset its contents reflect (restored or written).
     changelog_offsets: HashMap<String, i64>,
+    processing_handler: ProcessingErrorHandler,
 }
 
 impl Task {
@@ -61,8 +66,7 @@ impl Task {
     /// can hold typed handles to them) and calls `init` on each.
     pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup<'_>) -> Result<Task> {
         let sub = topology
-            .subtopologies
-            .get(id.subtopology)
+            .subtopology(id.subtopology)
             .ok_or_else(|| Error::Internal(format!("no sub-topology {}", id.subtopology)))?;
         let mut inputs: HashMap<usize, Rc<dyn Any>> = HashMap::new();
         let mut nodes = HashMap::new();
@@ -128,6 +132,7 @@ impl Task {
             default_deserialization_handler: setup.default_handler,
             metrics: setup.metrics,
             stores,
+            global_stores: setup.global_stores,
             node_stores,
         };
         for &i in &sub.nodes {
@@ -143,10 +148,16 @@ impl Task {
             registry: setup.registry,
             state_dir: setup.state_dir,
             changelog_offsets: restored,
+            processing_handler: setup.processing_handler,
         };
         // Store writes made in `init` go to the changelog like any other.
         task.send_changelogs()?;
         Ok(task)
+    }
+
+    /// The task's own stores.
+    pub fn stores(&self) -> &TaskStores {
+        &self.ctx.stores
     }
 
     /// Resolved topics this task reads, in source order (index = `source` in [`Task::process`]).
@@ -162,7 +173,20 @@ impl Task {
             partition: self.id.partition,
             offset,
         });
-        node.borrow_mut().receive_raw(&mut self.ctx, raw)?;
+        let started = std::time::Instant::now();
+        if let Err(e) = node.borrow_mut().receive_raw(&mut self.ctx, raw) {
+            if !self.processing_handler.skips(&e) {
+                return Err(e);
+            }
+            tracing::warn!(task = %self.id, %topic, offset, error = %e, "skipping record whose processing failed");
+            self.ctx
+                .metrics
+                .dropped(crate::metrics::names::REASON_ERROR);
+        }
+        self.ctx
+            .metrics
+            .process_latency
+            .observe(started.elapsed().as_secs_f64());
         self.ctx.metrics.processed.inc();
         self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)?;
         self.send_changelogs()
@@ -280,6 +304,7 @@ impl Task {
         for (id, node) in due {
             // A punctuator cancelled by an earlier one in this round does not fire.
             if self.ctx.schedules.iter().any(|s| s.id == id) {
+                let _timer = self.ctx.metrics.punctuate_latency.start_timer();
                 self.nodes[&node].borrow_mut().punctuate(
                     &mut self.ctx,
                     Punctuation {

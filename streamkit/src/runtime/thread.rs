@@ -22,7 +22,8 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use crate::metrics::kafka::{DEFAULT_STATISTICS_INTERVAL_MS, KafkaMetrics};
+use crate::metrics::{Metrics, RateMeter};
 use crate::record::Headers;
 use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
@@ -52,9 +53,17 @@ pub(crate) struct DeliveryTracker {
     first_error: Mutex<Option<Error>>,
     /// Next offset after the last acknowledged write, per changelog topic and partition.
     changelog_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
+    /// Where librdkafka statistics go.
+    kafka_metrics: Option<KafkaMetrics>,
 }
 
-impl ClientContext for DeliveryTracker {}
+impl ClientContext for DeliveryTracker {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(m) = &self.kafka_metrics {
+            m.report(&statistics);
+        }
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
@@ -95,7 +104,7 @@ impl DeliveryTracker {
             .copied()
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if !self.failed.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -104,10 +113,10 @@ impl DeliveryTracker {
     }
 }
 
-type Producer_ = BaseProducer<DeliveryTracker>;
+pub(crate) type Producer_ = BaseProducer<DeliveryTracker>;
 
 /// Sends task output through the thread's producer.
-struct ProducerCollector(Arc<Producer_>);
+pub(crate) struct ProducerCollector(pub Arc<Producer_>);
 
 impl RecordCollector for ProducerCollector {
     fn send(&mut self, out: OutRecord<'_>) -> Result<()> {
@@ -159,6 +168,7 @@ pub(crate) struct StreamConsumerContext {
     events: Mutex<Vec<RebalanceEvent>>,
     has_events: AtomicBool,
     status: StatusSink,
+    kafka_metrics: KafkaMetrics,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
@@ -168,7 +178,11 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-impl ClientContext for StreamConsumerContext {}
+impl ClientContext for StreamConsumerContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.kafka_metrics.report(&statistics);
+    }
+}
 
 impl ConsumerContext for StreamConsumerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -241,6 +255,8 @@ pub(crate) struct ThreadArgs {
     pub rocksdb: crate::state::rocksdb::RocksDbShared,
     /// Where tasks publish their stores for interactive queries.
     pub registry: crate::runtime::stores::StoreRegistry,
+    /// The global tables' stores, kept up to date by the global thread.
+    pub global_stores: TaskStores,
 }
 
 pub(crate) struct StreamThread {
@@ -258,9 +274,10 @@ struct Worker {
     /// topic → partition → (task, source index in the task).
     routes: HashMap<String, Vec<Option<(TaskId, usize)>>>,
     last_commit: Instant,
+    rate: RateMeter,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -285,8 +302,16 @@ impl StreamThread {
         {
             pc.set("enable.idempotence", "true");
         }
-        let producer: Arc<Producer_> =
-            Arc::new(pc.create_with_context(DeliveryTracker::default())?);
+        if !config
+            .client_settings("producer")
+            .contains_key("statistics.interval.ms")
+        {
+            pc.set("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS);
+        }
+        let producer: Arc<Producer_> = Arc::new(pc.create_with_context(DeliveryTracker {
+            kafka_metrics: Some(args.metrics.kafka.clone()),
+            ..DeliveryTracker::default()
+        })?);
 
         let mut cc = base_client_config(config, "consumer")?;
         cc.set("group.id", config.application_id.as_str())
@@ -297,6 +322,7 @@ impl StreamThread {
         let mut defaults = vec![
             ("auto.offset.reset", "earliest"),
             ("allow.auto.create.topics", "false"),
+            ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS),
         ];
         if config.embedded.is_some() {
             // The mock cluster waits a member's session timeout before finishing a rebalance
@@ -317,6 +343,7 @@ impl StreamThread {
             events: Mutex::new(Vec::new()),
             has_events: AtomicBool::new(false),
             status: args.status.clone(),
+            kafka_metrics: args.metrics.kafka.clone(),
         };
         let consumer: BaseConsumer<StreamConsumerContext> = cc.create_with_context(context)?;
         // Only the topics the topology reads: changelogs are internal topics too, but they are
@@ -334,6 +361,7 @@ impl StreamThread {
             consumer,
             worker: Worker {
                 restorer: ChangelogRestorer::new(&args.config, &args.name, args.metrics.clone())?,
+                rate: args.metrics.rate_meter(&args.name),
                 app_id: Arc::from(config.application_id.as_str()),
                 args,
                 producer,
@@ -475,12 +503,14 @@ impl Worker {
                                 .config
                                 .default_deserialization_handler
                                 .clone(),
+                            processing_handler: self.args.config.processing_error_handler,
                             metrics: self.args.metrics.task(&self.args.name, id),
                             wall_clock_ms: now_ms(),
                             registry: self.args.registry.clone(),
                             restorer: &self.restorer,
                             rocksdb: self.args.rocksdb.clone(),
                             cache_max_bytes: self.args.config.cache_max_bytes,
+                            global_stores: self.args.global_stores.clone(),
                             state_dir: self
                                 .args
                                 .config
@@ -549,6 +579,7 @@ impl Worker {
             .commit_latency
             .with_label_values(&[&self.args.name])
             .observe(started.elapsed().as_secs_f64());
+        self.rate.tick();
         Ok(())
     }
 
@@ -580,7 +611,7 @@ impl Worker {
     }
 }
 
-fn is_fatal(e: &KafkaError) -> bool {
+pub(crate) fn is_fatal(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::Fenced)

@@ -41,6 +41,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for Json<T> {
     fn deserialize(&self, _topic: &str, data: &[u8]) -> Result<T, SerdeError> {
         serde_json::from_slice(data).map_err(|e| SerdeError::Invalid(format!("json: {e}")))
     }
+    fn to_json(&self, value: &T) -> Result<serde_json::Value, SerdeError> {
+        serde_json::to_value(value).map_err(|e| SerdeError::Encode(e.to_string()))
+    }
+    fn parse_json(&self, json: &serde_json::Value) -> Result<T, SerdeError> {
+        super::json_from(json)
+    }
 }
 
 #[cfg(test)]

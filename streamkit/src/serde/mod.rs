@@ -39,6 +39,29 @@ pub trait Serde<T>: Send + Sync + 'static {
     fn deserialize_null(&self, _topic: &str) -> Result<T, SerdeError> {
         Err(SerdeError::UnexpectedNull)
     }
+
+    /// The JSON form of `value`, as the query server shows keys and values. Default:
+    /// [`SerdeError::NoJson`]; the built-in serdes all have one.
+    fn to_json(&self, _value: &T) -> Result<serde_json::Value, SerdeError> {
+        Err(SerdeError::NoJson(
+            std::any::type_name::<Self>().to_string(),
+        ))
+    }
+
+    /// Parses a value from its JSON form (a key given to the query server). Default:
+    /// [`SerdeError::NoJson`].
+    fn parse_json(&self, _json: &serde_json::Value) -> Result<T, SerdeError> {
+        Err(SerdeError::NoJson(
+            std::any::type_name::<Self>().to_string(),
+        ))
+    }
+}
+
+/// Reads `T` from JSON with serde, for [`Serde::parse_json`] implementations.
+pub(crate) fn json_from<T: serde::de::DeserializeOwned>(
+    json: &serde_json::Value,
+) -> Result<T, SerdeError> {
+    T::deserialize(json).map_err(|e| SerdeError::Invalid(format!("json: {e}")))
 }
 
 /// A shared, type-erased serde.

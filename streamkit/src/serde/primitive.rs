@@ -1,6 +1,8 @@
 //! String, bytes, big-endian numbers, unit and `Option` serdes.
 
-use super::{Serde, SerdeError};
+use serde_json::Value;
+
+use super::{Serde, SerdeError, json_from};
 
 /// UTF-8 strings. See [`Serdes::string`](super::Serdes::string).
 #[derive(Debug, Clone, Copy, Default)]
@@ -15,6 +17,12 @@ impl Serde<String> for StringSerde {
         std::str::from_utf8(data)
             .map(str::to_owned)
             .map_err(|e| SerdeError::Invalid(format!("not UTF-8: {e}")))
+    }
+    fn to_json(&self, value: &String) -> Result<Value, SerdeError> {
+        Ok(Value::String(value.clone()))
+    }
+    fn parse_json(&self, json: &Value) -> Result<String, SerdeError> {
+        json_from(json)
     }
 }
 
@@ -34,6 +42,17 @@ impl Serde<Vec<u8>> for BytesSerde {
     }
     fn deserialize(&self, _topic: &str, data: &[u8]) -> Result<Vec<u8>, SerdeError> {
         Ok(data.to_vec())
+    }
+    /// An array of byte values.
+    fn to_json(&self, value: &Vec<u8>) -> Result<Value, SerdeError> {
+        Ok(Value::from(value.as_slice()))
+    }
+    /// An array of byte values, or a string taken as its UTF-8 bytes.
+    fn parse_json(&self, json: &Value) -> Result<Vec<u8>, SerdeError> {
+        match json {
+            Value::String(s) => Ok(s.as_bytes().to_vec()),
+            other => json_from(other),
+        }
     }
 }
 
@@ -63,6 +82,12 @@ macro_rules! be_number {
                     ))
                 })?;
                 Ok(<$ty>::from_be_bytes(bytes))
+            }
+            fn to_json(&self, value: &$ty) -> Result<Value, SerdeError> {
+                Ok(Value::from(*value))
+            }
+            fn parse_json(&self, json: &Value) -> Result<$ty, SerdeError> {
+                json_from(json)
             }
         }
     };
@@ -104,6 +129,12 @@ impl Serde<()> for UnitSerde {
     fn deserialize_null(&self, _topic: &str) -> Result<(), SerdeError> {
         Ok(())
     }
+    fn to_json(&self, _value: &()) -> Result<Value, SerdeError> {
+        Ok(Value::Null)
+    }
+    fn parse_json(&self, _json: &Value) -> Result<(), SerdeError> {
+        Ok(())
+    }
 }
 
 /// `Option<T>` with `None` as Kafka null. See [`Serdes::option`](super::Serdes::option).
@@ -131,12 +162,40 @@ impl<T, S: Serde<T>> Serde<Option<T>> for OptionSerde<S> {
     fn deserialize_null(&self, _topic: &str) -> Result<Option<T>, SerdeError> {
         Ok(None)
     }
+    fn to_json(&self, value: &Option<T>) -> Result<Value, SerdeError> {
+        value
+            .as_ref()
+            .map_or(Ok(Value::Null), |v| self.0.to_json(v))
+    }
+    fn parse_json(&self, json: &Value) -> Result<Option<T>, SerdeError> {
+        match json {
+            Value::Null => Ok(None),
+            other => self.0.parse_json(other).map(Some),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{Serdes, decode, encode};
     use super::*;
+
+    #[test]
+    fn json_forms_round_trip() {
+        use serde_json::json;
+        assert_eq!(
+            Serdes::string().to_json(&"M15".into()).unwrap(),
+            json!("M15")
+        );
+        assert_eq!(Serdes::i64().parse_json(&json!(42)).unwrap(), 42);
+        assert!(Serdes::i32().parse_json(&json!("x")).is_err());
+        assert_eq!(Serdes::f64().to_json(&1.5).unwrap(), json!(1.5));
+        assert_eq!(Serdes::bytes().parse_json(&json!("ab")).unwrap(), b"ab");
+        assert_eq!(Serdes::bytes().to_json(&vec![1, 2]).unwrap(), json!([1, 2]));
+        let opt = Serdes::option(Serdes::i32());
+        assert_eq!(opt.to_json(&None).unwrap(), json!(null));
+        assert_eq!(opt.parse_json(&json!(7)).unwrap(), Some(7));
+    }
 
     #[test]
     fn numbers_are_big_endian_like_kafka() {

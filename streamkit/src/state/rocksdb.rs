@@ -33,6 +33,12 @@ impl RocksDbShared {
             inner: Arc::new((cache, wbm)),
         }
     }
+
+    /// Bytes in use: (block cache, pinned block cache entries, memtables).
+    pub fn usage(&self) -> (usize, usize, usize) {
+        let (cache, wbm) = &*self.inner;
+        (cache.get_usage(), cache.get_pinned_usage(), wbm.get_usage())
+    }
 }
 
 /// The byte layout a store was written with lives in `STREAMKIT_LAYOUT` beside its files; a

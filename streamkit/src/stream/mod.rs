@@ -5,8 +5,11 @@
 //! [`TopologyTestDriver`](crate::testing::TopologyTestDriver).
 
 pub(crate) mod grouped;
+mod join;
+mod joined;
 mod materialized;
 mod params;
+mod table_joins;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -16,6 +19,7 @@ use std::sync::Arc;
 pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,
 };
+pub use joined::StreamJoined;
 pub use materialized::{Materialized, StoreBackend};
 pub use params::{Consumed, Produced, Repartitioned};
 
@@ -52,7 +56,7 @@ use crate::topology::{GraphBuilder, InternalTopic, NodeKind, TopicName, Topology
 /// ```
 #[derive(Default)]
 pub struct StreamsBuilder {
-    graph: Rc<RefCell<GraphBuilder>>,
+    pub(crate) graph: Rc<RefCell<GraphBuilder>>,
 }
 
 impl StreamsBuilder {
@@ -92,7 +96,7 @@ impl StreamsBuilder {
         self.add_source(topics, consumed)
     }
 
-    fn add_source<K: Data, V: Data>(
+    pub(crate) fn add_source<K: Data, V: Data>(
         &self,
         topics: Vec<TopicName>,
         consumed: Consumed<K, V>,
@@ -110,6 +114,59 @@ impl StreamsBuilder {
         };
         let node = g.add_node(name, NodeKind::Source { topics }, &[], Arc::new(factory));
         KStream::new(self.graph.clone(), node)
+    }
+
+    /// A table of the records of `topic`, read as a changelog: the latest value per key, a
+    /// null value (a tombstone) deleting the key. Rows are kept in a key-value store named by
+    /// `materialized` (serdes default to `consumed`'s), with its own changelog topic, and
+    /// each update flows on as a [`Change`](crate::table::Change). Values that cannot be
+    /// decoded go to `consumed`'s deserialization handler, as for streams.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("stations", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("stations"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let stations = d.input_topic("stations", Serdes::string(), Serdes::option(Serdes::string()));
+    /// stations.pipe("40380".into(), Some("Clark/Lake".into()))?;
+    /// stations.pipe("41320".into(), Some("Belmont".into()))?;
+    /// stations.pipe("40380".into(), Some("Clark/Lake (Blue)".into()))?;
+    /// stations.pipe("41320".into(), None)?; // tombstone
+    /// let store = d.key_value_store::<String, String>("stations")?;
+    /// assert_eq!(store.all()?, vec![("40380".to_string(), "Clark/Lake (Blue)".to_string())]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> crate::table::KTable<K, V> {
+        crate::table::source_table(self, topic, consumed, materialized)
+    }
+
+    /// A [`GlobalKTable`](crate::table::GlobalKTable) of `topic`: every partition, on every
+    /// instance, kept by the global thread in a store named by `materialized` (no changelog:
+    /// the topic is one). A null value deletes its key.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let stations = b.global_table("stations", Consumed::with(Serdes::string(), Serdes::string()),
+    ///     Materialized::named("stations"));
+    /// assert_eq!(stations.queryable_store_name(), "stations");
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("stations", Serdes::string(), Serdes::string()).pipe("40380".into(), "Clark/Lake".into())?;
+    /// assert_eq!(d.key_value_store::<String, String>("stations")?.get(&"40380".into())?, Some("Clark/Lake".into()));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn global_table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> crate::table::GlobalKTable<K, V> {
+        crate::table::global_table(self, topic, consumed, materialized)
     }
 
     /// Declares a state store for processors added with

@@ -14,7 +14,7 @@ use crate::processor::Data;
 use crate::record::{Headers, Record};
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector};
-use crate::runtime::stores::{NoRestore, StoreRegistry};
+use crate::runtime::stores::{NoRestore, StoreRegistry, TaskStores};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::serde::{Serde, SerdeRef, decode, encode};
 use crate::state::rocksdb::RocksDbShared;
@@ -127,7 +127,8 @@ impl Inner {
 /// processed synchronously, output lands in [`TestOutputTopic`]s, repartition topics are fed
 /// back in, and wall-clock time only moves when you call
 /// [`advance_wall_clock_time`](Self::advance_wall_clock_time). Every sub-topology runs as the
-/// task for partition 0.
+/// task for partition 0; records piped into a global table's topic update its store, which
+/// every task reads.
 ///
 /// ```
 /// use streamkit::prelude::*;
@@ -180,7 +181,15 @@ impl TopologyTestDriver {
             .join(format!("driver-{}-{n}", std::process::id()));
         let mut tasks = Vec::new();
         let mut routes = HashMap::new();
-        for sub in 0..topology.subtopology_count() {
+        // Global tables' tasks first: every other task reads their stores.
+        let mut global_stores = TaskStores::new();
+        let ids = topology
+            .global_subtopologies
+            .iter()
+            .chain(&topology.subtopologies)
+            .map(|s| s.id)
+            .collect::<Vec<_>>();
+        for sub in ids {
             let id = TaskId {
                 subtopology: sub,
                 partition: 0,
@@ -192,6 +201,7 @@ impl TopologyTestDriver {
                     app_id: app_id.clone(),
                     collector: Box::new(Capture(captured.clone())),
                     default_handler: config.default_deserialization_handler.clone(),
+                    processing_handler: config.processing_error_handler,
                     metrics: metrics.task("test-driver", id),
                     wall_clock_ms: 0,
                     state_dir: state_root.join(id.to_string()),
@@ -199,8 +209,12 @@ impl TopologyTestDriver {
                     restorer: &NoRestore,
                     rocksdb: rocksdb.clone(),
                     cache_max_bytes: config.cache_max_bytes,
+                    global_stores: global_stores.clone(),
                 },
             )?;
+            if sub >= topology.subtopology_count() {
+                global_stores.extend(task.stores().iter().map(|(n, s)| (n.clone(), s.clone())));
+            }
             for (source, topic) in task.source_topics().enumerate() {
                 routes.insert(topic.to_string(), (tasks.len(), source));
             }

@@ -15,7 +15,6 @@
 mod describe;
 pub(crate) mod node;
 
-use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -49,7 +48,7 @@ pub(crate) struct StoreSpec {
     /// Whether a record cache collapses updates between commits.
     pub caching: bool,
     /// `StoreSerdes<K, V>` of the store's key and value types.
-    pub serdes: Arc<dyn Any + Send + Sync>,
+    pub serdes: Arc<dyn crate::processor::ErasedSerdes>,
 }
 
 impl StoreSpec {
@@ -153,6 +152,13 @@ pub(crate) struct GraphBuilder {
     pub copartition_groups: Vec<Vec<TopicName>>,
     pub stores: Vec<Arc<StoreSpec>>,
     pub errors: Vec<String>,
+    /// Table node → the store holding its rows, for tables materialized after the fact (so a
+    /// table joined twice gets one store).
+    pub materialized: HashMap<usize, String>,
+    /// Topics read by global tables: their sub-topologies run on the global thread.
+    pub global_topics: BTreeSet<TopicName>,
+    /// Stores of global tables: shared read-only by every task, owned by no sub-topology.
+    pub global_stores: BTreeSet<String>,
 }
 
 impl GraphBuilder {
@@ -175,6 +181,46 @@ impl GraphBuilder {
             ));
         }
         self.nodes[node].stores.push(store.to_string());
+    }
+
+    /// The topics read by the sources upstream of `node` (the inputs of its sub-topology
+    /// that reach it), in the order found.
+    pub fn upstream_source_topics(&self, node: usize) -> Vec<TopicName> {
+        let mut out: Vec<TopicName> = Vec::new();
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            match &self.nodes[n].kind {
+                NodeKind::Source { topics } => {
+                    for t in topics {
+                        if !out.contains(t) {
+                            out.push(t.clone());
+                        }
+                    }
+                }
+                _ => stack.extend(self.nodes[n].parents.iter().copied()),
+            }
+        }
+        out
+    }
+
+    /// Requires the inputs upstream of `nodes` (the sides of a join) to be co-partitioned:
+    /// checked when the application starts.
+    pub fn require_copartitioned(&mut self, nodes: &[usize]) {
+        let mut group: Vec<TopicName> = Vec::new();
+        for &n in nodes {
+            for t in self.upstream_source_topics(n) {
+                if !group.contains(&t) {
+                    group.push(t);
+                }
+            }
+        }
+        if group.len() > 1 {
+            self.copartition_groups.push(group);
+        }
     }
 
     /// The next Kafka Streams-style generated name, e.g. `KSTREAM-FILTER-0000000003`.
@@ -250,11 +296,27 @@ impl GraphBuilder {
             p[i] = r;
             r
         }
+        let union = |parent: &mut Vec<usize>, i: usize, j: usize| {
+            let (a, b) = (find(parent, i), find(parent, j));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
+            }
+        };
         for (i, n) in self.nodes.iter().enumerate() {
             for &c in &n.children {
-                let (a, b) = (find(&mut parent, i), find(&mut parent, c));
-                if a != b {
-                    parent[a.max(b)] = a.min(b);
+                union(&mut parent, i, c);
+            }
+        }
+        // Nodes sharing a store run in one task (a stream-table join reads the store its
+        // table's source writes), as in Kafka Streams.
+        let mut store_user: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for s in n.stores.iter().filter(|s| !self.global_stores.contains(*s)) {
+                match store_user.get(s.as_str()) {
+                    Some(&j) => union(&mut parent, i, j),
+                    None => {
+                        store_user.insert(s, i);
+                    }
                 }
             }
         }
@@ -274,15 +336,33 @@ impl GraphBuilder {
                 _ => {}
             }
         }
+        // Global tables' sub-topologies are numbered after the others and run on no group
+        // partition.
+        let (global_subtopologies, mut subtopologies): (Vec<_>, Vec<_>) =
+            subtopologies.into_iter().partition(|s| {
+                s.source_topics
+                    .iter()
+                    .any(|t| self.global_topics.contains(t))
+            });
+        let mut global_subtopologies = global_subtopologies;
         let mut internal_topics = self.internal_topics;
         let mut owner: HashMap<&str, usize> = HashMap::new();
-        for (i, s) in subtopologies.iter_mut().enumerate() {
+        let regular = subtopologies.len();
+        for (i, s) in subtopologies
+            .iter_mut()
+            .chain(global_subtopologies.iter_mut())
+            .enumerate()
+        {
             s.id = i;
             if s.source_topics.is_empty() {
                 return Err(Error::Topology(format!("sub-topology {i} has no source")));
             }
             for &n in &s.nodes {
                 for store in &self.nodes[n].stores {
+                    if i < regular && self.global_stores.contains(store) {
+                        // Read-only lookups of a global table: its store lives elsewhere.
+                        continue;
+                    }
                     if let Some(&other) = owner.get(store.as_str()) {
                         if other != i {
                             return Err(Error::Topology(format!(
@@ -306,7 +386,7 @@ impl GraphBuilder {
             }
         }
         let mut seen = BTreeSet::new();
-        for s in &subtopologies {
+        for s in subtopologies.iter().chain(&global_subtopologies) {
             for t in &s.source_topics {
                 if !seen.insert(t.clone()) {
                     return Err(Error::Topology(format!("topic {t} is read by two sources")));
@@ -316,6 +396,7 @@ impl GraphBuilder {
         Ok(Topology {
             nodes: self.nodes,
             subtopologies,
+            global_subtopologies,
             internal_topics,
             copartition_groups: self.copartition_groups,
         })
@@ -340,6 +421,8 @@ pub(crate) struct SubTopology {
 pub struct Topology {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) subtopologies: Vec<SubTopology>,
+    /// Sub-topologies updating global tables' stores, run by the global thread.
+    pub(crate) global_subtopologies: Vec<SubTopology>,
     pub(crate) internal_topics: Vec<InternalTopic>,
     pub(crate) copartition_groups: Vec<Vec<TopicName>>,
 }
@@ -363,6 +446,22 @@ impl Topology {
             .iter()
             .flat_map(|s| s.source_topics.iter().cloned())
             .collect()
+    }
+
+    /// Topics read by global tables (every partition, on every instance).
+    pub fn global_topics(&self) -> Vec<TopicName> {
+        self.global_subtopologies
+            .iter()
+            .flat_map(|s| s.source_topics.iter().cloned())
+            .collect()
+    }
+
+    /// The sub-topology with this id, global ones included.
+    pub(crate) fn subtopology(&self, id: usize) -> Option<&SubTopology> {
+        self.subtopologies
+            .iter()
+            .chain(&self.global_subtopologies)
+            .find(|s| s.id == id)
     }
 
     /// Internal topics the runtime creates.

@@ -131,6 +131,7 @@ where
             index,
             processor: (self.supplier)(),
             children: typed_children::<P::KOut, P::VOut>(name, children)?,
+            received: None,
             _in: PhantomData::<fn(KIn, VIn)>,
         }));
         let input: Rc<RefCell<dyn Downstream<KIn, VIn>>> = node.clone();
@@ -148,6 +149,8 @@ struct ProcessorNode<KIn, VIn, P: Processor<KIn, VIn>> {
     index: usize,
     processor: P,
     children: Vec<Child<P::KOut, P::VOut>>,
+    /// Records received (`streamkit_processor_records_total`), resolved at `init`.
+    received: Option<prometheus::IntCounter>,
     _in: PhantomData<fn(KIn, VIn)>,
 }
 
@@ -167,6 +170,9 @@ impl<KIn, VIn, P: Processor<KIn, VIn>> ProcessorNode<KIn, VIn, P> {
 
 impl<KIn, VIn, P: Processor<KIn, VIn>> Downstream<KIn, VIn> for ProcessorNode<KIn, VIn, P> {
     fn receive(&mut self, task: &mut TaskContext, record: Record<KIn, VIn>) -> Result<()> {
+        if let Some(c) = &self.received {
+            c.inc();
+        }
         let mut ctx = Self::context(task, &self.children, self.index);
         self.processor
             .process(&mut ctx, record)
@@ -176,6 +182,7 @@ impl<KIn, VIn, P: Processor<KIn, VIn>> Downstream<KIn, VIn> for ProcessorNode<KI
 
 impl<KIn, VIn, P: Processor<KIn, VIn>> NodeControl for ProcessorNode<KIn, VIn, P> {
     fn init(&mut self, task: &mut TaskContext) -> Result<()> {
+        self.received = Some(task.metrics.processor(&self.name));
         let mut ctx = Self::context(task, &self.children, self.index);
         self.processor
             .init(&mut ctx)

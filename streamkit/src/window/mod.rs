@@ -21,10 +21,12 @@
 //! them: [`WindowedSerde`] writes `key ‖ start` (8 bytes, big-endian) for time windows and
 //! `key ‖ end ‖ start` for sessions.
 
+mod join;
 mod serde;
 
 use std::time::Duration;
 
+pub use self::join::JoinWindows;
 pub use self::serde::WindowedSerde;
 
 /// A window's bounds in ms since the epoch: `start` inclusive; `end` exclusive for time

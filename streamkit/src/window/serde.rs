@@ -90,6 +90,35 @@ impl<K: 'static> Serde<Windowed<K>> for WindowedSerde<K> {
         };
         Ok(Windowed { key, window })
     }
+
+    /// `{"key": <key>, "window": {"start": ms, "end": ms}}`.
+    fn to_json(&self, value: &Windowed<K>) -> Result<serde_json::Value, SerdeError> {
+        Ok(serde_json::json!({
+            "key": self.inner.to_json(&value.key)?,
+            "window": {"start": value.window.start, "end": value.window.end},
+        }))
+    }
+
+    /// The same shape as [`to_json`](Self::to_json) writes; a time window's end may be left out.
+    fn parse_json(&self, json: &serde_json::Value) -> Result<Windowed<K>, SerdeError> {
+        let field = |v: Option<&serde_json::Value>, what: &str| {
+            v.and_then(serde_json::Value::as_i64)
+                .ok_or_else(|| SerdeError::Invalid(format!("windowed key: no integer {what}")))
+        };
+        let key = json
+            .get("key")
+            .ok_or_else(|| SerdeError::Invalid("windowed key: no \"key\"".into()))?;
+        let window = json.get("window");
+        let start = field(window.and_then(|w| w.get("start")), "window.start")?;
+        let end = match self.size_ms {
+            Some(size) => start + size,
+            None => field(window.and_then(|w| w.get("end")), "window.end")?,
+        };
+        Ok(Windowed {
+            key: self.inner.parse_json(key)?,
+            window: Window::new(start, end),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,39 @@
+//! Materializes a table that has no store of its own (after `filter` or `map_values`): each
+//! change is written to a key-value store, which `KTable::materialize` names for queries and
+//! joins look up.
+
+use crate::error::Result;
+use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Record;
+use crate::table::Change;
+
+pub(crate) struct TableMaterialize<K, V> {
+    pub store_name: String,
+    pub store: Option<KeyValueStore<K, V>>,
+}
+
+impl<K: Data, V: Data> Processor<K, Change<V>> for TableMaterialize<K, V> {
+    type KOut = K;
+    type VOut = Change<V>;
+
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
+        self.store = Some(ctx.key_value_store(&self.store_name)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        record: Record<K, Change<V>>,
+    ) -> Result<()> {
+        let store = self.store.as_ref().expect("initialized");
+        let old = store.get(&record.key)?;
+        match &record.value.new {
+            Some(v) => store.put(&record.key, v)?,
+            None if old.is_none() => return Ok(()),
+            None => store.delete(&record.key)?,
+        }
+        let new = record.value.new.clone();
+        ctx.forward(record.with_value(Change { new, old }))
+    }
+}

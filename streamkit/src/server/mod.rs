@@ -1,0 +1,305 @@
+//! The HTTP query server: an application instance's stores, change streams, topology, health
+//! and Prometheus metrics on one port, enabled with
+//! [`StreamsConfig::query_server`](crate::config::StreamsConfig::query_server).
+//!
+//! | endpoint | answers |
+//! |---|---|
+//! | `GET /stores` | the topology's stores: kind, backend, changelog, partitions held here, approximate entries |
+//! | `GET /stores/{name}/{key}` | a key's value (key-value store), its windows (`?from=&to=` in ms, window store) or its sessions |
+//! | `GET /stores/{name}?from=&to=&limit=&after=[&scope=all]` | entries with keys in `[from, to]` in key-byte order, paged: of this instance's partitions, or of every instance's (fanned out and merged) |
+//! | `GET /stores/{name}/changes[?key=]` | server-sent events, one per write to the store on this instance |
+//! | `GET /topology[?format=text\|mermaid\|dot]` | `describe()` output, or a diagram |
+//! | `GET /instances` | the instances of the application and the store partitions each holds |
+//! | `GET /health` | the instance's state; `200` while starting, rebalancing or running, else `503` |
+//! | `GET /metrics` | Prometheus text format |
+//!
+//! Keys in paths and query strings are JSON (`/stores/counts/42`, `/stores/trips/%7B%22line%22%3A1%7D`);
+//! text that is not JSON is taken as a string (`/stores/counts/M15`). Keys and values are
+//! converted through the store's serdes ([`Serde::to_json`](crate::serde::Serde::to_json)).
+//!
+//! **Several instances.** Each instance publishes its `application_server` and the store
+//! partitions it holds to the compacted topic `<application-id>-instances` and reads the
+//! others' entries (see `instances.rs`). A key query computes the key's partition as the
+//! producer did (murmur2 of the serialized key, Kafka's default partitioner) and, when another
+//! instance holds it, proxies the query there or redirects to it
+//! ([`QueryForwarding`]). A range query covers the instance
+//! asked unless `scope=all`; a change stream covers the instance asked.
+
+mod auth;
+mod forward;
+mod instances;
+mod metrics;
+mod stores;
+mod topology;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::config::{QueryForwarding, StreamsConfig};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::runtime::State;
+use crate::runtime::stores::StoreRegistry;
+use crate::topology::{StoreSpec, Topology};
+
+pub(crate) use instances::Directory;
+
+/// Reads the instance's current state.
+pub(crate) type StateFn = Arc<dyn Fn() -> State + Send + Sync>;
+
+/// Everything the handlers read.
+pub(crate) struct ServerContext {
+    pub app_id: String,
+    /// `host:port` other instances reach this one at.
+    pub endpoint: String,
+    pub topology: Arc<Topology>,
+    pub registry: StoreRegistry,
+    pub metrics: Metrics,
+    pub state: StateFn,
+    pub token: Option<String>,
+    pub forwarding: QueryForwarding,
+    pub directory: Arc<Directory>,
+    /// Partition count of each sub-topology's input topics.
+    pub partitions: HashMap<usize, i32>,
+    pub client: forward::Client,
+}
+
+impl ServerContext {
+    /// The store `name` as the topology declares it, and its sub-topology.
+    pub fn store(&self, name: &str) -> Option<(usize, Arc<StoreSpec>)> {
+        self.topology.subtopologies.iter().find_map(|s| {
+            s.stores
+                .iter()
+                .find(|x| x.name == name)
+                .map(|x| (s.id, x.clone()))
+        })
+    }
+}
+
+/// A running query server; stopped by [`ServerHandle::stop`] or on drop.
+pub(crate) struct ServerHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    directory_stop: Arc<AtomicBool>,
+    directory_thread: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Withdraws this instance from the directory and stops serving.
+    pub fn stop(&mut self) {
+        self.directory_stop.store(true, Ordering::Release);
+        if let Some(t) = self.directory_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What [`start`] needs from the instance.
+pub(crate) struct ServerArgs {
+    pub config: StreamsConfig,
+    pub topology: Arc<Topology>,
+    pub registry: StoreRegistry,
+    pub metrics: Metrics,
+    pub state: StateFn,
+}
+
+/// Binds the query server, starts the instance directory and serves on a thread of its own.
+pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
+    let config = &args.config;
+    let bind = config
+        .query_server
+        .clone()
+        .ok_or_else(|| Error::Config("query server not configured".into()))?;
+    let bind = bind_address(&bind);
+    let listener = std::net::TcpListener::bind(&bind)
+        .map_err(|e| Error::Config(format!("query server cannot bind {bind}: {e}")))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let endpoint = config
+        .application_server
+        .clone()
+        .unwrap_or_else(|| addr.to_string());
+    let app_id = config.application_id.clone();
+
+    let partitions = subtopology_partitions(config, &args.topology)?;
+    let directory = Arc::new(Directory::new(&app_id, &endpoint));
+    let directory_stop = Arc::new(AtomicBool::new(false));
+    let directory_thread = instances::spawn(
+        config,
+        directory.clone(),
+        args.registry.clone(),
+        args.state.clone(),
+        directory_stop.clone(),
+    )?;
+
+    let ctx = Arc::new(ServerContext {
+        app_id: app_id.clone(),
+        endpoint: endpoint.clone(),
+        topology: args.topology,
+        registry: args.registry,
+        metrics: args.metrics,
+        state: args.state,
+        token: config.query_server_token.clone(),
+        forwarding: config.query_forwarding,
+        directory,
+        partitions,
+        client: forward::client(),
+    });
+    let router = router(ctx.clone());
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name(format!("{app_id}-query-server"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(format!("{app_id}-query-server"))
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                // Not a graceful shutdown: change streams never end on their own, so open
+                // connections are dropped with the runtime.
+                tokio::select! {
+                    r = axum::serve(listener, router) => {
+                        if let Err(e) = r {
+                            tracing::error!(error = %e, "query server stopped");
+                        }
+                    }
+                    _ = rx => {}
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        })?;
+    ready_rx
+        .recv()
+        .unwrap_or_else(|_| Err(Error::Internal("query server thread died".into())))?;
+
+    let auth = if ctx.token.is_some() {
+        "bearer token required (all but /health)"
+    } else {
+        "no authentication"
+    };
+    tracing::info!(
+        "query server listening on http://{addr} (advertised to other instances as {endpoint}; \
+         {auth}): GET /stores, /stores/{{name}}/{{key}}, /stores/{{name}}?from=&to=, \
+         /stores/{{name}}/changes (server-sent events), /topology, /instances, /health, /metrics"
+    );
+    if !addr.ip().is_loopback() && ctx.token.is_none() {
+        tracing::warn!(%addr, "the query server is reachable beyond this host without authentication; set StreamsConfig::query_server_token");
+    }
+    Ok(ServerHandle {
+        addr,
+        shutdown: Some(tx),
+        thread: Some(thread),
+        directory_stop,
+        directory_thread: Some(directory_thread),
+    })
+}
+
+/// `"8080"` or `":8080"` mean `127.0.0.1:8080`: localhost unless a host is given.
+fn bind_address(addr: &str) -> String {
+    let port = addr.strip_prefix(':').unwrap_or(addr);
+    if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) {
+        format!("127.0.0.1:{port}")
+    } else {
+        addr.to_string()
+    }
+}
+
+/// Partition count of each sub-topology (its input topics are co-partitioned).
+fn subtopology_partitions(
+    config: &StreamsConfig,
+    topology: &Topology,
+) -> Result<HashMap<usize, i32>> {
+    let existing = crate::runtime::admin::topic_partitions(config)?;
+    let app = config.application_id.as_str();
+    Ok(topology
+        .subtopologies
+        .iter()
+        .filter_map(|s| {
+            s.source_topics
+                .iter()
+                .filter_map(|t| existing.get(&t.resolve(app)).copied())
+                .max()
+                .map(|n| (s.id, n))
+        })
+        .collect())
+}
+
+fn router(ctx: Arc<ServerContext>) -> Router {
+    Router::new()
+        .route("/stores", get(stores::list))
+        .route("/stores/{name}", get(stores::range))
+        .route("/stores/{name}/changes", get(stores::changes))
+        .route("/stores/{name}/{key}", get(stores::key))
+        .route("/topology", get(topology::topology))
+        .route("/instances", get(instances::list))
+        .route("/metrics", get(metrics::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::require_token,
+        ))
+        // After the auth layer: probes need no token.
+        .route("/health", get(metrics::health))
+        .with_state(ctx)
+}
+
+/// A JSON error response.
+pub(crate) fn error(
+    status: axum::http::StatusCode,
+    message: impl std::fmt::Display,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.to_string() })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bare_port_binds_localhost() {
+        assert_eq!(super::bind_address("8080"), "127.0.0.1:8080");
+        assert_eq!(super::bind_address(":0"), "127.0.0.1:0");
+        assert_eq!(super::bind_address("0.0.0.0:8080"), "0.0.0.0:8080");
+        assert_eq!(super::bind_address("[::1]:80"), "[::1]:80");
+    }
+}

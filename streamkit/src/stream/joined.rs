@@ -1,0 +1,71 @@
+//! [`StreamJoined`]: serdes, names and stores of a stream-stream join.
+
+use std::sync::Arc;
+
+use super::StoreBackend;
+use crate::processor::Data;
+use crate::serde::{Serde, SerdeRef};
+
+/// How a stream-stream join buffers its inputs: the serdes of the key and of both sides'
+/// values (for the two window stores and, if a side must be repartitioned first, its
+/// repartition topic), the names of its processors and stores, and the stores' backend.
+///
+/// The stores are `<base>-this-join-store` and `<base>-other-join-store` (one per side) and,
+/// for left and outer joins, `<base>-outer-shared-join-store` (records still waiting for a
+/// partner), each with a changelog topic `<application-id>-<store>-changelog`. `<base>` is
+/// the [store name](Self::with_store_name), else the [name](Self::named), else a generated
+/// `KSTREAM-JOIN-<n>`: name joins whose state you keep across topology changes.
+pub struct StreamJoined<K, V1, V2> {
+    pub(crate) key_serde: SerdeRef<K>,
+    pub(crate) left_serde: SerdeRef<V1>,
+    pub(crate) right_serde: SerdeRef<V2>,
+    pub(crate) name: Option<String>,
+    pub(crate) store_name: Option<String>,
+    pub(crate) backend: StoreBackend,
+    pub(crate) logging: bool,
+}
+
+impl<K: Data, V1: Data, V2: Data> StreamJoined<K, V1, V2> {
+    /// Serdes of the key, the left (this) stream's values and the right (other) stream's.
+    pub fn with(
+        key_serde: impl Serde<K>,
+        left_value_serde: impl Serde<V1>,
+        right_value_serde: impl Serde<V2>,
+    ) -> Self {
+        StreamJoined {
+            key_serde: Arc::new(key_serde),
+            left_serde: Arc::new(left_value_serde),
+            right_serde: Arc::new(right_value_serde),
+            name: None,
+            store_name: None,
+            backend: StoreBackend::RocksDb,
+            logging: true,
+        }
+    }
+
+    /// Names the join's processors (`<name>-join-this`, `<name>-join-other`, `<name>-join`),
+    /// repartition topics (`<name>-left-repartition`, `<name>-right-repartition`) and, unless
+    /// a store name is given, its stores.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The base name of the join's stores (and so of their changelog topics).
+    pub fn with_store_name(mut self, name: impl Into<String>) -> Self {
+        self.store_name = Some(name.into());
+        self
+    }
+
+    /// Keep the stores in memory instead of RocksDB (restored from the changelogs on restart).
+    pub fn in_memory(mut self) -> Self {
+        self.backend = StoreBackend::InMemory;
+        self
+    }
+
+    /// No changelog topics: the buffers start empty after a restart or a move.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+}

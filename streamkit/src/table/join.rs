@@ -1,0 +1,537 @@
+//! Table-table joins on [`KTable`]: `join`, `left_join`, `outer_join`.
+
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::{Change, KTable};
+use crate::operators::join::Joiner;
+use crate::operators::join::foreign_key::{
+    AnswerRight, FkExtractor, LeftEvent, ResolveLeft, Response, ResponseSerde, RightEvent,
+    SubscribeLeft, Subscription, SubscriptionSerde, Wrap,
+};
+use crate::operators::join::table_table::{TableJoinLeftSide, TableJoinMerge, TableJoinRightSide};
+use crate::processor::{Data, StoreSerdes};
+use crate::serde::{SerdeRef, Serdes};
+use crate::stream::{KStream, Materialized, Repartitioned};
+use crate::topology::node::ProcessorFactory;
+use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec};
+
+/// The key and value serdes of a table's store.
+type RowSerdes<K, V> = (SerdeRef<K>, SerdeRef<V>);
+
+/// The key-value store holding `table`'s rows, for the other side to look rows up in, and its
+/// key serde; reports at `build()` a table without one.
+fn lookup_store<K: Data, V: Data>(
+    g: &mut GraphBuilder,
+    table: &KTable<K, V>,
+    op: &str,
+) -> (String, Option<RowSerdes<K, V>>) {
+    let node = g.nodes[table.node].name.clone();
+    let Some(name) = table.store_name.clone() else {
+        g.errors.push(format!(
+            "{op}: the table produced by {node} has no store to look its rows up in"
+        ));
+        return (String::new(), None);
+    };
+    let spec = g.stores.iter().find(|s| s.name == name);
+    let key = match spec {
+        Some(s) if s.kind == StoreKind::KeyValue => s
+            .serdes
+            .downcast_ref::<StoreSerdes<K, V>>()
+            .map(|serdes| (serdes.key.clone(), serdes.value.clone())),
+        _ => None,
+    };
+    if key.is_none() {
+        g.errors.push(format!(
+            "{op}: store {name:?} of the table produced by {node} is not a key-value store of its rows (windowed tables cannot be joined)"
+        ));
+    }
+    (name, key)
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// Inner join with `other` on the key: the result has a row for each key present in both
+    /// tables, `joiner(value, other_value)`. Each update of either side looks up the other
+    /// side's current row and forwards the change of the joined row (the old result as `old`,
+    /// so downstream aggregations retract it); a deletion on either side deletes the result.
+    /// The result is kept in a store when `materialized` names one or gives a value serde
+    /// (`Materialized::default()` keeps none). The two tables must be co-partitioned.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let latest = |topic: &str, store: &str| {
+    ///     b.stream(topic, Consumed::with(Serdes::string(), Serdes::string()))
+    ///         .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///         .reduce(|_old, new| new, Materialized::named(store).in_memory())
+    /// };
+    /// let names = latest("names", "names-store");
+    /// let lines = latest("lines", "lines-store");
+    /// names
+    ///     .join(&lines, |n: &String, l: &String| format!("{n} on {l}"),
+    ///         Materialized::named("drivers").value_serde(Serdes::string()).in_memory())
+    ///     .to_stream()
+    ///     .to("drivers", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("names", Serdes::string(), Serdes::string()).pipe("d1".into(), "Ann".into())?;
+    /// d.input_topic("lines", Serdes::string(), Serdes::string()).pipe("d1".into(), "M15".into())?;
+    /// d.input_topic("lines", Serdes::string(), Serdes::string()).pipe("d1".into(), "B63".into())?;
+    /// assert_eq!(d.output_topic("drivers", Serdes::string(), Serdes::string()).read_values(),
+    ///            vec!["Ann on M15", "Ann on B63"]);
+    /// assert_eq!(d.key_value_store::<String, String>("drivers")?.get(&"d1".to_string())?,
+    ///            Some("Ann on B63".to_string()));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn join<V2: Data, VR: Data, F>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: F,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        F: Fn(&V, &V2) -> VR + Send + Sync + 'static,
+    {
+        self.join_tables(other, Joiner::Inner(Arc::new(joiner)), materialized)
+    }
+
+    /// Left join with `other`: a row for each key of this table, `joiner(value, other_value)`
+    /// with `None` while `other` has no row for the key. See [`join`](Self::join).
+    pub fn left_join<V2: Data, VR: Data, F>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: F,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        F: Fn(&V, Option<&V2>) -> VR + Send + Sync + 'static,
+    {
+        self.join_tables(other, Joiner::Left(Arc::new(joiner)), materialized)
+    }
+
+    /// Outer join with `other`: a row for each key of either table, with `None` for the side
+    /// that has no row. See [`join`](Self::join).
+    pub fn outer_join<V2: Data, VR: Data, F>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: F,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        F: Fn(Option<&V>, Option<&V2>) -> VR + Send + Sync + 'static,
+    {
+        self.join_tables(other, Joiner::Outer(Arc::new(joiner)), materialized)
+    }
+
+    fn join_tables<V2: Data, VR: Data>(
+        &self,
+        other: &KTable<K, V2>,
+        joiner: Joiner<V, V2, VR>,
+        m: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let graph = self.graph.clone();
+        let mut g = graph.borrow_mut();
+        if !Rc::ptr_eq(&self.graph, &other.graph) {
+            g.errors
+                .push("join: the two tables come from different StreamsBuilders".into());
+        }
+        let (left_store, left_key) = lookup_store(&mut g, self, "join");
+        let (right_store, _) = lookup_store(&mut g, other, "join");
+        let result_store = if m.name.is_some() || m.value_serde.is_some() {
+            let name = m
+                .name
+                .clone()
+                .unwrap_or_else(|| g.generate_name("KTABLE-JOIN-STATE-STORE"));
+            match (
+                m.key_serde.clone().or(left_key.map(|(k, _)| k)),
+                m.value_serde.clone(),
+            ) {
+                (Some(key), Some(value)) => g.add_store(StoreSpec {
+                    name: name.clone(),
+                    kind: StoreKind::KeyValue,
+                    backend: m.backend,
+                    logging: m.logging,
+                    caching: m.caching,
+                    serdes: Arc::new(StoreSerdes::<K, VR> { key, value }),
+                }),
+                _ => g.errors.push(format!(
+                    "join: store {name:?} needs a value serde (Materialized::value_serde)"
+                )),
+            }
+            Some(name)
+        } else {
+            None
+        };
+        let this_name = g.generate_name("KTABLE-JOINTHIS");
+        let other_name = g.generate_name("KTABLE-JOINOTHER");
+        let merge_name = g.generate_name("KTABLE-MERGE");
+        let (j1, rs) = (joiner.clone(), right_store.clone());
+        let this = g.add_node(
+            this_name,
+            NodeKind::Processor,
+            &[self.node],
+            Arc::new(ProcessorFactory::<
+                K,
+                Change<V>,
+                TableJoinLeftSide<K, V, V2, VR>,
+                _,
+            >::new(move || TableJoinLeftSide {
+                joiner: j1.clone(),
+                right_store: rs.clone(),
+                right: None,
+            })),
+        );
+        g.connect_store(this, &right_store);
+        let (j2, ls) = (joiner, left_store.clone());
+        let that = g.add_node(
+            other_name,
+            NodeKind::Processor,
+            &[other.node],
+            Arc::new(ProcessorFactory::<
+                K,
+                Change<V2>,
+                TableJoinRightSide<K, V, V2, VR>,
+                _,
+            >::new(move || TableJoinRightSide {
+                joiner: j2.clone(),
+                left_store: ls.clone(),
+                left: None,
+            })),
+        );
+        g.connect_store(that, &left_store);
+        let store_name = result_store.clone();
+        let merge = g.add_node(
+            merge_name,
+            NodeKind::Processor,
+            &[this, that],
+            Arc::new(
+                ProcessorFactory::<K, Change<VR>, TableJoinMerge<K, VR>, _>::new(move || {
+                    TableJoinMerge {
+                        store_name: store_name.clone(),
+                        store: None,
+                        _types: PhantomData,
+                    }
+                }),
+            ),
+        );
+        if let Some(s) = &result_store {
+            g.connect_store(merge, s);
+        }
+        g.require_copartitioned(&[self.node, other.node]);
+        drop(g);
+        KTable {
+            graph,
+            node: merge,
+            store_name: result_store,
+            emit: None,
+            suppress_spec: None,
+            key_serde: m.key_serde.clone().or_else(|| self.key_serde.clone()),
+            value_serde: m.value_serde.clone(),
+            _types: PhantomData,
+        }
+    }
+
+    /// Foreign-key inner join with `other`: each row of this table points, through
+    /// `foreign_key(value)`, at a row of `other` (keyed differently, partitioned differently);
+    /// the result has a row for each row of this table whose foreign key names a row of
+    /// `other`, `joiner(value, other_value)`, under this table's key.
+    ///
+    /// As in Kafka Streams, each left row subscribes to its foreign key through an internal
+    /// topic keyed by the foreign key (`<name>-subscription-registration-repartition`, read
+    /// next to `other`, which keeps the subscriptions in `<name>-subscription-store`); every
+    /// change of a right row, and every subscription, is answered through
+    /// `<name>-subscription-response-repartition`, keyed by the left key, with a hash of the
+    /// left value it answers, so an answer for a value since replaced is dropped. A row whose
+    /// foreign key changes unsubscribes from the old one, and its old result is replaced (or,
+    /// if the new foreign key has no row, deleted); a deleted left row deletes its result at
+    /// once. The result is kept in a store (`materialized` must give a value serde), so every
+    /// change carries the row it replaces. `<name>` is the store's name, else generated.
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let latest = |topic: &str, store: &str| {
+    ///     b.stream(topic, Consumed::with(Serdes::string(), Serdes::string()))
+    ///         .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///         .reduce(|_old, new| new, Materialized::named(store).in_memory())
+    /// };
+    /// // buses: bus id -> route id; routes: route id -> route name
+    /// let buses = latest("buses", "buses-store");
+    /// let routes = latest("routes", "routes-store");
+    /// buses
+    ///     .join_foreign_key(&routes, |route: &String| route.clone(),
+    ///         |route: &String, name: &String| format!("{route}: {name}"),
+    ///         Materialized::named("bus-routes").value_serde(Serdes::string()).in_memory())
+    ///     .to_stream()
+    ///     .to("bus-routes", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let (bus, route) = (d.input_topic("buses", Serdes::string(), Serdes::string()),
+    ///                     d.input_topic("routes", Serdes::string(), Serdes::string()));
+    /// route.pipe("M15".into(), "First Avenue".into())?;
+    /// bus.pipe("bus-7".into(), "M15".into())?;
+    /// route.pipe("M15".into(), "1st Av".into())?;
+    /// assert_eq!(d.output_topic("bus-routes", Serdes::string(), Serdes::string()).read_key_values(), vec![
+    ///     ("bus-7".to_string(), "M15: First Avenue".to_string()),
+    ///     ("bus-7".to_string(), "M15: 1st Av".to_string()),
+    /// ]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn join_foreign_key<KO: Data, VO: Data, VR: Data, FK, F>(
+        &self,
+        other: &KTable<KO, VO>,
+        foreign_key: FK,
+        joiner: F,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        FK: Fn(&V) -> KO + Send + Sync + 'static,
+        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
+    {
+        self.foreign_key_join(
+            other,
+            Arc::new(foreign_key),
+            Joiner::Inner(Arc::new(joiner)),
+            materialized,
+        )
+    }
+
+    /// Foreign-key left join with `other`: like [`join_foreign_key`](Self::join_foreign_key),
+    /// with a row for every row of this table, `joiner(value, None)` while its foreign key
+    /// names no row of `other`.
+    pub fn left_join_foreign_key<KO: Data, VO: Data, VR: Data, FK, F>(
+        &self,
+        other: &KTable<KO, VO>,
+        foreign_key: FK,
+        joiner: F,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        FK: Fn(&V) -> KO + Send + Sync + 'static,
+        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+    {
+        self.foreign_key_join(
+            other,
+            Arc::new(foreign_key),
+            Joiner::Left(Arc::new(joiner)),
+            materialized,
+        )
+    }
+
+    fn foreign_key_join<KO: Data, VO: Data, VR: Data>(
+        &self,
+        other: &KTable<KO, VO>,
+        foreign_key: FkExtractor<V, KO>,
+        joiner: Joiner<V, VO, VR>,
+        m: Materialized<K, VR>,
+    ) -> KTable<K, VR> {
+        let graph = self.graph.clone();
+        let mut g = graph.borrow_mut();
+        if !Rc::ptr_eq(&self.graph, &other.graph) {
+            g.errors.push(
+                "join_foreign_key: the two tables come from different StreamsBuilders".into(),
+            );
+        }
+        let op = "join_foreign_key";
+        let (left_store, left_serdes) = lookup_store(&mut g, self, op);
+        let (right_store, right_serdes) = lookup_store(&mut g, other, op);
+        let base = m
+            .name
+            .clone()
+            .unwrap_or_else(|| g.generate_name("KTABLE-FK-JOIN"));
+        let placeholder = |g: &mut GraphBuilder, msg: Option<String>| {
+            if let Some(msg) = msg {
+                g.errors.push(msg);
+            }
+            // `build()` fails on the reported errors; this handle is never instantiated.
+            KTable {
+                graph: self.graph.clone(),
+                node: self.node,
+                store_name: None,
+                emit: None,
+                suppress_spec: None,
+                key_serde: None,
+                value_serde: None,
+                _types: PhantomData,
+            }
+        };
+        let (Some((k_serde, v_serde)), Some((ko_serde, vo_serde))) = (left_serdes, right_serdes)
+        else {
+            return placeholder(&mut g, None);
+        };
+        let Some(result_serde) = m.value_serde.clone() else {
+            return placeholder(
+                &mut g,
+                Some(format!(
+                    "{op}: the result store {base:?} needs a value serde (Materialized::value_serde)"
+                )),
+            );
+        };
+        let result_store = base.clone();
+        g.add_store(StoreSpec {
+            name: result_store.clone(),
+            kind: StoreKind::KeyValue,
+            backend: m.backend,
+            logging: m.logging,
+            caching: m.caching,
+            serdes: Arc::new(StoreSerdes::<K, VR> {
+                key: m.key_serde.clone().unwrap_or_else(|| k_serde.clone()),
+                value: result_serde,
+            }),
+        });
+        let subscription_store = format!("{base}-subscription-store");
+        g.add_store(StoreSpec {
+            name: subscription_store.clone(),
+            kind: StoreKind::KeyValue,
+            backend: m.backend,
+            logging: m.logging,
+            caching: false,
+            serdes: Arc::new(StoreSerdes::<Vec<u8>, Vec<u8>> {
+                key: Arc::new(Serdes::bytes()),
+                value: Arc::new(Serdes::bytes()),
+            }),
+        });
+
+        // Left side: subscriptions out, keyed by foreign key.
+        let (fk, ko, vs) = (foreign_key, ko_serde.clone(), v_serde.clone());
+        let subscribe = g.add_node(
+            format!("{base}-subscribe"),
+            NodeKind::Processor,
+            &[self.node],
+            Arc::new(
+                ProcessorFactory::<K, Change<V>, SubscribeLeft<K, V, KO>, _>::new(move || {
+                    SubscribeLeft {
+                        fk: fk.clone(),
+                        fk_serde: ko.clone(),
+                        value_serde: vs.clone(),
+                        _types: PhantomData,
+                    }
+                }),
+            ),
+        );
+        drop(g);
+        let registration = KStream::<KO, Subscription<K>>::from_node(graph.clone(), subscribe)
+            .repartition(Repartitioned {
+                key_serde: ko_serde.clone(),
+                value_serde: Arc::new(SubscriptionSerde(k_serde.clone())),
+                name: Some(format!("{base}-subscription-registration")),
+                partitions: None,
+            });
+
+        // Right side: subscriptions and right rows in, answers out, keyed by the left key.
+        let mut g = graph.borrow_mut();
+        let wrap_subscription = g.add_node(
+            format!("{base}-subscription-in"),
+            NodeKind::Processor,
+            &[registration.node],
+            Arc::new(ProcessorFactory::<
+                KO,
+                Subscription<K>,
+                Wrap<Subscription<K>, RightEvent<K, VO>>,
+                _,
+            >::new(|| Wrap(RightEvent::Subscription))),
+        );
+        let wrap_right = g.add_node(
+            format!("{base}-right-changes"),
+            NodeKind::Processor,
+            &[other.node],
+            Arc::new(ProcessorFactory::<
+                KO,
+                Change<VO>,
+                Wrap<Change<VO>, RightEvent<K, VO>>,
+                _,
+            >::new(|| Wrap(RightEvent::Row))),
+        );
+        let (ko, ks, rs, ss) = (
+            ko_serde,
+            k_serde.clone(),
+            right_store.clone(),
+            subscription_store.clone(),
+        );
+        let answer = g.add_node(
+            format!("{base}-answer"),
+            NodeKind::Processor,
+            &[wrap_subscription, wrap_right],
+            Arc::new(ProcessorFactory::<
+                KO,
+                RightEvent<K, VO>,
+                AnswerRight<K, KO, VO>,
+                _,
+            >::new(move || AnswerRight {
+                fk_serde: ko.clone(),
+                pk_serde: ks.clone(),
+                right_store: rs.clone(),
+                subscription_store: ss.clone(),
+                stores: None,
+            })),
+        );
+        g.connect_store(answer, &right_store);
+        g.connect_store(answer, &subscription_store);
+        drop(g);
+        let response = KStream::<K, Response<VO>>::from_node(graph.clone(), answer).repartition(
+            Repartitioned {
+                key_serde: k_serde,
+                value_serde: Arc::new(ResponseSerde(vo_serde)),
+                name: Some(format!("{base}-subscription-response")),
+                partitions: None,
+            },
+        );
+
+        // Left side again: answers joined with the current left row.
+        let mut g = graph.borrow_mut();
+        let wrap_answer = g.add_node(
+            format!("{base}-response-in"),
+            NodeKind::Processor,
+            &[response.node],
+            Arc::new(ProcessorFactory::<
+                K,
+                Response<VO>,
+                Wrap<Response<VO>, LeftEvent<V, VO>>,
+                _,
+            >::new(|| Wrap(LeftEvent::Answer))),
+        );
+        let wrap_left = g.add_node(
+            format!("{base}-left-changes"),
+            NodeKind::Processor,
+            &[self.node],
+            Arc::new(ProcessorFactory::<
+                K,
+                Change<V>,
+                Wrap<Change<V>, LeftEvent<V, VO>>,
+                _,
+            >::new(|| Wrap(LeftEvent::Row))),
+        );
+        let (ls, res) = (left_store.clone(), result_store.clone());
+        let resolve = g.add_node(
+            format!("{base}-resolve"),
+            NodeKind::Processor,
+            &[wrap_left, wrap_answer],
+            Arc::new(ProcessorFactory::<
+                K,
+                LeftEvent<V, VO>,
+                ResolveLeft<K, V, VO, VR>,
+                _,
+            >::new(move || ResolveLeft {
+                joiner: joiner.clone(),
+                value_serde: v_serde.clone(),
+                left_store: ls.clone(),
+                result_store: res.clone(),
+                stores: None,
+            })),
+        );
+        g.connect_store(resolve, &left_store);
+        g.connect_store(resolve, &result_store);
+        g.require_copartitioned(&[registration.node, other.node]);
+        g.require_copartitioned(&[response.node, self.node]);
+        drop(g);
+        KTable {
+            graph,
+            node: resolve,
+            store_name: Some(result_store),
+            emit: None,
+            suppress_spec: None,
+            key_serde: self.key_serde.clone(),
+            value_serde: m.value_serde.clone(),
+            _types: PhantomData,
+        }
+    }
+}
