@@ -244,6 +244,23 @@ fn input_record(i: u64, keys: u64) -> (Vec<u8>, Vec<u8>, i64) {
     (k.into_bytes(), v.into_bytes(), BASE_TS + i as i64)
 }
 
+/// Keeps a failed run's output in `<tmp>/streamkit-bench-logs/`; returns the file.
+fn keep_log(label: &str, stdout: &Path, stderr: &Path) -> PathBuf {
+    let dir = std::env::temp_dir().join("streamkit-bench-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    let log = dir.join(format!(
+        "{}-{}.log",
+        label.replace(' ', "-"),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    ));
+    let out = std::fs::read_to_string(stdout).unwrap_or_default();
+    let err = std::fs::read_to_string(stderr).unwrap_or_default();
+    let _ = std::fs::write(&log, format!("{out}\n--- stderr ---\n{err}"));
+    log
+}
+
 /// Runs a contender process to completion and reads its result line.
 fn run_process(mut cmd: Command, timeout: Duration, label: &str) -> Result<Run, String> {
     let out_file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
@@ -262,7 +279,14 @@ fn run_process(mut cmd: Command, timeout: Duration, label: &str) -> Result<Run, 
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("killed after {} s", timeout.as_secs()));
+            let log = keep_log(label, out_file.path(), err_file.path());
+            let msg = format!(
+                "killed after {} s (log: {})",
+                timeout.as_secs(),
+                log.display()
+            );
+            eprintln!("  {label}: FAILED {msg}");
+            return Err(msg);
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -283,16 +307,7 @@ fn run_process(mut cmd: Command, timeout: Duration, label: &str) -> Result<Run, 
         _ => {
             let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            let log_dir = std::env::temp_dir().join("streamkit-bench-logs");
-            let _ = std::fs::create_dir_all(&log_dir);
-            let log = log_dir.join(format!(
-                "{}-{}.log",
-                label.replace(' ', "-"),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis())
-            ));
-            let _ = std::fs::write(&log, format!("{stdout}\n--- stderr ---\n{stderr}"));
+            let log = keep_log(label, out_file.path(), err_file.path());
             let msg = format!("{status}: {} (log: {})", tail.join(" / "), log.display());
             eprintln!("  {label}: FAILED {msg}");
             Err(msg)

@@ -13,13 +13,13 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use nexmark::EventGenerator;
 use nexmark::config::NexmarkConfig;
-use nexmark::event::{Bid, Event};
+use nexmark::event::{Auction, Bid, Event, Person};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use streamkit::prelude::*;
-use streamkit::window::TimeWindows;
+use streamkit::window::{JoinWindows, TimeWindows};
 use streamkit_bench::report::{Contender, Metric, Run};
 use streamkit_bench::{cpu_seconds, peak_rss_kib};
 
@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Queries, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "q0,q1,q2,q5")]
+    #[arg(long, value_delimiter = ',', default_value = "q0,q1,q2,q5,q7,q8")]
     queries: Vec<String>,
     /// A broker to run the queries through, `name=bootstrap` (repeatable; the mock broker,
     /// which has no admin API, is skipped).
@@ -102,16 +102,25 @@ fn events(n: u64) -> Vec<(String, Vec<u8>, i64)> {
 
 const SOURCE: &str = "nexmark-events";
 
-/// Bids of the event stream.
-fn bids(b: &StreamsBuilder, source: &str) -> KStream<String, Bid> {
+/// The event stream, decoded from JSON.
+fn event_stream(b: &StreamsBuilder, source: &str) -> KStream<String, Event> {
     b.stream(
         source,
         Consumed::with(Serdes::string(), Serdes::json::<Event>()),
     )
-    .flat_map_values(|e| match e {
+}
+
+/// Bids of the event stream.
+fn bids_of(events: &KStream<String, Event>) -> KStream<String, Bid> {
+    events.flat_map_values(|e| match e {
         Event::Bid(bid) => Some(bid),
         _ => None,
     })
+}
+
+/// Bids of the event stream read from `source`.
+fn bids(b: &StreamsBuilder, source: &str) -> KStream<String, Bid> {
+    bids_of(&event_stream(b, source))
 }
 
 /// A q5 window's hottest auctions: the highest bid count and the auctions that have it.
@@ -178,6 +187,76 @@ fn topology(q: &str, source: &str, out_prefix: &str) -> anyhow::Result<Topology>
                 .to(
                     &out,
                     Produced::with(Serdes::i64(), Serdes::json::<Hottest>()),
+                );
+        }
+        // q7 highest bid: the highest bid of each tumbling 10 s window (a windowed reduce
+        // over all bids, suppressed until the window closes), joined back with the bids on
+        // the price (a stream-stream join within 10 s, both sides repartitioned by price),
+        // keeping the bids of that window.
+        "q7" => {
+            let bids = bids_of(&event_stream(&b, source));
+            let highest = bids
+                .group_by(
+                    |_, _| 0i64,
+                    Grouped::with(Serdes::i64(), Serdes::json::<Bid>()).named("q7-all"),
+                )
+                .windowed_by(TimeWindows::tumbling(Duration::from_secs(10)))
+                .reduce(
+                    |a, b| if b.price > a.price { b } else { a },
+                    Materialized::named("q7-max"),
+                )
+                .suppress(Suppressed::until_window_closes())
+                .to_stream()
+                .map(|wk, bid| (bid.price as i64, wk.window.start));
+            bids.select_key(|_, bid| bid.price as i64)
+                .join(
+                    &highest,
+                    |bid: &Bid, start: &i64| (bid.clone(), *start),
+                    JoinWindows::of(Duration::from_secs(10)),
+                    StreamJoined::with(Serdes::i64(), Serdes::json::<Bid>(), Serdes::i64())
+                        .named("q7-join"),
+                )
+                .flat_map_values(|(bid, start)| {
+                    let ts = bid.date_time as i64;
+                    (ts >= start && ts < start + 10_000).then_some(bid)
+                })
+                .to(&out, Produced::with(Serdes::i64(), Serdes::json::<Bid>()));
+        }
+        // q8 monitor new users: people who opened an auction in the same tumbling 10 s window
+        // they registered in (persons joined with auctions on id = seller within 10 s, kept
+        // when both fall in one window): (id, name, window start), one row per auction.
+        "q8" => {
+            let all = event_stream(&b, source);
+            let persons = all.flat_map_values(|e| match e {
+                Event::Person(p) => Some(p),
+                _ => None,
+            });
+            let auctions = all
+                .flat_map_values(|e| match e {
+                    Event::Auction(a) => Some(a),
+                    _ => None,
+                })
+                .select_key(|_, a| a.seller.to_string());
+            persons
+                .join(
+                    &auctions,
+                    |p: &Person, a: &Auction| {
+                        let window = p.date_time / 10_000;
+                        (window == a.date_time / 10_000)
+                            .then(|| (p.id, p.name.clone(), window * 10_000))
+                    },
+                    JoinWindows::of(Duration::from_secs(10)),
+                    StreamJoined::with(
+                        Serdes::string(),
+                        Serdes::json::<Person>(),
+                        Serdes::json::<Auction>(),
+                    )
+                    .named("q8-join"),
+                )
+                .flat_map_values(|row| row)
+                .to(
+                    &out,
+                    Produced::with(Serdes::string(), Serdes::json::<(usize, String, u64)>()),
                 );
         }
         other => bail!("unknown query {other}"),
@@ -459,8 +538,12 @@ fn main() -> anyhow::Result<()> {
          CPU-seconds of the process (one thread). q0: every bid re-encoded to an output topic; \
          q1: price × 0.908; q2: `auction % 123 == 0`; q5: bid count per auction over hopping \
          10 s windows every 2 s, suppressed until each window closes, then regrouped by \
-         window (a repartition) and folded to the maximum count and its auctions. q7 and q8 \
-         (joins) are not run yet.",
+         window (a repartition) and folded to the maximum count and its auctions; q7: the \
+         highest bid per tumbling 10 s window (windowed reduce, suppressed) joined back with \
+         the bids on the price (stream-stream join within 10 s, both sides repartitioned), \
+         bids of that window kept; q8: persons joined with auctions on id = seller \
+         (stream-stream join within 10 s), kept when both fall in the same tumbling 10 s \
+         window (one row per auction, where Flink's SQL groups them first).",
     );
     let mut seq = 0;
     for (name, bootstrap) in &args.brokers {
