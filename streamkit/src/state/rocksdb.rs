@@ -265,8 +265,7 @@ mod budget {
             let _ = done_tx.send(
                 stores
                     .iter()
-                    .map(|s| s.get(&1999u32.to_be_bytes()).unwrap().is_some())
-                    .all(|x| x),
+                    .all(|s| s.get(&1999u32.to_be_bytes()).unwrap().is_some()),
             );
         });
         // A deadlock detector, not a speed check: the writes take well under a second.
