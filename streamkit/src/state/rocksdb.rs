@@ -105,6 +105,17 @@ impl Backend for RocksDbBackend {
         self.db.delete_opt(key, &self.write).map_err(rocks_err)
     }
 
+    fn write_all(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in records {
+            match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            }
+        }
+        self.db.write_opt(batch, &self.write).map_err(rocks_err)
+    }
+
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mode = match from {
             Bound::Included(a) | Bound::Excluded(a) => IteratorMode::From(a, Direction::Forward),
