@@ -88,6 +88,13 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected key=value, got {s:?}"))
 }
 
+/// Passthrough commits as Kafka Streams does by default (every 30 s; a commit waits for the
+/// producer to flush, which the raw loop never does).
+const PASSTHROUGH_COMMIT: Duration = Duration::from_secs(30);
+/// The windowed count commits every second, as its Python peers are configured to, so the
+/// record cache sends its updates during the run rather than in the untimed close.
+const WINDOW_COMMIT: Duration = Duration::from_secs(1);
+
 /// The store of the restore workload; its changelog is `<app id>-store-changelog`.
 pub const RESTORE_STORE: &str = "store";
 
@@ -186,13 +193,14 @@ fn run_streamkit(
     args: &Args,
     topology: Topology,
     app_id: &str,
+    commit_interval: Duration,
     count: impl Fn(&KafkaStreams) -> u64,
 ) -> anyhow::Result<Run> {
     let state = tempfile::tempdir()?;
     let mut config = StreamsConfig::new(app_id)
         .bootstrap_servers(&args.bootstrap)
         .state_dir(state.path())
-        .commit_interval(Duration::from_secs(1));
+        .commit_interval(commit_interval);
     // The settings given are consumer settings (fetch.wait.max.ms): for the group's consumer
     // and the restore consumer.
     for (k, v) in &args.client {
@@ -239,7 +247,7 @@ fn passthrough_streamkit(
     b.stream(input, Consumed::with(Serdes::string(), Serdes::string()))
         .map_values(|v| v)
         .to(output, Produced::with(Serdes::string(), Serdes::string()));
-    run_streamkit(args, b.build()?, app_id, |a| {
+    run_streamkit(args, b.build()?, app_id, PASSTHROUGH_COMMIT, |a| {
         a.metrics().records_processed()
     })
 }
@@ -255,7 +263,7 @@ fn window_streamkit(args: &Args, input: &str, output: &str, app_id: &str) -> any
             output,
             Produced::with(WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64()),
         );
-    run_streamkit(args, b.build()?, app_id, |a| {
+    run_streamkit(args, b.build()?, app_id, WINDOW_COMMIT, |a| {
         a.metrics().records_processed()
     })
 }
@@ -287,7 +295,9 @@ fn restore_streamkit(args: &Args, input: &str, app_id: &str) -> anyhow::Result<R
     b.stream(input, Consumed::with(Serdes::string(), Serdes::string()))
         .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
         .count(Materialized::named(RESTORE_STORE));
-    run_streamkit(args, b.build()?, app_id, |a| a.metrics().restored_records())
+    run_streamkit(args, b.build()?, app_id, WINDOW_COMMIT, |a| {
+        a.metrics().restored_records()
+    })
 }
 
 fn main() -> anyhow::Result<()> {

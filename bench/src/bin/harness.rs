@@ -399,7 +399,7 @@ impl Ctx {
                 }],
                 note: "Limit: `BaseConsumer` assigned every partition → `BaseProducer::send` \
                        (no commits). streamkit: `stream().map_values(|v| v).to()` (string \
-                       serdes, one stream thread, at-least-once commits every second). Both \
+                       serdes, one stream thread, at-least-once commits every 30 s, the default). Both \
                        timed to the last record handed to the producer."
                     .into(),
             }
