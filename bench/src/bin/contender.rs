@@ -31,6 +31,10 @@ struct Args {
     /// librdkafka settings for every client, `key=value` (repeatable).
     #[arg(long = "client", value_parser = parse_kv)]
     client: Vec<(String, String)>,
+    /// StreamsConfig settings for the streamkit contenders, `key=value` with streamkit's
+    /// prefixes (`producer.enable.idempotence=false`; repeatable; for experiments).
+    #[arg(long = "streamkit-set", env = "BENCH_STREAMKIT_SET", value_delimiter = ',', value_parser = parse_kv)]
+    streamkit_set: Vec<(String, String)>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -207,6 +211,9 @@ fn run_streamkit(
         config = config
             .set(format!("consumer.{k}"), v)
             .set(format!("restore.consumer.{k}"), v);
+    }
+    for (k, v) in &args.streamkit_set {
+        config = config.set(k, v);
     }
     let app = KafkaStreams::new(topology, config)?;
     app.start()?;
