@@ -261,10 +261,12 @@ impl Table {
                 "**missed**"
             };
             let what = match self.metric {
-                Metric::PeakRss => format!(
-                    "{} at least {}× smaller than {}",
-                    self.subject, t.ratio, t.row
-                ),
+                Metric::PeakRss if t.ratio == 1.0 => {
+                    format!("{}'s peak RSS below {}'s", self.subject, t.row)
+                }
+                Metric::PeakRss => {
+                    format!("{}'s peak RSS {}× below {}'s", self.subject, t.ratio, t.row)
+                }
                 _ => format!("{} ≥ {}× {}", self.subject, t.ratio, t.row),
             };
             let _ = writeln!(out, "- Target: {what} — {r:.2}×, {verdict}");
