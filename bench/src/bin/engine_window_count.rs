@@ -95,13 +95,25 @@ fn main() -> anyhow::Result<()> {
             eng.push(rate(input.len(), engine(&input, false)?));
             cached.push(rate(input.len(), engine(&input, true)?));
         }
-        let (raw, eng, cached) = (median(raw), median(eng), median(cached));
         let label = if skewed {
             "skewed keys"
         } else {
             "uniform keys"
         };
         println!("{label}:");
+        let runs = |xs: &[f64]| {
+            xs.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "  runs: raw {} | engine {} | engine+cache {}",
+            runs(&raw),
+            runs(&eng),
+            runs(&cached)
+        );
+        let (raw, eng, cached) = (median(raw), median(eng), median(cached));
         println!("  raw rocksdb loop        {raw:>12.0} records/s");
         println!(
             "  streamkit engine        {eng:>12.0} records/s   ratio {:.2}",

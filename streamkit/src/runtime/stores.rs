@@ -20,6 +20,17 @@ pub(crate) trait Backend: Send {
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     fn approximate_len(&self) -> u64;
     fn flush(&mut self) -> Result<()>;
+    /// Writes (`Some`) and deletes (`None`) in order, as one batch where the backend has
+    /// batches (RocksDB: one `WriteBatch`, which a restore of millions of records needs).
+    fn write_all(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        for (k, v) in records {
+            match v {
+                Some(v) => self.put(k, v)?,
+                None => self.delete(k)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A sorted in-memory map.
@@ -250,13 +261,7 @@ impl TaskStore {
 
     /// Applies changelog records without logging them again (restore).
     pub fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        for (k, v) in records {
-            match v {
-                Some(v) => self.backend.put(k, v)?,
-                None => self.backend.delete(k)?,
-            }
-        }
-        Ok(())
+        self.backend.write_all(records)
     }
 
     /// Whether the backend keeps its contents across restarts (so a checkpoint can skip

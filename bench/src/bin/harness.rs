@@ -1,0 +1,824 @@
+//! The benchmark harness behind `bench/run`: starts the broker(s), preloads the inputs, runs
+//! every contender of every workload `--runs` times side by side (run 1 of each, then run 2 of
+//! each, …, so noise hits all equally) and writes `bench/results/latest.md`.
+//!
+//! Each contender is a separate process (`contender` for the Rust ones, `bench/peers/*.py` for
+//! the Python peers) that prints one `BENCH_RESULT {json}` line.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use streamkit::testing::EmbeddedBroker;
+use streamkit_bench::kafka_record;
+use streamkit_bench::report::{Contender, Metric, Run, Table, Target};
+
+#[derive(Parser)]
+struct Args {
+    /// Records per broker workload (passthrough, windowed count, restore).
+    #[arg(long, env = "BENCH_RECORDS", default_value_t = 1_000_000)]
+    records: u64,
+    /// Distinct keys of the inputs.
+    #[arg(long, env = "BENCH_KEYS", default_value_t = 10_000)]
+    keys: u64,
+    /// Runs of each contender (the median is reported).
+    #[arg(long, env = "BENCH_RUNS", default_value_t = 3)]
+    runs: usize,
+    /// Records the Faust peer processes (a prefix of the input: it runs at ~2k records/s).
+    #[arg(long, env = "BENCH_FAUST_RECORDS", default_value_t = 100_000)]
+    faust_records: u64,
+    /// Nexmark events per query.
+    #[arg(long, env = "BENCH_NEXMARK_EVENTS", default_value_t = 1_000_000)]
+    nexmark_events: u64,
+    /// Workloads to run, comma-separated: passthrough, window, engine, restore, nexmark.
+    #[arg(
+        long,
+        env = "BENCH_WORKLOADS",
+        value_delimiter = ',',
+        default_value = "passthrough,window,engine,restore,nexmark"
+    )]
+    workloads: Vec<String>,
+    /// Brokers, comma-separated: embedded, tansu.
+    #[arg(
+        long,
+        env = "BENCH_BROKERS",
+        value_delimiter = ',',
+        default_value = "embedded,tansu"
+    )]
+    brokers: Vec<String>,
+    /// The `tansu` binary.
+    #[arg(long, env = "BENCH_TANSU", default_value = "bench/.tools/bin/tansu")]
+    tansu: PathBuf,
+    /// Python of the peers' virtual environment (peers are skipped when it is missing).
+    #[arg(long, env = "BENCH_PYTHON", default_value = "bench/.venv/bin/python")]
+    python: PathBuf,
+    /// Directory of the release binaries (`contender`, `engine_window_count`, `nexmark`).
+    #[arg(long, env = "BENCH_BIN_DIR")]
+    bin_dir: PathBuf,
+    /// Seconds after which one contender run is killed and reported failed.
+    #[arg(long, env = "BENCH_TIMEOUT", default_value_t = 900)]
+    timeout: u64,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results/latest.md")]
+    out: PathBuf,
+}
+
+/// Bytes a mock-broker partition keeps before it drops its oldest records (librdkafka's
+/// `rdkafka_mock.c` hard-codes 5 MiB); the harness stays well below.
+const MOCK_PARTITION_BYTES: u64 = 3 * 1024 * 1024;
+
+enum BrokerKind {
+    Embedded(EmbeddedBroker),
+    Tansu { child: Child, bootstrap: String },
+}
+
+struct Broker {
+    name: &'static str,
+    kind: BrokerKind,
+    /// librdkafka settings every client of this broker gets.
+    client: Vec<(String, String)>,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let BrokerKind::Tansu { child, .. } = &mut self.kind {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Broker {
+    fn embedded() -> anyhow::Result<Broker> {
+        Ok(Broker {
+            name: "embedded",
+            kind: BrokerKind::Embedded(EmbeddedBroker::start()?),
+            client: vec![],
+        })
+    }
+
+    fn tansu(bin: &Path, logs: &Path) -> anyhow::Result<Broker> {
+        let port = free_port()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(logs.join("tansu.log"))?;
+        let child = Command::new(bin)
+            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let bootstrap = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&bootstrap).is_err() {
+            if Instant::now() > deadline {
+                bail!("tansu did not listen on {bootstrap} within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Broker {
+            name: "tansu",
+            kind: BrokerKind::Tansu { child, bootstrap },
+            // Tansu answers a fetch only when fetch.wait.max.ms passes: keep it short.
+            client: vec![("fetch.wait.max.ms".into(), "5".into())],
+        })
+    }
+
+    fn bootstrap(&self) -> String {
+        match &self.kind {
+            BrokerKind::Embedded(b) => b.bootstrap_servers().to_string(),
+            BrokerKind::Tansu { bootstrap, .. } => bootstrap.clone(),
+        }
+    }
+
+    fn is_embedded(&self) -> bool {
+        matches!(self.kind, BrokerKind::Embedded(_))
+    }
+
+    /// Partitions for a topic of `records` records of about `bytes` each: one on a real
+    /// broker; on the mock, enough that no partition outgrows its retention.
+    fn partitions(&self, records: u64, bytes: u64) -> i32 {
+        if self.is_embedded() {
+            (records * bytes).div_ceil(MOCK_PARTITION_BYTES).max(1) as i32
+        } else {
+            1
+        }
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        match &self.kind {
+            BrokerKind::Embedded(b) => Ok(b.create_topic(name, partitions)?),
+            BrokerKind::Tansu { bootstrap, .. } => {
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", bootstrap)
+                    .create()?;
+                // Quix Streams reads retention.ms / retention.bytes back from every topic.
+                let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1))
+                    .set("retention.ms", "-1")
+                    .set("retention.bytes", "-1");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let results = rt.block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
+                for r in results {
+                    if let Err((topic, code)) = r
+                        && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+                    {
+                        bail!("cannot create {topic}: {code}");
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Produces `records` records (`make(i)` → key, value, timestamp) and waits for every
+    /// acknowledgement.
+    fn preload(
+        &self,
+        topic: &str,
+        records: u64,
+        make: impl Fn(u64) -> (Vec<u8>, Vec<u8>, i64),
+    ) -> anyhow::Result<Duration> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap())
+            .set("linger.ms", "20")
+            .set("batch.size", "1000000")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("partitioner", "murmur2_random");
+        let producer: BaseProducer = c.create()?;
+        let started = Instant::now();
+        for i in 0..records {
+            if i + 1 == records && i > 0 {
+                // Tansu 0.6 reports a partition's end offset as its last batch's base offset
+                // + 1: send the last record in a batch of its own so the end offset is right
+                // (restores read up to it).
+                producer.flush(Duration::from_secs(120))?;
+            }
+            let (k, v, ts) = make(i);
+            let mut r = BaseRecord::to(topic).key(&k).payload(&v).timestamp(ts);
+            loop {
+                match producer.send(r) {
+                    Ok(()) => break,
+                    Err((e, back)) => {
+                        if !matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ) {
+                            bail!("produce to {topic}: {e}");
+                        }
+                        producer.poll(Duration::from_millis(5));
+                        r = back;
+                    }
+                }
+            }
+            if i % 1000 == 0 {
+                producer.poll(Duration::ZERO);
+            }
+        }
+        producer.flush(Duration::from_secs(120))?;
+        Ok(started.elapsed())
+    }
+}
+
+/// Timestamps of the broker inputs: 1 ms apart from a round start, so a 60 s window holds
+/// 60 000 records.
+const BASE_TS: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;
+
+fn input_record(i: u64, keys: u64) -> (Vec<u8>, Vec<u8>, i64) {
+    let (k, v) = kafka_record(i, keys);
+    (k.into_bytes(), v.into_bytes(), BASE_TS + i as i64)
+}
+
+/// Keeps a failed run's output in `<tmp>/streamkit-bench-logs/`; returns the file.
+fn keep_log(label: &str, stdout: &Path, stderr: &Path) -> PathBuf {
+    let dir = std::env::temp_dir().join("streamkit-bench-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    let log = dir.join(format!(
+        "{}-{}.log",
+        label.replace(' ', "-"),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    ));
+    let out = std::fs::read_to_string(stdout).unwrap_or_default();
+    let err = std::fs::read_to_string(stderr).unwrap_or_default();
+    let _ = std::fs::write(&log, format!("{out}\n--- stderr ---\n{err}"));
+    log
+}
+
+/// Runs a contender process to completion and reads its result line.
+fn run_process(mut cmd: Command, timeout: Duration, label: &str) -> Result<Run, String> {
+    let out_file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let err_file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdout(out_file.reopen().map_err(|e| e.to_string())?)
+        .stderr(err_file.reopen().map_err(|e| e.to_string())?)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = keep_log(label, out_file.path(), err_file.path());
+            let msg = format!(
+                "killed after {} s (log: {})",
+                timeout.as_secs(),
+                log.display()
+            );
+            eprintln!("  {label}: FAILED {msg}");
+            return Err(msg);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(out_file.path()).unwrap_or_default();
+    let stderr = std::fs::read_to_string(err_file.path()).unwrap_or_default();
+    match Run::from_output(&stdout) {
+        Some(run) if status.success() => {
+            eprintln!(
+                "  {label}: {:.0} records/s ({} records, {:.2} s, {:.2} CPU s, {} MiB peak)",
+                run.rate(),
+                run.records,
+                run.seconds,
+                run.cpu_seconds,
+                run.peak_rss_kib / 1024
+            );
+            Ok(run)
+        }
+        _ => {
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let log = keep_log(label, out_file.path(), err_file.path());
+            let msg = format!("{status}: {} (log: {})", tail.join(" / "), log.display());
+            eprintln!("  {label}: FAILED {msg}");
+            Err(msg)
+        }
+    }
+}
+
+struct Ctx {
+    args: Args,
+    logs: tempfile::TempDir,
+    sections: Vec<String>,
+    facts: BTreeMap<&'static str, String>,
+    seq: u64,
+}
+
+impl Ctx {
+    fn contender(&self, broker: &Broker) -> Command {
+        let mut cmd = Command::new(self.args.bin_dir.join("contender"));
+        cmd.args(["--bootstrap", &broker.bootstrap()])
+            .args(["--records", &self.args.records.to_string()])
+            .args(["--timeout", &self.args.timeout.to_string()]);
+        for (k, v) in &broker.client {
+            cmd.args(["--client", &format!("{k}={v}")]);
+        }
+        cmd
+    }
+
+    fn unique(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("{prefix}-{}-{}", std::process::id(), self.seq)
+    }
+
+    /// When the harness kills a contender: after its own timeout has had time to report.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.args.timeout + 30)
+    }
+
+    fn has_python(&self) -> bool {
+        self.args.python.exists()
+    }
+
+    /// Workload 1: consume → produce to another topic.
+    fn passthrough(&mut self, broker: &Broker) -> anyhow::Result<()> {
+        let n = self.args.records;
+        let parts = broker.partitions(n, 160);
+        let input = self.unique("pass-in");
+        broker.create_topic(&input, parts)?;
+        let took = broker.preload(&input, n, |i| input_record(i, self.args.keys))?;
+        eprintln!(
+            "passthrough on {}: preloaded {n} records in {took:?}",
+            broker.name
+        );
+        let mut raw = Contender {
+            name: "raw rdkafka loop".into(),
+            runs: vec![],
+        };
+        let mut sk = Contender {
+            name: "streamkit".into(),
+            runs: vec![],
+        };
+        for _ in 0..self.args.runs {
+            let out = self.unique("pass-out-raw");
+            broker.create_topic(&out, parts)?;
+            let mut cmd = self.contender(broker);
+            cmd.args(["passthrough-raw", "--input", &input, "--output", &out]);
+            raw.runs
+                .push(run_process(cmd, self.timeout(), "raw rdkafka loop"));
+
+            let out = self.unique("pass-out-sk");
+            broker.create_topic(&out, parts)?;
+            let app = self.unique("pass-app");
+            let mut cmd = self.contender(broker);
+            cmd.args(["passthrough-streamkit", "--input", &input, "--output", &out])
+                .args(["--app-id", &app]);
+            sk.runs.push(run_process(cmd, self.timeout(), "streamkit"));
+        }
+        self.sections.push(
+            Table {
+                title: format!(
+                    "1. Passthrough — {} broker, {n} records, {parts} partition(s)",
+                    broker.name
+                ),
+                metric: Metric::Rate,
+                subject: "streamkit".into(),
+                contenders: vec![raw, sk],
+                targets: vec![Target {
+                    row: "raw rdkafka loop".into(),
+                    ratio: 0.8,
+                }],
+                note: "Limit: `BaseConsumer` assigned every partition → `BaseProducer::send` \
+                       (no commits). streamkit: `stream().map_values(|v| v).to()` (string \
+                       serdes, one stream thread, at-least-once commits every 30 s, the default). Both \
+                       timed to the last record handed to the producer."
+                    .into(),
+            }
+            .render(),
+        );
+        Ok(())
+    }
+
+    /// Workloads 2 and 5: windowed count; peak RSS of the same runs.
+    fn window(&mut self, broker: &Broker) -> anyhow::Result<()> {
+        let n = self.args.records;
+        let parts = broker.partitions(n, 160);
+        let input = self.unique("win-in");
+        broker.create_topic(&input, parts)?;
+        let took = broker.preload(&input, n, |i| input_record(i, self.args.keys))?;
+        eprintln!(
+            "window on {}: preloaded {n} records in {took:?}",
+            broker.name
+        );
+        // The Python peers need the admin API (absent from the mock broker).
+        let peers: Vec<(&str, &str)> = if broker.is_embedded() || !self.has_python() {
+            vec![]
+        } else {
+            vec![
+                ("Quix Streams", "bench/peers/quix_window_count.py"),
+                ("Faust", "bench/peers/faust_window_count.py"),
+            ]
+        };
+        let mut sk = Contender {
+            name: "streamkit".into(),
+            runs: vec![],
+        };
+        let mut others: Vec<Contender> = peers
+            .iter()
+            .map(|(name, _)| Contender {
+                name: name.to_string(),
+                runs: vec![],
+            })
+            .collect();
+        for _ in 0..self.args.runs {
+            let app = self.unique("win-app");
+            let out = self.unique("win-out-sk");
+            broker.create_topic(&out, parts)?;
+            if broker.is_embedded() {
+                // The mock has no admin API: create the changelog the runtime would.
+                broker.create_topic(&format!("{app}-counts-changelog"), parts)?;
+            }
+            let mut cmd = self.contender(broker);
+            cmd.args(["window-streamkit", "--input", &input, "--output", &out])
+                .args(["--app-id", &app]);
+            sk.runs.push(run_process(cmd, self.timeout(), "streamkit"));
+            for ((name, script), c) in peers.iter().zip(others.iter_mut()) {
+                let app = self.unique("win-peer");
+                let out = self.unique("win-out-peer");
+                broker.create_topic(&out, parts)?;
+                let state = tempfile::tempdir()?;
+                let records = if *name == "Faust" {
+                    n.min(self.args.faust_records)
+                } else {
+                    n
+                };
+                let mut cmd = Command::new(&self.args.python);
+                cmd.arg(script)
+                    .args(["--bootstrap", &broker.bootstrap()])
+                    .args(["--input", &input, "--output", &out, "--app-id", &app])
+                    .args(["--records", &records.to_string()])
+                    .arg("--state-dir")
+                    .arg(state.path());
+                c.runs.push(run_process(cmd, self.timeout(), name));
+            }
+        }
+        let mut contenders = vec![sk];
+        contenders.extend(others);
+        let targets = if peers.is_empty() {
+            vec![]
+        } else {
+            vec![
+                Target {
+                    row: "Quix Streams".into(),
+                    ratio: 20.0,
+                },
+                Target {
+                    row: "Faust".into(),
+                    ratio: 50.0,
+                },
+            ]
+        };
+        let rss_targets = targets
+            .iter()
+            .map(|t| Target {
+                row: t.row.clone(),
+                ratio: 1.0,
+            })
+            .collect();
+        let peers_note = if peers.is_empty() {
+            if broker.is_embedded() {
+                "The Python peers need the admin API, which the mock broker lacks: they run on Tansu."
+            } else {
+                "The Python peers were not run: no virtual environment (`bench/run` creates it)."
+            }
+        } else {
+            "Quix Streams: `sdf.tumbling_window(60 s).count().current()` (RocksDB state, \
+             changelog), Faust: a tumbling 60 s table (RocksDB when `faust[rocksdb]` installs, \
+             else memory) counting per key, each writing every update to a topic \
+             (`bench/peers/`). Each peer times itself from its first record to its last. \
+             Faust processes the first `BENCH_FAUST_RECORDS` records only (its rate is per \
+             record all the same)."
+        };
+        let table = Table {
+            title: format!(
+                "2. Windowed count — {} broker, {n} records, {} keys, {parts} partition(s)",
+                broker.name, self.args.keys
+            ),
+            metric: Metric::Rate,
+            subject: "streamkit".into(),
+            contenders,
+            targets,
+            note: format!(
+                "streamkit: `group_by_key().windowed_by(tumbling 60 s).count()` with a RocksDB \
+                 store, its changelog and the record cache (Kafka Streams' default), results \
+                 to a topic, commits every second. {peers_note}"
+            ),
+        };
+        let rss = Table {
+            title: format!(
+                "5. Peak RSS during the windowed count — {} broker",
+                broker.name
+            ),
+            metric: Metric::PeakRss,
+            subject: "streamkit".into(),
+            contenders: table.contenders.clone(),
+            targets: rss_targets,
+            note: "`VmHWM` of each contender's own process (the broker not included).".into(),
+        };
+        self.sections.push(table.render());
+        self.sections.push(rss.render());
+        Ok(())
+    }
+
+    /// Workload 4: restore a store of `records` entries from its changelog.
+    fn restore(&mut self, broker: &Broker) -> anyhow::Result<()> {
+        let n = self.args.records;
+        let parts = broker.partitions(n, 60);
+        let mut raw = Contender {
+            name: "raw rdkafka read".into(),
+            runs: vec![],
+        };
+        let mut sk = Contender {
+            name: "streamkit".into(),
+            runs: vec![],
+        };
+        for _ in 0..self.args.runs {
+            let app = self.unique("restore-app");
+            let input = format!("{app}-input");
+            let changelog = format!("{app}-store-changelog");
+            broker.create_topic(&input, parts)?;
+            broker.create_topic(&changelog, parts)?;
+            // 1M distinct keys, each with a count (Kafka's big-endian long).
+            broker.preload(&changelog, n, |i| {
+                (
+                    format!("key-{i:08}").into_bytes(),
+                    1i64.to_be_bytes().to_vec(),
+                    BASE_TS,
+                )
+            })?;
+            let mut cmd = self.contender(broker);
+            cmd.args(["restore-raw", "--changelog", &changelog]);
+            raw.runs
+                .push(run_process(cmd, self.timeout(), "raw rdkafka read"));
+            let mut cmd = self.contender(broker);
+            cmd.args(["restore-streamkit", "--input", &input, "--app-id", &app]);
+            sk.runs.push(run_process(cmd, self.timeout(), "streamkit"));
+        }
+        self.sections.push(
+            Table {
+                title: format!(
+                    "4. Restore — {} broker, {n}-entry store, {parts} changelog partition(s)",
+                    broker.name
+                ),
+                metric: Metric::Rate,
+                subject: "streamkit".into(),
+                contenders: vec![raw, sk],
+                targets: vec![Target {
+                    row: "raw rdkafka read".into(),
+                    ratio: 0.5,
+                }],
+                note: "A key-value store (RocksDB) of a `count()` restored from its changelog \
+                       in a fresh state directory, timed from the first restored record to the \
+                       last (the `restored_records` metric, polled every 2 ms). Limit: a \
+                       `BaseConsumer` assigned every changelog partition reading to the end."
+                    .into(),
+            }
+            .render(),
+        );
+        Ok(())
+    }
+
+    /// Workload 3: the engine in-process against a raw RocksDB loop.
+    fn engine(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(self.args.bin_dir.join("engine_window_count"));
+        cmd.args(["--records", &self.args.records.to_string()])
+            .args(["--keys", &self.args.keys.to_string()])
+            .args(["--runs", &self.args.runs.to_string()]);
+        eprintln!("engine only: {cmd:?}");
+        let out = cmd.output()?;
+        if !out.status.success() {
+            bail!(
+                "engine_window_count failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        self.sections.push(format!(
+            "### 3. Engine only (no broker) — {} records, {} keys\n\n```\n{}```\n\n\
+             `bench/src/bin/engine_window_count.rs`: the tumbling 60 s count through \
+             `TopologyTestDriver` with a RocksDB store (changelog off: no broker) against the \
+             same read-increment-write loop on the rocksdb crate (WAL off). Ratio = streamkit ÷ \
+             raw loop.\n\n",
+            self.args.records,
+            self.args.keys,
+            String::from_utf8_lossy(&out.stdout)
+        ));
+        Ok(())
+    }
+
+    /// Workload 6: Nexmark, through Kafka and in-process.
+    fn nexmark(&mut self, brokers: &[Broker]) -> anyhow::Result<()> {
+        let mut cmd = Command::new(self.args.bin_dir.join("nexmark"));
+        cmd.args(["--events", &self.args.nexmark_events.to_string()])
+            .args(["--runs", &self.args.runs.to_string()]);
+        for b in brokers {
+            cmd.args(["--broker", &format!("{}={}", b.name, b.bootstrap())]);
+            if b.is_embedded() {
+                cmd.args(["--embedded", b.name]);
+            }
+            for (k, v) in &b.client {
+                cmd.args(["--client", &format!("{}:{k}={v}", b.name)]);
+            }
+        }
+        cmd.args(["--timeout", &self.args.timeout.to_string()]);
+        eprintln!("nexmark: {cmd:?}");
+        let out = cmd.stderr(Stdio::inherit()).output()?;
+        if !out.status.success() {
+            bail!("nexmark failed");
+        }
+        self.sections
+            .push(String::from_utf8_lossy(&out.stdout).into_owned());
+        Ok(())
+    }
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine_facts(args: &Args) -> BTreeMap<&'static str, String> {
+    let mut f = BTreeMap::new();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    f.insert("cpu", format!("{cores} cores, {model}"));
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = streamkit_bench::parse_status_kib(&meminfo, "MemTotal:").unwrap_or(0);
+    f.insert("memory", format!("{:.1} GiB", mem as f64 / 1024.0 / 1024.0));
+    f.insert("kernel", command_line("uname", &["-sr"]));
+    // Other work on the machine skews wall-clock rates (not CPU-second ones): say how busy
+    // it was when the run started.
+    f.insert(
+        "load average at start (1, 5, 15 min)",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    f.insert("rustc", command_line("rustc", &["--version"]));
+    f.insert("librdkafka", rdkafka::util::get_rdkafka_version().1);
+    f.insert("streamkit", env!("CARGO_PKG_VERSION").to_string());
+    if args.brokers.iter().any(|b| b == "tansu") {
+        f.insert(
+            "tansu",
+            command_line(&args.tansu.to_string_lossy(), &["--version"]),
+        );
+    }
+    if args.python.exists() {
+        let py = args.python.to_string_lossy().to_string();
+        f.insert("python", command_line(&py, &["--version"]));
+        let versions = command_line(
+            &py,
+            &[
+                "-c",
+                "import importlib.metadata as m\n\
+                 for p in ('quixstreams', 'faust-streaming', 'rocksdict', 'faust-streaming-rocksdb', 'aiokafka'):\n\
+                 \ttry: print(p, m.version(p))\n\
+                 \texcept m.PackageNotFoundError: pass",
+            ],
+        );
+        f.insert("python packages", versions.replace('\n', ", "));
+    }
+    f
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let facts = machine_facts(&args);
+    let mut ctx = Ctx {
+        logs: tempfile::tempdir()?,
+        sections: vec![],
+        facts,
+        seq: 0,
+        args,
+    };
+    let started = Instant::now();
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let wants = |w: &str| ctx.args.workloads.iter().any(|x| x == w);
+    let (w_pass, w_win, w_engine, w_restore, w_nex) = (
+        wants("passthrough"),
+        wants("window"),
+        wants("engine"),
+        wants("restore"),
+        wants("nexmark"),
+    );
+    let mut brokers = Vec::new();
+    let mut broker_notes = Vec::new();
+    for name in ctx.args.brokers.clone() {
+        let b = match name.as_str() {
+            "embedded" => Broker::embedded(),
+            "tansu" if !ctx.args.tansu.exists() => {
+                broker_notes.push(format!(
+                    "Tansu was not run: {} is missing (`bench/run` installs it).",
+                    ctx.args.tansu.display()
+                ));
+                continue;
+            }
+            "tansu" => Broker::tansu(&ctx.args.tansu, ctx.logs.path()),
+            other => bail!("unknown broker {other}"),
+        };
+        match b {
+            Ok(b) => brokers.push(b),
+            Err(e) => broker_notes.push(format!("{name} did not start: {e:#}")),
+        }
+    }
+    for b in &brokers {
+        if w_pass && let Err(e) = ctx.passthrough(b) {
+            ctx.sections.push(format!(
+                "### 1. Passthrough — {}\n\nFailed: {e:#}\n\n",
+                b.name
+            ));
+        }
+        if w_win && let Err(e) = ctx.window(b) {
+            ctx.sections.push(format!(
+                "### 2. Windowed count — {}\n\nFailed: {e:#}\n\n",
+                b.name
+            ));
+        }
+        if w_restore && let Err(e) = ctx.restore(b) {
+            ctx.sections
+                .push(format!("### 4. Restore — {}\n\nFailed: {e:#}\n\n", b.name));
+        }
+    }
+    if w_engine && let Err(e) = ctx.engine() {
+        ctx.sections
+            .push(format!("### 3. Engine only\n\nFailed: {e:#}\n\n"));
+    }
+    if w_nex && let Err(e) = ctx.nexmark(&brokers) {
+        ctx.sections
+            .push(format!("### 6. Nexmark\n\nFailed: {e:#}\n\n"));
+    }
+    drop(brokers);
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmark results — {date}\n");
+    let _ = writeln!(
+        md,
+        "Written by `bench/run` (see the README's Benchmarks section). Sizes: {} records per \
+         broker workload, {} distinct keys, {} Nexmark events per query, {} runs of each \
+         contender, interleaved (run 1 of every contender, then run 2, …). Took {:.0} s.\n",
+        ctx.args.records,
+        ctx.args.keys,
+        ctx.args.nexmark_events,
+        ctx.args.runs,
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(md, "## Machine\n");
+    for (k, v) in &ctx.facts {
+        let _ = writeln!(md, "- {k}: {v}");
+    }
+    let _ = writeln!(md, "- brokers: {}", ctx.args.brokers.join(", "));
+    for n in &broker_notes {
+        let _ = writeln!(md, "- {n}");
+    }
+    let _ = writeln!(
+        md,
+        "\nAll processes share the machine's cores with the broker; each contender runs alone \
+         (one at a time). Rates are records per wall-clock second from each contender's first \
+         record to its last one processed (output handed to its producer; the final flush and \
+         close are not timed, for any contender); ratios are of medians. Per CPU-second: \
+         records ÷ CPU-seconds of the contender's own process over the same interval, which \
+         other load on the machine does not skew.\n"
+    );
+    let _ = writeln!(md, "## Results\n");
+    for s in &ctx.sections {
+        md.push_str(s);
+    }
+    if let Some(dir) = ctx.args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&ctx.args.out, md)?;
+    eprintln!("wrote {}", ctx.args.out.display());
+    Ok(())
+}
