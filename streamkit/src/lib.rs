@@ -53,6 +53,7 @@ pub mod record;
 pub mod runtime;
 pub mod serde;
 pub mod server;
+pub mod sql;
 pub mod state;
 pub mod stream;
 pub mod table;
