@@ -897,7 +897,7 @@ mod tests {
             e.pos(),
             Some(Pos {
                 line: 1,
-                column: 42
+                column: 41
             }),
             "{e}"
         );
