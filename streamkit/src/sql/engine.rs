@@ -171,8 +171,27 @@ impl PushQuery {
 
 impl Drop for PushQuery {
     fn drop(&mut self) {
-        let _ = self.app.close();
+        // Closing joins the app's threads: not on the (possibly async) caller's thread.
+        let app = self.app.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = app.close() {
+                tracing::warn!(error = %e, "closing a push query");
+            }
+        });
     }
+}
+
+/// What [`Engine::query`] returns.
+pub enum QueryResult {
+    /// A pull query's rows.
+    Pull {
+        /// Columns, in projection order.
+        columns: Vec<Column>,
+        /// The rows.
+        rows: Vec<Row>,
+    },
+    /// A running push query.
+    Push(PushQuery),
 }
 
 enum Mode {
@@ -193,6 +212,8 @@ pub struct Engine {
     queries: BTreeMap<String, QueryInfo>,
     next_query: usize,
     transient: usize,
+    /// Client settings for the queries the current statements start (`streamsProperties`).
+    properties: BTreeMap<String, String>,
 }
 
 fn prop<'a>(props: &'a [Property], name: &str) -> Option<&'a Property> {
@@ -261,6 +282,7 @@ impl Engine {
             queries: BTreeMap::new(),
             next_query: 0,
             transient: 0,
+            properties: BTreeMap::new(),
         }
     }
 
@@ -295,11 +317,32 @@ impl Engine {
 
     /// Executes every statement in `sql` in order; stops at the first error.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>, SqlError> {
-        let parsed = parse::parse(sql)?;
+        self.execute_with(sql, &BTreeMap::new()).map_err(|(_, e)| e)
+    }
+
+    /// Executes every statement in `sql` in order, starting queries with `properties` as
+    /// client settings (ksqlDB's `streamsProperties`; a `ksql.streams.` prefix is removed,
+    /// other `ksql.` settings are ignored). On error, returns the results of the statements
+    /// that succeeded and the error.
+    #[allow(clippy::type_complexity)]
+    pub fn execute_with(
+        &mut self,
+        sql: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<Vec<StatementResult>, (Vec<StatementResult>, SqlError)> {
+        let parsed = parse::parse(sql).map_err(|e| (Vec::new(), e))?;
+        self.properties = client_properties(properties);
         let mut out = Vec::new();
         for p in parsed {
-            out.push(self.execute_parsed(p)?);
+            match self.execute_parsed(p) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    self.properties.clear();
+                    return Err((out, e));
+                }
+            }
         }
+        self.properties.clear();
         Ok(out)
     }
 
@@ -636,6 +679,9 @@ impl Engine {
             Mode::Live(template) => {
                 let mut config = (**template).clone();
                 config.application_id = application_id(qid);
+                for (k, v) in &self.properties {
+                    config = config.set(k.clone(), v.clone());
+                }
                 let existing = crate::runtime::admin::topic_partitions(&config)
                     .map_err(|e| SqlError::new(format!("{qid}: {e}")))?;
                 if !existing.contains_key(&sink.topic) {
@@ -850,6 +896,33 @@ impl Engine {
         super::pull::answer(query, src, all)
     }
 
+    /// Runs a query as ksqlDB's `/query` endpoint does: a pull query (`SELECT … FROM table
+    /// [WHERE …]`) is answered at once; a push query (`… EMIT CHANGES`) starts streaming.
+    pub fn query(
+        &mut self,
+        sql: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<QueryResult, SqlError> {
+        let mut parsed = parse::parse(sql)?;
+        if parsed.len() != 1 {
+            return Err(SqlError::new("send one query"));
+        }
+        let p = parsed.remove(0);
+        match &p.statement {
+            Statement::Select(q) if q.emit.is_some() => {
+                Ok(QueryResult::Push(self.push(sql, properties)?))
+            }
+            Statement::Select(q) => {
+                let (columns, rows) = self.pull(q, p.pos)?;
+                Ok(QueryResult::Pull { columns, rows })
+            }
+            _ => Err(SqlError::at(
+                p.pos,
+                "expected a SELECT; send other statements to /ksql",
+            )),
+        }
+    }
+
     /// Starts a push query (`SELECT … EMIT CHANGES`): a transient application whose rows
     /// arrive on the returned channel. `properties` are passed to the application's
     /// clients (for example `auto.offset.reset`).
@@ -911,8 +984,11 @@ impl Engine {
         let topology = b.build().map_err(|e| SqlError::new(e.to_string()))?;
         let mut config = (**template).clone();
         config.application_id = application_id(&qid);
-        config = config.commit_interval(Duration::from_millis(100));
-        for (k, v) in properties {
+        // Push queries start at the end of their sources unless told otherwise, as in ksqlDB.
+        config = config
+            .commit_interval(Duration::from_millis(100))
+            .set("auto.offset.reset", "latest");
+        for (k, v) in &client_properties(properties) {
             config = config.set(k.clone(), v.clone());
         }
         let app = KafkaStreams::new(topology, config).map_err(|e| SqlError::new(e.to_string()))?;
@@ -923,6 +999,17 @@ impl Engine {
             app: Arc::new(app),
         })
     }
+}
+
+/// ksqlDB `streamsProperties` as client settings.
+fn client_properties(props: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    props
+        .iter()
+        .filter_map(|(k, v)| {
+            let k = k.strip_prefix("ksql.streams.").unwrap_or(k);
+            (!k.starts_with("ksql.")).then(|| (k.to_string(), v.clone()))
+        })
+        .collect()
 }
 
 fn partitions(props: &[Property]) -> Result<Option<i32>, SqlError> {

@@ -37,7 +37,7 @@ mod plan;
 mod pull;
 mod value;
 
-pub use engine::{Engine, PushQuery, QueryInfo, SourceInfo, StatementResult};
+pub use engine::{Engine, PushQuery, QueryInfo, QueryResult, SourceInfo, StatementResult};
 pub use format::{Column, Format, KeySerde, RowSerde};
 pub use parse::{Kind, Pos};
 pub use plan::WindowKind;
