@@ -141,7 +141,7 @@ fn test_or_false(e: &Expr, row: &[Value]) -> bool {
 }
 
 /// Loads a declared stream or table as a relation.
-fn load(
+pub(crate) fn load(
     b: &StreamsBuilder,
     src: &SourceInfo,
     qid: &str,
@@ -377,6 +377,7 @@ pub(crate) fn plan(
     }
     let mut nkeys = src.key.len();
     let mut key_cols = src.key.clone();
+    let mut key_positions: Vec<usize> = (0..nkeys).collect();
     if !parts.from.joins.is_empty() {
         let joined = super::join::plan_joins(
             b,
@@ -391,7 +392,9 @@ pub(crate) fn plan(
         handle = joined.0;
         scope = joined.1;
         key_cols = joined.2;
-        nkeys = key_cols.len();
+        key_positions = joined.3;
+        // The joined row holds every column as a value; the join key is the record key.
+        nkeys = 0;
     }
     let select = parts.select;
     let where_ = select
@@ -438,11 +441,29 @@ pub(crate) fn plan(
         },
         &scope,
     )?;
-    // Key columns projected as themselves stay the key; everything else is the value.
-    let key_names: Vec<String> = key_cols.iter().map(|c| c.name.clone()).collect();
-    let (key_items, value_items): (Vec<Item>, Vec<Item>) = items
-        .into_iter()
-        .partition(|i| matches!(i.expr, Expr::Col(c) if c < nkeys) && key_names.contains(&i.name));
+    // Items selecting a key column as it is become the key (under their names); the rest
+    // is the value. A key not selected stays the key, under its own name.
+    let mut taken: Vec<usize> = Vec::new();
+    let is_key: Vec<bool> = items
+        .iter()
+        .map(|i| match i.expr {
+            Expr::Col(c) if key_positions.contains(&c) && !taken.contains(&c) => {
+                taken.push(c);
+                true
+            }
+            _ => false,
+        })
+        .collect();
+    let all_keys = taken.len() == key_cols.len();
+    let (key_items, value_items): (Vec<Item>, Vec<Item>) = if all_keys {
+        let (k, v): (Vec<_>, Vec<_>) = items.into_iter().zip(is_key).partition(|(_, k)| *k);
+        (
+            k.into_iter().map(|(i, _)| i).collect(),
+            v.into_iter().map(|(i, _)| i).collect(),
+        )
+    } else {
+        (Vec::new(), items)
+    };
     let key = if key_items.is_empty() {
         key_cols.clone()
     } else {
