@@ -28,6 +28,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod display;
 mod engine;
 mod expr;
 mod format;
@@ -37,6 +38,7 @@ mod plan;
 mod pull;
 mod value;
 
+pub use display::{render_result, render_table};
 pub use engine::{Engine, PushQuery, QueryInfo, QueryResult, SourceInfo, StatementResult};
 pub use format::{Column, Format, KeySerde, RowSerde};
 pub use parse::{Kind, Pos};
