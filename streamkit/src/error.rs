@@ -69,6 +69,35 @@ pub enum Error {
         /// The broker's or client's reason.
         reason: String,
     },
+    /// The stream thread's transactional producer was fenced: a newer producer with the same
+    /// transactional id took over, so this thread must stop (exactly-once).
+    #[error(
+        "transactional producer {transactional_id} was fenced ({reason}): another producer with its id took over; the stream thread stops"
+    )]
+    ProducerFenced {
+        /// The thread's `transactional.id`.
+        transactional_id: String,
+        /// The client's error.
+        reason: String,
+    },
+    /// A Kafka transaction failed in a way that cannot be retried or aborted (exactly-once).
+    #[error("transaction of producer {transactional_id} failed: {reason}")]
+    Transaction {
+        /// The thread's `transactional.id`.
+        transactional_id: String,
+        /// The client's error.
+        reason: String,
+    },
+    /// An external system written to by a connector (a database) failed.
+    #[error("{connector}: {reason}")]
+    Connector {
+        /// The connector and its target, e.g. `postgres sink bus_counts`.
+        connector: String,
+        /// What failed.
+        reason: String,
+        /// Whether retrying may succeed (a lost connection, a serialization failure).
+        retriable: bool,
+    },
     /// An I/O error (state directory, files).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -108,7 +137,12 @@ impl Error {
             | Error::MissingSourceTopics(_)
             | Error::Custom(_)
             | Error::IllegalState(_) => ErrorKind::User,
-            Error::Kafka(_) | Error::Produce { .. } | Error::Io(_) => ErrorKind::External,
+            Error::Kafka(_)
+            | Error::Produce { .. }
+            | Error::Io(_)
+            | Error::ProducerFenced { .. }
+            | Error::Transaction { .. }
+            | Error::Connector { .. } => ErrorKind::External,
             Error::Processor { source, .. } => source.kind(),
             Error::Internal(_) => ErrorKind::Internal,
         }
@@ -132,6 +166,7 @@ impl Error {
                 )
             }),
             Error::Io(_) => true,
+            Error::Connector { retriable, .. } => *retriable,
             Error::Processor { source, .. } => source.is_retriable(),
             _ => false,
         }

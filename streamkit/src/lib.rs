@@ -2,7 +2,8 @@
 //!
 //! Kafka Streams–style stateful stream processing for Rust: describe a topology with a typed
 //! DSL, test it without a broker, run it against any Kafka-protocol cluster with
-//! consumer-group scaling and at-least-once delivery.
+//! consumer-group scaling and at-least-once or exactly-once delivery, and write tables into
+//! PostgreSQL exactly once.
 //!
 //! ```
 //! use streamkit::prelude::*;
@@ -30,12 +31,16 @@
 //! - [`table`] — [`KTable`](table::KTable), the changelog view of a topic or stream (filter,
 //!   map, regroup and aggregate with retraction, join from a stream, table-table and
 //!   foreign-key joins), and [`GlobalKTable`](table::GlobalKTable), a full copy of a topic on
-//!   every instance;
+//!   every instance; and the Faust-style layer: [`FaustTable`](table::FaustTable) /
+//!   [`Table`](table::Table), a dict-like changelogged table used from processors, with
+//!   windowed variants read with `now()`, `current()` and `delta(d)`;
+//! - [`agent`] — Faust-style agents: an async function over a typed stream, with tables;
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
 //! - [`state`] — RocksDB stores, their memory budget and durability;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
 //! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
+//! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
 //! - [`window`] — tumbling, hopping, sliding and session windows, join windows, windowed keys;
@@ -43,7 +48,9 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod config;
+pub mod connect;
 mod error;
 pub mod metrics;
 mod operators;

@@ -1,6 +1,7 @@
-//! Stream-stream joins on the embedded broker: two co-partitioned topics join across
-//! partitions; mismatched partition counts fail at start, naming both topics and counts; the
-//! records a left join holds back survive a restart through their changelog.
+//! Joins and partitioning on the embedded broker: a stream-stream join of two co-partitioned
+//! topics matches records of every partition; mismatched partition counts fail at start,
+//! naming both topics and counts; the records a left join holds back survive a restart
+//! through their changelog; a foreign-key join spans tables with different partition counts.
 
 mod common;
 
@@ -186,5 +187,87 @@ fn waiting_records_survive_a_restart() {
             ("o-2".to_string(), "pen+card".to_string()),
             ("o-1".to_string(), "book+unpaid".to_string()),
         ]
+    );
+}
+
+/// A foreign-key join needs no co-partitioning between its tables: orders (3 partitions)
+/// find their products (2 partitions) through the subscription topics, which the runtime
+/// sizes like the side that reads them.
+#[test]
+fn a_foreign_key_join_spans_differently_partitioned_tables() {
+    common::init_logs();
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("orders", 3).unwrap();
+    broker.create_topic("products", 2).unwrap();
+    broker.create_topic("lines", 3).unwrap();
+    let b = StreamsBuilder::new();
+    let latest = |topic: &str| {
+        b.stream(topic, Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .reduce(
+                |_old, new| new,
+                Materialized::named(format!("{topic}-rows")),
+            )
+    };
+    let (orders, products) = (latest("orders"), latest("products"));
+    orders
+        .join_foreign_key(
+            &products,
+            |product: &String| product.clone(),
+            |_product: &String, name: &String| name.clone(),
+            Materialized::named("lines").value_serde(Serdes::string()),
+        )
+        .to_stream()
+        .to("lines", Produced::with(Serdes::string(), Serdes::string()));
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(b.build().unwrap(), config(&broker, "fk-app", dir.path())).unwrap();
+    app.start().unwrap();
+    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    let products: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|p| (format!("p{p}"), format!("product {p}").into_bytes()))
+        .collect();
+    common::produce(broker.bootstrap_servers(), "products", &products);
+    let orders: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|o| (format!("o{o}"), format!("p{}", o % 5).into_bytes()))
+        .collect();
+    common::produce(broker.bootstrap_servers(), "orders", &orders);
+    let out = common::read_until(
+        broker.bootstrap_servers(),
+        "lines",
+        Duration::from_secs(60),
+        |r| r.len() >= 20,
+    );
+    app.close().unwrap();
+    let mut got: Vec<(String, String)> = out
+        .iter()
+        .map(|r| (r.key_str().to_string(), r.value_str().to_string()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = (0..20)
+        .map(|o| (format!("o{o}"), format!("product {}", o % 5)))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let md = {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .create()
+            .unwrap();
+        c.fetch_metadata(None, Duration::from_secs(10)).unwrap()
+    };
+    let partitions = |topic: &str| {
+        md.topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len())
+    };
+    assert_eq!(
+        partitions("fk-app-lines-subscription-registration-repartition"),
+        Some(2)
+    );
+    assert_eq!(
+        partitions("fk-app-lines-subscription-response-repartition"),
+        Some(3)
     );
 }

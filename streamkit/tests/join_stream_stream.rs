@@ -436,3 +436,45 @@ fn a_record_emitted_without_partner_joins_nothing_later() {
         assert_eq!(d.metrics().dropped_records("late"), 0);
     }
 }
+
+/// Late records of either side can also go to a dead-letter topic, as for windowed
+/// aggregations.
+#[test]
+fn late_records_can_be_dead_lettered() {
+    let b = StreamsBuilder::new();
+    let left = b.stream("left", Consumed::with(Serdes::string(), Serdes::string()));
+    let right = b.stream("right", Consumed::with(Serdes::string(), Serdes::i64()));
+    left.join(
+        &right,
+        |l: &String, r: &i64| format!("{l}{r}"),
+        JoinWindows::of(Duration::from_millis(10)),
+        StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::i64())
+            .late_records_to("too-late")
+            .in_memory(),
+    )
+    .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let (l, r) = (
+        d.input_topic("left", Serdes::string(), Serdes::string()),
+        d.input_topic("right", Serdes::string(), Serdes::i64()),
+    );
+    l.pipe_at("k".into(), "A".into(), 100).unwrap();
+    l.pipe_at("k".into(), "late".into(), 50).unwrap();
+    r.pipe_at("k".into(), 7, 60).unwrap();
+    assert!(
+        d.output_topic("out", Serdes::string(), Serdes::string())
+            .is_empty()
+    );
+    assert_eq!(d.metrics().dropped_records("late"), 2);
+    let dead = d
+        .output_topic("too-late", Serdes::string(), Serdes::bytes())
+        .read_records();
+    let values: Vec<Vec<u8>> = dead.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(values, vec![b"late".to_vec(), 7i64.to_be_bytes().to_vec()]);
+    assert!(
+        dead[0]
+            .headers
+            .last_str(streamkit::runtime::dead_letter_headers::ERROR)
+            .is_some_and(|e| e.contains("late record"))
+    );
+}

@@ -307,6 +307,25 @@ fn joins_report_mistakes_when_the_topology_is_built() {
     let err = b.build().unwrap_err().to_string();
     assert!(err.contains("repartition it first"), "{err}");
 
+    // A windowed table holds no row per key to look up.
+    let b = StreamsBuilder::new();
+    let per_minute = stream_side(&b)
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(streamkit::window::TimeWindows::tumbling(
+            std::time::Duration::from_secs(60),
+        ))
+        .count(Materialized::named("per-minute"));
+    b.stream(
+        "windows",
+        Consumed::with(
+            streamkit::window::WindowedSerde::time(Serdes::string(), 60_000),
+            Serdes::string(),
+        ),
+    )
+    .join_table(&per_minute, |v, n| format!("{v}{n}"));
+    let err = b.build().unwrap_err().to_string();
+    assert!(err.contains("is windowed"), "{err}");
+
     // A global table's topic cannot also be read as a stream.
     let b = StreamsBuilder::new();
     b.global_table(
@@ -392,4 +411,53 @@ fn a_table_joined_twice_is_materialized_once() {
         .filter(|l| l.contains("Processor: KTABLE-MATERIALIZE-"))
         .count();
     assert_eq!(materializers, 1, "{text}");
+}
+
+/// Tries to overwrite a global table's row from a stream task.
+struct Overwrite;
+
+impl Processor<String, String> for Overwrite {
+    type KOut = String;
+    type VOut = String;
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        r: Record<String, String>,
+    ) -> Result<()> {
+        let lines = ctx.key_value_store::<String, String>("lines")?;
+        let current = lines.get(&r.value)?.unwrap_or_default();
+        ctx.forward(r.clone().with_value(current))?;
+        lines.put(&r.value, &"overwritten".to_string())
+    }
+}
+
+#[test]
+fn processors_read_global_stores_but_cannot_write_them() {
+    let b = StreamsBuilder::new();
+    b.global_table(
+        "lines",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::named("lines").in_memory(),
+    );
+    b.stream(
+        "positions",
+        Consumed::with(Serdes::string(), Serdes::string()),
+    )
+    .process_with_stores(|| Overwrite, &["lines"])
+    .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    d.input_topic("lines", Serdes::string(), Serdes::string())
+        .pipe("M15".into(), "red".into())
+        .unwrap();
+    let err = d
+        .input_topic("positions", Serdes::string(), Serdes::string())
+        .pipe("bus-1".into(), "M15".into())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("belongs to a global table"),
+        "{err}"
+    );
+    // The write did not reach the store.
+    let lines = d.key_value_store::<String, String>("lines").unwrap();
+    assert_eq!(lines.get(&"M15".into()).unwrap(), Some("red".into()));
 }

@@ -244,3 +244,22 @@ fn joined_topics_with_different_partition_counts_fail_at_start() {
     );
     assert_eq!(app.state(), State::Error);
 }
+
+#[test]
+fn an_empty_global_topic_loads_at_once() {
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("stations", 2).unwrap();
+    broker.create_topic("taps", 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app =
+        KafkaStreams::new(global_topology(), config("empty-global-app", &broker, &dir)).unwrap();
+    app.start().unwrap();
+    assert_eq!(
+        app.store::<String, String>("stations")
+            .unwrap()
+            .all()
+            .unwrap(),
+        vec![]
+    );
+    app.close().unwrap();
+}

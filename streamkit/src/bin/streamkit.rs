@@ -27,7 +27,8 @@ enum Command {
     ///     (producing to an unknown topic auto-creates it with 4 partitions);
     ///   - each partition keeps only its last ~100k message sets (about 5 MiB) and silently
     ///     drops older ones;
-    ///   - Fetch ignores isolation.level: aborted transactional records stay visible;
+    ///   - Fetch ignores isolation.level: aborted transactional records stay visible, and
+    ///     transactional offset commits are acknowledged but not stored;
     ///   - after a member leaves a group, the rebalance waits for the session timeout;
     ///   - everything lives in memory and is gone when the process exits.
     #[command(verbatim_doc_comment)]

@@ -25,4 +25,5 @@ pub(crate) mod table_group_by;
 pub(crate) mod table_map_values;
 pub(crate) mod table_materialize;
 pub(crate) mod table_source;
+pub(crate) mod table_suppress;
 pub(crate) mod window_aggregate;

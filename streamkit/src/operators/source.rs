@@ -46,6 +46,7 @@ impl<K: Data, V: Data> NodeFactory for SourceFactory<K, V> {
             input: None,
             control: node.clone(),
             source: Some(node),
+            committer: None,
         })
     }
 }
@@ -135,6 +136,7 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
             None => raw.timestamp,
         };
         task.stream_time = task.stream_time.max(timestamp);
+        task.clock.set_event_time(timestamp);
         let record = Record {
             key,
             value,

@@ -233,9 +233,15 @@ impl<K, V> ProcessorContext<'_, K, V> {
             .ok_or_else(|| crate::Error::Internal(format!("store {name:?} not opened by the task")))
     }
 
-    /// The key-value store `name` (the processor must be connected to it).
+    /// The key-value store `name` (the processor must be connected to it). A global table's
+    /// store is read-only here: its writes come from the global thread.
     pub fn key_value_store<SK: Data, SV: Data>(&self, name: &str) -> Result<KeyValueStore<SK, SV>> {
-        KeyValueStore::open(self.store(name)?)
+        let store = KeyValueStore::open(self.store(name)?)?;
+        if self.task.stores.contains_key(name) {
+            Ok(store)
+        } else {
+            Ok(store.read_only())
+        }
     }
 
     /// The window store `name`.

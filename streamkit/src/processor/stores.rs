@@ -110,6 +110,16 @@ impl StoreBuilder {
         key: impl Serde<K>,
         value: impl Serde<V>,
     ) -> Self {
+        Self::from_refs(name, kind, Arc::new(key), Arc::new(value))
+    }
+
+    /// A logged RocksDB store of `kind` over shared serdes.
+    pub(crate) fn from_refs<K: Data, V: Data>(
+        name: &str,
+        kind: StoreKind,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
         StoreBuilder {
             spec: StoreSpec {
                 name: name.to_string(),
@@ -117,10 +127,7 @@ impl StoreBuilder {
                 backend: StoreBackend::RocksDb,
                 logging: true,
                 caching: false,
-                serdes: Arc::new(StoreSerdes::<K, V> {
-                    key: Arc::new(key),
-                    value: Arc::new(value),
-                }),
+                serdes: Arc::new(StoreSerdes::<K, V> { key, value }),
             },
         }
     }
@@ -225,6 +232,8 @@ pub struct KeyValueStore<K, V> {
     store: SharedStore,
     key: SerdeRef<K>,
     value: SerdeRef<V>,
+    /// Set for a global table's store seen from a stream task: only the global thread writes.
+    read_only: bool,
 }
 
 impl<K: Data, V: Data> KeyValueStore<K, V> {
@@ -236,11 +245,33 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
             store,
             key,
             value,
+            read_only: false,
         })
     }
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// The store's name.
+    pub(crate) fn store_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The same store, refusing writes.
+    pub(crate) fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::IllegalState(format!(
+                "store {} belongs to a global table: tasks may read it, only the global thread writes it",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     /// The value of `key`.
@@ -257,6 +288,7 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 
     /// Sets `key` to `value` (and logs it).
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
+        self.check_writable()?;
         let name = self.name();
         let k = encode(&*self.key, &name, key)?;
         let v = encode(&*self.value, &name, value)?;
@@ -265,6 +297,7 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 
     /// Removes `key` (and logs a tombstone).
     pub fn delete(&self, key: &K) -> Result<()> {
+        self.check_writable()?;
         let k = encode(&*self.key, &self.name(), key)?;
         self.store.lock().expect("store lock").delete(&k)
     }

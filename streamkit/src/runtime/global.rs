@@ -130,7 +130,7 @@ struct GlobalThread {
     tasks: Vec<Task>,
     /// Resolved topic → (task, source index in the task).
     routes: HashMap<String, (usize, usize)>,
-    /// (topic, partition, end offset at start) of every partition read.
+    /// (topic, partition, end offset at start) of every partition with records to load.
     ends: Vec<(String, i32, i64)>,
     shutdown: Arc<AtomicBool>,
     poll_timeout: Duration,
@@ -200,8 +200,11 @@ impl GlobalThread {
             }
             for p in partitions {
                 tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-                let (_, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT)?;
-                ends.push((topic.clone(), p, high));
+                let (low, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT)?;
+                // An empty partition (or one whose records all expired) has nothing to load.
+                if high > low {
+                    ends.push((topic.clone(), p, high));
+                }
             }
         }
         consumer.assign(&tpl)?;

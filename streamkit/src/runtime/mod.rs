@@ -16,6 +16,22 @@
 //! every `commit_interval` (and before partitions are revoked, and at shutdown) the thread
 //! flushes its producer and only then commits the stored offsets. A crash replays at most
 //! the records since the last commit; none is lost.
+//!
+//! **Exactly-once** ([`ProcessingGuarantee::ExactlyOnce`](crate::config::ProcessingGuarantee)):
+//! each thread's producer is transactional (`transactional.id = <application-id>-<random>-<n>`,
+//! EOS v2: zombies are fenced through the group generation the offsets carry). Output,
+//! changelog writes and the consumed positions (`send_offsets_to_transaction` with the
+//! consumer's group metadata) commit in one transaction per commit interval; consumers read
+//! committed records only. A transaction that must be aborted resets the thread's tasks: stores
+//! dropped and restored from their changelogs (local checkpoints are deleted while a task runs
+//! under exactly-once and written back only after a commit at close), the consumer rewound to
+//! the committed offsets. A fenced producer fails the thread with
+//! [`Error::ProducerFenced`](crate::Error::ProducerFenced).
+//!
+//! **External commits**: a sink that commits outside Kafka with the offsets it covers (the
+//! Postgres sink, [`crate::connect::postgres`]) replaces its task's changelog restore: the
+//! task's stores are loaded from that system and its source partitions seek to the offsets
+//! stored there.
 
 pub(crate) mod admin;
 pub(crate) mod context;

@@ -69,6 +69,8 @@ pub(crate) struct TaskStore {
     pub pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// Set when a flush failed: the store's contents can no longer be trusted.
     poisoned: bool,
+    /// Queue writes in `pending` even without a changelog (for an external committer).
+    pub capture: bool,
     persistent: bool,
     /// Writes held back until the next flush, one per key (`None` = delete).
     cache: Option<RecordCache>,
@@ -130,6 +132,7 @@ impl TaskStore {
             changelog,
             pending: Vec::new(),
             poisoned: false,
+            capture: false,
             persistent,
             cache: (spec_caching && cache_max_bytes > 0).then(|| RecordCache {
                 entries: HashMap::new(),
@@ -192,7 +195,7 @@ impl TaskStore {
                 value: value.as_deref().map(Into::into),
             });
         }
-        if self.changelog.is_some() {
+        if self.changelog.is_some() || self.capture {
             self.pending.push((key, value));
         }
         Ok(())
@@ -439,6 +442,14 @@ impl Checkpoint {
             }
         }
         Ok(Checkpoint(map))
+    }
+
+    /// Deletes the checkpoint file, if there is one.
+    pub fn remove(dir: &Path) -> Result<()> {
+        match std::fs::remove_file(dir.join(Self::FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {

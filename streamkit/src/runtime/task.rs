@@ -43,6 +43,26 @@ pub(crate) struct TaskSetup<'a> {
     pub global_stores: TaskStores,
 }
 
+/// A sink that commits its writes, together with the input offsets and store writes they
+/// correspond to, to a system outside Kafka, and from which the task's state is loaded when
+/// the task starts (the Postgres sink). It replaces the changelog restore of its task.
+pub(crate) trait ExternalCommitter {
+    /// Names the sink in logs and errors.
+    fn describe(&self) -> String;
+    /// Empties and loads the task's stores; returns, for each of `sources` (resolved topics,
+    /// partition = the task's), the next offset to read, `None` for the beginning.
+    fn load(
+        &mut self,
+        task: TaskId,
+        stores: &TaskStores,
+        sources: &[&str],
+    ) -> Result<Vec<Option<i64>>>;
+    /// Records a store write (`None` = delete) made since the last commit.
+    fn capture(&mut self, store: &str, key: &[u8], value: Option<&[u8]>);
+    /// Commits the buffered writes with the next offset of each source topic.
+    fn commit(&mut self, positions: &[(String, i64)]) -> Result<()>;
+}
+
 /// A resolved topic and the source node reading it.
 type SourceRoute = (Arc<str>, Rc<RefCell<dyn RawSource>>);
 
@@ -58,6 +78,11 @@ pub(crate) struct Task {
     state_dir: PathBuf,
     /// Per store, the changelog offset its contents reflect (restored or written).
     changelog_offsets: HashMap<String, i64>,
+    /// The sink committing this task's progress outside Kafka, if there is one.
+    external: Option<Rc<RefCell<dyn ExternalCommitter>>>,
+    /// Per source: the next offset to process (from the external committer at start, then
+    /// from the records processed).
+    positions: Vec<Option<i64>>,
     processing_handler: ProcessingErrorHandler,
 }
 
@@ -71,6 +96,7 @@ impl Task {
         let mut inputs: HashMap<usize, Rc<dyn Any>> = HashMap::new();
         let mut nodes = HashMap::new();
         let mut sources = Vec::new();
+        let mut external: Option<Rc<RefCell<dyn ExternalCommitter>>> = None;
         for &i in sub.nodes.iter().rev() {
             let def = &topology.nodes[i];
             let children: Vec<(Arc<str>, Rc<dyn Any>)> = def
@@ -92,6 +118,18 @@ impl Task {
             if let Some(input) = instance.input {
                 inputs.insert(i, input);
             }
+            if let Some(c) = instance.committer {
+                if let Some(first) = &external {
+                    return Err(Error::Topology(format!(
+                        "sub-topology {} has two sinks that commit outside Kafka ({} and {}); \
+                         at most one is supported",
+                        id.subtopology,
+                        first.borrow().describe(),
+                        c.borrow().describe()
+                    )));
+                }
+                external = Some(c);
+            }
             if let (Some(source), NodeKind::Source { topics }) = (instance.source, &def.kind) {
                 for t in topics {
                     sources.push((Arc::from(t.resolve(&setup.app_id)), source.clone()));
@@ -112,8 +150,26 @@ impl Task {
             stores.insert(spec.name.clone(), Arc::new(std::sync::Mutex::new(store)));
         }
         // Stores are complete before any processor sees them.
-        let checkpoint = Checkpoint::read(&setup.state_dir)?;
-        let restored = setup.restorer.restore(id, &stores, &checkpoint)?;
+        let (restored, positions) = match &external {
+            Some(committer) => {
+                // The external system holds the state that matches its offsets; the
+                // changelogs may be ahead of it and are not read.
+                for store in stores.values() {
+                    store.lock().expect("store lock").capture = true;
+                }
+                Checkpoint::remove(&setup.state_dir)?;
+                let topics: Vec<&str> = sources.iter().map(|(t, _)| &**t).collect();
+                let starts = committer.borrow_mut().load(id, &stores, &topics)?;
+                (HashMap::new(), starts)
+            }
+            None => {
+                let checkpoint = Checkpoint::read(&setup.state_dir)?;
+                (
+                    setup.restorer.restore(id, &stores, &checkpoint)?,
+                    vec![None; sources.len()],
+                )
+            }
+        };
         let node_stores = sub
             .nodes
             .iter()
@@ -133,6 +189,7 @@ impl Task {
             metrics: setup.metrics,
             stores,
             global_stores: setup.global_stores,
+            clock: Arc::new(crate::runtime::context::TaskClock::new(setup.wall_clock_ms)),
             node_stores,
         };
         for &i in &sub.nodes {
@@ -148,6 +205,8 @@ impl Task {
             registry: setup.registry,
             state_dir: setup.state_dir,
             changelog_offsets: restored,
+            external,
+            positions,
             processing_handler: setup.processing_handler,
         };
         // Store writes made in `init` go to the changelog like any other.
@@ -183,6 +242,7 @@ impl Task {
                 .metrics
                 .dropped(crate::metrics::names::REASON_ERROR);
         }
+        self.positions[source] = Some(offset + 1);
         self.ctx
             .metrics
             .process_latency
@@ -192,15 +252,56 @@ impl Task {
         self.send_changelogs()
     }
 
-    /// Sends the stores' pending writes to their changelog partitions.
+    /// Where an external committer wants this task's sources to start: (topic, next offset;
+    /// `None` = the beginning) per source. `None` without an external committer.
+    pub fn external_start(&self) -> Option<Vec<(Arc<str>, Option<i64>)>> {
+        self.external.as_ref()?;
+        Some(
+            self.sources
+                .iter()
+                .zip(&self.positions)
+                .map(|((t, _), p)| (t.clone(), *p))
+                .collect(),
+        )
+    }
+
+    /// Whether the task has an external committer.
+    pub fn has_external(&self) -> bool {
+        self.external.is_some()
+    }
+
+    /// Commits the external committer's buffered writes with the positions they cover (after
+    /// [`Task::flush`]).
+    pub fn commit_external(&mut self) -> Result<()> {
+        let Some(committer) = &self.external else {
+            return Ok(());
+        };
+        let positions: Vec<(String, i64)> = self
+            .sources
+            .iter()
+            .zip(&self.positions)
+            .filter_map(|((t, _), p)| p.map(|p| (t.to_string(), p)))
+            .collect();
+        committer.borrow_mut().commit(&positions)
+    }
+
+    /// Sends the stores' pending writes to their changelog partitions (and shows them to
+    /// the external committer).
     fn send_changelogs(&mut self) -> Result<()> {
         let no_headers = Headers::new();
-        for store in self.ctx.stores.values() {
+        for (name, store) in &self.ctx.stores {
             let mut store = store.lock().expect("store lock");
             if store.pending.is_empty() {
                 continue;
             }
+            if let Some(committer) = &self.external {
+                let mut c = committer.borrow_mut();
+                for (key, value) in &store.pending {
+                    c.capture(name, key, value.as_deref());
+                }
+            }
             let Some((topic, partition)) = store.changelog.clone() else {
+                store.pending.clear();
                 continue;
             };
             for (key, value) in store.pending.drain(..) {
@@ -230,8 +331,12 @@ impl Task {
         }
     }
 
-    /// Writes the checkpoint of the persistent logged stores (after a flush).
+    /// Writes the checkpoint of the persistent logged stores (after a flush). Not for a task
+    /// with an external committer, whose stores are loaded from it.
     pub fn write_checkpoint(&self) -> Result<()> {
+        if self.external.is_some() {
+            return Ok(());
+        }
         let mut c = Checkpoint::default();
         for (name, store) in &self.ctx.stores {
             let store = store.lock().expect("store lock");
@@ -275,6 +380,7 @@ impl Task {
     /// Fires the wall-clock punctuators that are due at `now_ms`.
     pub fn advance_wall_clock(&mut self, now_ms: i64) -> Result<()> {
         self.ctx.wall_clock_ms = now_ms;
+        self.ctx.clock.set_wall_clock(now_ms);
         self.punctuate(PunctuationType::WallClockTime, now_ms)?;
         self.send_changelogs()
     }
@@ -317,6 +423,13 @@ impl Task {
         }
         self.ctx.meta = meta;
         Ok(())
+    }
+
+    /// Drops the task without closing its nodes or flushing anything (its state is about to
+    /// be rebuilt from the last commit).
+    pub fn abandon(&mut self) {
+        self.closed = true;
+        self.registry.unregister(self.id);
     }
 
     /// Calls `close` on every node, parents first. Idempotent.

@@ -7,8 +7,14 @@
 //! stored offsets. Offsets are only committed after the output they caused is acknowledged,
 //! which is the at-least-once guarantee. On a rebalance the same flush + commit happens in
 //! the revocation callback, before the partitions move.
+//!
+//! Under exactly-once the producer is transactional: a transaction is open at all times, and
+//! a commit sends the consumed positions into it (`send_offsets_to_transaction`) and commits
+//! it, then begins the next. A transaction that must be aborted resets every task of the
+//! thread (stores wiped and restored from their changelogs, consumer rewound to the committed
+//! offsets); a fenced producer fails the thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +26,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use crate::config::StreamsConfig;
+use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::metrics::kafka::{DEFAULT_STATISTICS_INTERVAL_MS, KafkaMetrics};
 use crate::metrics::{Metrics, RateMeter};
@@ -34,6 +40,10 @@ use crate::topology::Topology;
 use crate::topology::node::RawRecord;
 
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on each transactional call (init, send offsets, commit, abort).
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts of a transaction commit that fails with a retriable error.
+const TXN_RETRIES: u32 = 5;
 
 /// What a thread tells the application about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +121,14 @@ impl DeliveryTracker {
         let err = self.first_error.lock().ok().and_then(|mut e| e.take());
         Err(err.unwrap_or_else(|| Error::Internal("delivery failed".into())))
     }
+
+    /// Forgets failed deliveries (after the transaction holding them was aborted).
+    fn reset(&self) {
+        if let Ok(mut first) = self.first_error.lock() {
+            first.take();
+        }
+        self.failed.store(false, Ordering::Release);
+    }
 }
 
 pub(crate) type Producer_ = BaseProducer<DeliveryTracker>;
@@ -156,9 +174,14 @@ impl RecordCollector for ProducerCollector {
     }
 }
 
+/// (topic, partition, next offset to consume).
+type Position = (String, i32, i64);
+
 enum RebalanceEvent {
     Assigned(Vec<(String, i32)>),
-    Revoked(Vec<(String, i32)>),
+    /// The revoked partitions, and (exactly-once) the positions reached on them, which the
+    /// thread commits in its transaction after the callback.
+    Revoked(Vec<(String, i32)>, Vec<Position>),
 }
 
 /// Consumer callbacks: commit before partitions move, queue the change for the thread.
@@ -168,6 +191,8 @@ pub(crate) struct StreamConsumerContext {
     events: Mutex<Vec<RebalanceEvent>>,
     has_events: AtomicBool,
     status: StatusSink,
+    /// Exactly-once: offsets are committed by the thread's transaction, not here.
+    exactly_once: bool,
     kafka_metrics: KafkaMetrics,
 }
 
@@ -175,6 +200,17 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     tpl.elements()
         .iter()
         .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+/// The valid offsets of a position list.
+fn positions(tpl: &TopicPartitionList) -> Vec<Position> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+            _ => None,
+        })
         .collect()
 }
 
@@ -189,6 +225,16 @@ impl ConsumerContext for StreamConsumerContext {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 (self.status)(self.index, ThreadStatus::Rebalancing);
+                if self.exactly_once {
+                    // The positions are gone once the partitions are unassigned: keep them
+                    // for the transaction the thread commits after this callback.
+                    let positions = consumer
+                        .position()
+                        .map(|p| positions(&p))
+                        .unwrap_or_default();
+                    self.push(RebalanceEvent::Revoked(partitions(tpl), positions));
+                    return;
+                }
                 // Output first, then offsets: whoever gets these partitions next starts after
                 // records whose results are already in Kafka.
                 if let Err(e) = self.producer.flush(FLUSH_TIMEOUT) {
@@ -196,7 +242,7 @@ impl ConsumerContext for StreamConsumerContext {
                 } else if let Err(e) = commit(consumer) {
                     tracing::warn!(error = %e, "commit before revocation failed");
                 }
-                self.push(RebalanceEvent::Revoked(partitions(tpl)));
+                self.push(RebalanceEvent::Revoked(partitions(tpl), Vec::new()));
             }
             Rebalance::Assign(_) => (self.status)(self.index, ThreadStatus::Rebalancing),
             Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
@@ -219,23 +265,86 @@ impl StreamConsumerContext {
     }
 }
 
-/// Commits the stored offsets. A commit refused because the group is moving partitions is not
-/// an error: the offsets stay stored, the revocation callback commits them if it still can,
-/// and otherwise the records are processed again (at-least-once allows it).
-fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<()> {
+/// Commits explicit offsets, with the same tolerance of rebalances as [`commit`].
+fn commit_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    offsets: &TopicPartitionList,
+) -> Result<()> {
+    if offsets.count() == 0 {
+        return Ok(());
+    }
+    match consumer.commit(offsets, CommitMode::Sync) {
+        Err(KafkaError::ConsumerCommit(code)) if is_rebalancing(code) => {
+            tracing::info!(%code, "commit deferred: the group is rebalancing");
+            Ok(())
+        }
+        r => r.map_err(Into::into),
+    }
+}
+
+fn is_rebalancing(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(C::NoOffset)) => Ok(()),
-        Err(KafkaError::ConsumerCommit(
-            code @ (C::RebalanceInProgress
+    matches!(
+        code,
+        C::RebalanceInProgress
             | C::IllegalGeneration
             | C::UnknownMemberId
             | C::NotCoordinator
             | C::CoordinatorLoadInProgress
             | C::CoordinatorNotAvailable
             | C::RequestTimedOut
-            | C::State),
-        )) => {
+            | C::State
+    )
+}
+
+/// How a failed transactional call is handled.
+enum TxnFailure {
+    /// Try the call again.
+    Retry(KafkaError),
+    /// Abort the transaction and reset the tasks to their last committed state.
+    Abort(String),
+    /// Stop the thread.
+    Fatal(Error),
+}
+
+fn classify_txn_error(e: KafkaError, transactional_id: &str) -> TxnFailure {
+    let KafkaError::Transaction(rde) = &e else {
+        // A flush that timed out: the transaction cannot be trusted to hold every record.
+        return TxnFailure::Abort(e.to_string());
+    };
+    use RDKafkaErrorCode as C;
+    let fatal = |reason: String| Error::Transaction {
+        transactional_id: transactional_id.to_string(),
+        reason,
+    };
+    let code = rde.code();
+    if matches!(
+        code,
+        C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch
+    ) {
+        return TxnFailure::Fatal(Error::ProducerFenced {
+            transactional_id: transactional_id.to_string(),
+            reason: rde.to_string(),
+        });
+    }
+    if rde.is_fatal() || code == C::TransactionalIdAuthorizationFailed {
+        TxnFailure::Fatal(fatal(rde.to_string()))
+    } else if rde.txn_requires_abort() {
+        TxnFailure::Abort(rde.to_string())
+    } else if rde.is_retriable() {
+        TxnFailure::Retry(e)
+    } else {
+        TxnFailure::Fatal(fatal(rde.to_string()))
+    }
+}
+
+/// Commits the stored offsets. A commit refused because the group is moving partitions is not
+/// an error: the offsets stay stored, the revocation callback commits them if it still can,
+/// and otherwise the records are processed again (at-least-once allows it).
+fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<()> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        Err(KafkaError::ConsumerCommit(code)) if is_rebalancing(code) => {
             tracing::info!(%code, "commit deferred: the group is rebalancing");
             Ok(())
         }
@@ -275,6 +384,27 @@ struct Worker {
     routes: HashMap<String, Vec<Option<(TaskId, usize)>>>,
     last_commit: Instant,
     rate: RateMeter,
+    /// `transactional.id` of the producer under exactly-once.
+    transactional_id: Option<String>,
+    /// Partitions just moved to the offsets an external committer keeps: a record polled
+    /// together with their assignment came from the old position and is dropped.
+    seeked: HashSet<(String, i32)>,
+    /// Exactly-once: the positions last committed, so that a commit sends only those that
+    /// moved (an idle commit interval sends no offsets).
+    committed_positions: HashMap<(String, i32), i64>,
+}
+
+/// A random number (std's per-process hash keys, mixed with the clock and process id).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -302,6 +432,22 @@ impl StreamThread {
         {
             pc.set("enable.idempotence", "true");
         }
+        let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+        // EOS v2: one transactional producer per thread. The id only has to be unique among
+        // live producers (zombies are fenced through the consumer group generation that
+        // send_offsets_to_transaction carries), so it includes a per-start random part, as
+        // Kafka Streams' process id.
+        let transactional_id = exactly_once.then(|| {
+            format!(
+                "{}-{:016x}-{}",
+                config.application_id,
+                random_u64(),
+                args.index + 1
+            )
+        });
+        if let Some(id) = &transactional_id {
+            pc.set("transactional.id", id);
+        }
         if !config
             .client_settings("producer")
             .contains_key("statistics.interval.ms")
@@ -312,6 +458,20 @@ impl StreamThread {
             kafka_metrics: Some(args.metrics.kafka.clone()),
             ..DeliveryTracker::default()
         })?);
+        if let Some(id) = &transactional_id {
+            producer.init_transactions(TXN_TIMEOUT).map_err(|e| {
+                match classify_txn_error(e, id) {
+                    TxnFailure::Fatal(e) => e,
+                    TxnFailure::Retry(e) => e.into(),
+                    TxnFailure::Abort(reason) => Error::Transaction {
+                        transactional_id: id.clone(),
+                        reason,
+                    },
+                }
+            })?;
+            producer.begin_transaction()?;
+            tracing::info!(thread = %args.name, transactional_id = %id, "transactional producer ready");
+        }
 
         let mut cc = base_client_config(config, "consumer")?;
         cc.set("group.id", config.application_id.as_str())
@@ -324,6 +484,9 @@ impl StreamThread {
             ("allow.auto.create.topics", "false"),
             ("statistics.interval.ms", DEFAULT_STATISTICS_INTERVAL_MS),
         ];
+        if exactly_once {
+            defaults.push(("isolation.level", "read_committed"));
+        }
         if config.embedded.is_some() {
             // The mock cluster waits a member's session timeout before finishing a rebalance
             // after someone leaves: keep it short so partitions move in seconds.
@@ -343,6 +506,7 @@ impl StreamThread {
             events: Mutex::new(Vec::new()),
             has_events: AtomicBool::new(false),
             status: args.status.clone(),
+            exactly_once,
             kafka_metrics: args.metrics.kafka.clone(),
         };
         let consumer: BaseConsumer<StreamConsumerContext> = cc.create_with_context(context)?;
@@ -368,6 +532,9 @@ impl StreamThread {
                 tasks: BTreeMap::new(),
                 routes: HashMap::new(),
                 last_commit: Instant::now(),
+                transactional_id,
+                seeked: HashSet::new(),
+                committed_positions: HashMap::new(),
             },
         })
     }
@@ -393,11 +560,20 @@ impl Worker {
             for _ in 0..max_batch {
                 let polled = consumer.poll(timeout);
                 timeout = Duration::ZERO;
+                let mut just_seeked = HashSet::new();
                 if consumer.context().has_events.load(Ordering::Acquire) {
-                    self.handle_rebalance(consumer.context())?;
+                    self.handle_rebalance(consumer)?;
+                    just_seeked = std::mem::take(&mut self.seeked);
                 }
                 match polled {
                     None => break,
+                    Some(Ok(msg))
+                        if !just_seeked.is_empty()
+                            && just_seeked
+                                .contains(&(msg.topic().to_string(), msg.partition())) =>
+                    {
+                        continue;
+                    }
                     Some(Ok(msg)) => self.process(consumer, &msg)?,
                     Some(Err(e)) => {
                         if is_fatal(&e) {
@@ -409,13 +585,22 @@ impl Worker {
                 }
             }
             self.producer.poll(Duration::ZERO);
-            self.producer.context().check()?;
+            if let Err(e) = self.producer.context().check() {
+                let Some(id) = self.transactional_id.clone() else {
+                    return Err(e);
+                };
+                // A failed delivery makes the transaction abortable: start over from the
+                // last commit rather than fail.
+                tracing::warn!(thread = %self.args.name, error = %e, "delivery failed inside a transaction; aborting it");
+                self.abort_and_reset(consumer, &id)?;
+                continue;
+            }
             let now = now_ms();
             for task in self.tasks.values_mut() {
                 task.advance_wall_clock(now)?;
             }
             if self.last_commit.elapsed() >= self.args.config.commit_interval {
-                self.commit(consumer)?;
+                self.commit(consumer, true)?;
             }
         }
         Ok(())
@@ -464,7 +649,8 @@ impl Worker {
         Ok(())
     }
 
-    fn handle_rebalance(&mut self, context: &StreamConsumerContext) -> Result<()> {
+    fn handle_rebalance(&mut self, consumer: &BaseConsumer<StreamConsumerContext>) -> Result<()> {
+        let context = consumer.context();
         context.has_events.store(false, Ordering::Release);
         let events = std::mem::take(
             &mut *context
@@ -474,18 +660,38 @@ impl Worker {
         );
         for event in events {
             match event {
-                RebalanceEvent::Revoked(parts) => {
+                RebalanceEvent::Revoked(parts, positions) => {
                     let ids: Vec<TaskId> = parts
                         .iter()
                         .filter_map(|(t, p)| self.task_id(t, *p))
                         .collect();
+                    let mut closed = Vec::new();
                     for id in ids {
                         if let Some(mut task) = self.tasks.remove(&id) {
                             task.close()?;
                             tracing::info!(thread = %self.args.name, task = %id, "task closed (partitions revoked)");
+                            closed.push(task);
                         }
                     }
                     self.rebuild_routes();
+                    if self.transactional_id.is_none() && closed.iter().any(Task::has_external) {
+                        // Output first, then the external commit of the closed tasks.
+                        self.producer.flush(FLUSH_TIMEOUT)?;
+                        self.producer.context().check()?;
+                        for task in &mut closed {
+                            task.commit_external()?;
+                        }
+                    }
+                    if self.transactional_id.is_some() {
+                        // The closed tasks' last output is in the open transaction: commit it
+                        // with the positions reached before the partitions were unassigned.
+                        // Their checkpoints are written only once that succeeded.
+                        if self.commit_transaction(consumer, &positions, &mut closed)? {
+                            for task in &mut closed {
+                                task.write_checkpoint()?;
+                            }
+                        }
+                    }
                 }
                 RebalanceEvent::Assigned(parts) => {
                     for (topic, partition) in &parts {
@@ -495,32 +701,8 @@ impl Worker {
                         if self.tasks.contains_key(&id) {
                             continue;
                         }
-                        let setup = TaskSetup {
-                            app_id: self.app_id.clone(),
-                            collector: Box::new(ProducerCollector(self.producer.clone())),
-                            default_handler: self
-                                .args
-                                .config
-                                .default_deserialization_handler
-                                .clone(),
-                            processing_handler: self.args.config.processing_error_handler,
-                            metrics: self.args.metrics.task(&self.args.name, id),
-                            wall_clock_ms: now_ms(),
-                            registry: self.args.registry.clone(),
-                            restorer: &self.restorer,
-                            rocksdb: self.args.rocksdb.clone(),
-                            cache_max_bytes: self.args.config.cache_max_bytes,
-                            global_stores: self.args.global_stores.clone(),
-                            state_dir: self
-                                .args
-                                .config
-                                .state_dir
-                                .join(&*self.app_id)
-                                .join(id.to_string()),
-                        };
-                        self.tasks
-                            .insert(id, Task::new(&self.args.topology, id, setup)?);
-                        tracing::info!(thread = %self.args.name, task = %id, "task created");
+                        self.create_task(id)?;
+                        self.seek_external(consumer, id)?;
                     }
                     self.rebuild_routes();
                     self.args
@@ -532,6 +714,72 @@ impl Worker {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn task_dir(&self, id: TaskId) -> std::path::PathBuf {
+        self.args
+            .config
+            .state_dir
+            .join(&*self.app_id)
+            .join(id.to_string())
+    }
+
+    /// Creates, restores and initializes a task.
+    fn create_task(&mut self, id: TaskId) -> Result<()> {
+        let state_dir = self.task_dir(id);
+        let setup = TaskSetup {
+            app_id: self.app_id.clone(),
+            collector: Box::new(ProducerCollector(self.producer.clone())),
+            default_handler: self.args.config.default_deserialization_handler.clone(),
+            processing_handler: self.args.config.processing_error_handler,
+            metrics: self.args.metrics.task(&self.args.name, id),
+            wall_clock_ms: now_ms(),
+            registry: self.args.registry.clone(),
+            restorer: &self.restorer,
+            rocksdb: self.args.rocksdb.clone(),
+            cache_max_bytes: self.args.config.cache_max_bytes,
+            global_stores: self.args.global_stores.clone(),
+            state_dir: state_dir.clone(),
+        };
+        let task = Task::new(&self.args.topology, id, setup)?;
+        if self.transactional_id.is_some() {
+            // From here on the local stores run ahead of what is committed: a crash must not
+            // find a checkpoint, so that the stores are wiped and restored from the committed
+            // changelog. The checkpoint comes back when the task closes after a commit.
+            Checkpoint::remove(&state_dir)?;
+        }
+        self.tasks.insert(id, task);
+        tracing::info!(thread = %self.args.name, task = %id, "task created");
+        Ok(())
+    }
+
+    /// Moves the source partitions of a task with an external committer to the offsets it
+    /// keeps (the beginning when it has none).
+    fn seek_external(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        id: TaskId,
+    ) -> Result<()> {
+        let Some(starts) = self.tasks.get(&id).and_then(Task::external_start) else {
+            return Ok(());
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (topic, next) in &starts {
+            let offset = next.map_or(rdkafka::Offset::Beginning, rdkafka::Offset::Offset);
+            tpl.add_partition_offset(topic, id.partition, offset)?;
+            self.seeked.insert((topic.to_string(), id.partition));
+        }
+        for e in consumer.seek_partitions(tpl, TXN_TIMEOUT)?.elements() {
+            if let Err(err) = e.error() {
+                return Err(Error::Internal(format!(
+                    "cannot seek {}[{}] to the offset its sink committed: {err}",
+                    e.topic(),
+                    e.partition()
+                )));
+            }
+        }
+        tracing::info!(thread = %self.args.name, task = %id, ?starts, "sources moved to the offsets committed with the sink");
         Ok(())
     }
 
@@ -559,20 +807,34 @@ impl Worker {
         }
     }
 
-    /// Output first, then offsets.
-    fn commit(&mut self, consumer: &BaseConsumer<StreamConsumerContext>) -> Result<()> {
+    /// Output first, then offsets. `external`: whether sinks that commit outside Kafka commit
+    /// too (not after a processing error, which may have left a record half applied).
+    fn commit(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        external: bool,
+    ) -> Result<()> {
         let started = Instant::now();
-        for task in self.tasks.values_mut() {
-            task.flush()?;
+        if self.transactional_id.is_some() {
+            self.commit_transaction(consumer, &[], &mut Vec::new())?;
+        } else {
+            for task in self.tasks.values_mut() {
+                task.flush()?;
+            }
+            self.producer.flush(FLUSH_TIMEOUT)?;
+            self.producer.context().check()?;
+            if external {
+                for task in self.tasks.values_mut() {
+                    task.commit_external()?;
+                }
+            }
+            let tracker = self.producer.context();
+            for task in self.tasks.values_mut() {
+                task.changelog_written(|t, p| tracker.changelog_offset(t, p));
+                task.write_checkpoint()?;
+            }
+            commit(consumer)?;
         }
-        self.producer.flush(FLUSH_TIMEOUT)?;
-        self.producer.context().check()?;
-        let tracker = self.producer.context();
-        for task in self.tasks.values_mut() {
-            task.changelog_written(|t, p| tracker.changelog_offset(t, p));
-            task.write_checkpoint()?;
-        }
-        commit(consumer)?;
         self.last_commit = Instant::now();
         self.args
             .metrics
@@ -580,6 +842,179 @@ impl Worker {
             .with_label_values(&[&self.args.name])
             .observe(started.elapsed().as_secs_f64());
         self.rate.tick();
+        Ok(())
+    }
+
+    /// Exactly-once commit: flushes the tasks (and `closed`, tasks already taken out of the
+    /// thread), sends the consumed positions (plus `extra` ones) into the open transaction,
+    /// commits it and begins the next. Returns whether it committed; `false` means the
+    /// transaction was aborted and the thread's tasks were reset to the last commit.
+    fn commit_transaction(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        extra: &[Position],
+        closed: &mut [Task],
+    ) -> Result<bool> {
+        let id = self
+            .transactional_id
+            .clone()
+            .ok_or_else(|| Error::Internal("transaction without a transactional id".into()))?;
+        for task in self.tasks.values_mut().chain(closed.iter_mut()) {
+            task.flush()?;
+        }
+        let mut offsets = TopicPartitionList::new();
+        let mut moved = Vec::new();
+        for (topic, partition, offset) in consumer
+            .position()
+            .map(|p| positions(&p))?
+            .into_iter()
+            .chain(extra.iter().cloned())
+        {
+            let key = (topic, partition);
+            if self.committed_positions.get(&key) != Some(&offset) {
+                offsets.add_partition_offset(&key.0, partition, rdkafka::Offset::Offset(offset))?;
+                moved.push((key, offset));
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let failure = match self.try_commit_transaction(consumer, &offsets) {
+                Ok(()) => break,
+                Err(f) => f,
+            };
+            match failure {
+                TxnFailure::Retry(e) if attempt + 1 < TXN_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(thread = %self.args.name, error = %e, attempt, "transaction commit failed; retrying");
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                }
+                TxnFailure::Retry(e) => {
+                    return Err(Error::Transaction {
+                        transactional_id: id,
+                        reason: format!("commit still failing after {TXN_RETRIES} attempts: {e}"),
+                    });
+                }
+                TxnFailure::Fatal(e) => return Err(e),
+                TxnFailure::Abort(reason) => {
+                    tracing::warn!(thread = %self.args.name, transactional_id = %id, %reason,
+                        "transaction aborted; resetting the thread's tasks to their last committed state");
+                    self.abort_and_reset(consumer, &id)?;
+                    return Ok(false);
+                }
+            }
+        }
+        self.committed_positions.extend(moved);
+        let tracker = self.producer.context();
+        for task in self.tasks.values_mut().chain(closed.iter_mut()) {
+            task.changelog_written(|t, p| tracker.changelog_offset(t, p));
+            task.commit_external()?;
+        }
+        if self.args.config.embedded.is_some() {
+            // The embedded broker acknowledges transactional offset commits without storing
+            // them; commit the same offsets plainly so that a restart resumes here.
+            commit_offsets(consumer, &offsets)?;
+        }
+        self.producer
+            .begin_transaction()
+            .map_err(|e| Error::Transaction {
+                transactional_id: id,
+                reason: e.to_string(),
+            })?;
+        Ok(true)
+    }
+
+    fn try_commit_transaction(
+        &self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        offsets: &TopicPartitionList,
+    ) -> std::result::Result<(), TxnFailure> {
+        let id = self.transactional_id.as_deref().unwrap_or_default();
+        self.producer
+            .flush(FLUSH_TIMEOUT)
+            .map_err(|e| classify_txn_error(e, id))?;
+        if let Err(e) = self.producer.context().check() {
+            return Err(TxnFailure::Abort(e.to_string()));
+        }
+        if offsets.count() > 0 {
+            let metadata = consumer.group_metadata().ok_or_else(|| {
+                TxnFailure::Abort("the consumer has no group metadata (not in a group)".into())
+            })?;
+            self.producer
+                .send_offsets_to_transaction(offsets, &metadata, TXN_TIMEOUT)
+                .map_err(|e| classify_txn_error(e, id))?;
+        }
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(|e| classify_txn_error(e, id))
+    }
+
+    /// Aborts the open transaction, drops every task without committing anything, and
+    /// rebuilds the tasks of the current assignment from their changelogs (no checkpoint, so
+    /// from scratch), with the consumer rewound to the committed offsets.
+    fn abort_and_reset(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        transactional_id: &str,
+    ) -> Result<()> {
+        if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+            return Err(match classify_txn_error(e, transactional_id) {
+                TxnFailure::Fatal(e) => e,
+                TxnFailure::Retry(e) => Error::Transaction {
+                    transactional_id: transactional_id.to_string(),
+                    reason: format!("abort failed: {e}"),
+                },
+                TxnFailure::Abort(reason) => Error::Transaction {
+                    transactional_id: transactional_id.to_string(),
+                    reason: format!("abort failed: {reason}"),
+                },
+            });
+        }
+        self.producer.context().reset();
+        self.committed_positions.clear();
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for (id, mut task) in std::mem::take(&mut self.tasks) {
+            task.abandon();
+            Checkpoint::remove(&self.task_dir(id))?;
+        }
+        self.routes.clear();
+        self.producer
+            .begin_transaction()
+            .map_err(|e| Error::Transaction {
+                transactional_id: transactional_id.to_string(),
+                reason: e.to_string(),
+            })?;
+        let assignment = consumer.assignment()?;
+        if assignment.count() == 0 {
+            return Ok(());
+        }
+        for &id in &ids {
+            self.create_task(id)?;
+        }
+        self.rebuild_routes();
+        let committed = consumer.committed_offsets(assignment, TXN_TIMEOUT)?;
+        let mut rewind = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                rdkafka::Offset::Offset(o) => rdkafka::Offset::Offset(o),
+                _ => rdkafka::Offset::Beginning,
+            };
+            rewind.add_partition_offset(e.topic(), e.partition(), offset)?;
+        }
+        for e in consumer.seek_partitions(rewind, TXN_TIMEOUT)?.elements() {
+            if let Err(err) = e.error() {
+                return Err(Error::Internal(format!(
+                    "cannot rewind {}[{}] after an aborted transaction: {err}",
+                    e.topic(),
+                    e.partition()
+                )));
+            }
+        }
+        for id in ids {
+            self.seek_external(consumer, id)?;
+        }
+        // No record is in hand here: the seeks' version barrier discards anything fetched
+        // from the old positions.
+        self.seeked.clear();
         Ok(())
     }
 
@@ -595,9 +1030,35 @@ impl Worker {
                 first_err.get_or_insert(e);
             }
         }
-        // After a processing error, the offsets stored so far are still safe to commit: they
-        // only cover records processed completely, and the flush makes their output durable.
-        if let Err(e) = self.commit(consumer) {
+        if let Some(id) = self.transactional_id.clone() {
+            // Exactly-once: after an error the open transaction may hold part of a record's
+            // effects, so it is aborted; otherwise it commits and the checkpoints are written.
+            let committed = if clean && first_err.is_none() {
+                match self.commit_transaction(consumer, &[], &mut Vec::new()) {
+                    Ok(committed) => committed,
+                    Err(e) => {
+                        tracing::error!(thread = %self.args.name, error = %e, "final commit failed");
+                        first_err.get_or_insert(e);
+                        false
+                    }
+                }
+            } else {
+                if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                    tracing::warn!(thread = %self.args.name, transactional_id = %id, error = %e, "abort at shutdown failed");
+                }
+                false
+            };
+            if committed {
+                for task in self.tasks.values() {
+                    if let Err(e) = task.write_checkpoint() {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        } else if let Err(e) = self.commit(consumer, clean && first_err.is_none()) {
+            // After a processing error, the offsets stored so far are still safe to commit:
+            // they only cover records processed completely, and the flush makes their output
+            // durable.
             tracing::error!(thread = %self.args.name, error = %e, "final commit failed");
             if clean {
                 first_err.get_or_insert(e);
@@ -636,6 +1097,13 @@ impl ChangelogRestorer {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest");
+        if config.processing_guarantee == ProcessingGuarantee::ExactlyOnce
+            && !config
+                .client_settings("restore.consumer")
+                .contains_key("isolation.level")
+        {
+            c.set("isolation.level", "read_committed");
+        }
         Ok(ChangelogRestorer {
             consumer: c.create()?,
             thread: thread.to_string(),

@@ -212,7 +212,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         value: SerdeRef<A>,
     ) -> KTable<K, A> {
         let name = store_name(&self.stream, &m.name);
-        self.add_store(&name, StoreKind::KeyValue, &m, value);
+        let key = m
+            .key_serde
+            .clone()
+            .unwrap_or_else(|| self.key_serde.clone());
+        self.add_store(&name, StoreKind::KeyValue, &m, value.clone());
         let store_name = name.clone();
         let table = self.stream.add("KSTREAM-AGGREGATE", move || Aggregate {
             store_name: store_name.clone(),
@@ -229,8 +233,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             store_name: Some(name),
             emit: None,
             suppress_spec: None,
-            key_serde: None,
-            value_serde: None,
+            key_serde: Some(key),
+            value_serde: Some(value),
             _types: PhantomData,
         }
     }
@@ -539,7 +543,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             node: table.node,
             store_name: Some(name),
             emit: None,
-            suppress_spec: Some(Arc::new(spec)),
+            suppress_spec: Some(crate::table::until_close_attach(spec)),
             key_serde: None,
             value_serde: None,
             _types: PhantomData,
@@ -699,7 +703,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             node: table.node,
             store_name: Some(name),
             emit: None,
-            suppress_spec: Some(Arc::new(spec)),
+            suppress_spec: Some(crate::table::until_close_attach(spec)),
             key_serde: None,
             value_serde: None,
             _types: PhantomData,

@@ -10,6 +10,7 @@ use crate::operators::join::Joiner;
 use crate::operators::join::stream_stream::{
     JoinSide, JoinSpec, StreamStreamJoin, TagLeft, TagRight,
 };
+use crate::operators::late::LateRecords;
 use crate::operators::sliding_aggregate::list_serde;
 use crate::processor::{Data, StoreSerdes};
 use crate::serde::Serdes;
@@ -260,6 +261,16 @@ impl<K: Data, V: Data> KStream<K, V> {
             key_serde: joined.key_serde.clone(),
             left_list,
             right_list,
+            late_left: LateRecords {
+                topic: joined.late_topic.clone(),
+                key_serde: joined.key_serde.clone(),
+                value_serde: joined.left_serde.clone(),
+            },
+            late_right: LateRecords {
+                topic: joined.late_topic.clone(),
+                key_serde: joined.key_serde.clone(),
+                value_serde: joined.right_serde.clone(),
+            },
         });
         let join = g.add_node(
             join_name,

@@ -23,6 +23,7 @@ pub struct StreamJoined<K, V1, V2> {
     pub(crate) store_name: Option<String>,
     pub(crate) backend: StoreBackend,
     pub(crate) logging: bool,
+    pub(crate) late_topic: Option<String>,
 }
 
 impl<K: Data, V1: Data, V2: Data> StreamJoined<K, V1, V2> {
@@ -40,6 +41,7 @@ impl<K: Data, V1: Data, V2: Data> StreamJoined<K, V1, V2> {
             store_name: None,
             backend: StoreBackend::RocksDb,
             logging: true,
+            late_topic: None,
         }
     }
 
@@ -60,6 +62,14 @@ impl<K: Data, V1: Data, V2: Data> StreamJoined<K, V1, V2> {
     /// Keep the stores in memory instead of RocksDB (restored from the changelogs on restart).
     pub fn in_memory(mut self) -> Self {
         self.backend = StoreBackend::InMemory;
+        self
+    }
+
+    /// Also send late records (dropped because their join window closed) to `topic`,
+    /// serialized with the side's serdes, with headers naming the reason and the record's
+    /// origin. Late records are always counted.
+    pub fn late_records_to(mut self, topic: impl Into<String>) -> Self {
+        self.late_topic = Some(topic.into());
         self
     }
 

@@ -10,26 +10,6 @@ use crate::operators::join::stream_global::{KeyMapper, StreamGlobalJoin};
 use crate::operators::join::stream_table::{LookupJoiner, StreamTableJoin};
 use crate::processor::Data;
 use crate::table::{GlobalKTable, KTable, materialize_for_lookup};
-use crate::topology::{GraphBuilder, NodeKind, TopicName};
-
-/// The topics read by the sources upstream of `node` (within its sub-topology).
-pub(crate) fn upstream_source_topics(g: &GraphBuilder, node: usize) -> Vec<TopicName> {
-    let mut topics = Vec::new();
-    let mut stack = vec![node];
-    let mut seen = std::collections::BTreeSet::new();
-    while let Some(n) = stack.pop() {
-        if !seen.insert(n) {
-            continue;
-        }
-        if let NodeKind::Source { topics: t } = &g.nodes[n].kind {
-            topics.extend(t.iter().cloned());
-        }
-        stack.extend(g.nodes[n].parents.iter().copied());
-    }
-    topics.sort();
-    topics.dedup();
-    topics
-}
 
 impl<K: Data, V: Data> KStream<K, V> {
     fn table_lookup<VT: Data, VR: Data>(
@@ -60,11 +40,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         }
         g.connect_store(out.node, &store);
         // The two sides meet in one task per partition: their topics must be co-partitioned.
-        let mut group = upstream_source_topics(&g, self.node);
-        group.extend(upstream_source_topics(&g, table.node));
-        group.sort();
-        group.dedup();
-        g.copartition_groups.push(group);
+        g.require_copartitioned(&[self.node, table.node]);
         drop(g);
         out
     }

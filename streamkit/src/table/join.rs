@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Change, KTable};
+use super::{Change, KTable, materialize_for_lookup};
 use crate::operators::join::Joiner;
 use crate::operators::join::foreign_key::{
     AnswerRight, FkExtractor, LeftEvent, ResolveLeft, Response, ResponseSerde, RightEvent,
@@ -20,34 +20,31 @@ use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec};
 /// The key and value serdes of a table's store.
 type RowSerdes<K, V> = (SerdeRef<K>, SerdeRef<V>);
 
-/// The key-value store holding `table`'s rows, for the other side to look rows up in, and its
-/// key serde; reports at `build()` a table without one.
+/// The key-value store holding `table`'s rows, for the other side to look rows up in (added
+/// behind the table if it has none), and its serdes; reports at `build()` a table whose rows
+/// cannot be looked up. Call it before adding the join's nodes, so that a store added behind
+/// the table is written before they run.
 fn lookup_store<K: Data, V: Data>(
-    g: &mut GraphBuilder,
     table: &KTable<K, V>,
     op: &str,
 ) -> (String, Option<RowSerdes<K, V>>) {
+    let name = materialize_for_lookup(table, op);
+    let mut g = table.graph.borrow_mut();
     let node = g.nodes[table.node].name.clone();
-    let Some(name) = table.store_name.clone() else {
-        g.errors.push(format!(
-            "{op}: the table produced by {node} has no store to look its rows up in"
-        ));
-        return (String::new(), None);
-    };
     let spec = g.stores.iter().find(|s| s.name == name);
-    let key = match spec {
+    let serdes = match spec {
         Some(s) if s.kind == StoreKind::KeyValue => s
             .serdes
             .downcast_ref::<StoreSerdes<K, V>>()
             .map(|serdes| (serdes.key.clone(), serdes.value.clone())),
         _ => None,
     };
-    if key.is_none() {
+    if serdes.is_none() && spec.is_some() {
         g.errors.push(format!(
             "{op}: store {name:?} of the table produced by {node} is not a key-value store of its rows (windowed tables cannot be joined)"
         ));
     }
-    (name, key)
+    (name, serdes)
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -129,21 +126,22 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: Joiner<V, V2, VR>,
         m: Materialized<K, VR>,
     ) -> KTable<K, VR> {
+        let (left_store, left_serdes) = lookup_store(self, "join");
+        let (right_store, _) = lookup_store(other, "join");
         let graph = self.graph.clone();
         let mut g = graph.borrow_mut();
         if !Rc::ptr_eq(&self.graph, &other.graph) {
             g.errors
                 .push("join: the two tables come from different StreamsBuilders".into());
         }
-        let (left_store, left_key) = lookup_store(&mut g, self, "join");
-        let (right_store, _) = lookup_store(&mut g, other, "join");
+        let left_key = left_serdes.map(|(k, _)| k);
         let result_store = if m.name.is_some() || m.value_serde.is_some() {
             let name = m
                 .name
                 .clone()
                 .unwrap_or_else(|| g.generate_name("KTABLE-JOIN-STATE-STORE"));
             match (
-                m.key_serde.clone().or(left_key.map(|(k, _)| k)),
+                m.key_serde.clone().or(left_key.clone()),
                 m.value_serde.clone(),
             ) {
                 (Some(key), Some(value)) => g.add_store(StoreSpec {
@@ -225,7 +223,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             store_name: result_store,
             emit: None,
             suppress_spec: None,
-            key_serde: m.key_serde.clone().or_else(|| self.key_serde.clone()),
+            key_serde: m.key_serde.clone().or(left_key),
             value_serde: m.value_serde.clone(),
             _types: PhantomData,
         }
@@ -324,6 +322,9 @@ impl<K: Data, V: Data> KTable<K, V> {
         joiner: Joiner<V, VO, VR>,
         m: Materialized<K, VR>,
     ) -> KTable<K, VR> {
+        let op = "join_foreign_key";
+        let (left_store, left_serdes) = lookup_store(self, op);
+        let (right_store, right_serdes) = lookup_store(other, op);
         let graph = self.graph.clone();
         let mut g = graph.borrow_mut();
         if !Rc::ptr_eq(&self.graph, &other.graph) {
@@ -331,9 +332,6 @@ impl<K: Data, V: Data> KTable<K, V> {
                 "join_foreign_key: the two tables come from different StreamsBuilders".into(),
             );
         }
-        let op = "join_foreign_key";
-        let (left_store, left_serdes) = lookup_store(&mut g, self, op);
-        let (right_store, right_serdes) = lookup_store(&mut g, other, op);
         let base = m
             .name
             .clone()
@@ -367,6 +365,8 @@ impl<K: Data, V: Data> KTable<K, V> {
             );
         };
         let result_store = base.clone();
+        let result_key = m.key_serde.clone().unwrap_or_else(|| k_serde.clone());
+        let result_value = result_serde;
         g.add_store(StoreSpec {
             name: result_store.clone(),
             kind: StoreKind::KeyValue,
@@ -374,8 +374,8 @@ impl<K: Data, V: Data> KTable<K, V> {
             logging: m.logging,
             caching: m.caching,
             serdes: Arc::new(StoreSerdes::<K, VR> {
-                key: m.key_serde.clone().unwrap_or_else(|| k_serde.clone()),
-                value: result_serde,
+                key: result_key.clone(),
+                value: result_value.clone(),
             }),
         });
         let subscription_store = format!("{base}-subscription-store");
@@ -529,8 +529,8 @@ impl<K: Data, V: Data> KTable<K, V> {
             store_name: Some(result_store),
             emit: None,
             suppress_spec: None,
-            key_serde: self.key_serde.clone(),
-            value_serde: m.value_serde.clone(),
+            key_serde: Some(result_key),
+            value_serde: Some(result_value),
             _types: PhantomData,
         }
     }

@@ -13,7 +13,13 @@
 //! `V` has no null); [`KTable::to_change_stream`] forwards `Option<V>` with `None` for each
 //! deletion, which a sink with [`Serdes::option`](crate::serde::Serdes::option) writes as a
 //! tombstone, as Kafka Streams' `toStream()` does.
+//!
+//! Faust-style tables live here too: [`FaustTable`] declares a dict-like changelogged table
+//! that processors and [agents](crate::agent) use through a [`Table`] handle, and
+//! [`WindowedFaustTable`] a windowed one read with `now()`, `current()` and `delta(d)`.
 
+mod faust;
+mod faust_windowed;
 mod global;
 mod grouped;
 mod join;
@@ -26,6 +32,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use faust::{FaustTable, Table};
+pub use faust_windowed::{RelativeTo, WindowSet, WindowedFaustTable, WindowedTable};
 pub use global::GlobalKTable;
 pub(crate) use global::global_table;
 pub use grouped::KGroupedTable;
@@ -37,6 +45,7 @@ use crate::operators::table_group_by::TableGroupBy;
 use crate::operators::table_map_values::TableMapValues;
 use crate::operators::table_materialize::TableMaterialize;
 use crate::operators::table_source::TableSource;
+use crate::operators::table_suppress::SuppressTimeLimit;
 use crate::processor::{Data, Processor, ProcessorContext, StoreBuilder, StoreSerdes};
 use crate::record::Record;
 use crate::serde::{SerdeRef, Serdes};
@@ -63,9 +72,9 @@ pub struct KTable<K, V> {
     pub(crate) store_name: Option<String>,
     /// Set for time-windowed aggregations, whose results `suppress` can hold back.
     pub(crate) emit: Option<Arc<Mutex<EmitConfig>>>,
-    /// Set for session and sliding aggregations: a `SuppressSpec` of the key and value types,
-    /// for a suppression buffer after the aggregation.
-    pub(crate) suppress_spec: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Set for session and sliding aggregations: adds a suppression buffer after the
+    /// aggregation.
+    pub(crate) suppress_spec: Option<SuppressAttach>,
     /// Serdes of the rows, when known: a table without a store needs them to get one.
     pub(crate) key_serde: Option<SerdeRef<K>>,
     pub(crate) value_serde: Option<SerdeRef<V>>,
@@ -142,6 +151,8 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for PassChanges {
 #[derive(Debug, Clone, Default)]
 pub struct Suppressed {
     idle_close: Option<Duration>,
+    time_limit: Option<Duration>,
+    name: Option<String>,
 }
 
 impl Suppressed {
@@ -149,6 +160,44 @@ impl Suppressed {
     /// grace (Kafka Streams' `Suppressed.untilWindowCloses`).
     pub fn until_window_closes() -> Self {
         Suppressed::default()
+    }
+
+    /// For any table: hold each key's updates until `limit` of stream time has passed since
+    /// the first of them, then emit the latest, as one change from the value before the first
+    /// (Kafka Streams' `Suppressed.untilTimeLimit` with an unbounded buffer). A later update
+    /// replaces the waiting one without restarting its timer. The buffer is a changelogged
+    /// store, so waiting updates survive a restart.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("positions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("positions"))
+    ///     .suppress(Suppressed::until_time_limit(Duration::from_secs(10)))
+    ///     .to_stream()
+    ///     .to("positions-every-10s", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("positions", Serdes::string(), Serdes::string());
+    /// input.pipe_at("bus-1".into(), "1st Ave".into(), 0)?;
+    /// input.pipe_at("bus-1".into(), "2nd Ave".into(), 4_000)?;
+    /// input.pipe_at("bus-2".into(), "Main St".into(), 10_000)?; // 10 s after bus-1's first
+    /// let out = d.output_topic("positions-every-10s", Serdes::string(), Serdes::string());
+    /// assert_eq!(out.read_key_values(), vec![("bus-1".to_string(), "2nd Ave".to_string())]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn until_time_limit(limit: Duration) -> Self {
+        Suppressed {
+            time_limit: Some(limit),
+            ..Suppressed::default()
+        }
+    }
+
+    /// Names the suppression node of [`until_time_limit`](Self::until_time_limit); its buffer
+    /// store (and changelog) is `<name>-buffer`. Default = a generated name, which changes
+    /// when the topology does.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// Also close windows when no record arrived for `idle` of wall-clock time: stream time is
@@ -210,10 +259,19 @@ pub(crate) fn add_table_store<K: Data, V: Data>(
 /// (one per table, shared by every join on it). Reports a table with neither a store nor the
 /// serdes to build one at `build()`, naming `op`.
 pub(crate) fn materialize_for_lookup<K: Data, V: Data>(table: &KTable<K, V>, op: &str) -> String {
+    let mut g = table.graph.borrow_mut();
     if let Some(name) = &table.store_name {
+        let windowed = g
+            .stores
+            .iter()
+            .any(|s| &s.name == name && s.kind != StoreKind::KeyValue);
+        if windowed {
+            g.errors.push(format!(
+                "{op}: table {name:?} is windowed; lookups need a key-value table"
+            ));
+        }
         return name.clone();
     }
-    let mut g = table.graph.borrow_mut();
     if let Some(name) = g.materialized.get(&table.node) {
         return name.clone();
     }
@@ -598,19 +656,44 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 }
 
-impl<K: Data, V: Data> KTable<Windowed<K>, V> {
-    /// Holds results back as [`Suppressed`] says. Must directly follow a windowed aggregation.
-    pub fn suppress(&self, suppressed: Suppressed) -> KTable<Windowed<K>, V> {
+/// Adds the suppression buffer node after a session or sliding aggregation:
+/// `(graph, parent node, buffer store name) -> node`. Made by the aggregation, where the
+/// windowed key's inner type is known.
+pub(crate) type SuppressAttach = Arc<dyn Fn(&mut GraphBuilder, usize, &str) -> usize + Send + Sync>;
+
+/// The [`SuppressAttach`] of a session or sliding aggregation with this spec.
+pub(crate) fn until_close_attach<K: Data, V: Data>(spec: SuppressSpec<K, V>) -> SuppressAttach {
+    Arc::new(move |g, parent, buffer| {
+        g.add_store(StoreBuilder::key_value(buffer, Serdes::bytes(), Serdes::bytes()).spec);
+        let name = g.generate_name("KTABLE-SUPPRESS");
+        let (spec, store_name) = (spec.clone(), buffer.to_string());
+        let factory = Arc::new(ProcessorFactory::<
+            Windowed<K>,
+            Change<V>,
+            SuppressUntilClose<K, V>,
+            _,
+        >::new(move || SuppressUntilClose {
+            spec: spec.clone(),
+            store_name: store_name.clone(),
+            buffer: None,
+        }));
+        let node = g.add_node(name, NodeKind::Processor, &[parent], factory);
+        g.connect_store(node, buffer);
+        node
+    })
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// Holds updates back as [`Suppressed`] says: after a windowed aggregation (directly),
+    /// [`Suppressed::until_window_closes`] emits each window once; on any table,
+    /// [`Suppressed::until_time_limit`] emits each key at most once per period.
+    pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
         let mut g = self.graph.borrow_mut();
         let unsuppressed = g.nodes[self.node].children.is_empty();
         let base = self.store_name.clone().unwrap_or_else(|| "window".into());
-        let spec = self
-            .suppress_spec
-            .as_ref()
-            .and_then(|s| s.downcast_ref::<SuppressSpec<K, V>>())
-            .cloned();
-        let node = match (&self.emit, spec) {
-            (Some(emit), _) if unsuppressed => {
+        let node = match (suppressed.time_limit, &self.emit, &self.suppress_spec) {
+            (Some(limit), _, _) => self.suppress_time_limit(&mut g, limit, suppressed.name),
+            (None, Some(emit), _) if unsuppressed => {
                 // Tumbling and hopping windows: the aggregation emits final results itself.
                 let marker = format!("{base}-emitted");
                 let mut e = emit.lock().expect("emit config");
@@ -620,44 +703,26 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
                 g.add_store(StoreBuilder::key_value(&marker, Serdes::i32(), Serdes::i64()).spec);
                 g.connect_store(self.node, &marker);
                 let name = g.generate_name("KTABLE-SUPPRESS");
-                let factory = Arc::new(
-                    ProcessorFactory::<Windowed<K>, Change<V>, PassChanges, _>::new(|| PassChanges),
-                );
+                let factory = Arc::new(ProcessorFactory::<K, Change<V>, PassChanges, _>::new(
+                    || PassChanges,
+                ));
                 g.add_node(name, NodeKind::Processor, &[self.node], factory)
             }
-            (None, Some(spec)) if unsuppressed => {
+            (None, None, Some(attach)) if unsuppressed => {
                 if suppressed.idle_close.is_some() {
                     g.errors.push(
                         "close_when_idle is supported after tumbling and hopping windows only"
                             .into(),
                     );
                 }
-                let buffer = format!("{base}-suppress-buffer");
-                g.add_store(
-                    StoreBuilder::key_value(&buffer, Serdes::bytes(), Serdes::bytes()).spec,
-                );
-                let name = g.generate_name("KTABLE-SUPPRESS");
-                let store_name = buffer.clone();
-                let factory = Arc::new(ProcessorFactory::<
-                    Windowed<K>,
-                    Change<V>,
-                    SuppressUntilClose<K, V>,
-                    _,
-                >::new(move || SuppressUntilClose {
-                    spec: spec.clone(),
-                    store_name: store_name.clone(),
-                    buffer: None,
-                }));
-                let node = g.add_node(name, NodeKind::Processor, &[self.node], factory);
-                g.connect_store(node, &buffer);
-                node
+                attach(&mut g, self.node, &format!("{base}-suppress-buffer"))
             }
             _ => {
-                g.errors.push("suppress must directly follow a windowed aggregation (count, reduce or aggregate after windowed_by)".into());
+                g.errors.push("suppress(until_window_closes) must directly follow a windowed aggregation (count, reduce or aggregate after windowed_by)".into());
                 let name = g.generate_name("KTABLE-SUPPRESS");
-                let factory = Arc::new(
-                    ProcessorFactory::<Windowed<K>, Change<V>, PassChanges, _>::new(|| PassChanges),
-                );
+                let factory = Arc::new(ProcessorFactory::<K, Change<V>, PassChanges, _>::new(
+                    || PassChanges,
+                ));
                 g.add_node(name, NodeKind::Processor, &[self.node], factory)
             }
         };
@@ -667,9 +732,50 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
             store_name: self.store_name.clone(),
             emit: None,
             suppress_spec: None,
-            key_serde: None,
-            value_serde: None,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
             _types: PhantomData,
         }
+    }
+
+    fn suppress_time_limit(
+        &self,
+        g: &mut GraphBuilder,
+        limit: Duration,
+        name: Option<String>,
+    ) -> usize {
+        let name = name.unwrap_or_else(|| g.generate_name("KTABLE-SUPPRESS"));
+        let buffer = format!("{name}-buffer");
+        let (Some(key_serde), Some(value_serde)) =
+            (self.key_serde.clone(), self.value_serde.clone())
+        else {
+            let node = g.nodes[self.node].name.clone();
+            g.errors.push(format!(
+                "suppress(until_time_limit): the table produced by {node} has no serdes for the \
+                 buffer; call materialize(Materialized::named(..).value_serde(..)) on it first"
+            ));
+            let factory = Arc::new(ProcessorFactory::<K, Change<V>, PassChanges, _>::new(
+                || PassChanges,
+            ));
+            return g.add_node(name, NodeKind::Processor, &[self.node], factory);
+        };
+        g.add_store(StoreBuilder::key_value(&buffer, Serdes::bytes(), Serdes::bytes()).spec);
+        let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        let store_name = buffer.clone();
+        let factory = Arc::new(
+            ProcessorFactory::<K, Change<V>, SuppressTimeLimit<K, V>, _>::new(move || {
+                SuppressTimeLimit {
+                    limit_ms,
+                    store_name: store_name.clone(),
+                    key_serde: key_serde.clone(),
+                    change_serde: serde::ChangeSerde(value_serde.clone()),
+                    buffer: None,
+                    due: Default::default(),
+                }
+            }),
+        );
+        let node = g.add_node(name, NodeKind::Processor, &[self.node], factory);
+        g.connect_store(node, &buffer);
+        node
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::error::{Error, Result};
 
@@ -13,6 +14,11 @@ enum Command {
         name: String,
         partitions: i32,
         reply: mpsc::Sender<Result<()>>,
+    },
+    RequestErrors {
+        api: RDKafkaApiKey,
+        errors: Vec<RDKafkaRespErr>,
+        reply: mpsc::Sender<()>,
     },
     Shutdown,
 }
@@ -44,8 +50,13 @@ impl Drop for Inner {
 ///   a client that produces to an unknown topic auto-creates it with 4 partitions;
 /// - **bounded retention**: each partition keeps only its last ~100k message sets (about
 ///   5 MiB); older records silently disappear;
-/// - **no isolation**: Fetch ignores `isolation.level`, so aborted transactional records stay
-///   visible — exactly-once must be verified on a real broker;
+/// - **transactions only in part**: producers can init, begin, commit and abort transactions,
+///   but Fetch ignores `isolation.level`, so aborted records stay visible to `read_committed`
+///   consumers, and transactional offset commits (`send_offsets_to_transaction`) are
+///   acknowledged without being stored (the runtime adds a plain offset commit after each
+///   transaction on this broker, so that restarts resume) — exactly-once must be verified on a
+///   real broker. `tests/runtime_exactly_once.rs` asserts both behaviours, so it flags the day
+///   they change;
 /// - **slow rebalances**: after a member leaves, the mock finishes the rebalance only when the
 ///   members' session timeout (minus a second) has passed, so applications configured with
 ///   [`StreamsConfig::embedded`](crate::config::StreamsConfig::embedded) default to
@@ -103,6 +114,10 @@ impl EmbeddedBroker {
                                 .map_err(Error::Kafka);
                             let _ = reply.send(r);
                         }
+                        Command::RequestErrors { api, errors, reply } => {
+                            cluster.request_errors(api, &errors);
+                            let _ = reply.send(());
+                        }
                         Command::Shutdown => break,
                     }
                 }
@@ -123,6 +138,25 @@ impl EmbeddedBroker {
     /// `host:port,…` for clients.
     pub fn bootstrap_servers(&self) -> &str {
         &self.inner.bootstrap
+    }
+
+    /// Makes the next requests of kind `api` (from any client) fail, one with each error in
+    /// turn: fault injection for tests, e.g. an `ILLEGAL_GENERATION` answer to the next
+    /// `TxnOffsetCommit` to abort a transaction.
+    pub fn fail_next_requests(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> Result<()> {
+        let (reply, rx) = mpsc::channel();
+        self.inner
+            .commands
+            .lock()
+            .map_err(|_| Error::Internal("embedded broker lock poisoned".into()))?
+            .send(Command::RequestErrors {
+                api,
+                errors: errors.to_vec(),
+                reply,
+            })
+            .map_err(|_| Error::Internal("embedded broker stopped".into()))?;
+        rx.recv()
+            .map_err(|_| Error::Internal("embedded broker stopped".into()))
     }
 
     /// Creates a topic (a no-op if it exists with that many partitions).

@@ -54,6 +54,9 @@ pub(crate) struct Instance {
     pub input: Option<Rc<dyn Any>>,
     pub control: Rc<RefCell<dyn NodeControl>>,
     pub source: Option<Rc<RefCell<dyn RawSource>>>,
+    /// Set by sinks that commit to an external system together with the input offsets (the
+    /// Postgres sink).
+    pub committer: Option<Rc<RefCell<dyn crate::runtime::task::ExternalCommitter>>>,
 }
 
 /// Creates a node's live instance for a task. Stored in the topology, shared by all threads.
@@ -139,6 +142,7 @@ where
             input: Some(erase_input(input)),
             control: node,
             source: None,
+            committer: None,
         })
     }
 }

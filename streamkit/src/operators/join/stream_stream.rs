@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::Joiner;
 use crate::error::{Error, Result};
-use crate::metrics::names::REASON_LATE;
+use crate::operators::late::LateRecords;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext, WindowStore, codec};
 use crate::record::Record;
 use crate::serde::SerdeRef;
@@ -78,6 +78,9 @@ pub(crate) struct JoinSpec<K, V1, V2, VR> {
     /// Serdes of value lists (one list per key and timestamp: duplicates are kept).
     pub left_list: SerdeRef<Vec<V1>>,
     pub right_list: SerdeRef<Vec<V2>>,
+    /// What happens to late records of each side (counted; dead-lettered if configured).
+    pub late_left: LateRecords<K, V1>,
+    pub late_right: LateRecords<K, V2>,
 }
 
 pub(crate) struct StreamStreamJoin<K, V1, V2, VR> {
@@ -328,13 +331,33 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> Processor<K, JoinSide<V1, V2>>
         };
         let now = self.state.as_ref().expect("initialized").stream_time;
         if now != i64::MIN && self.closed(side, t, now) {
-            ctx.record_dropped(REASON_LATE);
-            tracing::debug!(
-                timestamp = t,
-                stream_time = now,
-                "dropping late record: its join window closed"
-            );
-            return Ok(());
+            // Its join window closed: counted, and dead-lettered if configured.
+            let Record {
+                key,
+                value,
+                timestamp,
+                headers,
+            } = record;
+            return match value {
+                JoinSide::Left(v) => spec.late_left.drop(
+                    ctx,
+                    &Record {
+                        key,
+                        value: v,
+                        timestamp,
+                        headers,
+                    },
+                ),
+                JoinSide::Right(v) => spec.late_right.drop(
+                    ctx,
+                    &Record {
+                        key,
+                        value: v,
+                        timestamp,
+                        headers,
+                    },
+                ),
+            };
         }
         if t >= now {
             self.state.as_mut().expect("initialized").stream_time = t;
@@ -358,7 +381,9 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> Processor<K, JoinSide<V1, V2>>
                         t.saturating_add(w.after_ms),
                     )?,
                 );
-                self.unwait(RIGHT, &key, partners.iter().map(|(t2, _)| *t2))?;
+                if spec.joiner.keeps_right() {
+                    self.unwait(RIGHT, &key, partners.iter().map(|(t2, _)| *t2))?;
+                }
                 for (t2, values) in &partners {
                     for v2 in values {
                         ctx.forward(Record {
@@ -384,7 +409,9 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> Processor<K, JoinSide<V1, V2>>
                         t.saturating_add(w.before_ms),
                     )?,
                 );
-                self.unwait(LEFT, &key, partners.iter().map(|(t1, _)| *t1))?;
+                if spec.joiner.keeps_left() {
+                    self.unwait(LEFT, &key, partners.iter().map(|(t1, _)| *t1))?;
+                }
                 for (t1, values) in &partners {
                     for v1 in values {
                         ctx.forward(Record {

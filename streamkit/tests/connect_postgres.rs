@@ -1,0 +1,511 @@
+//! The Postgres sink against a real PostgreSQL server (`STREAMKIT_TEST_POSTGRES_URL`, started
+//! by `scripts/test.sh`): upserts and tombstone deletes (from a changelog stream and from a
+//! table read from a topic), offsets stored with the rows, a fresh instance resuming from those
+//! offsets and from the store contents kept in Postgres, tasks moving between instances, a
+//! killed database connection retried, and a clear error for a table that does not exist.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::producer::{BaseRecord, Producer};
+use streamkit::connect::postgres::PostgresSink;
+use streamkit::prelude::*;
+use streamkit::testing::EmbeddedBroker;
+use tokio_postgres::NoTls;
+
+fn postgres_url() -> String {
+    std::env::var("STREAMKIT_TEST_POSTGRES_URL").expect(
+        "STREAMKIT_TEST_POSTGRES_URL is not set: these tests need a PostgreSQL server \
+         (scripts/test.sh starts a throwaway one and sets it)",
+    )
+}
+
+/// A blocking Postgres client for the test's own queries.
+struct Db {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Db {
+    fn connect() -> Db {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&postgres_url(), NoTls)
+                .await
+                .expect("connecting to STREAMKIT_TEST_POSTGRES_URL");
+            tokio::spawn(conn);
+            client
+        });
+        Db { rt, client }
+    }
+
+    fn execute(&self, sql: &str) {
+        self.rt.block_on(self.client.batch_execute(sql)).unwrap();
+    }
+
+    fn rows(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.rt.block_on(self.client.query(sql, &[])).unwrap()
+    }
+
+    /// Sum of the next offsets stored for an application (missing table = 0).
+    fn offsets(&self, app: &str) -> i64 {
+        self.rt
+            .block_on(self.client.query(
+                "SELECT COALESCE(SUM(next_offset), 0)::bigint FROM streamkit_offsets \
+                 WHERE application_id = $1",
+                &[&app],
+            ))
+            .map(|r| r[0].get::<_, i64>(0))
+            .unwrap_or(0)
+    }
+}
+
+/// A name unique to this test run (tests run in parallel against one server).
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+/// Produces (key, optional value) records; `None` is a tombstone.
+fn produce(bootstrap: &str, topic: &str, records: &[(String, Option<String>)]) {
+    let p = common::producer(bootstrap);
+    for (k, v) in records {
+        let mut r = BaseRecord::<str, str>::to(topic).key(k.as_str());
+        if let Some(v) = v {
+            r = r.payload(v.as_str());
+        }
+        p.send(r).map_err(|(e, _)| e).unwrap();
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn vehicles_topology(url: &str, table: &str, topic: &str) -> Topology {
+    let b = StreamsBuilder::new();
+    b.stream(
+        topic,
+        Consumed::with(Serdes::string(), Serdes::option(Serdes::string())),
+    )
+    .to_postgres(
+        PostgresSink::new(url, table)
+            .key_columns(["vehicle"], |v: &String| vec![v.clone().into()])
+            .value_columns(["position"], |p: &String| vec![p.clone().into()])
+            .batch_rows(7),
+    );
+    b.build().unwrap()
+}
+
+fn config(app: &str, broker: &EmbeddedBroker, dir: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::new(app)
+        .embedded(broker)
+        .state_dir(dir)
+        .commit_interval(Duration::from_millis(100))
+}
+
+fn table_contents(db: &Db, table: &str) -> BTreeMap<String, String> {
+    db.rows(&format!("SELECT vehicle, position FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+fn upserts_deletes_and_offsets_commit_together_and_a_new_instance_resumes_there() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_fast_app"),
+        unique("pg_vehicles"),
+        unique("pg-vehicles"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (vehicle text PRIMARY KEY, position text NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+
+    // 20 vehicles appear, 5 leave (tombstones), 5 move.
+    let mut first: Vec<(String, Option<String>)> = (0..20)
+        .map(|i| (format!("v{i}"), Some(format!("a{i}"))))
+        .collect();
+    first.extend((0..5).map(|i| (format!("v{i}"), None)));
+    first.extend((5..10).map(|i| (format!("v{i}"), Some(format!("b{i}")))));
+    produce(&bootstrap, &topic, &first);
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        vehicles_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir.path()),
+    )
+    .unwrap();
+    app.start().unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(60), || db.offsets(&app_id) == 30),
+        "offsets stored: {}",
+        db.offsets(&app_id)
+    );
+    let rows = table_contents(&db, &table);
+    let mut expected: BTreeMap<String, String> = (5..20)
+        .map(|i| (format!("v{i}"), format!("a{i}")))
+        .collect();
+    for i in 5..10 {
+        expected.insert(format!("v{i}"), format!("b{i}"));
+    }
+    assert_eq!(rows, expected);
+    app.close().unwrap();
+
+    // A fresh instance with empty local state starts from the offsets in Postgres: it
+    // processes only the new records, whatever the group committed in Kafka.
+    produce(
+        &bootstrap,
+        &topic,
+        &[
+            ("v19".to_string(), None),
+            ("v30".to_string(), Some("c30".to_string())),
+        ],
+    );
+    let dir2 = tempfile::tempdir().unwrap();
+    let again = KafkaStreams::new(
+        vehicles_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir2.path()),
+    )
+    .unwrap();
+    again.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 32));
+    assert_eq!(again.metrics().records_processed(), 2);
+    expected.remove("v19");
+    expected.insert("v30".to_string(), "c30".to_string());
+    assert_eq!(table_contents(&db, &table), expected);
+    again.close().unwrap();
+}
+
+fn counts_topology(url: &str, table: &str, topic: &str) -> Topology {
+    let b = StreamsBuilder::new();
+    b.stream(topic, Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .count(Materialized::named("pg-counts"))
+        .to_postgres(
+            PostgresSink::new(url, table)
+                .key_columns(["station"], |s: &String| vec![s.clone().into()])
+                .value_columns(["taps"], |n: &i64| vec![(*n).into()]),
+        );
+    b.build().unwrap()
+}
+
+#[test]
+fn a_count_resumes_from_the_state_kept_in_postgres_after_losing_local_state() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_count_app"),
+        unique("pg_counts"),
+        unique("pg-taps"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
+        range
+            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+            .collect()
+    };
+    common::produce(&bootstrap, &topic, &taps(0..100));
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir.path()),
+    )
+    .unwrap();
+    app.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 100));
+    app.close().unwrap();
+    drop(dir); // local RocksDB state gone; the changelog is not read for this task
+
+    common::produce(&bootstrap, &topic, &taps(100..200));
+    let dir2 = tempfile::tempdir().unwrap();
+    let again = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir2.path()),
+    )
+    .unwrap();
+    again.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 200));
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 20), "{counts:?}");
+    let store = again.store::<String, i64>("pg-counts").unwrap();
+    assert_eq!(store.get(&"s3".to_string()).unwrap(), Some(20));
+    again.close().unwrap();
+}
+
+#[test]
+fn a_missing_table_fails_the_thread_with_the_database_error() {
+    common::init_logs();
+    let url = postgres_url();
+    let (app_id, table, topic) = (
+        unique("pg_missing_app"),
+        unique("pg_no_such_table"),
+        unique("pg-missing"),
+    );
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 1).unwrap();
+    produce(
+        broker.bootstrap_servers(),
+        &topic,
+        &[("v1".to_string(), Some("x".to_string()))],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        vehicles_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir.path()),
+    )
+    .unwrap();
+    app.start().unwrap();
+    assert!(app.wait_for_state(State::Error, Duration::from_secs(60)));
+    let err = app.close().unwrap_err().to_string();
+    assert!(err.contains(&format!("postgres sink {table}")), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    // Nothing was recorded as done.
+    assert_eq!(Db::connect().offsets(&app_id), 0);
+}
+
+#[test]
+fn a_sink_without_columns_is_a_topology_error() {
+    let b = StreamsBuilder::new();
+    b.stream(
+        "t",
+        Consumed::with(Serdes::string(), Serdes::option(Serdes::string())),
+    )
+    .to_postgres(PostgresSink::<String, String>::new("postgres://x@y/z", "t"));
+    let err = b.build().unwrap_err().to_string();
+    assert!(err.contains("key_columns"), "{err}");
+}
+
+#[test]
+fn a_table_read_from_a_topic_upserts_and_deletes_its_rows() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_table_app"),
+        unique("pg_stations"),
+        unique("pg-stations"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (vehicle text PRIMARY KEY, position text NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    produce(
+        broker.bootstrap_servers(),
+        &topic,
+        &[
+            ("40380".to_string(), Some("Clark/Lake".to_string())),
+            ("41320".to_string(), Some("Belmont".to_string())),
+            ("40380".to_string(), Some("Clark/Lake (Blue)".to_string())),
+            ("41320".to_string(), None),
+            ("40900".to_string(), Some("Howard".to_string())),
+        ],
+    );
+    let b = StreamsBuilder::new();
+    b.table(
+        topic.as_str(),
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::named("pg-stations"),
+    )
+    .to_postgres(
+        PostgresSink::new(&url, &table)
+            .key_columns(["vehicle"], |v: &String| vec![v.clone().into()])
+            .value_columns(["position"], |p: &String| vec![p.clone().into()]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(b.build().unwrap(), config(&app_id, &broker, dir.path())).unwrap();
+    app.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 5));
+    let expected: BTreeMap<String, String> = [
+        ("40380".to_string(), "Clark/Lake (Blue)".to_string()),
+        ("40900".to_string(), "Howard".to_string()),
+    ]
+    .into();
+    assert_eq!(table_contents(&db, &table), expected);
+    app.close().unwrap();
+}
+
+#[test]
+fn a_lost_database_connection_is_retried_without_losing_or_repeating_rows() {
+    common::init_logs();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_retry_app"),
+        unique("pg_retry_counts"),
+        unique("pg-retry-taps"),
+    );
+    // The sink's sessions carry this name, so the test can find and kill them.
+    let url = format!("{}?application_name={app_id}", postgres_url());
+    db.execute(&format!(
+        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
+        range
+            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir.path()),
+    )
+    .unwrap();
+    app.start().unwrap();
+    common::produce(&bootstrap, &topic, &taps(0..100));
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 100));
+    let killed = db.rows(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app_id}'"
+    ));
+    assert!(!killed.is_empty(), "the sink's connections were found");
+    common::produce(&bootstrap, &topic, &taps(100..200));
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 200));
+    assert_eq!(app.state(), State::Running, "{:?}", app.error());
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 20), "{counts:?}");
+    app.close().unwrap();
+}
+
+#[test]
+fn tasks_moving_between_instances_keep_the_table_exact() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_move_app"),
+        unique("pg_move_counts"),
+        unique("pg-move-taps"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 4).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
+        range
+            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+            .collect()
+    };
+    let (da, db_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, da.path()),
+    )
+    .unwrap();
+    let b = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, db_dir.path()),
+    )
+    .unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    common::produce(&bootstrap, &topic, &taps(0..200));
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 200));
+    // b leaves mid-stream: its tasks move to a, which loads them from Postgres.
+    common::produce(&bootstrap, &topic, &taps(200..300));
+    b.close().unwrap();
+    common::produce(&bootstrap, &topic, &taps(300..400));
+    assert!(
+        common::eventually(Duration::from_secs(60), || db.offsets(&app_id) == 400),
+        "offsets {}",
+        db.offsets(&app_id)
+    );
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 40), "{counts:?}");
+    a.close().unwrap();
+}
+
+#[test]
+fn the_sink_also_runs_under_exactly_once_processing() {
+    common::init_logs();
+    let url = postgres_url();
+    let db = Db::connect();
+    let (app_id, table, topic) = (
+        unique("pg_eos_app"),
+        unique("pg_eos_counts"),
+        unique("pg-eos-taps"),
+    );
+    db.execute(&format!(
+        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
+    ));
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic(&topic, 2).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let taps: Vec<(String, Vec<u8>)> = (0..100)
+        .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+        .collect();
+    common::produce(&bootstrap, &topic, &taps);
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        counts_topology(&url, &table, &topic),
+        config(&app_id, &broker, dir.path())
+            .processing_guarantee(streamkit::config::ProcessingGuarantee::ExactlyOnce),
+    )
+    .unwrap();
+    app.start().unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || db
+        .offsets(&app_id)
+        == 100));
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == 10), "{counts:?}");
+    app.close().unwrap();
+}
