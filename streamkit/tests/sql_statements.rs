@@ -178,6 +178,10 @@ fn unsupported_types_are_named() {
     let err = e
         .execute("CREATE STREAM s (a DATE) WITH (KAFKA_TOPIC='x', VALUE_FORMAT='JSON');")
         .unwrap_err();
-    assert_eq!(err.pos().map(|p| (p.line, p.column)), Some((1, 18)), "{err}");
+    assert_eq!(
+        err.pos().map(|p| (p.line, p.column)),
+        Some((1, 18)),
+        "{err}"
+    );
     assert!(err.to_string().contains("unsupported type DATE"), "{err}");
 }

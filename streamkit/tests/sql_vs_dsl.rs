@@ -95,7 +95,9 @@ fn run_dsl(suppress: bool) -> Vec<Out> {
         .aggregate(
             || (0i64, 0i64),
             |_, tap, (n, sum)| (n + 1, sum + tap.fare),
-            Materialized::named("per-minute").value_serde(Serdes::json::<(i64, i64)>()),
+            Materialized::named("per-minute")
+                .value_serde(Serdes::json::<(i64, i64)>())
+                .in_memory(),
         );
     let table = if suppress {
         table.suppress(Suppressed::until_window_closes())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::format::{Column, Format};
 use super::parse::{self, ExplainTarget, Kind, Parsed, Pos, Property, Query, Statement};
-use super::plan::{self, Planned, RowSink, WindowKind};
+use super::plan::{self, Planned, Qid, RowSink, WindowKind};
 use super::value::{Row, Value};
 use super::{SqlError, expr};
 use crate::config::StreamsConfig;
@@ -292,8 +292,16 @@ impl Engine {
         let b = StreamsBuilder::new();
         let lookup = |n: &str| self.sources.get(n).cloned();
         for q in self.queries.values() {
-            let planned = plan::plan(&b, &lookup, &q.query, &q.id)
-                .map_err(|e| crate::Error::Config(e.to_string()))?;
+            let planned = plan::plan(
+                &b,
+                &lookup,
+                &q.query,
+                Qid {
+                    id: &q.id,
+                    memory: matches!(self.mode, Mode::Offline),
+                },
+            )
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
             let sink = &self.sources[&q.sink];
             planned.to_topic(&sink.topic, sink.key_format, sink.value_format);
         }
@@ -585,7 +593,15 @@ impl Engine {
                 ) => {
                     let b = StreamsBuilder::new();
                     let lookup = |n: &str| self.sources.get(n).cloned();
-                    let planned = plan::plan(&b, &lookup, &query, "EXPLAIN")?;
+                    let planned = plan::plan(
+                        &b,
+                        &lookup,
+                        &query,
+                        Qid {
+                            id: "EXPLAIN",
+                            memory: false,
+                        },
+                    )?;
                     planned.to_fn(Arc::new(|_, _, _| {}));
                     let topology = b
                         .build()
@@ -652,7 +668,15 @@ impl Engine {
     fn plan_query(&self, query: &Query, qid: &str) -> Result<Planned, SqlError> {
         let b = StreamsBuilder::new();
         let lookup = |n: &str| self.sources.get(n).cloned();
-        plan::plan(&b, &lookup, query, qid)
+        plan::plan(
+            &b,
+            &lookup,
+            query,
+            Qid {
+                id: qid,
+                memory: false,
+            },
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -668,7 +692,15 @@ impl Engine {
     ) -> Result<QueryInfo, SqlError> {
         let b = StreamsBuilder::new();
         let lookup = |n: &str| self.sources.get(n).cloned();
-        let planned = plan::plan(&b, &lookup, &query, qid)?;
+        let planned = plan::plan(
+            &b,
+            &lookup,
+            &query,
+            Qid {
+                id: qid,
+                memory: false,
+            },
+        )?;
         planned.to_topic(&sink.topic, sink.key_format, sink.value_format);
         let topology = b
             .build()
@@ -946,7 +978,15 @@ impl Engine {
         let qid = format!("transient_{}_{}", std::process::id(), self.transient);
         let b = StreamsBuilder::new();
         let lookup = |n: &str| self.sources.get(n).cloned();
-        let planned = plan::plan(&b, &lookup, &query, &qid)?;
+        let planned = plan::plan(
+            &b,
+            &lookup,
+            &query,
+            Qid {
+                id: &qid,
+                memory: false,
+            },
+        )?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let windowed = planned.window.is_some();
         let limit = planned.limit;

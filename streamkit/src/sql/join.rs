@@ -10,9 +10,9 @@ use super::engine::SourceInfo;
 use super::expr::{Compiler, Expr, ScopeCol, err};
 use super::format::{Column, Format, KeySerde, StateSerde};
 use super::parse::{Query, ident_name};
-use super::plan::{Handle, load, scope_row};
+use super::plan::{Handle, Qid, load, scope_row};
 use super::value::{Row, Value};
-use crate::stream::{Materialized, Repartitioned, StreamJoined, StreamsBuilder};
+use crate::stream::{Repartitioned, StreamJoined, StreamsBuilder};
 use crate::window::JoinWindows;
 
 /// A joined relation: handle, scope, key columns, and the row positions holding the key.
@@ -31,7 +31,7 @@ fn keyed_stream(
     s: crate::stream::KStream<Value, Row>,
     nkeys: usize,
     on: Expr,
-    qid: &str,
+    qid: Qid<'_>,
     side: &str,
     key_col: Column,
 ) -> crate::stream::KStream<Value, Row> {
@@ -67,7 +67,7 @@ pub(crate) fn plan_joins(
     lookup: &dyn Fn(&str) -> Option<SourceInfo>,
     query: &Query,
     joins: &[ast::Join],
-    qid: &str,
+    qid: Qid<'_>,
     left: Handle,
     left_scope: Vec<ScopeCol>,
     left_src: &SourceInfo,
@@ -98,7 +98,12 @@ pub(crate) fn plan_joins(
     };
     let rsrc =
         lookup(&rname).ok_or_else(|| err(&join.relation, format!("{rname} does not exist")))?;
-    let (right, mut right_scope) = load(b, &rsrc, &format!("{qid}-Right"))?;
+    let right_id = format!("{qid}-Right");
+    let right_qid = Qid {
+        id: &right_id,
+        memory: qid.memory,
+    };
+    let (right, mut right_scope) = load(b, &rsrc, right_qid)?;
     if let Some(a) = &ralias {
         for c in &mut right_scope {
             c.qualifier.push(a.clone());
@@ -177,7 +182,7 @@ pub(crate) fn plan_joins(
             let t = t
                 .map_values_with_key(move |k, v| scope_row(rn, k, v))
                 .materialize(
-                    Materialized::named(format!("{qid}-JoinRight-Materialize"))
+                    qid.mat(format!("{qid}-JoinRight-Materialize"))
                         .key_serde(KeySerde::new(Format::Json, vec![key_col.clone()]))
                         .value_serde(StateSerde),
                 );
@@ -192,7 +197,7 @@ pub(crate) fn plan_joins(
             }
             // Both sides as full rows, materialized for the join's lookups.
             let side = |name: &str| {
-                Materialized::named(format!("{qid}-Join{name}-Materialize"))
+                qid.mat(format!("{qid}-Join{name}-Materialize"))
                     .key_serde(KeySerde::new(Format::Json, vec![key_col.clone()]))
                     .value_serde(StateSerde)
             };
@@ -202,7 +207,8 @@ pub(crate) fn plan_joins(
             let rt = rt
                 .map_values_with_key(move |k, v| scope_row(rn, k, v))
                 .materialize(side("Right"));
-            let m = Materialized::named(format!("{qid}-Join-Materialize"))
+            let m = qid
+                .mat(format!("{qid}-Join-Materialize"))
                 .key_serde(KeySerde::new(Format::Json, vec![key_col.clone()]))
                 .value_serde(StateSerde);
             Handle::Table(match jt {
@@ -237,6 +243,11 @@ pub(crate) fn plan_joins(
                 StateSerde,
             )
             .named(format!("{qid}-Join"));
+            let joined = if qid.memory {
+                joined.in_memory()
+            } else {
+                joined
+            };
             Handle::Stream(match jt {
                 JoinType::Inner => {
                     ls.join(&rs, move |a, b| concat(a, Some(b), rlen), windows, joined)

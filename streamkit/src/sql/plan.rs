@@ -25,6 +25,32 @@ use crate::window::{SessionWindows, TimeWindows, Windowed, WindowedSerde};
 /// ksqlDB's default grace period when a window names none.
 const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
+/// A query's id, which prefixes its stores and internal topics, and where its stores live.
+#[derive(Clone, Copy)]
+pub(crate) struct Qid<'a> {
+    /// The query id.
+    pub id: &'a str,
+    /// In-memory stores (offline planning for the test driver) instead of RocksDB.
+    pub memory: bool,
+}
+
+impl std::fmt::Display for Qid<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id)
+    }
+}
+
+impl Qid<'_> {
+    /// A store named `name`, in memory when planning offline.
+    pub fn mat<K: crate::processor::Data, V: crate::processor::Data>(
+        &self,
+        name: String,
+    ) -> Materialized<K, V> {
+        let m = Materialized::named(name);
+        if self.memory { m.in_memory() } else { m }
+    }
+}
+
 /// How a windowed key is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
@@ -144,7 +170,7 @@ fn test_or_false(e: &Expr, row: &[Value]) -> bool {
 pub(crate) fn load(
     b: &StreamsBuilder,
     src: &SourceInfo,
-    qid: &str,
+    qid: Qid<'_>,
 ) -> Result<(Handle, Vec<ScopeCol>), SqlError> {
     if src.window.is_some() {
         return Err(SqlError::new(format!(
@@ -193,7 +219,7 @@ pub(crate) fn load(
         (Kind::Table, None) => Handle::Table(b.table(
             &src.topic,
             consumed,
-            Materialized::named(format!("{qid}-KsqlTopic-Reduce")),
+            qid.mat(format!("{qid}-KsqlTopic-Reduce")),
         )),
         (Kind::Table, Some(k)) => {
             // The legacy `KEY='col'` property: the table's key is a value column, so records
@@ -213,7 +239,7 @@ pub(crate) fn load(
                     )
                     .reduce(
                         |_old, new| new,
-                        Materialized::named(format!("{qid}-KsqlTopic-Reduce"))
+                        qid.mat(format!("{qid}-KsqlTopic-Reduce"))
                             .key_serde(key_serde)
                             .value_serde(value_serde),
                     ),
@@ -358,7 +384,7 @@ pub(crate) fn plan(
     b: &StreamsBuilder,
     lookup: &dyn Fn(&str) -> Option<SourceInfo>,
     query: &Query,
-    qid: &str,
+    qid: Qid<'_>,
 ) -> Result<Planned, SqlError> {
     let parts = select_parts(query)?;
     let (name, alias) = relation_name(&parts.from.relation)?;
@@ -511,7 +537,7 @@ pub(crate) fn plan(
                 .filter(keep)
                 .map_values_with_key(move |k, v| project(k, v))
                 .materialize(
-                    Materialized::named(store.clone())
+                    qid.mat(store.clone())
                         .key_serde(KeySerde::new(Format::Json, key.clone()))
                         .value_serde(RowSerde::new(Format::Json, value.clone())),
                 );
@@ -541,7 +567,7 @@ fn plan_aggregate(
     scope: Vec<ScopeCol>,
     nkeys: usize,
     where_: Option<Expr>,
-    qid: &str,
+    qid: Qid<'_>,
 ) -> Result<Planned, SqlError> {
     let select = parts.select;
     if parts.group_by.is_empty() {
@@ -637,7 +663,7 @@ fn plan_aggregate(
     let grouped = Grouped::with(key_serde.clone(), StateSerde).named(format!("{qid}-GroupBy"));
     let store = format!("{qid}-Aggregate-Materialize");
     let materialized = || {
-        Materialized::<Value, Row>::named(format!("{qid}-Aggregate-Aggregate"))
+        qid.mat::<Value, Row>(format!("{qid}-Aggregate-Aggregate"))
             .key_serde(key_serde.clone())
             .value_serde(StateSerde)
     };
@@ -733,7 +759,7 @@ fn plan_aggregate(
                 .filter(move |k, s| h_ok(k, (0, 0), s))
                 .map_values_with_key(move |k, s| project(k, (0, 0), s))
                 .materialize(
-                    Materialized::named(store.clone())
+                    qid.mat(store.clone())
                         .key_serde(out_key)
                         .value_serde(out_value),
                 );
@@ -762,7 +788,7 @@ fn plan_aggregate(
                         .filter(move |k, s| h_ok(k, (0, 0), s))
                         .map_values_with_key(move |k, s| project(k, (0, 0), s))
                         .materialize(
-                            Materialized::named(store.clone())
+                            qid.mat(store.clone())
                                 .key_serde(out_key)
                                 .value_serde(out_value),
                         );
@@ -829,7 +855,7 @@ fn plan_aggregate(
                 .filter(move |k, s| h_ok(&k.key, bounds(k), s))
                 .map_values_with_key(move |k, s| project(&k.key, bounds(k), s))
                 .materialize(
-                    Materialized::named(store.clone())
+                    qid.mat(store.clone())
                         .key_serde(wkey)
                         .value_serde(out_value),
                 );
