@@ -163,6 +163,14 @@ fn terminate_stops_a_query_and_bad_statements_say_where() {
         ("INSERT INTO taps SELECT station FROM taps;", "do not match"),
         ("SELECT * FROM taps EMIT CHANGES;", "send them to /query"),
         ("SELECT * FROM taps;", "not materialized"),
+        (
+            "CREATE TABLE o AS SELECT station, COUNT(*) FROM taps GROUP BY station\n  PARTITION BY station;",
+            "line 2:16: PARTITION BY cannot be combined with GROUP BY",
+        ),
+        (
+            "CREATE STREAM o AS SELECT * FROM taps PARTITION BY;",
+            "expected an expression after PARTITION BY",
+        ),
         ("TERMINATE CTAS_NOPE_9;", "query CTAS_NOPE_9 does not exist"),
         ("FLY ME TO THE MOON;", "line 1:1: unknown statement 'FLY'"),
     ];

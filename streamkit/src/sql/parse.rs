@@ -110,6 +110,8 @@ pub struct Query {
     pub within: Option<(Within, Pos)>,
     /// `EMIT …`.
     pub emit: Option<Emit>,
+    /// `PARTITION BY expr`: the new key of a stream query.
+    pub partition_by: Option<ast::Expr>,
 }
 
 /// A `WITH (…)` property: upper-cased name, literal value, position.
@@ -573,6 +575,7 @@ fn parse_with_sqlparser(
     let mut window = None;
     let mut within = None;
     let mut emit = None;
+    let mut partition_range = None;
     let mut depth = 0usize;
     let mut i = at;
     let mut in_columns = false;
@@ -608,6 +611,26 @@ fn parse_with_sqlparser(
                     within = Some((spec, s.pos(i)));
                     s.blank.extend(i..next);
                     i = next;
+                    continue;
+                } else if w == "PARTITION" && depth == 0 && s.is(i + 1, "BY") {
+                    // The expression runs to EMIT, LIMIT or the end, at depth 0.
+                    let mut j = i + 2;
+                    let mut d = 0usize;
+                    while j < s.toks.len() {
+                        match &s.toks[j].token {
+                            Token::LParen => d += 1,
+                            Token::RParen => d = d.saturating_sub(1),
+                            _ if d == 0 && (s.is(j, "EMIT") || s.is(j, "LIMIT")) => break,
+                            _ => {}
+                        }
+                        j += 1;
+                    }
+                    if j == i + 2 {
+                        return Err(err(s.pos(j), "expected an expression after PARTITION BY"));
+                    }
+                    partition_range = Some((i + 2, j));
+                    s.blank.extend(i..j);
+                    i = j;
                     continue;
                 } else if w == "EMIT" && depth == 0 {
                     emit = match s.word(i + 1).as_deref() {
@@ -653,6 +676,30 @@ fn parse_with_sqlparser(
         }
     }
     let rewritten: String = chars.into_iter().collect();
+    // PARTITION BY's expression, parsed alone in place (positions kept).
+    let partition_by = match partition_range {
+        None => None,
+        Some((a, b)) => {
+            let from = text.offset(s.toks[a].span.start);
+            let to = text.offset(s.toks[b - 1].span.end);
+            let only: String = text
+                .chars
+                .iter()
+                .enumerate()
+                .map(|(k, c)| match c {
+                    '\n' => '\n',
+                    c if (from..to).contains(&k) => *c,
+                    _ => ' ',
+                })
+                .collect();
+            Some(
+                Parser::new(dialect)
+                    .try_with_sql(&only)
+                    .and_then(|mut p| p.parse_expr())
+                    .map_err(SqlError::from_parser)?,
+            )
+        }
+    };
     let mut parsed = Parser::new(dialect)
         .try_with_sql(&rewritten)
         .and_then(|mut p| p.parse_statements())
@@ -667,6 +714,7 @@ fn parse_with_sqlparser(
         window,
         within,
         emit,
+        partition_by: partition_by.clone(),
     };
     match stmt {
         ast::Statement::CreateTable(ct) => {

@@ -450,6 +450,14 @@ pub(crate) fn plan(
     {
         return Err(SqlError::at(p, "WINDOW needs a GROUP BY"));
     }
+    if let Some(p) = &query.partition_by {
+        if aggregating {
+            return Err(err(p, "PARTITION BY cannot be combined with GROUP BY"));
+        }
+        if matches!(handle, Handle::Table(_)) {
+            return Err(err(p, "PARTITION BY needs a STREAM source"));
+        }
+    }
     if aggregating {
         return plan_aggregate(query, &parts, handle, scope, nkeys, where_, qid);
     }
@@ -467,6 +475,9 @@ pub(crate) fn plan(
         },
         &scope,
     )?;
+    if let (Some(p), Handle::Stream(s)) = (&query.partition_by, &handle) {
+        return partition_by(s, p, items, &scope, nkeys, where_, parts.limit);
+    }
     // Items selecting a key column as it is become the key (under their names); the rest
     // is the value. A key not selected stays the key, under its own name.
     let mut taken: Vec<usize> = Vec::new();
@@ -552,6 +563,67 @@ pub(crate) fn plan(
         store,
         limit: parts.limit,
         out,
+    })
+}
+
+/// `PARTITION BY expr`: the expression's value becomes the key (repartitioned downstream
+/// by whoever groups or joins); a projection item selecting it is the key column.
+fn partition_by(
+    s: &KStream<Value, Row>,
+    p: &ast::Expr,
+    items: Vec<Item>,
+    scope: &[ScopeCol],
+    nkeys: usize,
+    where_: Option<Expr>,
+    limit: Option<usize>,
+) -> Result<Planned, SqlError> {
+    let (pexpr, pty) = Compiler { scope, agg: None }.compile(p)?;
+    let text = p.to_string().to_uppercase();
+    let key_name = items
+        .iter()
+        .find(|i| i.text == text)
+        .map(|i| i.name.clone())
+        .unwrap_or_else(|| match p {
+            ast::Expr::Identifier(i) => ident_name(i),
+            ast::Expr::CompoundIdentifier(parts) => ident_name(parts.last().expect("a name")),
+            _ => "KSQL_COL_0".into(),
+        });
+    let key = vec![Column {
+        name: key_name,
+        ty: pty.unwrap_or(SqlType::String),
+    }];
+    let value_items: Vec<Item> = items.into_iter().filter(|i| i.text != text).collect();
+    let value: Vec<Column> = value_items
+        .iter()
+        .map(|i| Column {
+            name: i.name.clone(),
+            ty: i.ty.clone(),
+        })
+        .collect();
+    let exprs: Arc<Vec<Expr>> = Arc::new(value_items.into_iter().map(|i| i.expr).collect());
+    let out = s
+        .filter(move |k, row| {
+            where_
+                .as_ref()
+                .is_none_or(|w| test_or_false(w, &scope_row(nkeys, k, row)))
+        })
+        .map(move |k, row| {
+            let sr = scope_row(nkeys, &k, &row);
+            let key = eval_or_null(&pexpr, &sr, "PARTITION BY");
+            let v = exprs
+                .iter()
+                .map(|e| eval_or_null(e, &sr, "projection"))
+                .collect();
+            (key, v)
+        });
+    Ok(Planned {
+        kind: Kind::Stream,
+        key,
+        value,
+        window: None,
+        store: None,
+        limit,
+        out: Out::Stream(out),
     })
 }
 
