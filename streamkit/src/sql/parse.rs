@@ -111,7 +111,7 @@ pub struct Query {
     /// `EMIT …`.
     pub emit: Option<Emit>,
     /// `PARTITION BY expr`: the new key of a stream query.
-    pub partition_by: Option<ast::Expr>,
+    pub partition_by: Option<Box<ast::Expr>>,
 }
 
 /// A `WITH (…)` property: upper-cased name, literal value, position.
@@ -692,12 +692,12 @@ fn parse_with_sqlparser(
                     _ => ' ',
                 })
                 .collect();
-            Some(
+            Some(Box::new(
                 Parser::new(dialect)
                     .try_with_sql(&only)
                     .and_then(|mut p| p.parse_expr())
                     .map_err(SqlError::from_parser)?,
-            )
+            ))
         }
     };
     let mut parsed = Parser::new(dialect)

@@ -452,10 +452,13 @@ pub(crate) fn plan(
     }
     if let Some(p) = &query.partition_by {
         if aggregating {
-            return Err(err(p, "PARTITION BY cannot be combined with GROUP BY"));
+            return Err(err(
+                p.as_ref(),
+                "PARTITION BY cannot be combined with GROUP BY",
+            ));
         }
         if matches!(handle, Handle::Table(_)) {
-            return Err(err(p, "PARTITION BY needs a STREAM source"));
+            return Err(err(p.as_ref(), "PARTITION BY needs a STREAM source"));
         }
     }
     if aggregating {
