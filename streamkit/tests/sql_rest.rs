@@ -127,6 +127,34 @@ fn statements_pull_and_push_queries_round_trip() {
         "`STATION` STRING, `N` BIGINT, `TOTAL` INTEGER"
     );
     assert_eq!(rows[1]["row"]["columns"], json!(["clark", 2, 5]));
+    // A key absent from the table: the header alone. Any other WHERE scans the store.
+    let (_, _, none) = call(
+        &addr,
+        "POST",
+        "/query",
+        &json!({"ksql": "SELECT * FROM fares WHERE station = 'nowhere';"}),
+    );
+    assert_eq!(none.as_array().unwrap().len(), 1, "{none}");
+    // belmont may sit on the other partition: wait until both rows are in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (found, scan) = loop {
+        let (_, _, scan) = call(
+            &addr,
+            "POST",
+            "/query",
+            &json!({"ksql": "SELECT station, total FROM fares WHERE total >= 5;"}),
+        );
+        let mut found: Vec<String> = scan.as_array().unwrap()[1..]
+            .iter()
+            .map(|r| r["row"]["columns"].to_string())
+            .collect();
+        found.sort();
+        if found.len() == 2 || Instant::now() > deadline {
+            break (found, scan);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(found, [r#"["belmont",5]"#, r#"["clark",5]"#], "{scan}");
 
     // Push query: rows stream as they come (from the beginning, as asked).
     let mut push = request(

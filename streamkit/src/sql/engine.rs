@@ -923,9 +923,17 @@ impl Engine {
         let kv = app
             .store::<Value, Row>(store)
             .map_err(|e| SqlError::at(pos, e.to_string()))?;
-        let all = kv.all().map_err(|e| SqlError::at(pos, e.to_string()))?;
+        // `WHERE key = literal` is a point lookup; anything else scans the store.
+        let rows = match super::pull::key_lookup(query, src) {
+            Some(key) => kv
+                .get(&key)
+                .map_err(|e| SqlError::at(pos, e.to_string()))?
+                .map(|row| vec![(key, row)])
+                .unwrap_or_default(),
+            None => kv.all().map_err(|e| SqlError::at(pos, e.to_string()))?,
+        };
         // Plan the projection and filter over the stored rows as a one-off table scan.
-        super::pull::answer(query, src, all)
+        super::pull::answer(query, src, rows)
     }
 
     /// Runs a query as ksqlDB's `/query` endpoint does: a pull query (`SELECT … FROM table

@@ -83,3 +83,40 @@ pub(crate) fn answer(
         .collect();
     Ok((columns, out))
 }
+
+/// The key of a pull query whose WHERE is `key-column = literal` (either way round).
+pub(crate) fn key_lookup(query: &Query, src: &SourceInfo) -> Option<Value> {
+    let [key] = src.key.as_slice() else {
+        return None;
+    };
+    let select = select_parts(query).ok()?.select;
+    let sqlparser::ast::Expr::BinaryOp {
+        left,
+        op: sqlparser::ast::BinaryOperator::Eq,
+        right,
+    } = select.selection.as_ref()?
+    else {
+        return None;
+    };
+    let is_key = |e: &sqlparser::ast::Expr| match e {
+        sqlparser::ast::Expr::Identifier(i) => super::parse::ident_name(i) == key.name,
+        sqlparser::ast::Expr::CompoundIdentifier(p) => p
+            .last()
+            .is_some_and(|i| super::parse::ident_name(i) == key.name),
+        _ => false,
+    };
+    let literal = if is_key(left) {
+        right
+    } else if is_key(right) {
+        left
+    } else {
+        return None;
+    };
+    let (e, _) = Compiler {
+        scope: &[],
+        agg: None,
+    }
+    .compile(literal)
+    .ok()?;
+    e.eval(&[]).ok()?.cast(&key.ty).ok()
+}
