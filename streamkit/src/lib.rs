@@ -43,6 +43,8 @@
 //! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
+//! - [`sql`] — ksqlDB-compatible SQL planned into the same topologies, with a ksqlDB-style
+//!   REST server in [`server::ksql`];
 //! - [`window`] — tumbling, hopping, sliding and session windows, join windows, windowed keys;
 //! - [`testing`] — [`TopologyTestDriver`](testing::TopologyTestDriver) and the embedded broker.
 
@@ -60,6 +62,7 @@ pub mod record;
 pub mod runtime;
 pub mod serde;
 pub mod server;
+pub mod sql;
 pub mod state;
 pub mod stream;
 pub mod table;

@@ -1,4 +1,5 @@
-//! The `streamkit` command line: `streamkit broker` starts the embedded Kafka-protocol broker.
+//! The `streamkit` command line: `streamkit broker` starts the embedded Kafka-protocol broker;
+//! `streamkit sql` runs SQL statements from a file, or at an interactive prompt.
 
 use std::io::Write;
 
@@ -39,6 +40,28 @@ enum Command {
         #[arg(long = "topic", value_name = "NAME[:PARTITIONS]", value_parser = parse_topic)]
         topics: Vec<(String, i32)>,
     },
+    /// Run ksqlDB-style SQL: `streamkit sql FILE.sql` executes the file's statements and keeps
+    /// their queries running; `streamkit sql` alone opens a prompt (statements end with `;`,
+    /// results print as tables; a push query prints rows until Enter).
+    ///
+    /// Queries run against --bootstrap-servers, or an embedded broker when none is given
+    /// (its address is printed as `bootstrap.servers=<address>`). Either way a
+    /// ksqlDB-compatible REST server (POST /ksql, POST /query, GET /info) serves the same
+    /// engine on --listen; stop with Ctrl-C (or end of input at the prompt).
+    #[command(verbatim_doc_comment)]
+    Sql {
+        /// Statements to run; omit for the interactive prompt.
+        file: Option<std::path::PathBuf>,
+        /// Kafka bootstrap servers; default: an embedded broker.
+        #[arg(long, env = "STREAMKIT_BOOTSTRAP_SERVERS")]
+        bootstrap_servers: Option<String>,
+        /// Where the REST server listens (`host:port`; port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: String,
+        /// State directory for the queries' stores; default: a temporary directory.
+        #[arg(long)]
+        state_dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn parse_topic(spec: &str) -> anyhow::Result<(String, i32)> {
@@ -68,6 +91,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Broker { brokers, topics } => broker(brokers, &topics),
+        Command::Sql {
+            file,
+            bootstrap_servers,
+            listen,
+            state_dir,
+        } => sql(file, bootstrap_servers, &listen, state_dir),
     }
 }
 
@@ -111,5 +140,181 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
     {
         tokio::signal::ctrl_c().await?;
         Ok("Ctrl-C")
+    }
+}
+
+fn sql(
+    file: Option<std::path::PathBuf>,
+    bootstrap_servers: Option<String>,
+    listen: &str,
+    state_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use streamkit::config::StreamsConfig;
+    use streamkit::server::ksql::KsqlServer;
+    use streamkit::sql::{Engine, render_result};
+
+    let temp = match &state_dir {
+        Some(_) => None,
+        None => Some(tempfile_dir()?),
+    };
+    let dir = state_dir.unwrap_or_else(|| temp.clone().expect("temporary directory"));
+    let mut config = StreamsConfig::new("streamkit-sql").state_dir(&dir);
+    let _broker = match bootstrap_servers {
+        Some(servers) => {
+            config = config.bootstrap_servers(servers);
+            None
+        }
+        None => {
+            let broker = EmbeddedBroker::start().context("starting the embedded broker")?;
+            config = config.embedded(&broker);
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "bootstrap.servers={}", broker.bootstrap_servers())?;
+            out.flush()?;
+            Some(broker)
+        }
+    };
+    let server = KsqlServer::start(Engine::new(config), listen)?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ksql.server=http://{}", server.addr())?;
+        out.flush()?;
+    }
+    let engine = server.engine();
+    let result = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let results = engine
+                .lock()
+                .expect("engine")
+                .execute(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let mut out = std::io::stdout().lock();
+            for r in &results {
+                write!(out, "{}", render_result(r))?;
+            }
+            out.flush()?;
+            drop(out);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let signal = rt.block_on(wait_for_signal())?;
+            eprintln!("{signal} received: stopping the queries");
+            Ok(())
+        }
+        None => prompt(&engine),
+    };
+    let mut server = server;
+    server.stop();
+    let mut engine = engine.lock().expect("engine");
+    if engine.queries().next().is_some()
+        && let Err(e) = engine.execute("TERMINATE ALL;")
+    {
+        eprintln!("stopping the queries: {e}");
+    }
+    drop(engine);
+    if let Some(t) = temp {
+        let _ = std::fs::remove_dir_all(t);
+    }
+    result
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("streamkit-sql-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The interactive prompt: statements end with `;`.
+fn prompt(engine: &std::sync::Arc<std::sync::Mutex<streamkit::sql::Engine>>) -> anyhow::Result<()> {
+    use streamkit::sql::{QueryResult, render_result, render_table};
+
+    // stdin is not held locked between lines: a push query's Enter is read on another thread.
+    let mut buffer = String::new();
+    let mut out = std::io::stdout();
+    loop {
+        write!(
+            out,
+            "{}",
+            if buffer.is_empty() {
+                "streamkit> "
+            } else {
+                "        > "
+            }
+        )?;
+        out.flush()?;
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line)? == 0 {
+            writeln!(out)?;
+            return Ok(());
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        buffer.push_str(line);
+        buffer.push('\n');
+        if !line.trim_end().ends_with(';') {
+            continue;
+        }
+        let text = std::mem::take(&mut buffer);
+        let is_push = text.to_uppercase().contains("EMIT CHANGES")
+            && text.trim_start().to_uppercase().starts_with("SELECT");
+        if is_push {
+            let started = engine
+                .lock()
+                .expect("engine")
+                .query(&text, &Default::default());
+            match started {
+                Ok(QueryResult::Push(mut push)) => {
+                    writeln!(out, "(push query; press Enter to stop)")?;
+                    let columns = push.columns.clone();
+                    // Rows print as they come, until Enter (read on another thread).
+                    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+                    let waiter = std::thread::spawn(move || {
+                        let mut s = String::new();
+                        let _ = std::io::stdin().read_line(&mut s);
+                        let _ = stop_tx.send(());
+                    });
+                    let mut header = true;
+                    loop {
+                        if stop_rx.try_recv().is_ok() {
+                            break;
+                        }
+                        match push.rows.try_recv() {
+                            Ok(row) => {
+                                let table = render_table(&columns, &[row]);
+                                let mut parts: Vec<&str> = table.lines().collect();
+                                if !header {
+                                    parts.drain(..3);
+                                }
+                                header = false;
+                                writeln!(out, "{}", parts[..parts.len() - 1].join("\n"))?;
+                                out.flush()?;
+                            }
+                            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                                std::thread::sleep(std::time::Duration::from_millis(50));
+                            }
+                            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                                writeln!(out, "(query ended)")?;
+                                break;
+                            }
+                        }
+                    }
+                    drop(push);
+                    let _ = waiter.join();
+                }
+                Ok(QueryResult::Pull { columns, rows }) => {
+                    write!(out, "{}", render_table(&columns, &rows))?
+                }
+                Err(e) => writeln!(out, "error: {e}")?,
+            }
+            continue;
+        }
+        match engine.lock().expect("engine").execute(&text) {
+            Ok(results) => {
+                for r in &results {
+                    write!(out, "{}", render_result(r))?;
+                }
+            }
+            Err(e) => writeln!(out, "error: {e}")?,
+        }
     }
 }

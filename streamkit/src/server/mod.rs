@@ -28,6 +28,7 @@
 mod auth;
 mod forward;
 mod instances;
+pub mod ksql;
 mod metrics;
 mod stores;
 mod topology;

@@ -1,0 +1,442 @@
+//! The ksqlDB-compatible REST API over a SQL [`Engine`]: `POST /ksql`, `POST /query`,
+//! `GET /info`, with ksqlDB's request and response JSON and the
+//! `application/vnd.ksql.v1+json` content type, so ksqlDB clients and scripts work.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value as Json, json};
+
+use crate::error::{Error, Result};
+use crate::sql::{
+    Column, Engine, Kind, QueryResult, SourceInfo, SqlError, SqlType, StatementResult,
+};
+
+/// ksqlDB's content type.
+pub const KSQL_CONTENT_TYPE: &str = "application/vnd.ksql.v1+json";
+
+/// The ksqlDB version whose API shapes this server follows.
+const KSQL_VERSION: &str = "0.29.0";
+
+type Shared = Arc<Mutex<Engine>>;
+
+/// A running ksqlDB-compatible server; stopped by [`KsqlServer::stop`] or on drop.
+pub struct KsqlServer {
+    addr: SocketAddr,
+    engine: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl KsqlServer {
+    /// Serves `engine` on `bind` (`host:port`; port 0 picks a free one).
+    pub fn start(engine: Engine, bind: &str) -> Result<Self> {
+        let engine: Shared = Arc::new(Mutex::new(engine));
+        let listener = std::net::TcpListener::bind(bind)
+            .map_err(|e| Error::Config(format!("ksql server cannot bind {bind}: {e}")))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let app = router(engine.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("ksql-server".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "ksql server runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "ksql server listener");
+                            return;
+                        }
+                    };
+                    // Push queries never end on their own: no graceful shutdown.
+                    tokio::select! {
+                        r = axum::serve(listener, app) => {
+                            if let Err(e) = r {
+                                tracing::error!(error = %e, "ksql server stopped");
+                            }
+                        }
+                        _ = rx => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        tracing::info!(
+            "ksqlDB-compatible server on http://{addr}: POST /ksql, POST /query, GET /info"
+        );
+        Ok(KsqlServer {
+            addr,
+            engine,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The engine, shared with the handlers.
+    pub fn engine(&self) -> Arc<Mutex<Engine>> {
+        self.engine.clone()
+    }
+
+    /// Stops serving.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for KsqlServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The routes, for embedding in another server.
+pub fn router(engine: Arc<Mutex<Engine>>) -> Router {
+    Router::new()
+        .route("/ksql", post(ksql))
+        .route("/query", post(query))
+        .route("/info", get(info))
+        .with_state(engine)
+}
+
+fn reply(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, KSQL_CONTENT_TYPE)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, code: u32, message: &str, statement: &str) -> Response {
+    reply(
+        status,
+        &json!({
+            "@type": "statement_error",
+            "error_code": code,
+            "message": message,
+            "statementText": statement,
+            "entities": [],
+        }),
+    )
+}
+
+/// The body of `/ksql` and `/query`.
+struct Request {
+    ksql: String,
+    properties: BTreeMap<String, String>,
+}
+
+fn parse_request(body: &Bytes) -> std::result::Result<Request, String> {
+    let bad = |m: String| m;
+    let json: Json = serde_json::from_slice(body).map_err(|e| bad(format!("request body: {e}")))?;
+    let ksql = json
+        .get("ksql")
+        .and_then(Json::as_str)
+        .ok_or_else(|| bad("the request needs a \"ksql\" string".into()))?
+        .to_string();
+    let mut properties = BTreeMap::new();
+    if let Some(p) = json.get("streamsProperties").and_then(Json::as_object) {
+        for (k, v) in p {
+            let v = match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            properties.insert(k.clone(), v);
+        }
+    }
+    Ok(Request { ksql, properties })
+}
+
+async fn info() -> Response {
+    reply(
+        StatusCode::OK,
+        &json!({"KsqlServerInfo": {
+            "version": KSQL_VERSION,
+            "kafkaClusterId": "streamkit",
+            "ksqlServiceId": "streamkit_",
+            "serverStatus": "RUNNING",
+        }}),
+    )
+}
+
+/// ksqlDB's name for a column type in schemas and descriptions.
+fn ksql_type(ty: &SqlType) -> String {
+    match ty {
+        SqlType::Boolean => "BOOLEAN".into(),
+        SqlType::Int => "INTEGER".into(),
+        SqlType::BigInt => "BIGINT".into(),
+        SqlType::Double => "DOUBLE".into(),
+        SqlType::String => "STRING".into(),
+        SqlType::Array(t) => format!("ARRAY<{}>", ksql_type(t)),
+    }
+}
+
+fn schema_json(ty: &SqlType) -> Json {
+    match ty {
+        SqlType::Array(t) => {
+            json!({"type": "ARRAY", "fields": null, "memberSchema": schema_json(t)})
+        }
+        t => json!({"type": ksql_type(t), "fields": null, "memberSchema": null}),
+    }
+}
+
+fn source_summary(s: &SourceInfo) -> Json {
+    json!({
+        "type": s.kind.name(),
+        "name": s.name,
+        "topic": s.topic,
+        "keyFormat": s.key_format.name(),
+        "valueFormat": s.value_format.name(),
+        "isWindowed": s.window.is_some(),
+    })
+}
+
+fn fields(key: &[Column], value: &[Column]) -> Json {
+    Json::Array(
+        key.iter()
+            .map(|c| json!({"name": c.name, "schema": schema_json(&c.ty), "type": "KEY"}))
+            .chain(
+                value
+                    .iter()
+                    .map(|c| json!({"name": c.name, "schema": schema_json(&c.ty)})),
+            )
+            .collect(),
+    )
+}
+
+fn entity(r: StatementResult, seq: usize) -> Json {
+    match r {
+        StatementResult::Status {
+            statement,
+            message,
+            query_id,
+        } => json!({
+            "@type": "currentStatus",
+            "statementText": statement,
+            "commandId": format!("streamkit/{seq}"),
+            "commandStatus": {"status": "SUCCESS", "message": message, "queryId": query_id},
+            "commandSequenceNumber": seq,
+            "warnings": [],
+        }),
+        StatementResult::Sources { statement, sources } => {
+            let tables = sources.first().is_some_and(|s| s.kind == Kind::Table)
+                || statement.to_uppercase().contains("TABLES");
+            let list: Vec<Json> = sources.iter().map(source_summary).collect();
+            if tables {
+                json!({"@type": "tables", "statementText": statement, "tables": list, "warnings": []})
+            } else {
+                json!({"@type": "streams", "statementText": statement, "streams": list, "warnings": []})
+            }
+        }
+        StatementResult::Queries { statement, queries } => json!({
+            "@type": "queries",
+            "statementText": statement,
+            "queries": queries.iter().map(|q| json!({
+                "queryString": q.statement,
+                "sinks": [q.sink],
+                "id": q.id,
+                "statusCount": {"RUNNING": 1},
+                "queryType": "PERSISTENT",
+                "state": "RUNNING",
+            })).collect::<Vec<_>>(),
+            "warnings": [],
+        }),
+        StatementResult::Description {
+            statement,
+            source,
+            read_by,
+        } => json!({
+            "@type": "sourceDescription",
+            "statementText": statement,
+            "sourceDescription": {
+                "name": source.name,
+                "windowType": source.window.map(|w| match w {
+                    crate::sql::WindowKind::Time(_) => "TUMBLING_OR_HOPPING",
+                    crate::sql::WindowKind::Session => "SESSION",
+                }),
+                "readQueries": read_by.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+                "writeQueries": source.writer.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+                "fields": fields(&source.key, &source.value),
+                "type": source.kind.name(),
+                "timestamp": "",
+                "statistics": "",
+                "errorStats": "",
+                "extended": false,
+                "keyFormat": source.key_format.name(),
+                "valueFormat": source.value_format.name(),
+                "topic": source.topic,
+                "partitions": 0,
+                "replication": 0,
+                "statement": source.statement,
+            },
+            "warnings": [],
+        }),
+        StatementResult::Explain {
+            statement,
+            query,
+            topology,
+        } => json!({
+            "@type": "queryDescription",
+            "statementText": statement,
+            "queryDescription": {
+                "statementText": query,
+                "topologyDescription": topology,
+                "executionPlan": topology,
+                "overriddenProperties": {},
+                "queryType": "PERSISTENT",
+            },
+            "warnings": [],
+        }),
+        StatementResult::Rows {
+            statement,
+            columns,
+            rows,
+        } => json!({
+            "@type": "rows",
+            "statementText": statement,
+            "schema": header_schema(&columns),
+            "rows": rows.iter().map(|r| r.iter().map(crate::sql::Value::to_json).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "warnings": [],
+        }),
+    }
+}
+
+fn header_schema(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("`{}` {}", c.name, ksql_type(&c.ty)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sql_error(e: &SqlError, statement: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, 40001, &e.to_string(), statement)
+}
+
+async fn ksql(State(engine): State<Shared>, body: Bytes) -> Response {
+    let req = match parse_request(&body) {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, 40000, &m, ""),
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let mut engine = engine.lock().expect("engine");
+        engine.execute_with(&req.ksql, &req.properties)
+    })
+    .await;
+    match result {
+        Ok(Ok(results)) => reply(
+            StatusCode::OK,
+            &Json::Array(
+                results
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| entity(r, i))
+                    .collect(),
+            ),
+        ),
+        // ksqlDB answers the first failing statement with an error naming it; statements
+        // before it stay executed.
+        Ok(Err((_done, e))) => sql_error(&e, ""),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, 50000, &e.to_string(), ""),
+    }
+}
+
+async fn query(State(engine): State<Shared>, body: Bytes) -> Response {
+    let req = match parse_request(&body) {
+        Ok(r) => r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, 40000, &m, ""),
+    };
+    let text = req.ksql.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut engine = engine.lock().expect("engine");
+        engine.query(&req.ksql, &req.properties)
+    })
+    .await;
+    let result = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return sql_error(&e, &text),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                50000,
+                &e.to_string(),
+                &text,
+            );
+        }
+    };
+    let query_id = format!("query_{}", std::process::id());
+    match result {
+        QueryResult::Pull { columns, rows } => {
+            let mut items =
+                vec![json!({"header": {"queryId": query_id, "schema": header_schema(&columns)}})];
+            items.extend(rows.iter().map(|r| {
+                json!({"row": {"columns": r.iter().map(crate::sql::Value::to_json).collect::<Vec<_>>()}})
+            }));
+            reply(StatusCode::OK, &Json::Array(items))
+        }
+        QueryResult::Push(push) => {
+            // A JSON array streamed one element per line, as ksqlDB writes it; the query
+            // stops when the client goes away (the stream, and the query with it, drop).
+            let header = format!(
+                "[{},\n",
+                json!({"header": {"queryId": query_id, "schema": header_schema(&push.columns)}})
+            );
+            let stream = futures_util::stream::unfold(
+                (Some(header), push),
+                |(first, mut push)| async move {
+                    if let Some(h) = first {
+                        return Some((Ok::<Bytes, std::io::Error>(Bytes::from(h)), (None, push)));
+                    }
+                    let row = push.rows.recv().await?;
+                    let line = format!(
+                        "{},\n",
+                        json!({"row": {"columns": row.iter().map(crate::sql::Value::to_json).collect::<Vec<_>>()}})
+                    );
+                    Some((Ok(Bytes::from(line)), (None, push)))
+                },
+            );
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, KSQL_CONTENT_TYPE)
+                .body(Body::from_stream(stream))
+                .unwrap_or_else(|e| {
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        50000,
+                        &e.to_string(),
+                        &text,
+                    )
+                })
+        }
+    }
+}
