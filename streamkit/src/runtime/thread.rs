@@ -2,7 +2,9 @@
 //! the partitions the group assigned to it.
 //!
 //! The loop: poll a batch of records (borrowed from librdkafka, decoded in place), run each
-//! through its task, store its offset; between batches serve delivery reports, fire
+//! through its task, store its offset — or, for a task with several input partitions, queue
+//! it in the task and, after the batch, process the task's queued records lowest timestamp
+//! first while the task may (see `partition_group`); between batches serve delivery reports, fire
 //! wall-clock punctuators and, every commit interval, flush the producer and then commit the
 //! stored offsets. Offsets are only committed after the output they caused is acknowledged,
 //! which is the at-least-once guarantee. On a rebalance the same flush + commit happens in
