@@ -31,7 +31,10 @@
 //! - [`table`] — [`KTable`](table::KTable), the changelog view of a topic or stream (filter,
 //!   map, regroup and aggregate with retraction, join from a stream, table-table and
 //!   foreign-key joins), and [`GlobalKTable`](table::GlobalKTable), a full copy of a topic on
-//!   every instance;
+//!   every instance; and the Faust-style layer: [`FaustTable`](table::FaustTable) /
+//!   [`Table`](table::Table), a dict-like changelogged table used from processors, with
+//!   windowed variants read with `now()`, `current()` and `delta(d)`;
+//! - [`agent`] — Faust-style agents: an async function over a typed stream, with tables;
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
 //! - [`state`] — RocksDB stores, their memory budget and durability;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
@@ -45,6 +48,7 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod config;
 pub mod connect;
 mod error;

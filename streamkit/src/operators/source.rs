@@ -149,6 +149,7 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
             None => raw.timestamp,
         };
         task.stream_time = task.stream_time.max(timestamp);
+        task.clock.set_event_time(timestamp);
         let record = Record {
             key,
             value,

@@ -110,6 +110,16 @@ impl StoreBuilder {
         key: impl Serde<K>,
         value: impl Serde<V>,
     ) -> Self {
+        Self::from_refs(name, kind, Arc::new(key), Arc::new(value))
+    }
+
+    /// A logged RocksDB store of `kind` over shared serdes.
+    pub(crate) fn from_refs<K: Data, V: Data>(
+        name: &str,
+        kind: StoreKind,
+        key: SerdeRef<K>,
+        value: SerdeRef<V>,
+    ) -> Self {
         StoreBuilder {
             spec: StoreSpec {
                 name: name.to_string(),
@@ -117,10 +127,7 @@ impl StoreBuilder {
                 backend: StoreBackend::RocksDb,
                 logging: true,
                 caching: false,
-                serdes: Arc::new(StoreSerdes::<K, V> {
-                    key: Arc::new(key),
-                    value: Arc::new(value),
-                }),
+                serdes: Arc::new(StoreSerdes::<K, V> { key, value }),
             },
         }
     }
@@ -244,6 +251,11 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// The store's name.
+    pub(crate) fn store_name(&self) -> &str {
+        &self.name
     }
 
     /// The same store, refusing writes.

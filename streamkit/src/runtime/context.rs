@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::error::Result;
 use crate::metrics::TaskMetrics;
@@ -56,4 +57,50 @@ pub(crate) struct TaskContext {
     pub global_stores: TaskStores,
     /// Node index → names of the stores it may use.
     pub node_stores: HashMap<usize, Vec<String>>,
+    /// The current record's event time and the wall clock, shared with handles (Faust-style
+    /// tables) that read them outside a `ProcessorContext`.
+    pub clock: Arc<TaskClock>,
+}
+
+/// The clocks of a task as handles opened from it see them.
+#[derive(Debug)]
+pub(crate) struct TaskClock {
+    event_time: AtomicI64,
+    max_event_time: AtomicI64,
+    wall_clock: AtomicI64,
+}
+
+impl TaskClock {
+    pub fn new(wall_clock_ms: i64) -> Self {
+        TaskClock {
+            event_time: AtomicI64::new(i64::MIN),
+            max_event_time: AtomicI64::new(i64::MIN),
+            wall_clock: AtomicI64::new(wall_clock_ms),
+        }
+    }
+
+    /// Event time of the record being processed (the last one seen, between records);
+    /// `i64::MIN` before the first.
+    pub fn event_time(&self) -> i64 {
+        self.event_time.load(Ordering::Relaxed)
+    }
+
+    pub fn set_event_time(&self, ts: i64) {
+        self.event_time.store(ts, Ordering::Relaxed);
+        self.max_event_time.fetch_max(ts, Ordering::Relaxed);
+    }
+
+    /// The largest event time seen (the task's stream time as its sources see it).
+    pub fn max_event_time(&self) -> i64 {
+        self.max_event_time.load(Ordering::Relaxed)
+    }
+
+    /// Wall-clock time in ms (simulated under the test driver).
+    pub fn wall_clock(&self) -> i64 {
+        self.wall_clock.load(Ordering::Relaxed)
+    }
+
+    pub fn set_wall_clock(&self, ms: i64) {
+        self.wall_clock.store(ms, Ordering::Relaxed);
+    }
 }

@@ -192,6 +192,7 @@ impl Task {
             metrics: setup.metrics,
             stores,
             global_stores: setup.global_stores,
+            clock: Arc::new(crate::runtime::context::TaskClock::new(setup.wall_clock_ms)),
             node_stores,
         };
         for &i in &sub.nodes {
@@ -442,6 +443,7 @@ impl Task {
     /// Fires the wall-clock punctuators that are due at `now_ms`.
     pub fn advance_wall_clock(&mut self, now_ms: i64) -> Result<()> {
         self.ctx.wall_clock_ms = now_ms;
+        self.ctx.clock.set_wall_clock(now_ms);
         self.punctuate(PunctuationType::WallClockTime, now_ms)?;
         self.send_changelogs()
     }

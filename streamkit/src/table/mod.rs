@@ -13,7 +13,13 @@
 //! `V` has no null); [`KTable::to_change_stream`] forwards `Option<V>` with `None` for each
 //! deletion, which a sink with [`Serdes::option`](crate::serde::Serdes::option) writes as a
 //! tombstone, as Kafka Streams' `toStream()` does.
+//!
+//! Faust-style tables live here too: [`FaustTable`] declares a dict-like changelogged table
+//! that processors and [agents](crate::agent) use through a [`Table`] handle, and
+//! [`WindowedFaustTable`] a windowed one read with `now()`, `current()` and `delta(d)`.
 
+mod faust;
+mod faust_windowed;
 mod global;
 mod grouped;
 mod join;
@@ -26,6 +32,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use faust::{FaustTable, Table};
+pub use faust_windowed::{RelativeTo, WindowSet, WindowedFaustTable, WindowedTable};
 pub use global::GlobalKTable;
 pub(crate) use global::global_table;
 pub use grouped::KGroupedTable;

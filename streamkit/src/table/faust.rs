@@ -1,0 +1,290 @@
+//! Faust-style tables: a dict-like, changelog-backed [`Table`] handle that processors and
+//! agents read and write directly, declared with [`FaustTable`].
+//!
+//! A Faust table is an ordinary key-value store of the task (RocksDB by default) with a
+//! changelog topic `<application-id>-<table>-changelog`: every `set`/`update` is logged, every
+//! `delete` logs a tombstone, and the table is restored from the changelog when its task
+//! restarts or moves. Like in Faust, a table is partitioned like the stream that writes it:
+//! each task owns the rows whose key maps to its partition, so write a table under the
+//! stream's own key (re-key first with [`KStream::select_key`](crate::stream::KStream::select_key)
+//! or [`KStream::repartition`](crate::stream::KStream::repartition), as Faust's `group_by`
+//! does). Tables are registered for interactive queries like every store, so the query
+//! server answers `GET /stores/<table>/<key>`.
+//!
+//! | Faust (Python)                        | streamkit                                  |
+//! |---------------------------------------|--------------------------------------------|
+//! | `app.Table('totals', default=int)`    | `FaustTable::new("totals", ks, vs).with_default(\|\| 0)` + `add_state_store` |
+//! | `table[k]`                            | [`Table::get_or_default`]                  |
+//! | `table.get(k)`, `k in table`          | [`Table::get`], [`Table::contains`]        |
+//! | `table[k] = v`                        | [`Table::set`]                             |
+//! | `table[k] += 1`                       | [`Table::update`]                          |
+//! | `del table[k]`                        | [`Table::delete`] (a tombstone in the changelog) |
+//! | `table.items()`                       | [`Table::items`]                           |
+//! | `.tumbling(size, expires=…)`          | [`FaustTable::tumbling`] → [`WindowedTable`](super::WindowedTable) |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::processor::{Data, KeyValueStore, ProcessorContext, StoreBuilder};
+use crate::runtime::stores::SharedStore;
+use crate::serde::{Serde, SerdeRef};
+use crate::stream::StoreBackend;
+use crate::table::faust_windowed::WindowedFaustTable;
+use crate::topology::StoreKind;
+
+/// Builds a table's default value (Faust's `default=`).
+pub(crate) type DefaultFn<V> = Arc<dyn Fn() -> V + Send + Sync>;
+
+/// The declaration of a Faust-style table: its name, serdes and default value. Register its
+/// store with [`StreamsBuilder::add_state_store`](crate::stream::StreamsBuilder::add_state_store)
+/// (`builder.add_state_store(table.store())`), connect the processors that use it by
+/// [`name`](Self::name), and open a [`Table`] handle in their `init`.
+///
+/// Cheap to clone and `Send + Sync`, so processor suppliers and agents can capture it.
+///
+/// ```
+/// use streamkit::prelude::*;
+/// use streamkit::table::{FaustTable, Table};
+///
+/// /// Counts events per key into a table (Faust: `counts[event.key] += 1`).
+/// struct Count { def: FaustTable<String, i64>, table: Option<Table<String, i64>> }
+///
+/// impl Processor<String, String> for Count {
+///     type KOut = String;
+///     type VOut = i64;
+///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+///         self.table = Some(self.def.open(ctx)?);
+///         Ok(())
+///     }
+///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, String>) -> Result<()> {
+///         let table = self.table.as_ref().unwrap();
+///         if r.value == "reset" {
+///             table.delete(&r.key)?;
+///             return Ok(());
+///         }
+///         let n = table.update(&r.key, |n| n + 1)?;
+///         ctx.forward(r.with_value(n))
+///     }
+/// }
+///
+/// let counts = FaustTable::new("counts", Serdes::string(), Serdes::i64()).with_default(|| 0);
+/// let b = StreamsBuilder::new();
+/// b.add_state_store(counts.store());
+/// let def = counts.clone();
+/// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+///     .process_with_stores(move || Count { def: def.clone(), table: None }, &[counts.name()])
+///     .to("click-counts", Produced::with(Serdes::string(), Serdes::i64()));
+///
+/// let driver = TopologyTestDriver::new(b.build()?)?;
+/// let clicks = driver.input_topic("clicks", Serdes::string(), Serdes::string());
+/// clicks.pipe_all([("a".into(), "x".into()), ("a".into(), "y".into()), ("b".into(), "z".into())])?;
+/// clicks.pipe("a".into(), "reset".into())?;
+/// assert_eq!(driver.key_value_store::<String, i64>("counts")?.get(&"b".into())?, Some(1));
+/// assert_eq!(driver.key_value_store::<String, i64>("counts")?.get(&"a".into())?, None);
+/// // The changelog holds every write, and a tombstone for the delete.
+/// let changelog = driver.output_topic("test-app-counts-changelog", Serdes::string(), Serdes::option(Serdes::i64()));
+/// assert_eq!(changelog.read_values(), vec![Some(1), Some(2), Some(1), None]);
+/// # Ok::<(), streamkit::Error>(())
+/// ```
+pub struct FaustTable<K, V> {
+    pub(crate) name: String,
+    pub(crate) key: SerdeRef<K>,
+    pub(crate) value: SerdeRef<V>,
+    pub(crate) default: Option<DefaultFn<V>>,
+    pub(crate) backend: StoreBackend,
+}
+
+impl<K, V> Clone for FaustTable<K, V> {
+    fn clone(&self) -> Self {
+        FaustTable {
+            name: self.name.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            default: self.default.clone(),
+            backend: self.backend,
+        }
+    }
+}
+
+impl<K: Data, V: Data> FaustTable<K, V> {
+    /// A table called `name` (its store's name; the changelog is
+    /// `<application-id>-<name>-changelog`), with no default value and a RocksDB store.
+    pub fn new(name: &str, key: impl Serde<K>, value: impl Serde<V>) -> Self {
+        FaustTable {
+            name: name.to_string(),
+            key: Arc::new(key),
+            value: Arc::new(value),
+            default: None,
+            backend: StoreBackend::RocksDb,
+        }
+    }
+
+    /// The value a missing key reads as in [`Table::get_or_default`] and starts from in
+    /// [`Table::update`] (Faust's `default=int` is `with_default(|| 0)`). Default = none:
+    /// those calls fail for a missing key.
+    pub fn with_default(mut self, default: impl Fn() -> V + Send + Sync + 'static) -> Self {
+        self.default = Some(Arc::new(default));
+        self
+    }
+
+    /// Keep the table in memory (rebuilt from its changelog on restart). Default = RocksDB.
+    pub fn in_memory(mut self) -> Self {
+        self.backend = StoreBackend::InMemory;
+        self
+    }
+
+    /// The table's name, which is its store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The logged key-value store holding the table, for
+    /// [`StreamsBuilder::add_state_store`](crate::stream::StreamsBuilder::add_state_store).
+    pub fn store(&self) -> StoreBuilder {
+        let b = StoreBuilder::from_refs(
+            &self.name,
+            StoreKind::KeyValue,
+            self.key.clone(),
+            self.value.clone(),
+        );
+        match self.backend {
+            StoreBackend::InMemory => b.in_memory(),
+            StoreBackend::RocksDb => b,
+        }
+    }
+
+    /// A windowed table of non-overlapping windows of `size`, each kept until `expires` after
+    /// it ends (Faust's `.tumbling(size, expires=…)`).
+    pub fn tumbling(self, size: Duration, expires: Duration) -> WindowedFaustTable<K, V> {
+        WindowedFaustTable::new(self, size, size, expires)
+    }
+
+    /// A windowed table of windows of `size` starting every `step` (`0 < step <= size`), each
+    /// kept until `expires` after it ends (Faust's `.hopping(size, step, expires=…)`).
+    pub fn hopping(
+        self,
+        size: Duration,
+        step: Duration,
+        expires: Duration,
+    ) -> WindowedFaustTable<K, V> {
+        WindowedFaustTable::new(self, size, step, expires)
+    }
+
+    /// A handle on this task's part of the table, for a processor connected to the table's
+    /// store (open it in `init`).
+    pub fn open<K2, V2>(&self, ctx: &mut ProcessorContext<'_, K2, V2>) -> Result<Table<K, V>> {
+        Ok(Table {
+            store: ctx.key_value_store(&self.name)?,
+            default: self.default.clone(),
+        })
+    }
+
+    /// A handle on an already opened store (agents); `read_only` for a global table's store.
+    pub(crate) fn open_shared(&self, store: SharedStore, read_only: bool) -> Result<Table<K, V>> {
+        let store = KeyValueStore::open(store)?;
+        Ok(Table {
+            store: if read_only { store.read_only() } else { store },
+            default: self.default.clone(),
+        })
+    }
+}
+
+/// A task's part of a Faust-style table, used like a map. Opened with [`FaustTable::open`];
+/// see there for an example. Writes go to the store and its changelog.
+pub struct Table<K, V> {
+    store: KeyValueStore<K, V>,
+    default: Option<DefaultFn<V>>,
+}
+
+impl<K: Data, V: Data> Table<K, V> {
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        self.store.get(key)
+    }
+
+    /// Whether `key` is set.
+    pub fn contains(&self, key: &K) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// The value of `key`, or the table's default if it is not set (nothing is written).
+    /// Fails for a missing key when the table has no default.
+    pub fn get_or_default(&self, key: &K) -> Result<V> {
+        match self.get(key)? {
+            Some(v) => Ok(v),
+            None => self.default_value(),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(&self, key: &K, value: &V) -> Result<()> {
+        self.store.put(key, value)
+    }
+
+    /// Sets `key` to `value`, returning the value it replaces.
+    pub fn insert(&self, key: &K, value: &V) -> Result<Option<V>> {
+        let old = self.get(key)?;
+        self.set(key, value)?;
+        Ok(old)
+    }
+
+    /// Replaces the value of `key` by `f(value)`, starting from the table's default when the
+    /// key is not set (Faust's `table[k] += 1`), and returns the new value. Fails for a
+    /// missing key when the table has no default.
+    pub fn update(&self, key: &K, f: impl FnOnce(V) -> V) -> Result<V> {
+        let v = f(self.get_or_default(key)?);
+        self.set(key, &v)?;
+        Ok(v)
+    }
+
+    /// Like [`update`](Self::update), starting from `default` when the key is not set.
+    pub fn update_or(&self, key: &K, default: V, f: impl FnOnce(V) -> V) -> Result<V> {
+        let v = f(self.get(key)?.unwrap_or(default));
+        self.set(key, &v)?;
+        Ok(v)
+    }
+
+    /// Removes `key`, returning its value: the changelog gets a tombstone.
+    pub fn delete(&self, key: &K) -> Result<Option<V>> {
+        let old = self.get(key)?;
+        if old.is_some() {
+            self.store.delete(key)?;
+        }
+        Ok(old)
+    }
+
+    /// Every `(key, value)` of this task's part, in key-byte order.
+    pub fn items(&self) -> Result<Vec<(K, V)>> {
+        self.store.all()
+    }
+
+    /// Every key of this task's part, in key-byte order.
+    pub fn keys(&self) -> Result<Vec<K>> {
+        Ok(self.items()?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Every value of this task's part, in key-byte order of their keys.
+    pub fn values(&self) -> Result<Vec<V>> {
+        Ok(self.items()?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Entries with keys from `from` to `to` (both inclusive), in key-byte order.
+    pub fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        self.store.range(from, to)
+    }
+
+    /// Number of entries (exact in memory, estimated for RocksDB).
+    pub fn approximate_len(&self) -> u64 {
+        self.store.approximate_num_entries()
+    }
+
+    fn default_value(&self) -> Result<V> {
+        self.default.as_ref().map(|d| d()).ok_or_else(|| {
+            Error::IllegalState(format!(
+                "table {} has no default value; declare one with FaustTable::with_default",
+                self.store.store_name()
+            ))
+        })
+    }
+}
