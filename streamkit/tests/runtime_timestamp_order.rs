@@ -156,3 +156,54 @@ fn a_stream_stream_join_drops_no_record_of_the_side_behind_in_offsets() {
     assert_eq!(got, expected);
     assert_eq!(extra.len(), n as usize, "unexpected extra join results");
 }
+
+/// Buffered records of a two-input task keep the deserialization handling they had: a value
+/// that cannot be decoded goes to the dead-letter topic with its origin, in its time order
+/// among the merged inputs, and the others go on. A custom timestamp extractor orders them.
+#[test]
+fn merged_inputs_are_ordered_by_extracted_time_and_bad_records_keep_their_origin() {
+    use streamkit::runtime::dead_letter_headers as h;
+    common::init_logs();
+    let broker = EmbeddedBroker::start().unwrap();
+    for t in ["east", "west", "merged", "bad"] {
+        broker.create_topic(t, 1).unwrap();
+    }
+    // The event time is in the value; the Kafka timestamps say the opposite order.
+    let east: Vec<(String, String, i64)> = [10, 30, 50]
+        .iter()
+        .map(|t| ("e".to_string(), t.to_string(), 1000 - t))
+        .collect();
+    let mut west: Vec<(String, String, i64)> = [20, 40]
+        .iter()
+        .map(|t| ("w".to_string(), t.to_string(), 1000 - t))
+        .collect();
+    // Undecodable: ordered by its Kafka timestamp, between 30 and 40.
+    west.insert(1, ("w".to_string(), "not a number".to_string(), 35));
+    produce(&broker, "east", &east);
+    produce(&broker, "west", &west);
+
+    let b = StreamsBuilder::new();
+    let consumed = || {
+        Consumed::with(Serdes::string(), Serdes::json::<i64>())
+            .with_timestamp_extractor(|_k: &String, v: &i64, _ts| *v)
+            .on_deserialization_error(DeserializationHandler::DeadLetter("bad".into()))
+    };
+    b.stream("east", consumed())
+        .merge(&b.stream("west", consumed()))
+        .map_values(|v: i64| v.to_string())
+        .to("merged", Produced::with(Serdes::string(), Serdes::string()));
+    let dir = tempfile::tempdir().unwrap();
+    let app =
+        KafkaStreams::new(b.build().unwrap(), config("ts-order-merge", &broker, &dir)).unwrap();
+    app.start().unwrap();
+    let out = common::read_until(broker.bootstrap_servers(), "merged", WAIT, |r| r.len() >= 5);
+    let bad = common::read_until(broker.bootstrap_servers(), "bad", WAIT, |r| !r.is_empty());
+    app.close().unwrap();
+    let got: Vec<&str> = out.iter().map(|r| r.value_str()).collect();
+    assert_eq!(got, ["10", "20", "30", "40", "50"]);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].value_str(), "not a number");
+    assert_eq!(bad[0].headers[h::TOPIC], "west");
+    assert_eq!(bad[0].headers[h::OFFSET], "1");
+    assert_eq!(bad[0].headers[h::STAGE], "value");
+}
