@@ -45,6 +45,9 @@ use crate::topology::node::RawRecord;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on each transactional call (init, send offsets, commit, abort).
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on the broker queries telling whether an empty input partition has records pending
+/// (a query that fails or times out counts as "pending": the task waits and asks again).
+const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts of a transaction commit that fails with a retriable error.
 const TXN_RETRIES: u32 = 5;
 
@@ -448,7 +451,7 @@ impl LagProbe {
                 return Lag::Zero;
             }
         }
-        match consumer.fetch_watermarks(topic, partition, TXN_TIMEOUT) {
+        match consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT) {
             Ok((_, end)) => {
                 self.ends.insert(key, (end, Instant::now()));
                 if position < end {
@@ -476,11 +479,11 @@ impl LagProbe {
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&key.0, key.1);
-        let committed = consumer.committed_offsets(tpl, TXN_TIMEOUT).ok()?;
+        let committed = consumer.committed_offsets(tpl, LAG_TIMEOUT).ok()?;
         let start = match committed.find_partition(&key.0, key.1)?.offset() {
             rdkafka::Offset::Offset(o) => o,
             _ => {
-                let (low, high) = consumer.fetch_watermarks(&key.0, key.1, TXN_TIMEOUT).ok()?;
+                let (low, high) = consumer.fetch_watermarks(&key.0, key.1, LAG_TIMEOUT).ok()?;
                 if self.reset_latest { high } else { low }
             }
         };
