@@ -43,6 +43,9 @@ install_packages() {
 # example): the server and client packages.
 POSTGRES_PACKAGES=(postgresql postgresql-client)
 
+# Headless Chromium for the test that loads the bus_arrivals page in a browser.
+BROWSER_PACKAGES=(chromium)
+
 # Starts a throwaway PostgreSQL server (its own data directory under a temporary folder, a
 # loopback port, trust authentication), stops it when the calling shell exits, and exports
 # STREAMKIT_TEST_POSTGRES_URL for the tests. initdb refuses to run as root, so as root the

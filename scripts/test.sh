@@ -12,7 +12,7 @@ step() {
 }
 
 step "system packages"
-install_packages "${BUILD_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}"
+install_packages "${BUILD_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}"
 
 step "throwaway PostgreSQL server (for the tests that write to Postgres)"
 start_throwaway_postgres

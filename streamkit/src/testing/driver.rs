@@ -152,10 +152,20 @@ pub struct TopologyTestDriver {
     registry: StoreRegistry,
     /// This driver's own state directory, removed on drop.
     state_root: std::path::PathBuf,
+    /// The tasks' ids, to take their stores out of the registry on drop.
+    task_ids: Vec<TaskId>,
 }
 
 impl Drop for TopologyTestDriver {
     fn drop(&mut self) {
+        // Stores close before their directory goes: RocksDB flushes on close, and a flush into
+        // a removed directory fails and is retried for seconds.
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.tasks.clear();
+        }
+        for id in &self.task_ids {
+            self.registry.unregister(*id);
+        }
         let _ = std::fs::remove_dir_all(&self.state_root);
     }
 }
@@ -180,6 +190,7 @@ impl TopologyTestDriver {
             .join(&*app_id)
             .join(format!("driver-{}-{n}", std::process::id()));
         let mut tasks = Vec::new();
+        let mut task_ids = Vec::new();
         let mut routes = HashMap::new();
         // Global tables' tasks first: every other task reads their stores.
         let mut global_stores = TaskStores::new();
@@ -219,6 +230,7 @@ impl TopologyTestDriver {
                 routes.insert(topic.to_string(), (tasks.len(), source));
             }
             tasks.push(task);
+            task_ids.push(id);
         }
         let mut inner = Inner {
             app_id,
@@ -242,6 +254,7 @@ impl TopologyTestDriver {
             metrics,
             registry,
             state_root,
+            task_ids,
         })
     }
 
