@@ -68,6 +68,8 @@ pub struct StreamsConfig {
     pub(crate) commit_interval: Duration,
     pub(crate) poll_timeout: Duration,
     pub(crate) max_poll_records: usize,
+    pub(crate) buffered_records_per_partition: usize,
+    pub(crate) max_task_idle: crate::runtime::partition_group::TaskIdle,
     pub(crate) state_dir: PathBuf,
     pub(crate) processing_guarantee: ProcessingGuarantee,
     pub(crate) default_deserialization_handler: DeserializationHandler,
@@ -94,6 +96,8 @@ impl StreamsConfig {
             commit_interval: Duration::from_secs(30),
             poll_timeout: Duration::from_millis(100),
             max_poll_records: 1000,
+            buffered_records_per_partition: 1000,
+            max_task_idle: crate::runtime::partition_group::TaskIdle::FetchedOnly,
             state_dir: std::env::temp_dir().join("streamkit"),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             default_deserialization_handler: DeserializationHandler::Fail,
@@ -151,6 +155,36 @@ impl StreamsConfig {
     /// checks, delivery reports). Default = 1000.
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.max_poll_records = n.max(1);
+        self
+    }
+
+    /// Most polled records a task buffers per input partition before the partition is paused
+    /// on the consumer (`buffered.records.per.partition`); it resumes once the task has
+    /// processed its buffer down to this size. Default = 1000.
+    pub fn buffered_records_per_partition(mut self, n: usize) -> Self {
+        self.buffered_records_per_partition = n.max(1);
+        self
+    }
+
+    /// `max.task.idle.ms`: how long a task with several input partitions waits for an empty
+    /// partition that is caught up (no record known to be on the broker) before it processes
+    /// the other partitions' records without it. A partition with records on the broker that
+    /// the consumer has not delivered yet, or whose end is not known yet, is always waited
+    /// for (see [`never_idle`](Self::never_idle)). Default = 0 (Kafka Streams' default).
+    pub fn max_task_idle(mut self, idle: Duration) -> Self {
+        use crate::runtime::partition_group::TaskIdle;
+        self.max_task_idle = if idle.is_zero() {
+            TaskIdle::FetchedOnly
+        } else {
+            TaskIdle::Wait(idle)
+        };
+        self
+    }
+
+    /// `max.task.idle.ms = -1`: a task never waits for an empty input partition; it processes
+    /// the buffered records of the others in timestamp order as they come.
+    pub fn never_idle(mut self) -> Self {
+        self.max_task_idle = crate::runtime::partition_group::TaskIdle::Never;
         self
     }
 

@@ -117,6 +117,19 @@ impl<K: Data, V: Data> SourceNode<K, V> {
 }
 
 impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
+    fn order_timestamp(&self, topic: &str, raw: &RawRecord<'_>) -> i64 {
+        let Some(f) = &self.timestamp_extractor else {
+            return raw.timestamp;
+        };
+        match (
+            decode(&*self.key_serde, topic, raw.key),
+            decode(&*self.value_serde, topic, raw.value),
+        ) {
+            (Ok(k), Ok(v)) => f(&k, &v, raw.timestamp),
+            _ => raw.timestamp,
+        }
+    }
+
     fn receive_raw(&mut self, task: &mut TaskContext, raw: RawRecord<'_>) -> Result<()> {
         let topic = task
             .meta

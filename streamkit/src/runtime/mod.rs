@@ -12,6 +12,12 @@
 //! topology has global tables, a **global thread** reads their topics (every partition, no
 //! group) to the end before the stream threads start, and keeps them up to date after.
 //!
+//! A task with several input partitions (joins, merges) processes the records it has polled
+//! lowest timestamp first across them, buffering up to
+//! [`buffered_records_per_partition`](crate::config::StreamsConfig::buffered_records_per_partition)
+//! per partition and waiting for an empty partition as
+//! [`max_task_idle`](crate::config::StreamsConfig::max_task_idle) says.
+//!
 //! **At-least-once**: a record's offset is stored after the record went through its task;
 //! every `commit_interval` (and before partitions are revoked, and at shutdown) the thread
 //! flushes its producer and only then commits the stored offsets. A crash replays at most
@@ -37,6 +43,7 @@ pub(crate) mod admin;
 pub(crate) mod context;
 mod global;
 pub(crate) mod handler;
+pub(crate) mod partition_group;
 pub(crate) mod stores;
 mod streams;
 pub(crate) mod task;

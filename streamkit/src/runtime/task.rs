@@ -15,6 +15,7 @@ use crate::record::RecordMetadata;
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
 use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
+use crate::runtime::partition_group::{BufferedRecord, Lag, PartitionGroup, TaskIdle};
 use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore, TaskStores};
 use crate::state::rocksdb::RocksDbShared;
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
@@ -84,6 +85,8 @@ pub(crate) struct Task {
     /// from the records processed).
     positions: Vec<Option<i64>>,
     processing_handler: ProcessingErrorHandler,
+    /// Polled records not processed yet, per source.
+    group: PartitionGroup,
 }
 
 impl Task {
@@ -196,6 +199,7 @@ impl Task {
             nodes[&i].borrow_mut().init(&mut ctx)?;
         }
         setup.registry.register(id, &ctx.stores);
+        let sources_len = sources.len();
         let mut task = Task {
             id,
             ctx,
@@ -206,6 +210,7 @@ impl Task {
             state_dir: setup.state_dir,
             changelog_offsets: restored,
             external,
+            group: PartitionGroup::new(sources_len),
             positions,
             processing_handler: setup.processing_handler,
         };
@@ -222,6 +227,64 @@ impl Task {
     /// Resolved topics this task reads, in source order (index = `source` in [`Task::process`]).
     pub fn source_topics(&self) -> impl Iterator<Item = &Arc<str>> {
         self.sources.iter().map(|(t, _)| t)
+    }
+
+    /// Whether records of `source` can be processed as they are polled, without buffering:
+    /// the task has one source and nothing buffered, so there is no order to choose.
+    pub fn unbuffered(&self) -> bool {
+        self.group.sources() == 1 && self.group.is_empty()
+    }
+
+    /// Queues a polled record of `source` for [`Task::process_next`]; returns how many
+    /// records of that source are buffered now. The timestamp it is ordered by is extracted
+    /// here; a record that cannot be deserialized is ordered by its Kafka timestamp and
+    /// meets its deserialization handler when it is processed.
+    pub fn buffer(&mut self, source: usize, offset: i64, raw: RawRecord<'_>) -> usize {
+        let (topic, node) = &self.sources[source];
+        let order_ts = node.borrow().order_timestamp(topic, &raw);
+        self.group.push(
+            source,
+            BufferedRecord {
+                offset,
+                order_ts,
+                timestamp: raw.timestamp,
+                key: raw.key.map(<[u8]>::to_vec),
+                value: raw.value.map(<[u8]>::to_vec),
+                headers: raw.headers,
+            },
+        );
+        self.group.len(source)
+    }
+
+    /// Records of `source` buffered and not processed.
+    pub fn buffered(&self, source: usize) -> usize {
+        self.group.len(source)
+    }
+
+    /// Offset of the first buffered (unprocessed) record of `source`.
+    pub fn buffered_head(&self, source: usize) -> Option<i64> {
+        self.group.head_offset(source)
+    }
+
+    /// Processes the buffered record with the lowest timestamp, if the task may process now
+    /// (see [`PartitionGroup::next`]); returns its source and offset.
+    pub fn process_next(
+        &mut self,
+        idle: TaskIdle,
+        now: std::time::Instant,
+        lag: impl FnMut(usize) -> Lag,
+    ) -> Result<Option<(usize, i64)>> {
+        let Some((source, r)) = self.group.next(idle, now, lag) else {
+            return Ok(None);
+        };
+        let raw = RawRecord {
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            timestamp: r.timestamp,
+            headers: r.headers,
+        };
+        self.process(source, r.offset, raw)?;
+        Ok(Some((source, r.offset)))
     }
 
     /// Processes one input record read from `self.source_topics()[source]`.

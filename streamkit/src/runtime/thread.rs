@@ -2,7 +2,9 @@
 //! the partitions the group assigned to it.
 //!
 //! The loop: poll a batch of records (borrowed from librdkafka, decoded in place), run each
-//! through its task, store its offset; between batches serve delivery reports, fire
+//! through its task, store its offset — or, for a task with several input partitions, queue
+//! it in the task and, after the batch, process the task's queued records lowest timestamp
+//! first while the task may (see `partition_group`); between batches serve delivery reports, fire
 //! wall-clock punctuators and, every commit interval, flush the producer and then commit the
 //! stored offsets. Offsets are only committed after the output they caused is acknowledged,
 //! which is the at-least-once guarantee. On a rebalance the same flush + commit happens in
@@ -34,6 +36,7 @@ use crate::record::Headers;
 use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
 use crate::runtime::context::{OutRecord, RecordCollector};
+use crate::runtime::partition_group::Lag;
 use crate::runtime::stores::{Checkpoint, Restorer, TaskStores};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::topology::Topology;
@@ -42,6 +45,9 @@ use crate::topology::node::RawRecord;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on each transactional call (init, send offsets, commit, abort).
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on the broker queries telling whether an empty input partition has records pending
+/// (a query that fails or times out counts as "pending": the task waits and asks again).
+const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts of a transaction commit that fails with a retriable error.
 const TXN_RETRIES: u32 = 5;
 
@@ -204,7 +210,7 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 }
 
 /// The valid offsets of a position list.
-fn positions(tpl: &TopicPartitionList) -> Vec<Position> {
+fn positions_of(tpl: &TopicPartitionList) -> Vec<Position> {
     tpl.elements()
         .iter()
         .filter_map(|e| match e.offset() {
@@ -230,7 +236,7 @@ impl ConsumerContext for StreamConsumerContext {
                     // for the transaction the thread commits after this callback.
                     let positions = consumer
                         .position()
-                        .map(|p| positions(&p))
+                        .map(|p| positions_of(&p))
                         .unwrap_or_default();
                     self.push(RebalanceEvent::Revoked(partitions(tpl), positions));
                     return;
@@ -392,6 +398,98 @@ struct Worker {
     /// Exactly-once: the positions last committed, so that a commit sends only those that
     /// moved (an idle commit interval sends no offsets).
     committed_positions: HashMap<(String, i32), i64>,
+    /// Partitions paused on the consumer because their task's buffer is full.
+    paused: HashSet<(String, i32)>,
+    /// Where empty input partitions end, to tell whether a task must wait for them.
+    lag: LagProbe,
+}
+
+/// Tells whether an input partition has records on the broker that the consumer has not
+/// delivered: its end offset (the last stable offset under `read_committed`), asked of the
+/// broker at most once per `refresh` while the partition looks caught up, against the
+/// consumer's position (which also moves past transaction markers).
+struct LagProbe {
+    refresh: Duration,
+    /// Whether a partition without a committed offset starts at its end.
+    reset_latest: bool,
+    /// (topic, partition) → (end offset, when it was asked).
+    ends: HashMap<(String, i32), (i64, Instant)>,
+    /// (topic, partition) → where the consumer started, for a partition it has delivered
+    /// nothing from since its assignment (or a seek).
+    starts: HashMap<(String, i32), i64>,
+}
+
+impl LagProbe {
+    /// Forgets every start (after an assignment change or a seek).
+    fn reset(&mut self) {
+        self.starts.clear();
+        self.ends.clear();
+    }
+
+    /// Whether `topic`/`partition`, at consumer position `position` (`None` when nothing was
+    /// delivered from it since its assignment), has records on the broker still to deliver.
+    fn lag(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        topic: &str,
+        partition: i32,
+        position: Option<i64>,
+    ) -> Lag {
+        let key = (topic.to_string(), partition);
+        let position = match position {
+            Some(p) => p,
+            None => match self.start(consumer, &key) {
+                Some(p) => p,
+                None => return Lag::Pending,
+            },
+        };
+        if let Some(&(end, asked)) = self.ends.get(&key) {
+            if position < end {
+                return Lag::Pending;
+            }
+            if asked.elapsed() < self.refresh {
+                return Lag::Zero;
+            }
+        }
+        match consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT) {
+            Ok((_, end)) => {
+                self.ends.insert(key, (end, Instant::now()));
+                if position < end {
+                    Lag::Pending
+                } else {
+                    Lag::Zero
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%topic, partition, error = %e, "end offset unknown; waiting");
+                Lag::Pending
+            }
+        }
+    }
+
+    /// Where the consumer started reading `key`: its committed offset, or the reset policy's
+    /// end of the partition.
+    fn start(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        key: &(String, i32),
+    ) -> Option<i64> {
+        if let Some(&s) = self.starts.get(key) {
+            return Some(s);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&key.0, key.1);
+        let committed = consumer.committed_offsets(tpl, LAG_TIMEOUT).ok()?;
+        let start = match committed.find_partition(&key.0, key.1)?.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => {
+                let (low, high) = consumer.fetch_watermarks(&key.0, key.1, LAG_TIMEOUT).ok()?;
+                if self.reset_latest { high } else { low }
+            }
+        };
+        self.starts.insert(key.clone(), start);
+        Some(start)
+    }
 }
 
 /// A random number (std's per-process hash keys, mixed with the clock and process id).
@@ -521,6 +619,18 @@ impl StreamThread {
             .collect();
         let topics: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
+        let lag = LagProbe {
+            refresh: args.config.poll_timeout,
+            reset_latest: matches!(
+                args.config
+                    .client_settings("consumer")
+                    .get("auto.offset.reset")
+                    .map(String::as_str),
+                Some("latest" | "largest" | "end")
+            ),
+            ends: HashMap::new(),
+            starts: HashMap::new(),
+        };
         Ok(StreamThread {
             consumer,
             worker: Worker {
@@ -535,6 +645,8 @@ impl StreamThread {
                 transactional_id,
                 seeked: HashSet::new(),
                 committed_positions: HashMap::new(),
+                paused: HashSet::new(),
+                lag,
             },
         })
     }
@@ -584,6 +696,7 @@ impl Worker {
                     }
                 }
             }
+            self.process_buffered(consumer)?;
             self.producer.poll(Duration::ZERO);
             if let Err(e) = self.producer.context().check() {
                 let Some(id) = self.transactional_id.clone() else {
@@ -644,12 +757,110 @@ impl Worker {
             .tasks
             .get_mut(&task_id)
             .ok_or_else(|| Error::Internal(format!("no task {task_id}")))?;
-        task.process(source, msg.offset(), raw)?;
-        consumer.store_offset_from_message(msg)?;
+        if task.unbuffered() {
+            // One input partition: nothing to order, process it as it comes.
+            task.process(source, msg.offset(), raw)?;
+            consumer.store_offset_from_message(msg)?;
+            return Ok(());
+        }
+        let buffered = task.buffer(source, msg.offset(), raw);
+        if buffered > self.args.config.buffered_records_per_partition {
+            let key = (msg.topic().to_string(), msg.partition());
+            if !self.paused.contains(&key) {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&key.0, key.1);
+                consumer.pause(&tpl)?;
+                self.paused.insert(key);
+            }
+        }
         Ok(())
     }
 
+    /// Processes the tasks' buffered records, each task taking the head with the lowest
+    /// timestamp across its partitions while it may (see `PartitionGroup::next`), storing
+    /// each processed record's offset; resumes partitions whose buffer drained.
+    fn process_buffered(&mut self, consumer: &BaseConsumer<StreamConsumerContext>) -> Result<()> {
+        let idle = self.args.config.max_task_idle;
+        let limit = self.args.config.buffered_records_per_partition;
+        let now = Instant::now();
+        let Worker {
+            tasks,
+            paused,
+            lag: probe,
+            ..
+        } = self;
+        // The consumer's positions, asked for once and only if some task has an empty input.
+        let mut positions: Option<HashMap<(String, i32), i64>> = None;
+        for (id, task) in tasks.iter_mut() {
+            if task.unbuffered() {
+                continue;
+            }
+            let topics: Vec<Arc<str>> = task.source_topics().cloned().collect();
+            let partition = id.partition;
+            let mut lag = |source: usize| {
+                let topic: &str = &topics[source];
+                let known = positions.get_or_insert_with(|| {
+                    consumer
+                        .position()
+                        .map(|p| {
+                            positions_of(&p)
+                                .into_iter()
+                                .map(|(t, p, o)| ((t, p), o))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                });
+                let position = known.get(&(topic.to_string(), partition)).copied();
+                probe.lag(consumer, topic, partition, position)
+            };
+            while let Some((source, offset)) = task.process_next(idle, now, &mut lag)? {
+                consumer.store_offset(&topics[source], partition, offset)?;
+            }
+            if paused.is_empty() {
+                continue;
+            }
+            let mut resume = TopicPartitionList::new();
+            for (source, topic) in topics.iter().enumerate() {
+                let key = (topic.to_string(), partition);
+                if task.buffered(source) <= limit && paused.remove(&key) {
+                    resume.add_partition(topic, partition);
+                }
+            }
+            if resume.count() > 0 {
+                consumer.resume(&resume)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resumes every partition this thread paused (errors ignored: a partition that is no
+    /// longer assigned needs nothing).
+    fn resume_all(&mut self, consumer: &BaseConsumer<StreamConsumerContext>) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in self.paused.drain() {
+            tpl.add_partition(&topic, partition);
+        }
+        if let Err(e) = consumer.resume(&tpl) {
+            tracing::debug!(error = %e, "resuming paused partitions");
+        }
+    }
+
+    /// The next offset to commit for `topic`/`partition` given the consumer's `position`: the
+    /// first buffered record when its task holds unprocessed ones (everything before it was
+    /// processed), the position otherwise.
+    fn processed_position(&self, topic: &str, partition: i32, position: i64) -> i64 {
+        self.routes
+            .get(topic)
+            .and_then(|p| p.get(partition as usize).copied().flatten())
+            .and_then(|(id, source)| self.tasks.get(&id)?.buffered_head(source))
+            .unwrap_or(position)
+    }
+
     fn handle_rebalance(&mut self, consumer: &BaseConsumer<StreamConsumerContext>) -> Result<()> {
+        self.lag.reset();
         let context = consumer.context();
         context.has_events.store(false, Ordering::Release);
         let events = std::mem::take(
@@ -661,6 +872,26 @@ impl Worker {
         for event in events {
             match event {
                 RebalanceEvent::Revoked(parts, positions) => {
+                    // The consumer's positions include records still buffered in the
+                    // tasks: commit only up to the first unprocessed one.
+                    let positions: Vec<Position> = positions
+                        .into_iter()
+                        .map(|(t, p, o)| {
+                            let o = self.processed_position(&t, p, o);
+                            (t, p, o)
+                        })
+                        .collect();
+                    let revoked: HashSet<(String, i32)> = parts.iter().cloned().collect();
+                    if self.paused.iter().any(|k| revoked.contains(k)) {
+                        let mut tpl = TopicPartitionList::new();
+                        for key in self.paused.iter().filter(|k| revoked.contains(k)) {
+                            tpl.add_partition(&key.0, key.1);
+                        }
+                        self.paused.retain(|k| !revoked.contains(k));
+                        if let Err(e) = consumer.resume(&tpl) {
+                            tracing::debug!(error = %e, "resuming revoked partitions");
+                        }
+                    }
                     let ids: Vec<TaskId> = parts
                         .iter()
                         .filter_map(|(t, p)| self.task_id(t, *p))
@@ -866,10 +1097,11 @@ impl Worker {
         let mut moved = Vec::new();
         for (topic, partition, offset) in consumer
             .position()
-            .map(|p| positions(&p))?
+            .map(|p| positions_of(&p))?
             .into_iter()
             .chain(extra.iter().cloned())
         {
+            let offset = self.processed_position(&topic, partition, offset);
             let key = (topic, partition);
             if self.committed_positions.get(&key) != Some(&offset) {
                 offsets.add_partition_offset(&key.0, partition, rdkafka::Offset::Offset(offset))?;
@@ -971,6 +1203,9 @@ impl Worker {
         }
         self.producer.context().reset();
         self.committed_positions.clear();
+        // The tasks and their buffers go; the consumer is rewound below.
+        self.resume_all(consumer);
+        self.lag.reset();
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         for (id, mut task) in std::mem::take(&mut self.tasks) {
             task.abandon();

@@ -46,6 +46,13 @@ pub(crate) struct RawRecord<'a> {
 /// Entry point of a sub-topology: decodes raw records.
 pub(crate) trait RawSource {
     fn receive_raw(&mut self, task: &mut TaskContext, record: RawRecord<'_>) -> Result<()>;
+    /// The timestamp a polled record of `topic` is ordered by among the task's inputs: what
+    /// the source's timestamp extractor makes of it, the Kafka timestamp when it has none
+    /// or the record cannot be deserialized.
+    fn order_timestamp(&self, topic: &str, record: &RawRecord<'_>) -> i64 {
+        let _ = topic;
+        record.timestamp
+    }
 }
 
 /// A node instantiated for one task.
