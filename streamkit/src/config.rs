@@ -67,6 +67,7 @@ pub struct StreamsConfig {
     pub(crate) num_stream_threads: usize,
     pub(crate) commit_interval: Duration,
     pub(crate) poll_timeout: Duration,
+    pub(crate) close_timeout: Duration,
     pub(crate) max_poll_records: usize,
     pub(crate) buffered_records_per_partition: usize,
     pub(crate) max_task_idle: crate::runtime::partition_group::TaskIdle,
@@ -95,6 +96,7 @@ impl StreamsConfig {
             num_stream_threads: 1,
             commit_interval: Duration::from_secs(30),
             poll_timeout: Duration::from_millis(100),
+            close_timeout: Duration::from_secs(120),
             max_poll_records: 1000,
             buffered_records_per_partition: 1000,
             max_task_idle: crate::runtime::partition_group::TaskIdle::FetchedOnly,
@@ -148,6 +150,14 @@ impl StreamsConfig {
     /// Longest a stream thread blocks waiting for records. Default = 100 ms.
     pub fn poll_timeout(mut self, timeout: Duration) -> Self {
         self.poll_timeout = timeout;
+        self
+    }
+
+    /// Longest [`KafkaStreams::close`](crate::runtime::KafkaStreams::close) waits for the
+    /// stream and global threads to stop; a thread still running then is logged and left
+    /// behind, and `close` returns an error. Default = 120 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
         self
     }
 

@@ -29,6 +29,8 @@ fn config(broker: &EmbeddedBroker) -> StreamsConfig {
         .commit_interval(Duration::from_millis(100))
         .set("consumer.heartbeat.interval.ms", "100")
         .set("consumer.session.timeout.ms", "6000")
+        // A thread that does not stop fails the test with its name rather than hanging it.
+        .close_timeout(Duration::from_secs(30))
 }
 
 fn batch(range: std::ops::Range<u64>) -> Vec<(String, Vec<u8>)> {

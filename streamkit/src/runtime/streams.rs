@@ -368,9 +368,20 @@ impl KafkaStreams {
     }
 
     /// Stops processing: every thread closes its tasks, flushes output, commits its offsets and
-    /// leaves the group. Blocks until done. Returns the error that stopped the instance, if
-    /// one did.
+    /// leaves the group. Blocks until done, but at most the configured
+    /// [`close_timeout`](StreamsConfig::close_timeout). Returns the error that stopped the
+    /// instance, if one did.
     pub fn close(&self) -> Result<()> {
+        self.close_timeout(self.config.close_timeout)
+    }
+
+    /// [`close`](Self::close), waiting at most `timeout` for the threads to stop (Kafka
+    /// Streams' `close(Duration)`). A thread still running then is logged by name and left
+    /// behind (its partitions move once its consumer leaves the group or its session times
+    /// out; what it processed but did not commit is processed again, so nothing is lost), the
+    /// state stays `PendingShutdown` and an [`Error::IllegalState`] is returned.
+    pub fn close_timeout(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         self.shared.shutdown.store(true, Ordering::Release);
         self.shared.transition(State::PendingShutdown);
         let handles: Vec<_> = self
@@ -379,11 +390,28 @@ impl KafkaStreams {
             .expect("handles lock")
             .drain(..)
             .collect();
+        let mut stuck = Vec::new();
         for h in handles {
-            let _ = h.join();
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                let name = h.thread().name().unwrap_or("unnamed").to_string();
+                tracing::error!(thread = %name, ?timeout, "thread did not stop within the close timeout; leaving it behind");
+                stuck.push(name);
+            }
         }
         if let Some(mut server) = self.server.lock().expect("server lock").take() {
             server.stop();
+        }
+        if !stuck.is_empty() {
+            // The global stores may still be in use by a thread left behind: keep them.
+            return Err(Error::IllegalState(format!(
+                "close timed out after {timeout:?}; threads still running: {}",
+                stuck.join(", ")
+            )));
         }
         // Global stores are rebuilt at every start: nothing to keep.
         if let Err(e) = std::fs::remove_dir_all(&self.global_dir)

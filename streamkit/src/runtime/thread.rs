@@ -25,7 +25,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers as _, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{ProcessingGuarantee, StreamsConfig};
@@ -227,6 +227,51 @@ impl ClientContext for StreamConsumerContext {
 }
 
 impl ConsumerContext for StreamConsumerContext {
+    /// rdkafka's default, minus its `rd_kafka_rebalance_protocol()` call: the group always
+    /// uses the eager `range` assignor (set in `StreamThread::new`), so the assignment is
+    /// replaced whole. That call, like `rd_kafka_assign()` and a commit, is a request to the
+    /// consumer group's handler that waits without a timeout, and a rebalance event served
+    /// while the consumer closes (in its drop) can arrive after the handler terminated: the
+    /// request is then never answered and the thread hangs (librdkafka issues #4041, #4884).
+    /// Once the group is closed there is nothing left to commit or unassign, so nothing is
+    /// asked of it.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(KafkaError::Rebalance(other.into())),
+        };
+        if consumer.closed() {
+            tracing::debug!(
+                thread = self.index,
+                "rebalance event after the consumer closed; ignored"
+            );
+            self.post_rebalance(consumer, &rebalance);
+            return;
+        }
+        self.pre_rebalance(consumer, &rebalance);
+        if consumer.closed() {
+            tracing::debug!(
+                thread = self.index,
+                "consumer closed during the rebalance callback; not unassigning"
+            );
+        } else {
+            let done = match &rebalance {
+                Rebalance::Assign(tpl) => consumer.assign(tpl),
+                _ => consumer.unassign(),
+            };
+            if let Err(e) = done {
+                tracing::error!(error = %e, "applying the rebalance failed");
+            }
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
