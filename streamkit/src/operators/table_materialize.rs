@@ -3,6 +3,7 @@
 //! joins look up.
 
 use crate::error::Result;
+use crate::operators::table_source::apply_row;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::table::Change;
@@ -26,14 +27,19 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for TableMaterialize<K, V> {
         ctx: &mut ProcessorContext<'_, K, Change<V>>,
         record: Record<K, Change<V>>,
     ) -> Result<()> {
-        let store = self.store.as_ref().expect("initialized");
-        let old = store.get(&record.key)?;
-        match &record.value.new {
-            Some(v) => store.put(&record.key, v)?,
-            None if old.is_none() => return Ok(()),
-            None => store.delete(&record.key)?,
-        }
-        let new = record.value.new.clone();
-        ctx.forward(record.with_value(Change { new, old }))
+        // The old row comes from the store, not from the change: the store is the table.
+        let Record {
+            key,
+            value,
+            timestamp,
+            headers,
+        } = record;
+        let row = Record {
+            key,
+            value: value.new,
+            timestamp,
+            headers,
+        };
+        apply_row(self.store.as_ref().expect("initialized"), ctx, row)
     }
 }
