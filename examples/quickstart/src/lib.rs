@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -273,53 +272,14 @@ impl ProducerContext for DeliveryCheck {
 }
 
 fn create_topics(embedded: Option<&EmbeddedBroker>, servers: &str) -> anyhow::Result<()> {
-    if let Some(broker) = embedded {
-        // The embedded broker has no admin API: topics are created through its handle.
-        for (topic, partitions) in TOPICS {
-            broker.create_topic(topic, partitions)?;
-        }
-        return Ok(());
-    }
     // Only what is missing: a cluster without the admin API (such as `streamkit broker`, whose
     // topics are created with `--topic`) works when the topics exist.
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("allow.auto.create.topics", "false")
-        .create()
-        .context("creating the metadata client")?;
-    let metadata = probe
-        .fetch_metadata(None, Duration::from_secs(30))
-        .context("fetching the cluster's topics")?;
-    let existing: HashSet<&str> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-        .map(|t| t.name())
-        .collect();
-    let new: Vec<NewTopic<'_>> = TOPICS
-        .iter()
-        .filter(|(topic, _)| !existing.contains(topic))
-        .map(|(topic, partitions)| NewTopic::new(topic, *partitions, TopicReplication::Fixed(-1)))
-        .collect();
-    if new.is_empty() {
-        return Ok(());
-    }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .create()
-        .context("creating the admin client")?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    for result in rt.block_on(admin.create_topics(&new, &options))? {
-        match result {
-            Ok(topic) => tracing::info!(%topic, "created topic"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => bail!("cannot create topic {topic}: {code}"),
-        }
-    }
-    Ok(())
+    let config = StreamsConfig::new("topic-setup");
+    let config = match embedded {
+        Some(broker) => config.embedded(broker),
+        None => config.bootstrap_servers(servers),
+    };
+    streamkit::runtime::ensure_topics(&config, &TOPICS).context("creating the topics")
 }
 
 /// Produces the reports and waits for every acknowledgement.

@@ -157,6 +157,25 @@ pub(crate) fn check_copartitioning(
     Ok(())
 }
 
+/// Creates those of `topics` (name, partitions) that do not exist yet, on the cluster or the
+/// embedded broker `config` points at, with the config's replication factor. For applications
+/// that create their own input and output topics at start; internal topics are created by
+/// [`KafkaStreams::start`](crate::runtime::KafkaStreams::start) itself. Works on clusters
+/// without the admin API when every topic already exists.
+pub fn ensure_topics(config: &StreamsConfig, topics: &[(&str, i32)]) -> Result<()> {
+    let existing = if config.embedded.is_some() {
+        HashMap::new()
+    } else {
+        topic_partitions(config)?
+    };
+    let missing: Vec<TopicSpec> = topics
+        .iter()
+        .filter(|(name, _)| !existing.contains_key(*name))
+        .map(|(name, partitions)| (name.to_string(), *partitions, Vec::new()))
+        .collect();
+    create_topics(config, &missing)
+}
+
 pub(crate) fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Result<()> {
     if topics.is_empty() {
         return Ok(());

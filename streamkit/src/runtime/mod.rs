@@ -51,6 +51,7 @@ mod thread;
 
 use std::fmt;
 
+pub use admin::ensure_topics;
 pub use handler::{DeserializationHandler, ProcessingErrorHandler, dead_letter_headers};
 pub use streams::{KafkaStreams, State, StateListener};
 
