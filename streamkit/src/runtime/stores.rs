@@ -11,6 +11,9 @@ use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
 use crate::stream::StoreBackend;
 use crate::topology::StoreSpec;
 
+/// A write (`Some` value) or delete (`None`) of a batch applied without logging.
+pub(crate) type BatchEntry<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// The bytes side of a store; typed handles in [`crate::processor`] wrap it with serdes.
 pub(crate) trait Backend: Send {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -22,7 +25,7 @@ pub(crate) trait Backend: Send {
     fn flush(&mut self) -> Result<()>;
     /// Writes (`Some`) and deletes (`None`) in order, as one batch where the backend has
     /// batches (RocksDB: one `WriteBatch`, which a restore of millions of records needs).
-    fn write_all(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    fn write_all(&mut self, records: &mut dyn Iterator<Item = BatchEntry<'_>>) -> Result<()> {
         for (k, v) in records {
             match v {
                 Some(v) => self.put(k, v)?,
@@ -261,6 +264,15 @@ impl TaskStore {
 
     /// Applies changelog records without logging them again (restore).
     pub fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        self.backend
+            .write_all(&mut records.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
+    }
+
+    /// [`TaskStore::restore`] from borrowed bytes (the restorer's reused buffers).
+    pub fn restore_entries(
+        &mut self,
+        records: &mut dyn Iterator<Item = BatchEntry<'_>>,
+    ) -> Result<()> {
         self.backend.write_all(records)
     }
 
@@ -386,32 +398,6 @@ impl StoreRegistry {
             .expect("registry lock")
             .sender(name)
             .subscribe()
-    }
-}
-
-/// Restores a task's logged stores from their changelogs before the task starts.
-pub(crate) trait Restorer {
-    /// Brings every logged store up to the end of its changelog; returns the changelog
-    /// offset (next to read) reached per store.
-    fn restore(
-        &self,
-        task: crate::runtime::TaskId,
-        stores: &TaskStores,
-        checkpoint: &Checkpoint,
-    ) -> Result<HashMap<String, i64>>;
-}
-
-/// Restores nothing (the test driver's stores start empty).
-pub(crate) struct NoRestore;
-
-impl Restorer for NoRestore {
-    fn restore(
-        &self,
-        _: crate::runtime::TaskId,
-        _: &TaskStores,
-        _: &Checkpoint,
-    ) -> Result<HashMap<String, i64>> {
-        Ok(HashMap::new())
     }
 }
 
