@@ -43,17 +43,14 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// (`restore.consumer.<name>`): it reads whole partitions from a known start to a known end,
 /// so larger fetches than a processing consumer's pay off (Kafka Streams likewise gives its
 /// restore consumer its own, larger `max.poll.records`).
-const FETCH_DEFAULTS: [(&str, &str); 4] = [
+const FETCH_DEFAULTS: [(&str, &str); 2] = [
     // Per partition per fetch: 1 MiB by default.
     ("max.partition.fetch.bytes", "4194304"),
-    // Records librdkafka prefetches per partition (100 000 by default) ...
-    ("queued.min.messages", "200000"),
-    // ... within this many KiB per partition (64 MiB by default).
-    ("queued.max.messages.kbytes", "131072"),
-    // Once those thresholds were exceeded, librdkafka postpones the partition's next fetch by
-    // this long (1 s by default): a restore that writes to its stores while prefetched
-    // records pile up sat idle for seconds (3.4 s instead of 0.8 s for 1M records in the
-    // benchmark). The restore consumer drains its queue without pause, so retry quickly.
+    // Once a partition's prefetched records exceed the queue thresholds
+    // (`queued.min.messages`, `queued.max.messages.kbytes`), librdkafka postpones its next
+    // fetch by this long (1 s by default): a restore writing to its stores while records
+    // pile up sat idle for seconds (3.4 s instead of 0.8 s for 1M records in the benchmark).
+    // The restore consumer drains its queue without pause, so it retries quickly.
     ("fetch.queue.backoff.ms", "10"),
 ];
 
