@@ -116,7 +116,7 @@ impl Metrics {
             ),
             process_latency: hist(
                 PROCESS_LATENCY,
-                "time to process one input record through a task, seconds",
+                "time to process one input record through a task, seconds (one record in 16 is timed)",
                 &[TASK_LABEL],
             ),
             punctuate_latency: hist(

@@ -5,7 +5,8 @@ pub const RECORDS_PROCESSED: &str = "streamkit_records_processed_total";
 /// Records per second a stream thread processed over its last commit interval (gauge).
 pub const RECORDS_PROCESSED_RATE: &str = "streamkit_records_processed_rate";
 /// Time a task took to process one input record through its sub-topology, seconds
-/// (histogram).
+/// (histogram; each task times its first record and then one record in 16, so `_count` is
+/// about a sixteenth of the records processed).
 pub const PROCESS_LATENCY: &str = "streamkit_process_latency_seconds";
 /// Records a processor node received (counter).
 pub const PROCESSOR_RECORDS: &str = "streamkit_processor_records_total";
