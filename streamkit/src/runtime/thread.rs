@@ -601,9 +601,9 @@ fn random_u64() -> u64 {
 /// parses as before.
 #[allow(unsafe_code)]
 fn may_have_headers(msg: &BorrowedMessage<'_>) -> bool {
-    let Some(value) = msg.payload().filter(|v| !v.is_empty()) else {
+    if msg.payload().is_none_or(<[u8]>::is_empty) {
         return true;
-    };
+    }
     // SAFETY: `msg.ptr()` is the live message `msg` borrows; the call only reads it.
     let epoch = unsafe { rdkafka::bindings::rd_kafka_message_leader_epoch(msg.ptr()) };
     if epoch < 0 {
@@ -613,7 +613,12 @@ fn may_have_headers(msg: &BorrowedMessage<'_>) -> bool {
     // librdkafka's v2 reader (`rd_kafka_msgset_reader_msg_v2`) reads the value and then the
     // header block from one contiguous buffer that the message keeps alive, so the byte
     // after the value is the first byte of the header block, inside the record.
-    let header_count = unsafe { *value.as_ptr().add(value.len()) };
+    // The byte is read through librdkafka's own payload pointer (not the borrowed slice,
+    // whose bounds end at the value).
+    let header_count = unsafe {
+        let m = &*msg.ptr();
+        *m.payload.cast::<u8>().cast_const().add(m.len)
+    };
     header_count != 0
 }
 
