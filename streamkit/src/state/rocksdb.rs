@@ -91,6 +91,16 @@ impl RocksDbBackend {
         opts.set_block_based_table_factory(&table);
         opts.set_write_buffer_manager(&shared.inner.1);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // A store has one writer (its task, under the store's lock) and no snapshots: an
+        // update of a key whose new value is no larger overwrites the memtable entry in place
+        // (aggregates rewrite the same keys all the time), rather than adding a version that
+        // every later read of the key walks past.
+        opts.set_allow_concurrent_memtable_write(false);
+        opts.set_inplace_update_support(true);
+        // A bloom filter over the memtable's whole keys: reads of absent keys (a new window,
+        // a join's new timestamp) skip the skip-list search.
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_memtable_prefix_bloom_ratio(0.05);
         let db = DB::open(&opts, &path).map_err(rocks_err)?;
         let mut write = WriteOptions::default();
         // The changelog is the durable log; RocksDB's own WAL would write everything twice.
