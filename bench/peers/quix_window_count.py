@@ -19,7 +19,9 @@ def main():
         state_dir=args.state_dir,
         commit_interval=1.0,
         loglevel=logging.WARNING,
-        consumer_extra_config={"fetch.wait.max.ms": 5},
+        # The harness's settings for every librdkafka consumer on Tansu (see harness.rs:
+        # a short fetch wait, and no 1 s pause in fetching after the local queue fills).
+        consumer_extra_config={"fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 10},
     )
     source = app.topic(args.input, key_deserializer="str", value_deserializer="json")
     sink = app.topic(args.output, key_serializer="str", value_serializer="json")

@@ -120,22 +120,74 @@ fn table_contents(db: &Db, table: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[test]
-fn upserts_deletes_and_offsets_commit_together_and_a_new_instance_resumes_there() {
+/// One test's database table, topic and embedded broker, named uniquely (tests run in
+/// parallel against one server).
+struct Setup {
+    db: Db,
+    app_id: String,
+    table: String,
+    topic: String,
+    broker: EmbeddedBroker,
+    bootstrap: String,
+}
+
+/// Creates `<name>_table (columns)` in Postgres and a `partitions`-partition topic.
+fn setup(name: &str, columns: &str, partitions: i32) -> Setup {
     common::init_logs();
-    let url = postgres_url();
     let db = Db::connect();
     let (app_id, table, topic) = (
-        unique("pg_fast_app"),
-        unique("pg_vehicles"),
-        unique("pg-vehicles"),
+        unique(&format!("pg_{name}_app")),
+        unique(&format!("pg_{name}")),
+        unique(&format!("pg-{name}")),
     );
-    db.execute(&format!(
-        "CREATE TABLE {table} (vehicle text PRIMARY KEY, position text NOT NULL)"
-    ));
+    db.execute(&format!("CREATE TABLE {table} ({columns})"));
     let broker = EmbeddedBroker::start().unwrap();
-    broker.create_topic(&topic, 2).unwrap();
+    broker.create_topic(&topic, partitions).unwrap();
     let bootstrap = broker.bootstrap_servers().to_string();
+    Setup {
+        db,
+        app_id,
+        table,
+        topic,
+        broker,
+        bootstrap,
+    }
+}
+
+const VEHICLE_COLUMNS: &str = "vehicle text PRIMARY KEY, position text NOT NULL";
+const COUNT_COLUMNS: &str = "station text PRIMARY KEY, taps bigint NOT NULL";
+
+/// Taps numbered `range`, spread over ten stations `s0`..`s9`.
+fn taps(range: std::ops::Range<usize>) -> Vec<(String, Vec<u8>)> {
+    range
+        .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
+        .collect()
+}
+
+/// Waits until the offsets stored for the application sum to `n`.
+fn wait_for_offsets(db: &Db, app_id: &str, n: i64) {
+    assert!(
+        common::eventually(Duration::from_secs(60), || db.offsets(app_id) == n),
+        "offsets stored: {} (waited for {n})",
+        db.offsets(app_id)
+    );
+}
+
+/// The station counts in the table, checked to be `expected` for each of the ten stations.
+fn assert_counts(db: &Db, table: &str, expected: i64) {
+    let counts: BTreeMap<String, i64> = db
+        .rows(&format!("SELECT station, taps FROM {table}"))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|c| *c == expected), "{counts:?}");
+}
+
+#[test]
+fn upserts_deletes_and_offsets_commit_together_and_a_new_instance_resumes_there() {
+    let t = setup("vehicles", VEHICLE_COLUMNS, 2);
+    let url = postgres_url();
 
     // 20 vehicles appear, 5 leave (tombstones), 5 move.
     let mut first: Vec<(String, Option<String>)> = (0..20)
@@ -143,21 +195,17 @@ fn upserts_deletes_and_offsets_commit_together_and_a_new_instance_resumes_there(
         .collect();
     first.extend((0..5).map(|i| (format!("v{i}"), None)));
     first.extend((5..10).map(|i| (format!("v{i}"), Some(format!("b{i}")))));
-    produce(&bootstrap, &topic, &first);
+    produce(&t.bootstrap, &t.topic, &first);
 
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(
-        vehicles_topology(&url, &table, &topic),
-        config(&app_id, &broker, dir.path()),
+        vehicles_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, dir.path()),
     )
     .unwrap();
     app.start().unwrap();
-    assert!(
-        common::eventually(Duration::from_secs(60), || db.offsets(&app_id) == 30),
-        "offsets stored: {}",
-        db.offsets(&app_id)
-    );
-    let rows = table_contents(&db, &table);
+    wait_for_offsets(&t.db, &t.app_id, 30);
+    let rows = table_contents(&t.db, &t.table);
     let mut expected: BTreeMap<String, String> = (5..20)
         .map(|i| (format!("v{i}"), format!("a{i}")))
         .collect();
@@ -170,8 +218,8 @@ fn upserts_deletes_and_offsets_commit_together_and_a_new_instance_resumes_there(
     // A fresh instance with empty local state starts from the offsets in Postgres: it
     // processes only the new records, whatever the group committed in Kafka.
     produce(
-        &bootstrap,
-        &topic,
+        &t.bootstrap,
+        &t.topic,
         &[
             ("v19".to_string(), None),
             ("v30".to_string(), Some("c30".to_string())),
@@ -179,18 +227,16 @@ fn upserts_deletes_and_offsets_commit_together_and_a_new_instance_resumes_there(
     );
     let dir2 = tempfile::tempdir().unwrap();
     let again = KafkaStreams::new(
-        vehicles_topology(&url, &table, &topic),
-        config(&app_id, &broker, dir2.path()),
+        vehicles_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, dir2.path()),
     )
     .unwrap();
     again.start().unwrap();
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 32));
+    wait_for_offsets(&t.db, &t.app_id, 32);
     assert_eq!(again.metrics().records_processed(), 2);
     expected.remove("v19");
     expected.insert("v30".to_string(), "c30".to_string());
-    assert_eq!(table_contents(&db, &table), expected);
+    assert_eq!(table_contents(&t.db, &t.table), expected);
     again.close().unwrap();
 }
 
@@ -209,57 +255,30 @@ fn counts_topology(url: &str, table: &str, topic: &str) -> Topology {
 
 #[test]
 fn a_count_resumes_from_the_state_kept_in_postgres_after_losing_local_state() {
-    common::init_logs();
+    let t = setup("counts", COUNT_COLUMNS, 2);
     let url = postgres_url();
-    let db = Db::connect();
-    let (app_id, table, topic) = (
-        unique("pg_count_app"),
-        unique("pg_counts"),
-        unique("pg-taps"),
-    );
-    db.execute(&format!(
-        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
-    ));
-    let broker = EmbeddedBroker::start().unwrap();
-    broker.create_topic(&topic, 2).unwrap();
-    let bootstrap = broker.bootstrap_servers().to_string();
-    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
-        range
-            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
-            .collect()
-    };
-    common::produce(&bootstrap, &topic, &taps(0..100));
+    common::produce(&t.bootstrap, &t.topic, &taps(0..100));
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(
-        counts_topology(&url, &table, &topic),
-        config(&app_id, &broker, dir.path()),
+        counts_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, dir.path()),
     )
     .unwrap();
     app.start().unwrap();
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 100));
+    wait_for_offsets(&t.db, &t.app_id, 100);
     app.close().unwrap();
     drop(dir); // local RocksDB state gone; the changelog is not read for this task
 
-    common::produce(&bootstrap, &topic, &taps(100..200));
+    common::produce(&t.bootstrap, &t.topic, &taps(100..200));
     let dir2 = tempfile::tempdir().unwrap();
     let again = KafkaStreams::new(
-        counts_topology(&url, &table, &topic),
-        config(&app_id, &broker, dir2.path()),
+        counts_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, dir2.path()),
     )
     .unwrap();
     again.start().unwrap();
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 200));
-    let counts: BTreeMap<String, i64> = db
-        .rows(&format!("SELECT station, taps FROM {table}"))
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert_eq!(counts.len(), 10);
-    assert!(counts.values().all(|c| *c == 20), "{counts:?}");
+    wait_for_offsets(&t.db, &t.app_id, 200);
+    assert_counts(&t.db, &t.table, 20);
     let store = again.store::<String, i64>("pg-counts").unwrap();
     assert_eq!(store.get(&"s3".to_string()).unwrap(), Some(20));
     again.close().unwrap();
@@ -310,22 +329,11 @@ fn a_sink_without_columns_is_a_topology_error() {
 
 #[test]
 fn a_table_read_from_a_topic_upserts_and_deletes_its_rows() {
-    common::init_logs();
+    let t = setup("stations", VEHICLE_COLUMNS, 2);
     let url = postgres_url();
-    let db = Db::connect();
-    let (app_id, table, topic) = (
-        unique("pg_table_app"),
-        unique("pg_stations"),
-        unique("pg-stations"),
-    );
-    db.execute(&format!(
-        "CREATE TABLE {table} (vehicle text PRIMARY KEY, position text NOT NULL)"
-    ));
-    let broker = EmbeddedBroker::start().unwrap();
-    broker.create_topic(&topic, 2).unwrap();
     produce(
-        broker.bootstrap_servers(),
-        &topic,
+        &t.bootstrap,
+        &t.topic,
         &[
             ("40380".to_string(), Some("Clark/Lake".to_string())),
             ("41320".to_string(), Some("Belmont".to_string())),
@@ -336,176 +344,97 @@ fn a_table_read_from_a_topic_upserts_and_deletes_its_rows() {
     );
     let b = StreamsBuilder::new();
     b.table(
-        topic.as_str(),
+        t.topic.as_str(),
         Consumed::with(Serdes::string(), Serdes::string()),
         Materialized::named("pg-stations"),
     )
     .to_postgres(
-        PostgresSink::new(&url, &table)
+        PostgresSink::new(&url, &t.table)
             .key_columns(["vehicle"], |v: &String| vec![v.clone().into()])
             .value_columns(["position"], |p: &String| vec![p.clone().into()]),
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = KafkaStreams::new(b.build().unwrap(), config(&app_id, &broker, dir.path())).unwrap();
+    let app =
+        KafkaStreams::new(b.build().unwrap(), config(&t.app_id, &t.broker, dir.path())).unwrap();
     app.start().unwrap();
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 5));
+    wait_for_offsets(&t.db, &t.app_id, 5);
     let expected: BTreeMap<String, String> = [
         ("40380".to_string(), "Clark/Lake (Blue)".to_string()),
         ("40900".to_string(), "Howard".to_string()),
     ]
     .into();
-    assert_eq!(table_contents(&db, &table), expected);
+    assert_eq!(table_contents(&t.db, &t.table), expected);
     app.close().unwrap();
 }
 
 #[test]
 fn a_lost_database_connection_is_retried_without_losing_or_repeating_rows() {
-    common::init_logs();
-    let db = Db::connect();
-    let (app_id, table, topic) = (
-        unique("pg_retry_app"),
-        unique("pg_retry_counts"),
-        unique("pg-retry-taps"),
-    );
+    let t = setup("retry_counts", COUNT_COLUMNS, 2);
     // The sink's sessions carry this name, so the test can find and kill them.
-    let url = format!("{}?application_name={app_id}", postgres_url());
-    db.execute(&format!(
-        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
-    ));
-    let broker = EmbeddedBroker::start().unwrap();
-    broker.create_topic(&topic, 2).unwrap();
-    let bootstrap = broker.bootstrap_servers().to_string();
-    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
-        range
-            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
-            .collect()
-    };
+    let url = format!("{}?application_name={}", postgres_url(), t.app_id);
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(
-        counts_topology(&url, &table, &topic),
-        config(&app_id, &broker, dir.path()),
+        counts_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, dir.path()),
     )
     .unwrap();
     app.start().unwrap();
-    common::produce(&bootstrap, &topic, &taps(0..100));
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 100));
-    let killed = db.rows(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app_id}'"
+    common::produce(&t.bootstrap, &t.topic, &taps(0..100));
+    wait_for_offsets(&t.db, &t.app_id, 100);
+    let killed = t.db.rows(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}'",
+        t.app_id
     ));
     assert!(!killed.is_empty(), "the sink's connections were found");
-    common::produce(&bootstrap, &topic, &taps(100..200));
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 200));
+    common::produce(&t.bootstrap, &t.topic, &taps(100..200));
+    wait_for_offsets(&t.db, &t.app_id, 200);
     assert_eq!(app.state(), State::Running, "{:?}", app.error());
-    let counts: BTreeMap<String, i64> = db
-        .rows(&format!("SELECT station, taps FROM {table}"))
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert_eq!(counts.len(), 10);
-    assert!(counts.values().all(|c| *c == 20), "{counts:?}");
+    assert_counts(&t.db, &t.table, 20);
     app.close().unwrap();
 }
 
 #[test]
 fn tasks_moving_between_instances_keep_the_table_exact() {
-    common::init_logs();
+    let t = setup("move_counts", COUNT_COLUMNS, 4);
     let url = postgres_url();
-    let db = Db::connect();
-    let (app_id, table, topic) = (
-        unique("pg_move_app"),
-        unique("pg_move_counts"),
-        unique("pg-move-taps"),
-    );
-    db.execute(&format!(
-        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
-    ));
-    let broker = EmbeddedBroker::start().unwrap();
-    broker.create_topic(&topic, 4).unwrap();
-    let bootstrap = broker.bootstrap_servers().to_string();
-    let taps = |range: std::ops::Range<usize>| -> Vec<(String, Vec<u8>)> {
-        range
-            .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
-            .collect()
-    };
     let (da, db_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = KafkaStreams::new(
-        counts_topology(&url, &table, &topic),
-        config(&app_id, &broker, da.path()),
+        counts_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, da.path()),
     )
     .unwrap();
     let b = KafkaStreams::new(
-        counts_topology(&url, &table, &topic),
-        config(&app_id, &broker, db_dir.path()),
+        counts_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, db_dir.path()),
     )
     .unwrap();
     a.start().unwrap();
     b.start().unwrap();
-    common::produce(&bootstrap, &topic, &taps(0..200));
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 200));
+    common::produce(&t.bootstrap, &t.topic, &taps(0..200));
+    wait_for_offsets(&t.db, &t.app_id, 200);
     // b leaves mid-stream: its tasks move to a, which loads them from Postgres.
-    common::produce(&bootstrap, &topic, &taps(200..300));
+    common::produce(&t.bootstrap, &t.topic, &taps(200..300));
     b.close().unwrap();
-    common::produce(&bootstrap, &topic, &taps(300..400));
-    assert!(
-        common::eventually(Duration::from_secs(60), || db.offsets(&app_id) == 400),
-        "offsets {}",
-        db.offsets(&app_id)
-    );
-    let counts: BTreeMap<String, i64> = db
-        .rows(&format!("SELECT station, taps FROM {table}"))
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert_eq!(counts.len(), 10);
-    assert!(counts.values().all(|c| *c == 40), "{counts:?}");
+    common::produce(&t.bootstrap, &t.topic, &taps(300..400));
+    wait_for_offsets(&t.db, &t.app_id, 400);
+    assert_counts(&t.db, &t.table, 40);
     a.close().unwrap();
 }
 
 #[test]
 fn the_sink_also_runs_under_exactly_once_processing() {
-    common::init_logs();
+    let t = setup("eos_counts", COUNT_COLUMNS, 2);
     let url = postgres_url();
-    let db = Db::connect();
-    let (app_id, table, topic) = (
-        unique("pg_eos_app"),
-        unique("pg_eos_counts"),
-        unique("pg-eos-taps"),
-    );
-    db.execute(&format!(
-        "CREATE TABLE {table} (station text PRIMARY KEY, taps bigint NOT NULL)"
-    ));
-    let broker = EmbeddedBroker::start().unwrap();
-    broker.create_topic(&topic, 2).unwrap();
-    let bootstrap = broker.bootstrap_servers().to_string();
-    let taps: Vec<(String, Vec<u8>)> = (0..100)
-        .map(|i| (format!("s{}", i % 10), format!("t{i}").into_bytes()))
-        .collect();
-    common::produce(&bootstrap, &topic, &taps);
+    common::produce(&t.bootstrap, &t.topic, &taps(0..100));
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(
-        counts_topology(&url, &table, &topic),
-        config(&app_id, &broker, dir.path())
+        counts_topology(&url, &t.table, &t.topic),
+        config(&t.app_id, &t.broker, dir.path())
             .processing_guarantee(streamkit::config::ProcessingGuarantee::ExactlyOnce),
     )
     .unwrap();
     app.start().unwrap();
-    assert!(common::eventually(Duration::from_secs(60), || db
-        .offsets(&app_id)
-        == 100));
-    let counts: BTreeMap<String, i64> = db
-        .rows(&format!("SELECT station, taps FROM {table}"))
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert_eq!(counts.len(), 10);
-    assert!(counts.values().all(|c| *c == 10), "{counts:?}");
+    wait_for_offsets(&t.db, &t.app_id, 100);
+    assert_counts(&t.db, &t.table, 10);
     app.close().unwrap();
 }

@@ -269,3 +269,131 @@ fn without_a_checkpoint_local_state_is_rebuilt_from_the_changelog_alone() {
     assert_eq!(store.get(&"station-4".to_string()).unwrap(), Some(1));
     second.close().unwrap();
 }
+
+/// Writes `(key, value)` straight into `partition` of `topic` (as another instance's task
+/// would have logged it).
+fn produce_to_partition(broker: &EmbeddedBroker, topic: &str, partition: i32, key: &str, v: i64) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    let p = common::producer(broker.bootstrap_servers());
+    let value = v.to_be_bytes();
+    p.send(
+        BaseRecord::to(topic)
+            .partition(partition)
+            .key(key.as_bytes())
+            .payload(&value[..]),
+    )
+    .map_err(|(e, _)| e)
+    .unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Records per partition of `topic`, read to its end (`total` records).
+fn records_by_partition(broker: &EmbeddedBroker, topic: &str, total: usize) -> Vec<common::Read> {
+    let records = common::read_until(
+        broker.bootstrap_servers(),
+        topic,
+        Duration::from_secs(30),
+        |r| r.len() >= total,
+    );
+    assert_eq!(records.len(), total, "{topic}");
+    records
+}
+
+#[test]
+fn one_restore_brings_every_new_task_and_store_up_to_date_from_or_past_its_checkpoint() {
+    common::init_logs();
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("taps", 4).unwrap();
+    let topology = || {
+        let b = StreamsBuilder::new();
+        let taps = b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()));
+        let grouped = taps.group_by_key(Grouped::with(Serdes::string(), Serdes::string()));
+        grouped.count(Materialized::named("counts"));
+        grouped.reduce(|_, latest| latest, Materialized::named("lasts").in_memory());
+        b.build().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        StreamsConfig::new("multi-restore")
+            .embedded(&broker)
+            .state_dir(dir.path())
+            .commit_interval(Duration::from_millis(100))
+            .set("consumer.heartbeat.interval.ms", "100")
+    };
+    let inputs: Vec<(String, Vec<u8>)> = (0..400)
+        .map(|i| (format!("k{:02}", i % 40), format!("v{i}").into_bytes()))
+        .collect();
+    let first = KafkaStreams::new(topology(), config()).unwrap();
+    first.start().unwrap();
+    common::produce(broker.bootstrap_servers(), "taps", &inputs);
+    wait_processed(&first, 400);
+    first.close().unwrap();
+
+    // Which keys each task (= changelog partition) holds, from the changelog itself.
+    let counts_log = "multi-restore-counts-changelog";
+    let logged = records_by_partition(&broker, counts_log, 400);
+    let partition_of: BTreeMap<String, i32> = logged
+        .iter()
+        .map(|r| (r.key_str().to_string(), r.partition))
+        .collect();
+    assert_eq!(partition_of.len(), 40);
+    let mut expected: BTreeMap<String, i64> =
+        partition_of.keys().map(|k| (k.clone(), 10)).collect();
+
+    // Task 0_0 keeps its checkpoint: it resumes from it, so a local-only write survives and
+    // only the record logged since (by "another instance") is read.
+    // Task 0_1 loses its checkpoint: wiped (the local-only write goes), restored in full.
+    // Task 0_2 loses its whole directory: restored in full.
+    // Task 0_3's checkpoint lies past the changelog's end: wiped, restored in full.
+    let task_dir = |t: &str| dir.path().join("multi-restore").join(t);
+    for t in ["0_0", "0_1", "0_3"] {
+        assert!(task_dir(t).join(".checkpoint").exists(), "{t}");
+        let db = rocksdb::DB::open_default(task_dir(t).join("rocksdb").join("counts")).unwrap();
+        db.put(format!("ghost-{t}"), 99i64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    expected.insert("ghost-0_0".into(), 99);
+    std::fs::remove_file(task_dir("0_1").join(".checkpoint")).unwrap();
+    std::fs::remove_dir_all(task_dir("0_2")).unwrap();
+    std::fs::write(task_dir("0_3").join(".checkpoint"), "counts 1000000\n").unwrap();
+    produce_to_partition(&broker, counts_log, 0, "injected-0", 7);
+    produce_to_partition(&broker, counts_log, 3, "injected-3", 8);
+    expected.insert("injected-0".into(), 7);
+    expected.insert("injected-3".into(), 8);
+
+    let second = KafkaStreams::new(topology(), config()).unwrap();
+    second.start().unwrap();
+    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    let counts = second.store::<String, i64>("counts").unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(30), || counts
+            .all()
+            .map(|all| all.len() >= expected.len())
+            .unwrap_or(false)),
+        "{:?}",
+        counts.all()
+    );
+    let all: BTreeMap<String, i64> = counts.all().unwrap().into_iter().collect();
+    assert_eq!(all, expected);
+    // The in-memory store starts empty and reads its whole changelog: each key's last value.
+    let lasts: BTreeMap<String, String> = second
+        .store::<String, String>("lasts")
+        .unwrap()
+        .all()
+        .unwrap()
+        .into_iter()
+        .collect();
+    let last_inputs: BTreeMap<String, String> = inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap()))
+        .collect();
+    assert_eq!(lasts, last_inputs);
+    // Exactly what had to be read: 0_0 only its one new record; 0_1..0_3 their whole counts
+    // changelogs (0_3 with its new record); the in-memory store all 400 records.
+    let full: usize = logged.iter().filter(|r| r.partition != 0).count();
+    assert_eq!(
+        second.metrics().restored_records(),
+        (1 + full + 1 + 400) as u64
+    );
+    second.close().unwrap();
+}

@@ -136,8 +136,17 @@ fn client(args: &Args) -> ClientConfig {
 }
 
 /// A consumer assigned every partition of `topic` from the beginning (no group join).
-fn assigned_consumer(args: &Args, topic: &str, group: &str) -> anyhow::Result<BaseConsumer> {
-    let consumer: BaseConsumer = client(args)
+fn assigned_consumer(
+    args: &Args,
+    topic: &str,
+    group: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<BaseConsumer> {
+    let mut config = client(args);
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -155,7 +164,7 @@ fn assigned_consumer(args: &Args, topic: &str, group: &str) -> anyhow::Result<Ba
 }
 
 fn passthrough_raw(args: &Args, input: &str, output: &str) -> anyhow::Result<Run> {
-    let consumer = assigned_consumer(args, input, "bench-raw-passthrough")?;
+    let consumer = assigned_consumer(args, input, "bench-raw-passthrough", &[])?;
     let producer: BaseProducer = client(args).set("linger.ms", "5").create()?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut mark = None;
@@ -276,7 +285,14 @@ fn window_streamkit(args: &Args, input: &str, output: &str, app_id: &str) -> any
 }
 
 fn restore_raw(args: &Args, changelog: &str) -> anyhow::Result<Run> {
-    let consumer = assigned_consumer(args, changelog, "bench-raw-restore")?;
+    // The fetch size streamkit's restore consumer uses (`runtime/restore.rs`), so the limit
+    // reads at least as fast as the contender could.
+    let consumer = assigned_consumer(
+        args,
+        changelog,
+        "bench-raw-restore",
+        &[("max.partition.fetch.bytes", "4194304")],
+    )?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut mark = None;
     let (mut seen, mut bytes) = (0u64, 0usize);

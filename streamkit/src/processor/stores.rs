@@ -543,10 +543,7 @@ impl<K: Data, V: Data> SessionStore<K, V> {
     /// Sets (`Some`) or removes (`None`) the session `window` of `key`.
     pub fn put(&self, key: &K, window: Window, value: Option<&V>) -> Result<()> {
         let name = &*self.name;
-        let k = codec::key_with(
-            &encode(&*self.key, name, key)?,
-            &[window.end, window.start],
-        );
+        let k = codec::key_with(&encode(&*self.key, name, key)?, &[window.end, window.start]);
         match value {
             Some(v) => {
                 let v = encode(&*self.value, name, v)?;

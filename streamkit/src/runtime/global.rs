@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::record::Headers;
 use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
-use crate::runtime::stores::{NoRestore, StoreRegistry, TaskStores};
+use crate::runtime::stores::{StoreRegistry, TaskStores};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::runtime::thread::{DeliveryTracker, Producer_, ProducerCollector, is_fatal, now_ms};
 use crate::state::rocksdb::RocksDbShared;
@@ -171,7 +171,6 @@ impl GlobalThread {
                     wall_clock_ms: now_ms(),
                     state_dir: args.dir.join(sub.id.to_string()),
                     registry: args.registry.clone(),
-                    restorer: &NoRestore,
                     rocksdb: args.rocksdb.clone(),
                     cache_max_bytes: config.cache_max_bytes,
                     global_stores: TaskStores::new(),

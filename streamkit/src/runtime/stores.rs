@@ -12,6 +12,9 @@ use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
 use crate::stream::StoreBackend;
 use crate::topology::StoreSpec;
 
+/// A write (`Some` value) or delete (`None`) of a batch applied without logging.
+pub(crate) type BatchEntry<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// The bytes side of a store; typed handles in [`crate::processor`] wrap it with serdes.
 pub(crate) trait Backend: Send {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -29,17 +32,7 @@ pub(crate) trait Backend: Send {
     fn flush(&mut self) -> Result<()>;
     /// Writes (`Some`) and deletes (`None`) in order, as one batch where the backend has
     /// batches (RocksDB: one `WriteBatch`, which a restore of millions of records needs).
-    fn write_all(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        for (k, v) in records {
-            match v {
-                Some(v) => self.put(k, v)?,
-                None => self.delete(k)?,
-            }
-        }
-        Ok(())
-    }
-    /// [`Backend::write_all`] over borrowed bytes (a record cache's flush).
-    fn write_refs(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<()> {
+    fn write_all(&mut self, records: &mut dyn Iterator<Item = BatchEntry<'_>>) -> Result<()> {
         for (k, v) in records {
             match v {
                 Some(v) => self.put(k, v)?,
@@ -322,7 +315,7 @@ impl TaskStore {
             return Ok(());
         }
         let batch: Vec<(&[u8], Option<&[u8]>)> = cache.dirty_entries().collect();
-        self.backend.write_refs(&batch)?;
+        self.backend.write_all(&mut batch.iter().copied())?;
         let log = self.changelog.is_some() || self.capture;
         let mut announce = Announce {
             changes: &self.changes,
@@ -364,15 +357,22 @@ impl TaskStore {
             cache.clear();
         }
         let keys = self.backend.range(Bound::Unbounded, Bound::Unbounded)?;
-        let deletes: Vec<(&[u8], Option<&[u8]>)> =
-            keys.iter().map(|(k, _)| (k.as_slice(), None)).collect();
-        self.backend.write_refs(&deletes)?;
+        self.backend
+            .write_all(&mut keys.iter().map(|(k, _)| (k.as_slice(), None)))?;
         self.expiry_floor = Some(i64::MAX);
         Ok(())
     }
 
     /// Applies changelog records without logging them again (restore).
     pub fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        self.restore_entries(&mut records.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
+    }
+
+    /// [`TaskStore::restore`] from borrowed bytes (the restorer's reused buffers).
+    pub fn restore_entries(
+        &mut self,
+        records: &mut dyn Iterator<Item = BatchEntry<'_>>,
+    ) -> Result<()> {
         if let Some(cache) = &mut self.cache {
             // The backend changes under the cache: what it holds is stale. (Nothing is dirty
             // during a restore; flush anyway rather than lose a write.)
@@ -383,16 +383,16 @@ impl TaskStore {
                 cache.clear();
             }
         }
-        if let Some(floor) = &mut self.expiry_floor {
-            for (k, v) in records {
-                if v.is_some()
-                    && let Some(t) = crate::processor::codec::expiry_time(self.spec.kind, k)
-                {
-                    *floor = (*floor).min(t);
-                }
+        let (kind, floor) = (self.spec.kind, &mut self.expiry_floor);
+        let mut tracked = records.inspect(|(k, v)| {
+            if v.is_some()
+                && let Some(floor) = floor.as_mut()
+                && let Some(t) = crate::processor::codec::expiry_time(kind, k)
+            {
+                *floor = (*floor).min(t);
             }
-        }
-        self.backend.write_all(records)
+        });
+        self.backend.write_all(&mut tracked)
     }
 
     /// Whether the backend keeps its contents across restarts (so a checkpoint can skip
@@ -517,32 +517,6 @@ impl StoreRegistry {
             .expect("registry lock")
             .sender(name)
             .subscribe()
-    }
-}
-
-/// Restores a task's logged stores from their changelogs before the task starts.
-pub(crate) trait Restorer {
-    /// Brings every logged store up to the end of its changelog; returns the changelog
-    /// offset (next to read) reached per store.
-    fn restore(
-        &self,
-        task: crate::runtime::TaskId,
-        stores: &TaskStores,
-        checkpoint: &Checkpoint,
-    ) -> Result<HashMap<String, i64>>;
-}
-
-/// Restores nothing (the test driver's stores start empty).
-pub(crate) struct NoRestore;
-
-impl Restorer for NoRestore {
-    fn restore(
-        &self,
-        _: crate::runtime::TaskId,
-        _: &TaskStores,
-        _: &Checkpoint,
-    ) -> Result<HashMap<String, i64>> {
-        Ok(HashMap::new())
     }
 }
 

@@ -16,13 +16,14 @@ use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
 use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
 use crate::runtime::partition_group::{BufferedRecord, Lag, PartitionGroup, TaskIdle};
-use crate::runtime::stores::{Checkpoint, Restorer, StoreRegistry, TaskStore, TaskStores};
+use crate::runtime::restore::RestoreRequest;
+use crate::runtime::stores::{Checkpoint, StoreRegistry, TaskStore, TaskStores};
 use crate::state::rocksdb::RocksDbShared;
 use crate::topology::node::{NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
 
 /// What a task needs from its owner besides the topology.
-pub(crate) struct TaskSetup<'a> {
+pub(crate) struct TaskSetup {
     pub app_id: Arc<str>,
     pub collector: Box<dyn RecordCollector>,
     pub default_handler: DeserializationHandler,
@@ -34,8 +35,6 @@ pub(crate) struct TaskSetup<'a> {
     pub state_dir: PathBuf,
     /// Where the task's stores are published for interactive queries.
     pub registry: StoreRegistry,
-    /// Brings the stores up to date from their changelogs.
-    pub restorer: &'a dyn Restorer,
     /// Memory shared by the RocksDB stores.
     pub rocksdb: RocksDbShared,
     /// Record cache size of each caching store.
@@ -89,10 +88,108 @@ pub(crate) struct Task {
     group: PartitionGroup,
 }
 
+/// A task whose nodes exist and whose stores are open, but not yet restored from their
+/// changelogs: no processor has seen them. Its owner restores the stores of every task it
+/// opens together ([`crate::runtime::restore::ChangelogRestorer`]), then starts each.
+pub(crate) struct OpenedTask {
+    id: TaskId,
+    setup: TaskSetup,
+    nodes: HashMap<usize, Rc<RefCell<dyn NodeControl>>>,
+    /// Node indices in `init` order.
+    init_order: Vec<usize>,
+    sources: Vec<SourceRoute>,
+    external: Option<Rc<RefCell<dyn ExternalCommitter>>>,
+    stores: TaskStores,
+    positions: Vec<Option<i64>>,
+    /// The local checkpoint, when the stores restore from their changelogs (`None` when an
+    /// external committer loaded them).
+    checkpoint: Option<Checkpoint>,
+    node_stores: HashMap<usize, Vec<String>>,
+}
+
+impl OpenedTask {
+    /// The task.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// What the restorer needs to bring this task's logged stores up to date; `None` when
+    /// they are loaded from elsewhere (an external committer did it in [`Task::open`]).
+    pub fn restore_request(&self) -> Option<RestoreRequest<'_>> {
+        self.checkpoint.as_ref().map(|checkpoint| RestoreRequest {
+            task: self.id,
+            stores: &self.stores,
+            checkpoint,
+        })
+    }
+
+    /// Calls `init` on every node and publishes the stores; `restored` is the changelog
+    /// offset each store's contents reflect (what the restorer reached).
+    pub fn start(self, restored: HashMap<String, i64>) -> Result<Task> {
+        let OpenedTask {
+            id,
+            setup,
+            nodes,
+            init_order,
+            sources,
+            external,
+            stores,
+            positions,
+            checkpoint: _,
+            node_stores,
+        } = self;
+        let mut ctx = TaskContext {
+            app_id: setup.app_id,
+            task_id: id,
+            meta: None,
+            stream_time: i64::MIN,
+            wall_clock_ms: setup.wall_clock_ms,
+            schedules: Vec::new(),
+            next_schedule_id: 0,
+            collector: setup.collector,
+            default_deserialization_handler: setup.default_handler,
+            metrics: setup.metrics,
+            stores,
+            global_stores: setup.global_stores,
+            clock: Arc::new(crate::runtime::context::TaskClock::new(setup.wall_clock_ms)),
+            node_stores,
+        };
+        for i in &init_order {
+            nodes[i].borrow_mut().init(&mut ctx)?;
+        }
+        setup.registry.register(id, &ctx.stores);
+        let sources_len = sources.len();
+        let mut task = Task {
+            id,
+            ctx,
+            nodes,
+            sources,
+            closed: false,
+            registry: setup.registry,
+            state_dir: setup.state_dir,
+            changelog_offsets: restored,
+            external,
+            group: PartitionGroup::new(sources_len),
+            positions,
+            processing_handler: setup.processing_handler,
+        };
+        // Store writes made in `init` go to the changelog like any other.
+        task.send_changelogs()?;
+        Ok(task)
+    }
+}
+
 impl Task {
+    /// A task whose logged stores start as they are on disk, never restored from their
+    /// changelogs (the test driver, the global tables, which load their stores themselves).
+    pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup) -> Result<Task> {
+        Task::open(topology, id, setup)?.start(HashMap::new())
+    }
+
     /// Instantiates every node of sub-topology `id.subtopology` (children first, so parents
-    /// can hold typed handles to them) and calls `init` on each.
-    pub fn new(topology: &Topology, id: TaskId, setup: TaskSetup<'_>) -> Result<Task> {
+    /// can hold typed handles to them) and opens its stores; [`OpenedTask::start`] then calls
+    /// `init` on each node, once the stores are restored.
+    pub fn open(topology: &Topology, id: TaskId, setup: TaskSetup) -> Result<OpenedTask> {
         let sub = topology
             .subtopology(id.subtopology)
             .ok_or_else(|| Error::Internal(format!("no sub-topology {}", id.subtopology)))?;
@@ -152,8 +249,9 @@ impl Task {
             )?;
             stores.insert(spec.name.clone(), Arc::new(std::sync::Mutex::new(store)));
         }
-        // Stores are complete before any processor sees them.
-        let (restored, positions) = match &external {
+        // An external committer loads the stores here; changelogs are read by the owner,
+        // between `open` and `start`, for every task it opens at once.
+        let (checkpoint, positions) = match &external {
             Some(committer) => {
                 // The external system holds the state that matches its offsets; the
                 // changelogs may be ahead of it and are not read.
@@ -163,15 +261,12 @@ impl Task {
                 Checkpoint::remove(&setup.state_dir)?;
                 let topics: Vec<&str> = sources.iter().map(|(t, _)| &**t).collect();
                 let starts = committer.borrow_mut().load(id, &stores, &topics)?;
-                (HashMap::new(), starts)
+                (None, starts)
             }
-            None => {
-                let checkpoint = Checkpoint::read(&setup.state_dir)?;
-                (
-                    setup.restorer.restore(id, &stores, &checkpoint)?,
-                    vec![None; sources.len()],
-                )
-            }
+            None => (
+                Some(Checkpoint::read(&setup.state_dir)?),
+                vec![None; sources.len()],
+            ),
         };
         let node_stores = sub
             .nodes
@@ -179,44 +274,18 @@ impl Task {
             .filter(|&&i| !topology.nodes[i].stores.is_empty())
             .map(|&i| (i, topology.nodes[i].stores.clone()))
             .collect();
-        let mut ctx = TaskContext {
-            app_id: setup.app_id,
-            task_id: id,
-            meta: None,
-            stream_time: i64::MIN,
-            wall_clock_ms: setup.wall_clock_ms,
-            schedules: Vec::new(),
-            next_schedule_id: 0,
-            collector: setup.collector,
-            default_deserialization_handler: setup.default_handler,
-            metrics: setup.metrics,
-            stores,
-            global_stores: setup.global_stores,
-            clock: Arc::new(crate::runtime::context::TaskClock::new(setup.wall_clock_ms)),
-            node_stores,
-        };
-        for &i in &sub.nodes {
-            nodes[&i].borrow_mut().init(&mut ctx)?;
-        }
-        setup.registry.register(id, &ctx.stores);
-        let sources_len = sources.len();
-        let mut task = Task {
+        Ok(OpenedTask {
             id,
-            ctx,
+            setup,
             nodes,
+            init_order: sub.nodes.clone(),
             sources,
-            closed: false,
-            registry: setup.registry,
-            state_dir: setup.state_dir,
-            changelog_offsets: restored,
             external,
-            group: PartitionGroup::new(sources_len),
+            stores,
             positions,
-            processing_handler: setup.processing_handler,
-        };
-        // Store writes made in `init` go to the changelog like any other.
-        task.send_changelogs()?;
-        Ok(task)
+            checkpoint,
+            node_stores,
+        })
     }
 
     /// The task's own stores.

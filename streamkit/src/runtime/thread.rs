@@ -37,8 +37,9 @@ use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
 use crate::runtime::context::{OutRecord, RecordCollector};
 use crate::runtime::partition_group::Lag;
-use crate::runtime::stores::{Checkpoint, Restorer, TaskStores};
-use crate::runtime::task::{Task, TaskSetup};
+use crate::runtime::restore::ChangelogRestorer;
+use crate::runtime::stores::{Checkpoint, TaskStores};
+use crate::runtime::task::{OpenedTask, Task, TaskSetup};
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
 
@@ -970,14 +971,18 @@ impl Worker {
                     }
                 }
                 RebalanceEvent::Assigned(parts) => {
+                    let mut ids = Vec::new();
                     for (topic, partition) in &parts {
                         let Some(id) = self.task_id(topic, *partition) else {
                             continue;
                         };
-                        if self.tasks.contains_key(&id) {
-                            continue;
+                        if !self.tasks.contains_key(&id) && !ids.contains(&id) {
+                            ids.push(id);
                         }
-                        self.create_task(id)?;
+                    }
+                    // The new tasks' stores are restored together, then the tasks start.
+                    self.create_tasks(&ids)?;
+                    for id in ids {
                         self.seek_external(consumer, id)?;
                     }
                     self.rebuild_routes();
@@ -1001,10 +1006,40 @@ impl Worker {
             .join(id.to_string())
     }
 
-    /// Creates, restores and initializes a task.
-    fn create_task(&mut self, id: TaskId) -> Result<()> {
-        let state_dir = self.task_dir(id);
-        let setup = TaskSetup {
+    /// Creates tasks: opens each, restores all their logged stores together (one changelog
+    /// assignment), then initializes each; a task starts processing only once restored.
+    fn create_tasks(&mut self, ids: &[TaskId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut opened: Vec<OpenedTask> = Vec::with_capacity(ids.len());
+        for &id in ids {
+            opened.push(Task::open(&self.args.topology, id, self.task_setup(id))?);
+        }
+        let requests: Vec<_> = opened
+            .iter()
+            .filter_map(OpenedTask::restore_request)
+            .collect();
+        let mut restored = self.restorer.restore(&requests)?;
+        drop(requests);
+        for task in opened {
+            let id = task.id();
+            let task = task.start(restored.remove(&id).unwrap_or_default())?;
+            if self.transactional_id.is_some() {
+                // From here on the local stores run ahead of what is committed: a crash must
+                // not find a checkpoint, so that the stores are wiped and restored from the
+                // committed changelog. The checkpoint comes back when the task closes after
+                // a commit.
+                Checkpoint::remove(&self.task_dir(id))?;
+            }
+            self.tasks.insert(id, task);
+            tracing::info!(thread = %self.args.name, task = %id, "task created");
+        }
+        Ok(())
+    }
+
+    fn task_setup(&self, id: TaskId) -> TaskSetup {
+        TaskSetup {
             app_id: self.app_id.clone(),
             collector: Box::new(ProducerCollector(self.producer.clone())),
             default_handler: self.args.config.default_deserialization_handler.clone(),
@@ -1012,22 +1047,11 @@ impl Worker {
             metrics: self.args.metrics.task(&self.args.name, id),
             wall_clock_ms: now_ms(),
             registry: self.args.registry.clone(),
-            restorer: &self.restorer,
             rocksdb: self.args.rocksdb.clone(),
             cache_max_bytes: self.args.config.cache_max_bytes,
             global_stores: self.args.global_stores.clone(),
-            state_dir: state_dir.clone(),
-        };
-        let task = Task::new(&self.args.topology, id, setup)?;
-        if self.transactional_id.is_some() {
-            // From here on the local stores run ahead of what is committed: a crash must not
-            // find a checkpoint, so that the stores are wiped and restored from the committed
-            // changelog. The checkpoint comes back when the task closes after a commit.
-            Checkpoint::remove(&state_dir)?;
+            state_dir: self.task_dir(id),
         }
-        self.tasks.insert(id, task);
-        tracing::info!(thread = %self.args.name, task = %id, "task created");
-        Ok(())
     }
 
     /// Moves the source partitions of a task with an external committer to the offsets it
@@ -1267,9 +1291,7 @@ impl Worker {
         if assignment.count() == 0 {
             return Ok(());
         }
-        for &id in &ids {
-            self.create_task(id)?;
-        }
+        self.create_tasks(&ids)?;
         self.rebuild_routes();
         let committed = consumer.committed_offsets(assignment, TXN_TIMEOUT)?;
         let mut rewind = TopicPartitionList::new();
@@ -1357,126 +1379,4 @@ pub(crate) fn is_fatal(e: &KafkaError) -> bool {
         e.rdkafka_error_code(),
         Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::Fenced)
     )
-}
-
-/// Reads changelog partitions (by assignment, outside the group) into a task's stores.
-struct ChangelogRestorer {
-    consumer: BaseConsumer,
-    thread: String,
-    metrics: Metrics,
-}
-
-const RESTORE_BATCH: usize = 10_000;
-const RESTORE_POLL: Duration = Duration::from_millis(500);
-
-impl ChangelogRestorer {
-    fn new(config: &StreamsConfig, thread: &str, metrics: Metrics) -> Result<Self> {
-        let mut c = base_client_config(config, "restore.consumer")?;
-        c.set("group.id", format!("{}-restore", config.application_id))
-            .set("client.id", format!("{thread}-restore-consumer"))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest");
-        if config.processing_guarantee == ProcessingGuarantee::ExactlyOnce
-            && !config
-                .client_settings("restore.consumer")
-                .contains_key("isolation.level")
-        {
-            c.set("isolation.level", "read_committed");
-        }
-        Ok(ChangelogRestorer {
-            consumer: c.create()?,
-            thread: thread.to_string(),
-            metrics,
-        })
-    }
-}
-
-impl Restorer for ChangelogRestorer {
-    fn restore(
-        &self,
-        task: TaskId,
-        stores: &TaskStores,
-        checkpoint: &Checkpoint,
-    ) -> Result<HashMap<String, i64>> {
-        let mut reached = HashMap::new();
-        for (name, store) in stores {
-            let (changelog, persistent) = {
-                let s = store.lock().expect("store lock");
-                (s.changelog.clone(), s.is_persistent())
-            };
-            let Some((topic, partition)) = changelog else {
-                continue;
-            };
-            let (low, high) =
-                self.consumer
-                    .fetch_watermarks(&topic, partition, Duration::from_secs(30))?;
-            // A persistent store resumes from its checkpoint; anything else starts over, from
-            // empty: local writes that never reached the changelog must not survive.
-            let start = match checkpoint.0.get(name) {
-                Some(&o) if persistent && o >= low && o <= high => o,
-                _ => {
-                    if persistent {
-                        store.lock().expect("store lock").wipe()?;
-                    }
-                    low
-                }
-            };
-            reached.insert(name.clone(), high);
-            if start >= high {
-                continue;
-            }
-            let started = Instant::now();
-            let task_label = task.to_string();
-            let remaining = self
-                .metrics
-                .restore_remaining
-                .with_label_values(&[task_label.as_str(), name.as_str()]);
-            let restored_total = self.metrics.restored.with_label_values(&[name.as_str()]);
-            remaining.set(high - start);
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(start))?;
-            self.consumer.assign(&tpl)?;
-            let mut position = start;
-            let mut batch = Vec::with_capacity(RESTORE_BATCH);
-            let mut restored = 0u64;
-            while position < high {
-                match self.consumer.poll(RESTORE_POLL) {
-                    Some(Ok(m)) => {
-                        position = m.offset() + 1;
-                        if let Some(k) = m.key() {
-                            batch.push((k.to_vec(), m.payload().map(<[u8]>::to_vec)));
-                        }
-                        if batch.len() >= RESTORE_BATCH {
-                            store.lock().expect("store lock").restore(&batch)?;
-                            restored += batch.len() as u64;
-                            restored_total.inc_by(batch.len() as u64);
-                            remaining.set(high - position);
-                            batch.clear();
-                            tracing::info!(thread = %self.thread, %task, store = %name, position, end = high, "restoring");
-                        }
-                    }
-                    Some(Err(e)) => return Err(e.into()),
-                    None => {
-                        // Offsets up to the end may hold no record (transaction markers).
-                        let pos = self.consumer.position()?;
-                        if let Some(rdkafka::Offset::Offset(p)) =
-                            pos.find_partition(&topic, partition).map(|e| e.offset())
-                            && p >= high
-                        {
-                            break;
-                        }
-                    }
-                }
-            }
-            store.lock().expect("store lock").restore(&batch)?;
-            restored += batch.len() as u64;
-            restored_total.inc_by(batch.len() as u64);
-            remaining.set(0);
-            self.consumer.unassign()?;
-            tracing::info!(thread = %self.thread, %task, store = %name, restored, from = start, to = high,
-                millis = started.elapsed().as_millis() as u64, "store restored");
-        }
-        Ok(reached)
-    }
 }

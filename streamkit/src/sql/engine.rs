@@ -943,11 +943,7 @@ impl Engine {
         sql: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<QueryResult, SqlError> {
-        let mut parsed = parse::parse(sql)?;
-        if parsed.len() != 1 {
-            return Err(SqlError::new("send one query"));
-        }
-        let p = parsed.remove(0);
+        let p = parse_one(sql, "send one query")?;
         match &p.statement {
             Statement::Select(q) if q.emit.is_some() => {
                 Ok(QueryResult::Push(self.push(sql, properties)?))
@@ -971,11 +967,7 @@ impl Engine {
         sql: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<PushQuery, SqlError> {
-        let mut parsed = parse::parse(sql)?;
-        if parsed.len() != 1 {
-            return Err(SqlError::new("a push query is one statement"));
-        }
-        let p = parsed.remove(0);
+        let p = parse_one(sql, "a push query is one statement")?;
         let Statement::Select(query) = p.statement else {
             return Err(SqlError::at(p.pos, "expected SELECT … EMIT CHANGES"));
         };
@@ -1087,4 +1079,13 @@ pub(crate) fn query_sources(query: &Query) -> Vec<String> {
         }
     }
     out
+}
+
+/// Parses `sql` as exactly one statement; `what` is the error for any other count.
+fn parse_one(sql: &str, what: &str) -> Result<parse::Parsed, SqlError> {
+    let mut parsed = parse::parse(sql)?;
+    if parsed.len() != 1 {
+        return Err(SqlError::new(what));
+    }
+    Ok(parsed.remove(0))
 }

@@ -323,6 +323,35 @@ pub(crate) struct Item {
     pos: Pos,
 }
 
+/// Compiles a `SELECT`'s `WHERE` clause over `scope` (aggregates are refused: they belong in
+/// `HAVING`).
+pub(crate) fn compile_where(
+    select: &ast::Select,
+    scope: &[ScopeCol],
+) -> Result<Option<Expr>, SqlError> {
+    select
+        .selection
+        .as_ref()
+        .map(|w| {
+            if has_aggregate(w) {
+                return Err(err(w, "WHERE cannot hold aggregates; use HAVING"));
+            }
+            Ok(Compiler { scope, agg: None }.compile(w)?.0)
+        })
+        .transpose()
+}
+
+/// The output columns of projected items.
+fn columns(items: &[Item]) -> Vec<Column> {
+    items
+        .iter()
+        .map(|i| Column {
+            name: i.name.clone(),
+            ty: i.ty.clone(),
+        })
+        .collect()
+}
+
 pub(crate) fn projection(
     items: &[ast::SelectItem],
     compiler: &mut Compiler<'_>,
@@ -423,21 +452,7 @@ pub(crate) fn plan(
         nkeys = 0;
     }
     let select = parts.select;
-    let where_ = select
-        .selection
-        .as_ref()
-        .map(|w| {
-            if has_aggregate(w) {
-                return Err(err(w, "WHERE cannot hold aggregates; use HAVING"));
-            }
-            Ok(Compiler {
-                scope: &scope,
-                agg: None,
-            }
-            .compile(w)?
-            .0)
-        })
-        .transpose()?;
+    let where_ = compile_where(select, &scope)?;
     let aggregating = !parts.group_by.is_empty()
         || select.projection.iter().any(|i| match i {
             ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
@@ -507,21 +522,9 @@ pub(crate) fn plan(
     let key = if key_items.is_empty() {
         key_cols.clone()
     } else {
-        key_items
-            .iter()
-            .map(|i| Column {
-                name: i.name.clone(),
-                ty: i.ty.clone(),
-            })
-            .collect()
+        columns(&key_items)
     };
-    let value: Vec<Column> = value_items
-        .iter()
-        .map(|i| Column {
-            name: i.name.clone(),
-            ty: i.ty.clone(),
-        })
-        .collect();
+    let value: Vec<Column> = columns(&value_items);
     let exprs: Arc<Vec<Expr>> = Arc::new(value_items.into_iter().map(|i| i.expr).collect());
     let where_ = where_.map(Arc::new);
     let project = move |k: &Value, row: &Row| -> Row {
@@ -596,13 +599,7 @@ fn partition_by(
         ty: pty.unwrap_or(SqlType::String),
     }];
     let value_items: Vec<Item> = items.into_iter().filter(|i| i.text != text).collect();
-    let value: Vec<Column> = value_items
-        .iter()
-        .map(|i| Column {
-            name: i.name.clone(),
-            ty: i.ty.clone(),
-        })
-        .collect();
+    let value: Vec<Column> = columns(&value_items);
     let exprs: Arc<Vec<Expr>> = Arc::new(value_items.into_iter().map(|i| i.expr).collect());
     let out = s
         .filter(move |k, row| {
@@ -723,13 +720,7 @@ fn plan_aggregate(
         .into_iter()
         .filter(|it| !matches!(it.expr, Expr::Col(c) if c < ngroup))
         .collect();
-    let value: Vec<Column> = value_items
-        .iter()
-        .map(|i| Column {
-            name: i.name.clone(),
-            ty: i.ty.clone(),
-        })
-        .collect();
+    let value: Vec<Column> = columns(&value_items);
     let calls: Arc<Vec<AggCall>> = Arc::new(ctx.aggs);
     let key_names: Arc<Vec<String>> = Arc::new(key.iter().map(|c| c.name.clone()).collect());
     let key_serde = KeySerde::new(Format::Json, key.clone());

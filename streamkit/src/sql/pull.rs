@@ -2,10 +2,10 @@
 
 use super::SqlError;
 use super::engine::SourceInfo;
-use super::expr::{Compiler, ScopeCol, err, has_aggregate};
+use super::expr::{Compiler, ScopeCol, err};
 use super::format::Column;
 use super::parse::Query;
-use super::plan::{projection, scope_row, select_parts};
+use super::plan::{compile_where, projection, scope_row, select_parts};
 use super::value::{Row, Value};
 
 /// Filters and projects the stored `rows` of `src` as `query` says.
@@ -32,21 +32,7 @@ pub(crate) fn answer(
             ty: c.ty.clone(),
         })
         .collect();
-    let where_ = select
-        .selection
-        .as_ref()
-        .map(|w| {
-            if has_aggregate(w) {
-                return Err(err(w, "WHERE cannot hold aggregates"));
-            }
-            Ok(Compiler {
-                scope: &scope,
-                agg: None,
-            }
-            .compile(w)?
-            .0)
-        })
-        .transpose()?;
+    let where_ = compile_where(select, &scope)?;
     let items = projection(
         &select.projection,
         &mut Compiler {

@@ -10,7 +10,7 @@ use rocksdb::{
 
 use super::RocksDbMemory;
 use crate::error::{Error, Result};
-use crate::runtime::stores::Backend;
+use crate::runtime::stores::{Backend, BatchEntry};
 
 /// The block cache and write-buffer manager all stores of an instance share.
 #[derive(Clone)]
@@ -137,18 +137,7 @@ impl Backend for RocksDbBackend {
         self.db.delete_opt(key, &self.write).map_err(rocks_err)
     }
 
-    fn write_all(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        let mut batch = rocksdb::WriteBatch::default();
-        for (k, v) in records {
-            match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
-            }
-        }
-        self.db.write_opt(batch, &self.write).map_err(rocks_err)
-    }
-
-    fn write_refs(&mut self, records: &[(&[u8], Option<&[u8]>)]) -> Result<()> {
+    fn write_all(&mut self, records: &mut dyn Iterator<Item = BatchEntry<'_>>) -> Result<()> {
         let mut batch = rocksdb::WriteBatch::default();
         for (k, v) in records {
             match v {

@@ -14,7 +14,7 @@ use crate::processor::Data;
 use crate::record::{Headers, Record};
 use crate::runtime::TaskId;
 use crate::runtime::context::{OutRecord, RecordCollector};
-use crate::runtime::stores::{NoRestore, StoreRegistry, TaskStores};
+use crate::runtime::stores::{StoreRegistry, TaskStores};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::serde::{Serde, SerdeRef, decode, encode};
 use crate::state::rocksdb::RocksDbShared;
@@ -236,7 +236,6 @@ impl TopologyTestDriver {
                     wall_clock_ms: 0,
                     state_dir: state_root.join(id.to_string()),
                     registry: registry.clone(),
-                    restorer: &NoRestore,
                     rocksdb: rocksdb.clone(),
                     cache_max_bytes: config.cache_max_bytes,
                     global_stores: global_stores.clone(),
