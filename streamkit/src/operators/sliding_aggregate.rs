@@ -121,12 +121,17 @@ pub(crate) struct ListSerde<V>(pub SerdeRef<V>);
 
 impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
     fn serialize(&self, topic: &str, values: &Vec<V>, out: &mut Vec<u8>) -> Result<(), SerdeError> {
-        out.extend_from_slice(&(values.len() as u32).to_be_bytes());
+        let count = u32::try_from(values.len())
+            .map_err(|_| SerdeError::Encode("more than 2^32 values in a list".into()))?;
+        out.extend_from_slice(&count.to_be_bytes());
+        // Each value into a cleared buffer of its own, as the `Serde` contract promises.
         let mut buf = Vec::new();
         for v in values {
             buf.clear();
             self.0.serialize(topic, v, &mut buf)?;
-            out.extend_from_slice(&(buf.len() as u32).to_be_bytes());
+            let len = u32::try_from(buf.len())
+                .map_err(|_| SerdeError::Encode("value longer than 4 GiB".into()))?;
+            out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&buf);
         }
         Ok(())
@@ -134,16 +139,16 @@ impl<V: 'static> Serde<Vec<V>> for ListSerde<V> {
 
     fn deserialize(&self, topic: &str, data: &[u8]) -> Result<Vec<V>, SerdeError> {
         let short = || SerdeError::Invalid("truncated value list".into());
-        let take = |d: &[u8], n: usize| -> Result<(Vec<u8>, usize), SerdeError> {
-            d.get(..n).map(|b| (b.to_vec(), n)).ok_or_else(short)
+        let u32_at = |pos: usize| -> Result<usize, SerdeError> {
+            let b = data.get(pos..pos + 4).ok_or_else(short)?;
+            Ok(u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
         };
-        let (count, mut pos) = take(data, 4)?;
-        let count = u32::from_be_bytes(count.try_into().expect("4 bytes")) as usize;
+        let count = u32_at(0)?;
+        let mut pos = 4;
         let mut out = Vec::with_capacity(count.min(1024));
         for _ in 0..count {
-            let (len, _) = take(&data[pos..], 4)?;
+            let len = u32_at(pos)?;
             pos += 4;
-            let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
             let item = data.get(pos..pos + len).ok_or_else(short)?;
             out.push(self.0.deserialize(topic, item)?);
             pos += len;

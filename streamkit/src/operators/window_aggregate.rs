@@ -26,6 +26,8 @@ pub(crate) struct WindowAggregate<K, V, A> {
     pub key_serde: SerdeRef<K>,
     pub late: LateRecords<K, V>,
     pub state: Option<State<K, A>>,
+    /// Scratch buffer for the current record's key bytes.
+    pub key_buf: Vec<u8>,
 }
 
 pub(crate) struct State<K, A> {
@@ -153,48 +155,53 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for WindowAggregate<K, V, A> {
         // A window is closed once stream time passes its end plus grace, or once its final
         // result was emitted (which idleness may do early).
         let close_time = (stream_time - grace).max(state.emitted_until);
-        let windows: Vec<Window> = self
-            .windows
-            .windows_for(record.timestamp)
-            .into_iter()
+        let windows = self.windows;
+        let mut windows = windows
+            .windows_iter(record.timestamp)
             .filter(|w| w.end > close_time)
-            .collect();
-        if windows.is_empty() {
+            .peekable();
+        if windows.peek().is_none() {
             return self.late.drop(ctx, &record);
         }
-        let key_bytes = if state.config.final_only {
-            Some(self.key_bytes(&record.key)?)
-        } else {
-            None
-        };
+        let final_only = state.config.final_only;
+        if final_only {
+            self.key_buf.clear();
+            self.key_serde
+                .serialize("", &record.key, &mut self.key_buf)?;
+        }
+        // Emitting every update: to children, if there are any.
+        let forward = !final_only && ctx.has_children();
         let state = self.state.as_mut().expect("initialized");
         for w in windows {
             let old = state.store.fetch(&record.key, w.start)?;
-            let new = (self.fold)(&record.key, &record.value, old.clone());
+            let old_for_change = if forward { old.clone() } else { None };
+            let new = (self.fold)(&record.key, &record.value, old);
             state.store.put(&record.key, w.start, Some(&new))?;
-            match &key_bytes {
-                Some(kb) => {
-                    state.pending.insert((w.end, w.start, kb.clone()));
+            if final_only {
+                // Most updates are of a window already waiting: no copy of the key then.
+                let probe = (w.end, w.start, std::mem::take(&mut self.key_buf));
+                if !state.pending.contains(&probe) {
+                    state.pending.insert(probe.clone());
                 }
-                None => {
-                    let windowed = Windowed {
-                        key: record.key.clone(),
-                        window: w,
-                    };
-                    let change = Change {
-                        new: Some(new),
-                        old,
-                    };
-                    ctx.forward(Record {
-                        key: windowed,
-                        value: change,
-                        timestamp: record.timestamp,
-                        headers: record.headers.clone(),
-                    })?;
-                }
+                self.key_buf = probe.2;
+            } else if forward {
+                let windowed = Windowed {
+                    key: record.key.clone(),
+                    window: w,
+                };
+                let change = Change {
+                    new: Some(new),
+                    old: old_for_change,
+                };
+                ctx.forward(Record {
+                    key: windowed,
+                    value: change,
+                    timestamp: record.timestamp,
+                    headers: record.headers.clone(),
+                })?;
             }
         }
-        if key_bytes.is_some() {
+        if final_only {
             self.emit_closed(ctx, stream_time - grace)?;
         }
         self.expire(stream_time)

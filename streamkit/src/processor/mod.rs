@@ -259,6 +259,12 @@ impl<K, V> ProcessorContext<'_, K, V> {
         self.task.metrics.dropped(reason);
     }
 
+    /// Whether a forwarded record goes anywhere (built-in operators skip building records
+    /// nobody receives).
+    pub(crate) fn has_children(&self) -> bool {
+        !self.children.is_empty()
+    }
+
     pub(crate) fn task_context(&mut self) -> &mut TaskContext {
         self.task
     }

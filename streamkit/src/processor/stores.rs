@@ -249,10 +249,6 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
         })
     }
 
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
     /// The store's name.
     pub(crate) fn store_name(&self) -> &str {
         &self.name
@@ -276,38 +272,43 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
 
     /// The value of `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        let k = encode(&*self.key, &self.name(), key)?;
-        let v = self.store.lock().expect("store lock").get(&k)?;
-        v.map(|v| {
-            self.value
-                .deserialize(&self.name(), &v)
-                .map_err(Error::from)
+        let name = &*self.name;
+        self.store.lock().expect("store lock").with_bufs(|s, k, _| {
+            self.key.serialize(name, key, k)?;
+            s.get_with(k, |v| {
+                v.map(|v| self.value.deserialize(name, v)).transpose()
+            })?
+            .map_err(Error::from)
         })
-        .transpose()
     }
 
     /// Sets `key` to `value` (and logs it).
     pub fn put(&self, key: &K, value: &V) -> Result<()> {
         self.check_writable()?;
-        let name = self.name();
-        let k = encode(&*self.key, &name, key)?;
-        let v = encode(&*self.value, &name, value)?;
-        self.store.lock().expect("store lock").put(&k, &v)
+        let name = &*self.name;
+        self.store.lock().expect("store lock").with_bufs(|s, k, v| {
+            self.key.serialize(name, key, k)?;
+            self.value.serialize(name, value, v)?;
+            s.put(k, v)
+        })
     }
 
     /// Removes `key` (and logs a tombstone).
     pub fn delete(&self, key: &K) -> Result<()> {
         self.check_writable()?;
-        let k = encode(&*self.key, &self.name(), key)?;
-        self.store.lock().expect("store lock").delete(&k)
+        let name = &*self.name;
+        self.store.lock().expect("store lock").with_bufs(|s, k, _| {
+            self.key.serialize(name, key, k)?;
+            s.delete(k)
+        })
     }
 
     /// Entries with keys from `from` to `to` (both inclusive), in key-byte order.
     pub fn range(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
-        let name = self.name();
+        let name = &*self.name;
         let (a, b) = (
-            encode(&*self.key, &name, from)?,
-            encode(&*self.key, &name, to)?,
+            encode(&*self.key, name, from)?,
+            encode(&*self.key, name, to)?,
         );
         let raw = self
             .store
@@ -333,12 +334,12 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
     }
 
     fn decode_all(&self, raw: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<(K, V)>> {
-        let name = self.name();
+        let name = &*self.name;
         raw.into_iter()
             .map(|(k, v)| {
                 Ok((
-                    decode(&*self.key, &name, Some(&k))?,
-                    decode(&*self.value, &name, Some(&v))?,
+                    decode(&*self.key, name, Some(&k))?,
+                    decode(&*self.value, name, Some(&v))?,
                 ))
             })
             .collect()
@@ -371,6 +372,20 @@ pub(crate) mod codec {
         out
     }
 
+    /// The time that decides when an entry of a store of `kind` expires: a window's start, a
+    /// session's end; `None` for key-value stores (and keys too short to hold it).
+    pub fn expiry_time(kind: crate::topology::StoreKind, raw: &[u8]) -> Option<i64> {
+        use crate::topology::StoreKind;
+        // Window keys end with the start; session keys with end ‖ start.
+        let from_end = match kind {
+            StoreKind::KeyValue => return None,
+            StoreKind::Window { .. } => 8,
+            StoreKind::Session { .. } => 16,
+        };
+        let at = raw.len().checked_sub(from_end)?;
+        Some(read_time(&raw[at..at + 8]))
+    }
+
     /// Splits `key ‖ n timestamps`; `None` if too short.
     pub fn split(raw: &[u8], n: usize) -> Option<(&[u8], Vec<i64>)> {
         let suffix = 8 * n;
@@ -382,23 +397,28 @@ pub(crate) mod codec {
     }
 }
 
-/// Deletes every entry whose `times` trailing timestamps satisfy `expired` (a full scan).
-fn remove_where(
-    store: &SharedStore,
-    times: usize,
-    expired: impl Fn(&[i64]) -> bool,
-) -> Result<usize> {
-    let raw = store
-        .lock()
-        .expect("store lock")
-        .range(Bound::Unbounded, Bound::Unbounded)?;
+/// Deletes every entry whose expiry time ([`codec::expiry_time`]) is before `cutoff`: a full
+/// scan, skipped while the store knows that no entry is that old.
+fn remove_expired(store: &SharedStore, cutoff: i64) -> Result<usize> {
+    let mut s = store.lock().expect("store lock");
+    if s.expiry_floor.is_some_and(|floor| floor >= cutoff) {
+        return Ok(0);
+    }
+    let kind = s.spec.kind;
+    let raw = s.range(Bound::Unbounded, Bound::Unbounded)?;
     let mut removed = 0;
+    let mut oldest_kept = i64::MAX;
     for (k, _) in raw {
-        if codec::split(&k, times).is_some_and(|(_, t)| expired(&t)) {
-            store.lock().expect("store lock").delete(&k)?;
-            removed += 1;
+        match codec::expiry_time(kind, &k) {
+            Some(t) if t < cutoff => {
+                s.delete(&k)?;
+                removed += 1;
+            }
+            Some(t) => oldest_kept = oldest_kept.min(t),
+            None => {}
         }
     }
+    s.expiry_floor = Some(oldest_kept);
     Ok(removed)
 }
 
@@ -422,36 +442,39 @@ impl<K: Data, V: Data> WindowStore<K, V> {
         })
     }
 
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
     /// Sets the value of `key` in the window starting at `window_start`; `None` removes it.
     pub fn put(&self, key: &K, window_start: i64, value: Option<&V>) -> Result<()> {
-        let name = self.name();
-        let k = codec::key_with(&encode(&*self.key, &name, key)?, &[window_start]);
-        match value {
-            Some(v) => {
-                let v = encode(&*self.value, &name, v)?;
-                self.store.lock().expect("store lock").put(&k, &v)
+        let name = &*self.name;
+        self.store.lock().expect("store lock").with_bufs(|s, k, v| {
+            self.key.serialize(name, key, k)?;
+            k.extend_from_slice(&codec::time(window_start));
+            match value {
+                Some(value) => {
+                    self.value.serialize(name, value, v)?;
+                    s.put(k, v)
+                }
+                None => s.delete(k),
             }
-            None => self.store.lock().expect("store lock").delete(&k),
-        }
+        })
     }
 
     /// The value of `key` in the window starting at `window_start`.
     pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
-        let name = self.name();
-        let k = codec::key_with(&encode(&*self.key, &name, key)?, &[window_start]);
-        let v = self.store.lock().expect("store lock").get(&k)?;
-        v.map(|v| self.value.deserialize(&name, &v).map_err(Error::from))
-            .transpose()
+        let name = &*self.name;
+        self.store.lock().expect("store lock").with_bufs(|s, k, _| {
+            self.key.serialize(name, key, k)?;
+            k.extend_from_slice(&codec::time(window_start));
+            s.get_with(k, |v| {
+                v.map(|v| self.value.deserialize(name, v)).transpose()
+            })?
+            .map_err(Error::from)
+        })
     }
 
     /// `(window start, value)` of `key` for starts in `[from, to]`, oldest first.
     pub fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
-        let name = self.name();
-        let kb = encode(&*self.key, &name, key)?;
+        let name = &*self.name;
+        let kb = encode(&*self.key, name, key)?;
         let (a, b) = (codec::key_with(&kb, &[from]), codec::key_with(&kb, &[to]));
         let raw = self
             .store
@@ -463,7 +486,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
             if let Some((key_bytes, t)) = codec::split(&k, 1)
                 && key_bytes == kb.as_slice()
             {
-                out.push((t[0], decode(&*self.value, &name, Some(&v))?));
+                out.push((t[0], decode(&*self.value, name, Some(&v))?));
             }
         }
         Ok(out)
@@ -471,7 +494,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
 
     /// Every `(key, window start, value)`, ordered by key bytes then start.
     pub fn all(&self) -> Result<Vec<(K, i64, V)>> {
-        let name = self.name();
+        let name = &*self.name;
         let raw = self
             .store
             .lock()
@@ -482,9 +505,9 @@ impl<K: Data, V: Data> WindowStore<K, V> {
             let (key_bytes, t) = codec::split(&k, 1)
                 .ok_or_else(|| Error::Internal(format!("corrupt window key in store {name}")))?;
             out.push((
-                decode(&*self.key, &name, Some(key_bytes))?,
+                decode(&*self.key, name, Some(key_bytes))?,
                 t[0],
-                decode(&*self.value, &name, Some(&v))?,
+                decode(&*self.value, name, Some(&v))?,
             ));
         }
         Ok(out)
@@ -492,7 +515,7 @@ impl<K: Data, V: Data> WindowStore<K, V> {
 
     /// Removes every window that starts before `min_start` (retention).
     pub fn remove_older_than(&self, min_start: i64) -> Result<usize> {
-        remove_where(&self.store, 1, |t| t[0] < min_start)
+        remove_expired(&self.store, min_start)
     }
 }
 
@@ -517,20 +540,13 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         })
     }
 
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
     /// Sets (`Some`) or removes (`None`) the session `window` of `key`.
     pub fn put(&self, key: &K, window: Window, value: Option<&V>) -> Result<()> {
-        let name = self.name();
-        let k = codec::key_with(
-            &encode(&*self.key, &name, key)?,
-            &[window.end, window.start],
-        );
+        let name = &*self.name;
+        let k = codec::key_with(&encode(&*self.key, name, key)?, &[window.end, window.start]);
         match value {
             Some(v) => {
-                let v = encode(&*self.value, &name, v)?;
+                let v = encode(&*self.value, name, v)?;
                 self.store.lock().expect("store lock").put(&k, &v)
             }
             None => self.store.lock().expect("store lock").delete(&k),
@@ -545,8 +561,8 @@ impl<K: Data, V: Data> SessionStore<K, V> {
         earliest_end: i64,
         latest_start: i64,
     ) -> Result<Vec<(Window, V)>> {
-        let name = self.name();
-        let kb = encode(&*self.key, &name, key)?;
+        let name = &*self.name;
+        let kb = encode(&*self.key, name, key)?;
         let a = codec::key_with(&kb, &[earliest_end, i64::MIN]);
         let b = codec::key_with(&kb, &[i64::MAX, i64::MAX]);
         let raw = self
@@ -559,7 +575,7 @@ impl<K: Data, V: Data> SessionStore<K, V> {
             if let Some((key_bytes, t)) = codec::split(&k, 2) {
                 let window = Window::new(t[1], t[0]);
                 if key_bytes == kb.as_slice() && window.start <= latest_start {
-                    out.push((window, decode(&*self.value, &name, Some(&v))?));
+                    out.push((window, decode(&*self.value, name, Some(&v))?));
                 }
             }
         }
@@ -568,13 +584,12 @@ impl<K: Data, V: Data> SessionStore<K, V> {
 
     /// Removes every session that ended before `min_end` (retention).
     pub fn remove_ended_before(&self, min_end: i64) -> Result<usize> {
-        // Session keys are `key ‖ end ‖ start`.
-        remove_where(&self.store, 2, |t| t[0] < min_end)
+        remove_expired(&self.store, min_end)
     }
 
     /// Every `(key, session, value)`.
     pub fn all(&self) -> Result<Vec<(K, Window, V)>> {
-        let name = self.name();
+        let name = &*self.name;
         let raw = self
             .store
             .lock()
@@ -585,9 +600,9 @@ impl<K: Data, V: Data> SessionStore<K, V> {
             let (key_bytes, t) = codec::split(&k, 2)
                 .ok_or_else(|| Error::Internal(format!("corrupt session key in store {name}")))?;
             out.push((
-                decode(&*self.key, &name, Some(key_bytes))?,
+                decode(&*self.key, name, Some(key_bytes))?,
                 Window::new(t[1], t[0]),
-                decode(&*self.value, &name, Some(&v))?,
+                decode(&*self.value, name, Some(&v))?,
             ));
         }
         Ok(out)
@@ -632,6 +647,17 @@ mod codec_properties {
             let (k, times) = codec::split(&x, 2).unwrap();
             prop_assert_eq!(k, key.as_slice());
             prop_assert_eq!(times, vec![e1, s1]);
+        }
+
+        #[test]
+        fn expiry_time_is_the_window_start_or_the_session_end(key in proptest::collection::vec(any::<u8>(), 0..20), a in any::<i64>(), b in any::<i64>()) {
+            use crate::topology::StoreKind;
+            let window = StoreKind::Window { retention_ms: 1 };
+            let session = StoreKind::Session { retention_ms: 1 };
+            prop_assert_eq!(codec::expiry_time(window, &codec::key_with(&key, &[a])), Some(a));
+            prop_assert_eq!(codec::expiry_time(session, &codec::key_with(&key, &[a, b])), Some(a));
+            prop_assert_eq!(codec::expiry_time(StoreKind::KeyValue, &codec::key_with(&key, &[a])), None);
+            prop_assert_eq!(codec::expiry_time(session, &key[..key.len().min(15)]), None);
         }
 
         #[test]

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::state::cache::RecordCache;
 use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
 use crate::stream::StoreBackend;
 use crate::topology::StoreSpec;
@@ -17,6 +18,12 @@ pub(crate) type BatchEntry<'a> = (&'a [u8], Option<&'a [u8]>);
 /// The bytes side of a store; typed handles in [`crate::processor`] wrap it with serdes.
 pub(crate) trait Backend: Send {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Copies the value of `key` into `out` (cleared first); `false` when there is none. Saves
+    /// the allocation of [`Backend::get`] on the hot path.
+    fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
+        Ok(self.get(key)?.map(|v| out.extend_from_slice(&v)).is_some())
+    }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
     fn delete(&mut self, key: &[u8]) -> Result<()>;
     /// Entries with keys in the range, in byte order.
@@ -44,8 +51,20 @@ impl Backend for MemoryBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.0.get(key).cloned())
     }
+    fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
+        Ok(self.0.get(key).map(|v| out.extend_from_slice(v)).is_some())
+    }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.0.insert(key.to_vec(), value.to_vec());
+        match self.0.get_mut(key) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            None => {
+                self.0.insert(key.to_vec(), value.to_vec());
+            }
+        }
         Ok(())
     }
     fn delete(&mut self, key: &[u8]) -> Result<()> {
@@ -73,6 +92,9 @@ impl Backend for MemoryBackend {
     }
 }
 
+/// A write waiting for the changelog: key and value (`None` = a tombstone).
+pub(crate) type PendingWrite = (Vec<u8>, Option<Vec<u8>>);
+
 /// One store of one task.
 pub(crate) struct TaskStore {
     pub spec: Arc<StoreSpec>,
@@ -80,18 +102,27 @@ pub(crate) struct TaskStore {
     /// `(topic, partition)` of the changelog, when logging is on.
     pub changelog: Option<(String, i32)>,
     /// Writes to send to the changelog: `None` value = delete (a tombstone).
-    pub pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub pending: Vec<PendingWrite>,
     /// Set when a flush failed: the store's contents can no longer be trusted.
     poisoned: bool,
     /// Queue writes in `pending` even without a changelog (for an external committer).
     pub capture: bool,
     persistent: bool,
-    /// Writes held back until the next flush, one per key (`None` = delete).
+    /// Recent entries, the dirty ones held back until the next flush (caching stores).
     cache: Option<RecordCache>,
     /// Where writes are announced to change-stream subscribers (set on registration).
     changes: Option<ChangeSender>,
     /// The task owning this instance (set on registration).
     task: Option<crate::runtime::TaskId>,
+    /// For window and session stores: a lower bound of the time that decides when an entry
+    /// expires (window start, session end) over every entry; `None` when unknown. Lets
+    /// retention skip its full scan while nothing can have expired.
+    pub expiry_floor: Option<i64>,
+    /// Scratch buffers for the typed handles' encoded keys and values, and for values read
+    /// from the backend.
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+    read_buf: Vec<u8>,
 }
 
 /// One write to a store, as change-stream subscribers see it (after the record cache).
@@ -109,16 +140,34 @@ pub(crate) type ChangeSender = tokio::sync::broadcast::Sender<StoreChange>;
 /// Changes a slow change-stream subscriber may fall behind by before it misses some.
 const CHANGE_BUFFER: usize = 4096;
 
-/// Kafka Streams' record cache: repeated updates of a key between commits collapse into one
-/// store write and one changelog record.
-struct RecordCache {
-    entries: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    bytes: usize,
-    max_bytes: usize,
-}
-
 /// A store shared by its task (writes) and interactive queries (reads from other threads).
 pub(crate) type SharedStore = Arc<Mutex<TaskStore>>;
+
+/// Tells change-stream subscribers and the changelog about a write that reached the backend.
+struct Announce<'a> {
+    changes: &'a Option<ChangeSender>,
+    task: Option<crate::runtime::TaskId>,
+    /// `Some` when writes are queued for the changelog (or an external committer).
+    pending: Option<&'a mut Vec<PendingWrite>>,
+}
+
+impl Announce<'_> {
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) {
+        if let Some((tx, task)) = self.changes.as_ref().zip(self.task)
+            && tx.receiver_count() > 0
+        {
+            // No subscriber, no copy: the hot path pays one atomic load.
+            let _ = tx.send(StoreChange {
+                task,
+                key: key.into(),
+                value: value.map(Into::into),
+            });
+        }
+        if let Some(p) = &mut self.pending {
+            p.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+        }
+    }
+}
 
 impl TaskStore {
     pub fn open(
@@ -147,14 +196,15 @@ impl TaskStore {
             pending: Vec::new(),
             poisoned: false,
             capture: false,
+            // A new in-memory store is empty; a persistent one may hold anything.
+            expiry_floor: (!persistent).then_some(i64::MAX),
             persistent,
-            cache: (spec_caching && cache_max_bytes > 0).then(|| RecordCache {
-                entries: HashMap::new(),
-                bytes: 0,
-                max_bytes: cache_max_bytes,
-            }),
+            cache: (spec_caching && cache_max_bytes > 0).then(|| RecordCache::new(cache_max_bytes)),
             changes: None,
             task: None,
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
+            read_buf: Vec::new(),
         })
     }
 
@@ -168,63 +218,114 @@ impl TaskStore {
         Ok(())
     }
 
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(cached) = self.cache.as_ref().and_then(|c| c.entries.get(key)) {
-            return Ok(cached.clone());
+    fn announce(&mut self) -> Announce<'_> {
+        let log = self.changelog.is_some() || self.capture;
+        Announce {
+            changes: &self.changes,
+            task: self.task,
+            pending: log.then_some(&mut self.pending),
         }
-        self.backend.get(key)
+    }
+
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, |v| v.map(<[u8]>::to_vec))
+    }
+
+    /// Calls `f` with the value of `key` (`None` when absent), without copying it out of the
+    /// cache or allocating.
+    pub fn get_with<R>(&mut self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R> {
+        if let Some(cache) = &mut self.cache {
+            if let Some(cached) = cache.get(key) {
+                return Ok(f(cached));
+            }
+            if !self.backend.get_into(key, &mut self.read_buf)? {
+                return Ok(f(None));
+            }
+            // A read of an existing key is cached (clean), as in Kafka Streams.
+            cache.put(key, Some(&self.read_buf), false);
+            let r = f(Some(&self.read_buf));
+            self.enforce_budget()?;
+            return Ok(r);
+        }
+        let found = self.backend.get_into(key, &mut self.read_buf)?;
+        Ok(f(found.then_some(self.read_buf.as_slice())))
+    }
+
+    /// Runs `f` with the store and two cleared scratch buffers (for an encoded key and
+    /// value), so that typed handles encode without allocating.
+    pub fn with_bufs<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut Vec<u8>, &mut Vec<u8>) -> R,
+    ) -> R {
+        let (mut k, mut v) = (
+            std::mem::take(&mut self.key_buf),
+            std::mem::take(&mut self.value_buf),
+        );
+        k.clear();
+        v.clear();
+        let r = f(self, &mut k, &mut v);
+        (self.key_buf, self.value_buf) = (k, v);
+        r
     }
 
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         self.check()?;
-        if let Some(cache) = &mut self.cache {
-            let added = key.len() + value.map_or(0, <[u8]>::len);
-            let old = cache
-                .entries
-                .insert(key.to_vec(), value.map(<[u8]>::to_vec));
-            cache.bytes += added;
-            if let Some(old) = old {
-                cache.bytes -= key.len() + old.map_or(0, |v| v.len());
-            }
-            if cache.bytes > cache.max_bytes {
-                self.flush_cache()?;
-            }
-            return Ok(());
+        if value.is_some()
+            && let Some(floor) = &mut self.expiry_floor
+            && let Some(t) = crate::processor::codec::expiry_time(self.spec.kind, key)
+        {
+            *floor = (*floor).min(t);
         }
-        self.write_through(key.to_vec(), value.map(<[u8]>::to_vec))
+        if let Some(cache) = &mut self.cache {
+            cache.put(key, value, true);
+            return self.enforce_budget();
+        }
+        match value {
+            Some(v) => self.backend.put(key, v)?,
+            None => self.backend.delete(key)?,
+        }
+        self.announce().write(key, value);
+        Ok(())
     }
 
-    fn write_through(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<()> {
-        match &value {
-            Some(v) => self.backend.put(&key, v)?,
-            None => self.backend.delete(&key)?,
-        }
-        if let Some((tx, task)) = self.changes.as_ref().zip(self.task)
-            && tx.receiver_count() > 0
+    /// Evicts least recently used cache entries until the cache fits its budget, flushing
+    /// first when the next one to go is dirty.
+    fn enforce_budget(&mut self) -> Result<()> {
+        while let Some(cache) = &self.cache
+            && cache.over_budget()
         {
-            // No subscriber, no copy: the hot path pays one atomic load.
-            let _ = tx.send(StoreChange {
-                task,
-                key: key.as_slice().into(),
-                value: value.as_deref().map(Into::into),
-            });
-        }
-        if self.changelog.is_some() || self.capture {
-            self.pending.push((key, value));
+            if cache.lru_is_dirty() {
+                self.flush_cache()?;
+            }
+            if !self.cache.as_mut().is_some_and(RecordCache::evict_lru) {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// Writes the cached updates to the backend and queues them for the changelog.
+    /// Writes the dirty cached entries to the backend (one batch) and queues them for the
+    /// changelog, in the order they were first written since the last flush; they stay
+    /// cached, clean.
     pub fn flush_cache(&mut self) -> Result<()> {
         let Some(cache) = &mut self.cache else {
             return Ok(());
         };
-        let entries = std::mem::take(&mut cache.entries);
-        cache.bytes = 0;
-        for (k, v) in entries {
-            self.write_through(k, v)?;
+        if !cache.has_dirty() {
+            return Ok(());
         }
+        let batch: Vec<(&[u8], Option<&[u8]>)> = cache.dirty_entries().collect();
+        self.backend.write_all(&mut batch.iter().copied())?;
+        let log = self.changelog.is_some() || self.capture;
+        let mut announce = Announce {
+            changes: &self.changes,
+            task: self.task,
+            pending: log.then_some(&mut self.pending),
+        };
+        for (k, v) in batch {
+            announce.write(k, v);
+        }
+        cache.mark_clean();
         Ok(())
     }
 
@@ -253,19 +354,18 @@ impl TaskStore {
     /// Empties the store without logging (before a restore from the changelog's beginning).
     pub fn wipe(&mut self) -> Result<()> {
         if let Some(cache) = &mut self.cache {
-            cache.entries.clear();
-            cache.bytes = 0;
+            cache.clear();
         }
-        for (k, _) in self.backend.range(Bound::Unbounded, Bound::Unbounded)? {
-            self.backend.delete(&k)?;
-        }
+        let keys = self.backend.range(Bound::Unbounded, Bound::Unbounded)?;
+        self.backend
+            .write_all(&mut keys.iter().map(|(k, _)| (k.as_slice(), None)))?;
+        self.expiry_floor = Some(i64::MAX);
         Ok(())
     }
 
     /// Applies changelog records without logging them again (restore).
     pub fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        self.backend
-            .write_all(&mut records.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
+        self.restore_entries(&mut records.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
     }
 
     /// [`TaskStore::restore`] from borrowed bytes (the restorer's reused buffers).
@@ -273,7 +373,26 @@ impl TaskStore {
         &mut self,
         records: &mut dyn Iterator<Item = BatchEntry<'_>>,
     ) -> Result<()> {
-        self.backend.write_all(records)
+        if let Some(cache) = &mut self.cache {
+            // The backend changes under the cache: what it holds is stale. (Nothing is dirty
+            // during a restore; flush anyway rather than lose a write.)
+            if cache.has_dirty() {
+                self.flush_cache()?;
+            }
+            if let Some(cache) = &mut self.cache {
+                cache.clear();
+            }
+        }
+        let (kind, floor) = (self.spec.kind, &mut self.expiry_floor);
+        let mut tracked = records.inspect(|(k, v)| {
+            if v.is_some()
+                && let Some(floor) = floor.as_mut()
+                && let Some(t) = crate::processor::codec::expiry_time(kind, k)
+            {
+                *floor = (*floor).min(t);
+            }
+        });
+        self.backend.write_all(&mut tracked)
     }
 
     /// Whether the backend keeps its contents across restarts (so a checkpoint can skip

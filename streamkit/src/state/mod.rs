@@ -21,6 +21,7 @@
 //! [`StreamsConfig::rocksdb_memory`](crate::config::StreamsConfig::rocksdb_memory)), so a
 //! hundred tasks do not mean a hundred memtable budgets.
 
+pub(crate) mod cache;
 pub(crate) mod rocksdb;
 
 /// Memory budget shared by every RocksDB store of an application instance.

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, WriteBufferManager,
-    WriteOptions,
+    BlockBasedOptions, Cache, DB, Options, ReadOptions, WriteBufferManager, WriteOptions,
 };
 
 use super::RocksDbMemory;
@@ -69,6 +68,9 @@ fn rocks_err(e: rocksdb::Error) -> Error {
 pub(crate) struct RocksDbBackend {
     db: DB,
     write: WriteOptions,
+    /// Point reads: no checksum verification (the changelog, not RocksDB, is the durable
+    /// copy; a corrupt file is caught by compaction and by scans).
+    read: ReadOptions,
 }
 
 impl RocksDbBackend {
@@ -79,22 +81,52 @@ impl RocksDbBackend {
         check_layout(&path)?;
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&shared.inner.0);
+        // Whole-key bloom filters: most reads of a new window's or key's entry find nothing,
+        // and without a filter each such miss reads a block of every level.
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_block_based_table_factory(&table);
         opts.set_write_buffer_manager(&shared.inner.1);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // No compression, as in Kafka Streams: stores are small and short-lived (windows
+        // expire), and compressing every flush and compaction cost more CPU than it saved.
+        opts.set_compression_type(rocksdb::DBCompressionType::None);
+        // A store has one writer (its task, under the store's lock) and no snapshots: an
+        // update of a key whose new value is no larger overwrites the memtable entry in place
+        // (aggregates rewrite the same keys all the time), rather than adding a version that
+        // every later read of the key walks past.
+        opts.set_allow_concurrent_memtable_write(false);
+        opts.set_inplace_update_support(true);
+        // A bloom filter over the memtable's whole keys: reads of absent keys (a new window,
+        // a join's new timestamp) skip the skip-list search.
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_memtable_prefix_bloom_ratio(0.05);
         let db = DB::open(&opts, &path).map_err(rocks_err)?;
         let mut write = WriteOptions::default();
         // The changelog is the durable log; RocksDB's own WAL would write everything twice.
         write.disable_wal(true);
-        Ok(RocksDbBackend { db, write })
+        let mut read = ReadOptions::default();
+        read.set_verify_checksums(false);
+        Ok(RocksDbBackend { db, write, read })
     }
 }
 
 impl Backend for RocksDbBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.db.get(key).map_err(rocks_err)
+        self.db.get_opt(key, &self.read).map_err(rocks_err)
+    }
+
+    fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        out.clear();
+        match self.db.get_pinned_opt(key, &self.read).map_err(rocks_err)? {
+            Some(v) => {
+                out.extend_from_slice(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -117,28 +149,41 @@ impl Backend for RocksDbBackend {
     }
 
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mode = match from {
-            Bound::Included(a) | Bound::Excluded(a) => IteratorMode::From(a, Direction::Forward),
-            Bound::Unbounded => IteratorMode::Start,
-        };
-        let mut out = Vec::new();
-        for item in self.db.iterator(mode) {
-            let (k, v) = item.map_err(rocks_err)?;
-            if let Bound::Excluded(a) = from
-                && &*k == a
-            {
-                continue;
-            }
-            let past_end = match to {
-                Bound::Included(b) => &*k > b,
-                Bound::Excluded(b) => &*k >= b,
-                Bound::Unbounded => false,
-            };
-            if past_end {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
+        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+            (from, to)
+            && a > b
+        {
+            return Ok(Vec::new());
         }
+        let mut read = ReadOptions::default();
+        read.set_verify_checksums(false);
+        // Bounds let RocksDB stop at the end of the range instead of at the next live key
+        // past it (which may lie behind many tombstones or in another file).
+        match to {
+            Bound::Included(b) => {
+                // The smallest key above `b` is `b ‖ 0x00`.
+                let mut upper = Vec::with_capacity(b.len() + 1);
+                upper.extend_from_slice(b);
+                upper.push(0);
+                read.set_iterate_upper_bound(upper);
+            }
+            Bound::Excluded(b) => read.set_iterate_upper_bound(b),
+            Bound::Unbounded => {}
+        }
+        let mut iter = self.db.raw_iterator_opt(read);
+        match from {
+            Bound::Included(a) | Bound::Excluded(a) => iter.seek(a),
+            Bound::Unbounded => iter.seek_to_first(),
+        }
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            let skip = matches!(from, Bound::Excluded(a) if k == a);
+            if !skip {
+                out.push((k.to_vec(), v.to_vec()));
+            }
+            iter.next();
+        }
+        iter.status().map_err(rocks_err)?;
         Ok(out)
     }
 

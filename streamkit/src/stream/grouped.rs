@@ -402,6 +402,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                 emit: emit2.clone(),
                 key_serde: key_serde.clone(),
                 state: None,
+                key_buf: Vec::new(),
             });
         g.stream.graph.borrow_mut().connect_store(table.node, &name);
         KTable {

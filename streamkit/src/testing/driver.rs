@@ -67,33 +67,45 @@ impl Inner {
     /// Feeds one record to the task reading `topic`, then every record it produced to the
     /// tasks reading those topics (repartition topics), breadth first, like a broker would.
     fn pipe(&mut self, topic: &str, record: StoredRecord) -> Result<()> {
-        let mut pending = VecDeque::from([(topic.to_string(), record)]);
+        self.process_one(topic, &record)?;
+        // Allocates nothing unless the topology feeds itself.
+        let mut pending = VecDeque::new();
+        self.drain(&mut pending);
         while let Some((topic, record)) = pending.pop_front() {
-            let Some(&(task, source)) = self.routes.get(&topic) else {
-                return Err(Error::Config(format!(
-                    "topic {topic} is not read by the topology"
-                )));
-            };
-            let offset = self.offsets.entry(topic.clone()).or_insert(0);
-            let this_offset = *offset;
-            *offset += 1;
-            let raw = RawRecord {
-                key: record.key.as_deref(),
-                value: record.value.as_deref(),
-                timestamp: record.timestamp,
-                headers: record.headers.clone(),
-            };
-            self.tasks[task].process(source, this_offset, raw)?;
-            // Like Kafka Streams' driver, commit after every record by default: caches are
-            // written out.
-            self.since_commit += 1;
-            if self.since_commit >= self.commit_every {
-                self.since_commit = 0;
-                for t in &mut self.tasks {
-                    t.flush_caches()?;
-                }
-            }
+            self.process_one(&topic, &record)?;
             self.drain(&mut pending);
+        }
+        Ok(())
+    }
+
+    /// Processes one record of `topic` in the task reading it, then commits if it is time.
+    fn process_one(&mut self, topic: &str, record: &StoredRecord) -> Result<()> {
+        let Some(&(task, source)) = self.routes.get(topic) else {
+            return Err(Error::Config(format!(
+                "topic {topic} is not read by the topology"
+            )));
+        };
+        let offset = match self.offsets.get_mut(topic) {
+            Some(o) => o,
+            None => self.offsets.entry(topic.to_string()).or_insert(0),
+        };
+        let this_offset = *offset;
+        *offset += 1;
+        let raw = RawRecord {
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            timestamp: record.timestamp,
+            headers: record.headers.clone(),
+        };
+        self.tasks[task].process(source, this_offset, raw)?;
+        // Like Kafka Streams' driver, commit after every record by default: caches are
+        // written out.
+        self.since_commit += 1;
+        if self.since_commit >= self.commit_every {
+            self.since_commit = 0;
+            for t in &mut self.tasks {
+                t.flush_caches()?;
+            }
         }
         Ok(())
     }
@@ -101,11 +113,18 @@ impl Inner {
     /// Moves captured output to the output queues, queueing records for topics the topology
     /// reads itself.
     fn drain(&mut self, pending: &mut VecDeque<(String, StoredRecord)>) {
-        for (topic, record) in self.captured.borrow_mut().drain(..) {
+        let mut captured = self.captured.borrow_mut();
+        if captured.is_empty() {
+            return;
+        }
+        for (topic, record) in captured.drain(..) {
             if self.routes.contains_key(&topic) {
                 pending.push_back((topic.clone(), record.clone()));
             }
-            self.outputs.entry(topic).or_default().push_back(record);
+            match self.outputs.get_mut(&topic) {
+                Some(queue) => queue.push_back(record),
+                None => self.outputs.entry(topic).or_default().push_back(record),
+            }
         }
     }
 

@@ -108,15 +108,17 @@ impl TimeWindows {
 
     /// The windows a record with timestamp `ts` belongs to, oldest first.
     pub fn windows_for(&self, ts: i64) -> Vec<Window> {
+        self.windows_iter(ts).collect()
+    }
+
+    /// [`TimeWindows::windows_for`] without collecting them.
+    pub(crate) fn windows_iter(&self, ts: i64) -> impl Iterator<Item = Window> + use<> {
         // Same alignment as Kafka Streams' TimeWindows#windowsFor.
-        let mut start =
-            ((ts - self.size_ms + self.advance_ms).max(0) / self.advance_ms) * self.advance_ms;
-        let mut out = Vec::with_capacity((self.size_ms / self.advance_ms) as usize + 1);
-        while start <= ts {
-            out.push(Window::new(start, start + self.size_ms));
-            start += self.advance_ms;
-        }
-        out
+        let (size, advance) = (self.size_ms, self.advance_ms);
+        let first = ((ts - size + advance).max(0) / advance) * advance;
+        std::iter::successors(Some(first), move |s| Some(s + advance))
+            .take_while(move |&s| s <= ts)
+            .map(move |s| Window::new(s, s + size))
     }
 
     /// Whether a window ending at `end` is closed at `stream_time`.
