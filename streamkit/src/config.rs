@@ -245,9 +245,11 @@ impl StreamsConfig {
         self
     }
 
-    /// Size of the record cache of each store that enables caching
-    /// ([`Materialized::with_caching_enabled`](crate::stream::Materialized::with_caching_enabled)).
-    /// Default = 10 MiB (Kafka Streams' `statestore.cache.max.bytes`).
+    /// Memory for the record caches of the instance's stores that enable caching
+    /// ([`Materialized::with_caching_enabled`](crate::stream::Materialized::with_caching_enabled)),
+    /// split evenly between the stream threads; a thread's caching stores share its part, and
+    /// a cache that finds the thread's part full evicts its own least recently used entries.
+    /// Default = 10 MiB (Kafka Streams' `statestore.cache.max.bytes`); 0 turns caching off.
     pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
         self.cache_max_bytes = bytes;
         self

@@ -154,6 +154,7 @@ impl GlobalThread {
         let consumer: BaseConsumer = cc.create()?;
         let mut tasks = Vec::new();
         let mut routes = HashMap::new();
+        let cache = crate::state::cache::CacheBudget::new(config.cache_max_bytes);
         for sub in &args.topology.global_subtopologies {
             let id = TaskId {
                 subtopology: sub.id,
@@ -172,7 +173,7 @@ impl GlobalThread {
                     state_dir: args.dir.join(sub.id.to_string()),
                     registry: args.registry.clone(),
                     rocksdb: args.rocksdb.clone(),
-                    cache_max_bytes: config.cache_max_bytes,
+                    cache: cache.clone(),
                     global_stores: TaskStores::new(),
                 },
             )?;

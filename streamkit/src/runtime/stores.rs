@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::state::cache::RecordCache;
+use crate::state::cache::{CacheBudget, RecordCache};
 use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
 use crate::stream::StoreBackend;
 use crate::topology::StoreSpec;
@@ -176,7 +176,7 @@ impl TaskStore {
         partition: i32,
         dir: &Path,
         rocksdb: &RocksDbShared,
-        cache_max_bytes: usize,
+        cache: &Arc<CacheBudget>,
     ) -> Result<TaskStore> {
         let (backend, persistent): (Box<dyn Backend>, bool) = match spec.backend {
             StoreBackend::InMemory => (Box::new(MemoryBackend::default()), false),
@@ -199,7 +199,7 @@ impl TaskStore {
             // A new in-memory store is empty; a persistent one may hold anything.
             expiry_floor: (!persistent).then_some(i64::MAX),
             persistent,
-            cache: (spec_caching && cache_max_bytes > 0).then(|| RecordCache::new(cache_max_bytes)),
+            cache: (spec_caching && cache.enabled()).then(|| RecordCache::sharing(cache.clone())),
             changes: None,
             task: None,
             key_buf: Vec::new(),

@@ -37,8 +37,8 @@ pub(crate) struct TaskSetup {
     pub registry: StoreRegistry,
     /// Memory shared by the RocksDB stores.
     pub rocksdb: RocksDbShared,
-    /// Record cache size of each caching store.
-    pub cache_max_bytes: usize,
+    /// The record-cache budget the task's caching stores share with the thread's other tasks.
+    pub cache: std::sync::Arc<crate::state::cache::CacheBudget>,
     /// The global tables' stores, read-only for this task's processors.
     pub global_stores: TaskStores,
 }
@@ -254,7 +254,7 @@ impl Task {
                 id.partition,
                 &setup.state_dir,
                 &setup.rocksdb,
-                setup.cache_max_bytes,
+                &setup.cache,
             )?;
             stores.insert(spec.name.clone(), Arc::new(std::sync::Mutex::new(store)));
         }

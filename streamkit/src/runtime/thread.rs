@@ -40,6 +40,7 @@ use crate::runtime::partition_group::Lag;
 use crate::runtime::restore::ChangelogRestorer;
 use crate::runtime::stores::{Checkpoint, TaskStores};
 use crate::runtime::task::{OpenedTask, Task, TaskSetup};
+use crate::state::cache::CacheBudget;
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
 
@@ -464,6 +465,9 @@ pub(crate) struct StreamThread {
 /// Everything but the consumer, so a borrowed message and the tasks can be used together.
 struct Worker {
     restorer: ChangelogRestorer,
+    /// The record-cache budget of this thread's stores: the instance's
+    /// `cache_max_bytes` split evenly between its threads.
+    cache_budget: Arc<CacheBudget>,
     args: ThreadArgs,
     app_id: Arc<str>,
     producer: Arc<Producer_>,
@@ -752,6 +756,9 @@ impl StreamThread {
             consumer,
             worker: Worker {
                 restorer: ChangelogRestorer::new(&args.config, &args.name, args.metrics.clone())?,
+                cache_budget: CacheBudget::new(
+                    config.cache_max_bytes / config.num_stream_threads.max(1),
+                ),
                 rate: args.metrics.rate_meter(&args.name),
                 app_id: Arc::from(config.application_id.as_str()),
                 args,
@@ -1117,7 +1124,7 @@ impl Worker {
             wall_clock_ms: now_ms(),
             registry: self.args.registry.clone(),
             rocksdb: self.args.rocksdb.clone(),
-            cache_max_bytes: self.args.config.cache_max_bytes,
+            cache: self.cache_budget.clone(),
             global_stores: self.args.global_stores.clone(),
             state_dir: self.task_dir(id),
         }

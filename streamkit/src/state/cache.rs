@@ -12,6 +12,8 @@
 //! doubly linked LRU list by slot number, so a hit costs one hash of the key and no allocation.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 
@@ -38,6 +40,37 @@ impl Slot {
     }
 }
 
+/// The byte budget shared by the record caches of one stream thread (Kafka Streams'
+/// `ThreadCache`: `statestore.cache.max.bytes` is for the whole instance, split evenly
+/// between its threads). A cache over the shared budget evicts its own least recently used
+/// entries, as Kafka Streams evicts from the cache being written.
+#[derive(Debug)]
+pub(crate) struct CacheBudget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl CacheBudget {
+    /// A budget of `max` bytes for all the caches given it; 0 turns caching off.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(CacheBudget {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// Whether caches may be created under this budget.
+    pub fn enabled(&self) -> bool {
+        self.max > 0
+    }
+
+    /// Bytes charged by all the caches sharing the budget.
+    #[cfg(test)]
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
 /// See the [module documentation](self).
 pub(crate) struct RecordCache {
     hasher: std::collections::hash_map::RandomState,
@@ -51,13 +84,21 @@ pub(crate) struct RecordCache {
     tail: u32,
     /// Slots that became dirty since the last flush, in that order.
     dirty: Vec<u32>,
+    /// Bytes charged by this cache (also counted in `budget`).
     bytes: usize,
-    max_bytes: usize,
+    budget: Arc<CacheBudget>,
 }
 
 impl RecordCache {
-    /// An empty cache holding up to `max_bytes` (keys, values and [`ENTRY_OVERHEAD`] each).
+    /// An empty cache holding up to `max_bytes` (keys, values and [`ENTRY_OVERHEAD`] each)
+    /// on its own.
+    #[cfg(test)]
     pub fn new(max_bytes: usize) -> Self {
+        Self::sharing(CacheBudget::new(max_bytes))
+    }
+
+    /// An empty cache whose entries count against `budget`, with the other caches sharing it.
+    pub fn sharing(budget: Arc<CacheBudget>) -> Self {
         RecordCache {
             hasher: Default::default(),
             table: HashTable::new(),
@@ -67,7 +108,7 @@ impl RecordCache {
             tail: NIL,
             dirty: Vec::new(),
             bytes: 0,
-            max_bytes,
+            budget,
         }
     }
 
@@ -149,7 +190,8 @@ impl RecordCache {
             // A clean write over a dirty entry (a read racing nothing: the task is the only
             // writer) keeps it dirty: the backend does not have it yet.
             s.dirty |= dirty;
-            self.bytes = self.bytes - before + after;
+            self.charge(after);
+            self.release(before);
             if became_dirty {
                 self.dirty.push(i);
             }
@@ -162,7 +204,7 @@ impl RecordCache {
             prev: NIL,
             next: NIL,
         };
-        self.bytes += slot.size();
+        self.charge(slot.size());
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(slot);
@@ -184,9 +226,20 @@ impl RecordCache {
         }
     }
 
-    /// Whether the entries take more than the budget.
+    fn charge(&mut self, n: usize) {
+        self.bytes += n;
+        self.budget.used.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn release(&mut self, n: usize) {
+        self.bytes -= n;
+        self.budget.used.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Whether the caches sharing the budget take more than it (this one then evicts its own
+    /// least recently used entries).
     pub fn over_budget(&self) -> bool {
-        self.bytes > self.max_bytes
+        self.budget.used.load(Ordering::Relaxed) > self.budget.max
     }
 
     /// Whether the least recently used entry (the next to evict) is dirty: the owner must
@@ -208,7 +261,7 @@ impl RecordCache {
             entry.remove();
         }
         let slot = self.slots[i as usize].take().expect("live slot");
-        self.bytes -= slot.size();
+        self.release(slot.size());
         self.free.push(i);
         true
     }
@@ -244,7 +297,7 @@ impl RecordCache {
         self.dirty.clear();
         self.head = NIL;
         self.tail = NIL;
-        self.bytes = 0;
+        self.release(self.bytes);
     }
 
     /// Number of cached entries.
@@ -257,6 +310,12 @@ impl RecordCache {
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+impl Drop for RecordCache {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -304,6 +363,36 @@ mod tests {
             flushed(&mut c),
             vec![kv("a", Some("3")), kv("z", Some("4"))]
         );
+    }
+
+    #[test]
+    fn caches_sharing_a_budget_evict_their_own_entries_and_release_it_when_dropped() {
+        let entry = 1 + 1 + ENTRY_OVERHEAD;
+        let budget = CacheBudget::new(3 * entry);
+        let mut a = RecordCache::sharing(budget.clone());
+        let mut b = RecordCache::sharing(budget.clone());
+        for k in [b"1", b"2", b"3"] {
+            a.put(k, Some(b"x"), false);
+        }
+        assert!(!a.over_budget());
+        assert_eq!(budget.used(), 3 * entry);
+        // b's first entry takes the thread over its budget: b is over too, and evicts its own
+        // entry (the only one it has), not a's.
+        b.put(b"4", Some(b"y"), false);
+        assert!(b.over_budget() && a.over_budget());
+        assert!(b.evict_lru());
+        assert!(!b.evict_lru(), "b had one entry");
+        assert!(!a.over_budget());
+        assert_eq!((a.len(), b.len(), budget.used()), (3, 0, 3 * entry));
+        // Updates, clears and drops give the bytes back.
+        a.put(b"1", Some(b"longer"), true);
+        assert_eq!(budget.used(), 3 * entry + 5);
+        b.put(b"5", None, true);
+        b.clear();
+        assert_eq!(budget.used(), 3 * entry + 5);
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        assert!(!CacheBudget::new(0).enabled());
     }
 
     #[test]

@@ -202,6 +202,7 @@ impl TopologyTestDriver {
         let captured: Captured = Rc::default();
         let registry = StoreRegistry::default();
         let rocksdb = RocksDbShared::new(config.rocksdb_memory);
+        let cache = crate::state::cache::CacheBudget::new(config.cache_max_bytes);
         static DRIVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = DRIVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let state_root = config
@@ -237,7 +238,7 @@ impl TopologyTestDriver {
                     state_dir: state_root.join(id.to_string()),
                     registry: registry.clone(),
                     rocksdb: rocksdb.clone(),
-                    cache_max_bytes: config.cache_max_bytes,
+                    cache: cache.clone(),
                     global_stores: global_stores.clone(),
                 },
             )?;
