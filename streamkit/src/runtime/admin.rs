@@ -26,8 +26,17 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// comes close to that without spinning.
 pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
+/// How many records the stream threads' consumers prefetch before they stop fetching
+/// (librdkafka's `queued.min.messages`, 100 000 by default). With fetching resumed after
+/// [`FETCH_QUEUE_BACKOFF_MS`], a smaller queue refills in time and holds far less memory: in
+/// the benchmark's windowed count, peak RSS fell from ≈140 MiB to ≈110 MiB at the same rate.
+/// Kafka Streams' own buffer is of the same order (`max.poll.records` 1000 and
+/// `buffered.records.per.partition` 1000 per partition, plus one fetch).
+pub(crate) const STREAM_QUEUED_MIN_MESSAGES: &str = "20000";
+
 /// librdkafka settings shared by every client of an application, with the defaults streamkit
-/// sets where librdkafka's do not suit it (consumers: [`FETCH_QUEUE_BACKOFF_MS`]).
+/// sets where librdkafka's do not suit it (consumers: [`FETCH_QUEUE_BACKOFF_MS`]; the stream
+/// threads' consumers: [`STREAM_QUEUED_MIN_MESSAGES`]).
 pub(crate) fn base_client_config(config: &StreamsConfig, kind: &str) -> Result<ClientConfig> {
     let servers = config.bootstrap_servers.as_deref().ok_or_else(|| {
         Error::Config("bootstrap_servers is not set (or use StreamsConfig::embedded)".into())
@@ -36,6 +45,9 @@ pub(crate) fn base_client_config(config: &StreamsConfig, kind: &str) -> Result<C
     c.set("bootstrap.servers", servers);
     if kind.ends_with("consumer") {
         c.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    }
+    if kind == "consumer" {
+        c.set("queued.min.messages", STREAM_QUEUED_MIN_MESSAGES);
     }
     for (k, v) in config.client_settings(kind) {
         c.set(k, v);
@@ -294,6 +306,19 @@ mod tests {
             let c = base_client_config(&config, kind).unwrap();
             assert_eq!(c.get("fetch.queue.backoff.ms"), None, "{kind}");
         }
+        // Only the stream threads' consumer prefetches less than librdkafka's default.
+        assert_eq!(
+            base_client_config(&config, "consumer")
+                .unwrap()
+                .get("queued.min.messages"),
+            Some(STREAM_QUEUED_MIN_MESSAGES)
+        );
+        assert_eq!(
+            base_client_config(&config, "restore.consumer")
+                .unwrap()
+                .get("queued.min.messages"),
+            None
+        );
         // A setting of the application's wins.
         let config = config.set("restore.consumer.fetch.queue.backoff.ms", "250");
         let c = base_client_config(&config, "restore.consumer").unwrap();
