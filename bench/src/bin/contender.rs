@@ -50,6 +50,10 @@ enum Workload {
         input: String,
         #[arg(long)]
         output: String,
+        /// An idempotent producer (`enable.idempotence=true`, as streamkit's and Kafka
+        /// Streams' at-least-once producers are) instead of librdkafka's plain default.
+        #[arg(long)]
+        idempotent: bool,
     },
     /// Workload 1 in streamkit: `stream().map_values().to()`.
     PassthroughStreamkit {
@@ -163,9 +167,17 @@ fn assigned_consumer(
     Ok(consumer)
 }
 
-fn passthrough_raw(args: &Args, input: &str, output: &str) -> anyhow::Result<Run> {
+fn passthrough_raw(
+    args: &Args,
+    input: &str,
+    output: &str,
+    idempotent: bool,
+) -> anyhow::Result<Run> {
     let consumer = assigned_consumer(args, input, "bench-raw-passthrough", &[])?;
-    let producer: BaseProducer = client(args).set("linger.ms", "5").create()?;
+    let producer: BaseProducer = client(args)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", idempotent.to_string())
+        .create()?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut mark = None;
     let mut seen = 0u64;
@@ -335,7 +347,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let run = match &args.workload {
-        Workload::PassthroughRaw { input, output } => passthrough_raw(&args, input, output)?,
+        Workload::PassthroughRaw {
+            input,
+            output,
+            idempotent,
+        } => passthrough_raw(&args, input, output, *idempotent)?,
         Workload::PassthroughStreamkit {
             input,
             output,
