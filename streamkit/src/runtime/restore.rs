@@ -67,6 +67,11 @@ pub(crate) struct RestoreRequest<'a> {
 pub(crate) type Restored = HashMap<TaskId, HashMap<String, i64>>;
 
 /// Reads changelog partitions (by assignment, outside the group) into tasks' stores.
+/// Restores of at least this many records reopen a RocksDB store tuned for a bulk load
+/// ([`TaskStore::bulk_load`](crate::runtime::stores::TaskStore::bulk_load)) and reopen it
+/// for processing at the end; smaller ones are not worth the two reopens.
+const BULK_LOAD_RECORDS: i64 = 100_000;
+
 pub(crate) struct ChangelogRestorer {
     consumer: BaseConsumer,
     thread: String,
@@ -139,6 +144,9 @@ impl ChangelogRestorer {
                     .restore_remaining
                     .with_label_values(&[task_label.as_str(), name.as_str()]);
                 remaining.set(high - start);
+                if high - start >= BULK_LOAD_RECORDS {
+                    store.lock().expect("store lock").bulk_load(true)?;
+                }
                 slots.push(Slot {
                     task: req.task,
                     name,
@@ -334,6 +342,7 @@ impl Slot<'_> {
         self.flush()?;
         self.remaining.set(0);
         self.done = true;
+        self.store.lock().expect("store lock").bulk_load(false)?;
         self.buffer = Buffer::default();
         tracing::info!(%thread, task = %self.task, store = %self.name, restored = self.restored,
             from = self.start, to = self.high, millis = started.elapsed().as_millis() as u64,

@@ -108,6 +108,11 @@ pub(crate) struct TaskStore {
     /// Queue writes in `pending` even without a changelog (for an external committer).
     pub capture: bool,
     persistent: bool,
+    /// Where a RocksDB backend lives, to reopen it with other tuning
+    /// ([`TaskStore::bulk_load`]); `None` for other backends.
+    reopen: Option<(std::path::PathBuf, RocksDbShared)>,
+    /// Whether the backend is open tuned for a bulk load.
+    bulk: bool,
     /// Recent entries, the dirty ones held back until the next flush (caching stores).
     cache: Option<RecordCache>,
     /// Where writes are announced to change-stream subscribers (set on registration).
@@ -199,6 +204,8 @@ impl TaskStore {
             // A new in-memory store is empty; a persistent one may hold anything.
             expiry_floor: (!persistent).then_some(i64::MAX),
             persistent,
+            reopen: persistent.then(|| (dir.to_path_buf(), rocksdb.clone())),
+            bulk: false,
             cache: (spec_caching && cache.enabled()).then(|| RecordCache::sharing(cache.clone())),
             changes: None,
             task: None,
@@ -395,6 +402,32 @@ impl TaskStore {
         self.backend.write_all(&mut tracked)
     }
 
+    /// Reopens a RocksDB backend tuned for a bulk load (`on`, before a large restore) or for
+    /// processing again (after it). The close flushes the memtable (no WAL is written), so
+    /// nothing is lost; other backends ignore it.
+    pub fn bulk_load(&mut self, on: bool) -> Result<()> {
+        let Some((dir, shared)) = self.reopen.clone() else {
+            return Ok(());
+        };
+        if self.bulk == on {
+            return Ok(());
+        }
+        self.backend.flush()?;
+        // The old database must be closed (its lock released) before it opens again.
+        self.backend = Box::new(MemoryBackend::default());
+        match RocksDbBackend::open_tuned(&dir, &self.spec.name, &shared, on) {
+            Ok(db) => {
+                self.backend = Box::new(db);
+                self.bulk = on;
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+
     /// Whether the backend keeps its contents across restarts (so a checkpoint can skip
     /// most of the restore).
     pub fn is_persistent(&self) -> bool {
@@ -575,6 +608,45 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_reopened_for_a_bulk_load_and_back_keeps_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::processor::StoreBuilder::key_value(
+            "bulk",
+            crate::serde::Serdes::string(),
+            crate::serde::Serdes::string(),
+        )
+        .spec;
+        let shared = RocksDbShared::new(crate::state::RocksDbMemory::default());
+        let mut store = TaskStore::open(
+            Arc::new(spec),
+            "app",
+            0,
+            dir.path(),
+            &shared,
+            &CacheBudget::new(0),
+        )
+        .unwrap();
+        store.put(b"before", b"1").unwrap();
+        store.bulk_load(true).unwrap();
+        store
+            .restore(&[
+                (b"a".to_vec(), Some(b"2".to_vec())),
+                (b"before".to_vec(), None),
+                (b"b".to_vec(), Some(b"3".to_vec())),
+            ])
+            .unwrap();
+        store.bulk_load(false).unwrap();
+        store.bulk_load(false).unwrap(); // already tuned for processing: nothing to do
+        store.put(b"c", b"4").unwrap();
+        let all = store.range(Bound::Unbounded, Bound::Unbounded).unwrap();
+        let expect: Vec<(Vec<u8>, Vec<u8>)> = [("a", "2"), ("b", "3"), ("c", "4")]
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(all, expect);
+    }
 
     #[test]
     fn checkpoints_round_trip_and_tolerate_garbage() {

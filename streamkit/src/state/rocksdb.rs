@@ -74,8 +74,15 @@ pub(crate) struct RocksDbBackend {
 }
 
 impl RocksDbBackend {
-    /// Opens (creating if needed) the store at `dir/rocksdb/name`.
+    /// Opens (creating if needed) the store at `dir/rocksdb/name`, tuned for processing.
     pub fn open(dir: &Path, name: &str, shared: &RocksDbShared) -> Result<Self> {
+        Self::open_tuned(dir, name, shared, false)
+    }
+
+    /// [`RocksDbBackend::open`], tuned for a bulk load (a large restore) when `bulk`: without
+    /// in-place memtable updates and the memtable filter, which speed up processing (reads
+    /// and rewrites of the same keys) but make each insert of a restore dearer.
+    pub fn open_tuned(dir: &Path, name: &str, shared: &RocksDbShared, bulk: bool) -> Result<Self> {
         let path = dir.join("rocksdb").join(name);
         std::fs::create_dir_all(&path)?;
         check_layout(&path)?;
@@ -98,11 +105,13 @@ impl RocksDbBackend {
         // (aggregates rewrite the same keys all the time), rather than adding a version that
         // every later read of the key walks past.
         opts.set_allow_concurrent_memtable_write(false);
-        opts.set_inplace_update_support(true);
+        opts.set_inplace_update_support(!bulk);
         // A bloom filter over the memtable's whole keys: reads of absent keys (a new window,
         // a join's new timestamp) skip the skip-list search.
-        opts.set_memtable_whole_key_filtering(true);
-        opts.set_memtable_prefix_bloom_ratio(0.05);
+        if !bulk {
+            opts.set_memtable_whole_key_filtering(true);
+            opts.set_memtable_prefix_bloom_ratio(0.05);
+        }
         let db = DB::open(&opts, &path).map_err(rocks_err)?;
         let mut write = WriteOptions::default();
         // The changelog is the durable log; RocksDB's own WAL would write everything twice.
