@@ -17,6 +17,18 @@ impl Rng {
     }
 }
 
+/// Sends streamkit's and librdkafka's warnings and errors to stderr (the harness shows its tail
+/// when a run fails); `RUST_LOG=info` for more.
+pub fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// `n` records: (key from `keys` distinct values, timestamp in ms), time advancing by about
 /// 1 ms per record with some disorder. Keys are skewed (a Zipf-like square law) when `skewed`.
 pub fn records(n: usize, keys: u64, skewed: bool) -> Vec<(String, i64)> {

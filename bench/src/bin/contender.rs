@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use streamkit::prelude::*;
@@ -178,18 +178,8 @@ fn passthrough_raw(
         .set("linger.ms", "5")
         .set("enable.idempotence", idempotent.to_string())
         .create()?;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let mut mark = None;
-    let mut seen = 0u64;
-    while seen < args.records {
-        if Instant::now() > deadline {
-            bail!("timed out after {seen} records");
-        }
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let msg = msg?;
-        mark.get_or_insert_with(Mark::now);
+    // Timed to the last record handed to the producer, like every contender.
+    let run = consume(args, &consumer, |msg| {
         let mut record = BaseRecord::to(output)
             .key(msg.key().unwrap_or_default())
             .payload(msg.payload().unwrap_or_default())
@@ -204,12 +194,34 @@ fn passthrough_raw(
             }
         }
         producer.poll(Duration::ZERO);
-        seen += 1;
-    }
-    // Timed to the last record handed to the producer, like every contender.
-    let run = mark.context("no record")?.finish(seen);
+    })?;
     producer.flush(Duration::from_secs(60))?;
     Ok(run)
+}
+
+/// Polls `args.records` records from `consumer`, handing each to `each`; timed from the first
+/// record to the return of `each` for the last one.
+fn consume(
+    args: &Args,
+    consumer: &BaseConsumer,
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<Run> {
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let mut mark = None;
+    let mut seen = 0u64;
+    while seen < args.records {
+        if Instant::now() > deadline {
+            bail!("timed out after {seen} records");
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let msg = msg?;
+        mark.get_or_insert_with(Mark::now);
+        each(&msg);
+        seen += 1;
+    }
+    Ok(mark.context("no record")?.finish(seen))
 }
 
 /// Starts `topology`, waits until `done(metrics)` reaches the expected count, closes (which
@@ -305,22 +317,10 @@ fn restore_raw(args: &Args, changelog: &str) -> anyhow::Result<Run> {
         "bench-raw-restore",
         &[("max.partition.fetch.bytes", "4194304")],
     )?;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    let mut mark = None;
-    let (mut seen, mut bytes) = (0u64, 0usize);
-    while seen < args.records {
-        if Instant::now() > deadline {
-            bail!("timed out after {seen} records");
-        }
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let msg = msg?;
-        mark.get_or_insert_with(Mark::now);
-        bytes += msg.key_len() + msg.payload_len();
-        seen += 1;
-    }
-    let run = mark.context("no record")?.finish(seen);
+    let mut bytes = 0usize;
+    let run = consume(args, &consumer, |msg| {
+        bytes += msg.key_len() + msg.payload_len()
+    })?;
     eprintln!("read {bytes} bytes");
     Ok(run)
 }
@@ -337,15 +337,7 @@ fn restore_streamkit(args: &Args, input: &str, app_id: &str) -> anyhow::Result<R
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    // Warnings and errors of streamkit and librdkafka to stderr (the harness shows its tail
-    // when a run fails); RUST_LOG=info for more.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    streamkit_bench::init_logs();
     let run = match &args.workload {
         Workload::PassthroughRaw {
             input,

@@ -526,17 +526,20 @@ fn table(title: String, contenders: Vec<Contender>, published: usize, note: &str
     out
 }
 
+/// One contender, with no runs yet, per query.
+fn contenders(queries: &[String]) -> Vec<Contender> {
+    queries
+        .iter()
+        .map(|q| Contender {
+            name: q.clone(),
+            runs: vec![],
+        })
+        .collect()
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    // Warnings and errors of streamkit and librdkafka to stderr (the harness shows its tail
-    // when a run fails); RUST_LOG=info for more.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    streamkit_bench::init_logs();
     let input = events(args.events);
     let bytes: usize = input.iter().map(|(k, v, _)| k.len() + v.len()).sum();
     eprintln!(
@@ -544,14 +547,7 @@ fn main() -> anyhow::Result<()> {
         input.len(),
         bytes / input.len().max(1)
     );
-    let mut local: Vec<Contender> = args
-        .queries
-        .iter()
-        .map(|q| Contender {
-            name: q.clone(),
-            runs: vec![],
-        })
-        .collect();
+    let mut local: Vec<Contender> = contenders(&args.queries);
     let mut processed_by = std::collections::HashMap::new();
     for _ in 0..args.runs {
         for c in local.iter_mut() {
@@ -612,14 +608,7 @@ fn main() -> anyhow::Result<()> {
         let source = format!("nexmark-events-{}", std::process::id());
         kafka.create_topic(&source)?;
         kafka.preload(&source, &input)?;
-        let mut remote: Vec<Contender> = args
-            .queries
-            .iter()
-            .map(|q| Contender {
-                name: q.clone(),
-                runs: vec![],
-            })
-            .collect();
+        let mut remote: Vec<Contender> = contenders(&args.queries);
         for _ in 0..args.runs {
             for c in remote.iter_mut() {
                 seq += 1;
