@@ -107,9 +107,8 @@ pub(crate) struct TaskStore {
     poisoned: bool,
     /// Queue writes in `pending` even without a changelog (for an external committer).
     pub capture: bool,
-    persistent: bool,
     /// Where a RocksDB backend lives, to reopen it with other tuning
-    /// ([`TaskStore::bulk_load`]); `None` for other backends.
+    /// ([`TaskStore::bulk_load`]); `None` for other (not persistent) backends.
     reopen: Option<(std::path::PathBuf, RocksDbShared)>,
     /// Whether the backend is open tuned for a bulk load.
     bulk: bool,
@@ -203,7 +202,6 @@ impl TaskStore {
             capture: false,
             // A new in-memory store is empty; a persistent one may hold anything.
             expiry_floor: (!persistent).then_some(i64::MAX),
-            persistent,
             reopen: persistent.then(|| (dir.to_path_buf(), rocksdb.clone())),
             bulk: false,
             cache: (spec_caching && cache.enabled()).then(|| RecordCache::sharing(cache.clone())),
@@ -431,7 +429,7 @@ impl TaskStore {
     /// Whether the backend keeps its contents across restarts (so a checkpoint can skip
     /// most of the restore).
     pub fn is_persistent(&self) -> bool {
-        self.persistent
+        self.reopen.is_some()
     }
 
     pub fn flush(&mut self) -> Result<()> {
