@@ -258,7 +258,8 @@ fn input_record(i: u64, keys: u64) -> (Vec<u8>, Vec<u8>, i64) {
     (k.into_bytes(), v.into_bytes(), BASE_TS + i as i64)
 }
 
-/// Keeps a failed run's output in `<tmp>/streamkit-bench-logs/`; returns the file.
+/// Keeps a run's output in `<tmp>/streamkit-bench-logs/` (a failed one's always, every one's
+/// with `BENCH_KEEP_LOGS` set); returns the file.
 fn keep_log(label: &str, stdout: &Path, stderr: &Path) -> PathBuf {
     let dir = std::env::temp_dir().join("streamkit-bench-logs");
     let _ = std::fs::create_dir_all(&dir);
@@ -308,6 +309,10 @@ fn run_process(mut cmd: Command, timeout: Duration, label: &str) -> Result<Run, 
     let stderr = std::fs::read_to_string(err_file.path()).unwrap_or_default();
     match Run::from_output(&stdout) {
         Some(run) if status.success() => {
+            if std::env::var_os("BENCH_KEEP_LOGS").is_some() {
+                let log = keep_log(label, out_file.path(), err_file.path());
+                eprintln!("  {label}: log in {}", log.display());
+            }
             eprintln!(
                 "  {label}: {:.0} records/s ({} records, {:.2} s, {:.2} CPU s, {} MiB peak)",
                 run.rate(),
@@ -616,8 +621,9 @@ impl Ctx {
                     ratio: 0.5,
                 }],
                 note: "A key-value store (RocksDB) of a `count()` restored from its changelog \
-                       in a fresh state directory, timed from the first restored record to the \
-                       last (the `restored_records` metric, polled every 2 ms). Limit: a \
+                       in a fresh state directory, timed from the first restored record until all \
+                       are restored and the application is running (the `restored_records` \
+                       metric and the state, polled every 2 ms). Limit: a \
                        `BaseConsumer` assigned every changelog partition reading to the end."
                     .into(),
             }

@@ -4,17 +4,20 @@
 //! Every changelog partition of every task being created goes into ONE assignment of the
 //! thread's restore consumer (outside the group), so librdkafka fetches them all together
 //! (as Kafka Streams' restore consumer does) rather than one partition after another. Each
-//! polled record is routed to its store's buffer (one reused byte buffer per store, no
-//! allocation per record); buffers are written as one batch per store (a RocksDB
-//! `WriteBatch`) whenever `RESTORE_BATCH` records are buffered in all, and a partition is
-//! finished once the consumer's position reaches the end offset read at the start (offsets
-//! up to it may hold no record: transaction markers).
+//! polled record is routed to its store's buffer (reused byte buffers, no allocation per
+//! record); whenever `RESTORE_BATCH` records are buffered in all, the buffers go to a writer
+//! thread, which writes them as one batch per store (a RocksDB `WriteBatch`) while the
+//! restore thread fetches on. A partition is finished once the consumer's position reaches
+//! the end offset read at the start (offsets up to it may hold no record: transaction
+//! markers); the writer then ends its store's restore (reopening a bulk-loaded store for
+//! processing) off the fetch path.
 //!
 //! A persistent store whose checkpoint lies within the changelog's `[low, high]` resumes from
 //! it; any other store is wiped and restored from the beginning (`low`), so that local writes
 //! that never reached the changelog do not survive.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntGauge};
@@ -66,12 +69,13 @@ pub(crate) struct RestoreRequest<'a> {
 /// reflect after the restore.
 pub(crate) type Restored = HashMap<TaskId, HashMap<String, i64>>;
 
-/// Reads changelog partitions (by assignment, outside the group) into tasks' stores.
 /// Restores of at least this many records reopen a RocksDB store tuned for a bulk load
 /// ([`TaskStore::bulk_load`](crate::runtime::stores::TaskStore::bulk_load)) and reopen it
-/// for processing at the end; smaller ones are not worth the two reopens.
-const BULK_LOAD_RECORDS: i64 = 100_000;
+/// for processing at the end (on the writer thread, while the next records are fetched);
+/// smaller ones are not worth the two reopens.
+const BULK_LOAD_RECORDS: i64 = 20_000;
 
+/// Reads changelog partitions (by assignment, outside the group) into tasks' stores.
 pub(crate) struct ChangelogRestorer {
     consumer: BaseConsumer,
     thread: String,
@@ -110,6 +114,7 @@ impl ChangelogRestorer {
     pub fn restore(&self, tasks: &[RestoreRequest<'_>]) -> Result<Restored> {
         let mut reached: Restored = HashMap::new();
         let mut slots = Vec::new();
+        let mut writes = Vec::new();
         for req in tasks {
             let by_store = reached.entry(req.task).or_default();
             for (name, store) in req.stores {
@@ -148,20 +153,24 @@ impl ChangelogRestorer {
                     store.lock().expect("store lock").bulk_load(true)?;
                 }
                 slots.push(Slot {
-                    task: req.task,
-                    name,
-                    store,
                     topic,
                     partition,
                     start,
                     high,
                     position: start,
                     buffer: Buffer::default(),
+                    done: false,
+                });
+                writes.push(StoreWrite {
+                    task: req.task,
+                    name,
+                    store,
+                    start,
+                    high,
                     restored: 0,
                     writing: Duration::ZERO,
                     remaining,
                     restored_total: self.metrics.restored.with_label_values(&[name.as_str()]),
-                    done: false,
                 });
             }
         }
@@ -169,15 +178,14 @@ impl ChangelogRestorer {
             return Ok(reached);
         }
         let mut tpl = TopicPartitionList::new();
-        // topic → partition → slot.
-        let mut index: HashMap<String, Vec<Option<usize>>> = HashMap::new();
+        let mut index = SlotIndex::default();
         for (i, slot) in slots.iter().enumerate() {
             tpl.add_partition_offset(
                 &slot.topic,
                 slot.partition,
                 rdkafka::Offset::Offset(slot.start),
             )?;
-            let by_partition = index.entry(slot.topic.clone()).or_default();
+            let by_partition = index.topic_mut(&slot.topic);
             let p = usize::try_from(slot.partition)
                 .map_err(|_| Error::Internal(format!("negative partition {}", slot.partition)))?;
             if by_partition.len() <= p {
@@ -195,45 +203,64 @@ impl ChangelogRestorer {
             records = total, "restoring changelogs");
         let started = Instant::now();
         self.consumer.assign(&tpl)?;
-        let read = self.read(&mut slots, &index, started);
+        // This thread fetches; a second one writes to the stores (and reopens them), so that
+        // RocksDB's inserts overlap the next fetches instead of following them.
+        let (read, written) = std::thread::scope(|scope| {
+            let (to_writer, work) = mpsc::sync_channel::<Batch>(WRITES_AHEAD);
+            let (recycle, recycled) = mpsc::channel::<Buffer>();
+            let thread = self.thread.as_str();
+            let writes = &mut writes;
+            let writer = std::thread::Builder::new()
+                .name(format!("{thread}-restore-writer"))
+                .spawn_scoped(scope, move || {
+                    write_loop(writes, &work, &recycle, thread, started)
+                })
+                .map_err(|e| Error::Internal(format!("cannot start the restore writer: {e}")));
+            let writer = match writer {
+                Ok(w) => w,
+                Err(e) => return (Err(e), Ok(())),
+            };
+            let read = self.read(&mut slots, &index, &to_writer, &recycled);
+            drop(to_writer);
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("the restore writer panicked".into())));
+            (read, written)
+        });
         // Unassigned even after a failure: the next restore starts from a clean slate.
         let unassigned = self.consumer.unassign();
-        let waiting = read?;
+        // A writer's failure ends the read early; it is the error to report.
+        written?;
+        let stalled = read?;
         unassigned?;
-        let restored: u64 = slots.iter().map(|s| s.restored).sum();
-        let writing: Duration = slots.iter().map(|s| s.writing).sum();
+        let restored: u64 = writes.iter().map(|s| s.restored).sum();
+        let writing: Duration = writes.iter().map(|s| s.writing).sum();
         tracing::info!(thread = %self.thread, tasks = tasks.len(), partitions = slots.len(),
             restored, millis = started.elapsed().as_millis() as u64,
             writing_millis = writing.as_millis() as u64,
-            waiting_millis = waiting.as_millis() as u64, "changelogs restored");
+            stalled_millis = stalled.as_millis() as u64, "changelogs restored");
         Ok(reached)
     }
 
-    /// Polls the assigned partitions until every slot reached its end; returns the time spent
-    /// waiting in polls.
+    /// Polls the assigned partitions until every slot reached its end, handing the records
+    /// to the writer in batches; returns the time spent waiting for the writer.
     fn read(
         &self,
-        slots: &mut [Slot<'_>],
-        index: &HashMap<String, Vec<Option<usize>>>,
-        started: Instant,
+        slots: &mut [Slot],
+        index: &SlotIndex,
+        to_writer: &SyncSender<Batch>,
+        recycled: &Receiver<Buffer>,
     ) -> Result<Duration> {
         let mut open = slots.len();
         let mut buffered = 0usize;
+        let mut finished = Vec::new();
         let mut last_progress = Instant::now();
-        let mut waited = Duration::ZERO;
+        let mut stalled = Duration::ZERO;
         while open > 0 {
             let mut check_positions = false;
-            let polling = Instant::now();
-            let polled = self.consumer.poll(RESTORE_POLL);
-            waited += polling.elapsed();
-            match polled {
+            match self.consumer.poll(RESTORE_POLL) {
                 Some(Ok(m)) => {
-                    let Some(i) = index
-                        .get(m.topic())
-                        .and_then(|by_partition| by_partition.get(m.partition() as usize))
-                        .copied()
-                        .flatten()
-                    else {
+                    let Some(i) = index.slot(m.topic(), m.partition()) else {
                         continue;
                     };
                     let slot = &mut slots[i];
@@ -252,8 +279,10 @@ impl ChangelogRestorer {
                         slot.position = slot.high;
                     }
                     if slot.position >= slot.high {
-                        slot.finish(&self.thread, started)?;
+                        slot.done = true;
+                        finished.push(i);
                         open -= 1;
+                        check_positions = true;
                     }
                     if buffered >= RESTORE_BATCH {
                         check_positions = true;
@@ -265,22 +294,40 @@ impl ChangelogRestorer {
             if !check_positions {
                 continue;
             }
-            for slot in slots.iter_mut().filter(|s| !s.done) {
-                slot.flush()?;
-            }
-            buffered = 0;
             // Offsets up to the end may hold no record (transaction markers): the position
             // tells.
             let positions = self.consumer.position()?;
-            for slot in slots.iter_mut().filter(|s| !s.done) {
+            for (i, slot) in slots.iter_mut().enumerate().filter(|(_, s)| !s.done) {
                 if let Some(rdkafka::Offset::Offset(p)) = positions
                     .find_partition(&slot.topic, slot.partition)
                     .map(|e| e.offset())
                     && p >= slot.high
                 {
-                    slot.finish(&self.thread, started)?;
+                    slot.position = slot.high;
+                    slot.done = true;
+                    finished.push(i);
                     open -= 1;
                 }
+            }
+            let mut batch = Batch {
+                buffers: Vec::new(),
+                finished: std::mem::take(&mut finished),
+            };
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if !slot.buffer.is_empty() {
+                    let fresh = recycled.try_recv().unwrap_or_default();
+                    let buffer = std::mem::replace(&mut slot.buffer, fresh);
+                    batch.buffers.push((i, buffer, slot.high - slot.position));
+                }
+            }
+            buffered = 0;
+            if !batch.buffers.is_empty() || !batch.finished.is_empty() {
+                let sending = Instant::now();
+                // A closed channel means the writer failed; its error is the one reported.
+                if to_writer.send(batch).is_err() {
+                    return Ok(stalled);
+                }
+                stalled += sending.elapsed();
             }
             if open > 0 && last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
@@ -292,15 +339,72 @@ impl ChangelogRestorer {
                 tracing::info!(thread = %self.thread, partitions = open, remaining, "restoring");
             }
         }
-        Ok(waited)
+        Ok(stalled)
     }
 }
 
-/// One changelog partition being restored into its store.
-struct Slot<'a> {
-    task: TaskId,
-    name: &'a str,
-    store: &'a SharedStore,
+/// Which slot reads a changelog partition: per topic (a restore reads few, so a list compared
+/// by name, not a hash per record), per partition number.
+#[derive(Default)]
+struct SlotIndex(Vec<(String, Vec<Option<usize>>)>);
+
+impl SlotIndex {
+    fn topic_mut(&mut self, topic: &str) -> &mut Vec<Option<usize>> {
+        let i = match self.0.iter().position(|(t, _)| t == topic) {
+            Some(i) => i,
+            None => {
+                self.0.push((topic.to_string(), Vec::new()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
+        let (_, by_partition) = self.0.iter().find(|(t, _)| t == topic)?;
+        by_partition
+            .get(usize::try_from(partition).ok()?)
+            .copied()
+            .flatten()
+    }
+}
+
+/// Batches the reader may hand over before it waits for the writer (one more is being
+/// written, one being filled).
+const WRITES_AHEAD: usize = 1;
+
+/// Records read for the writer: per slot its buffer and how many records of its partition
+/// were left to read after it; then the slots whose partition is fully read.
+struct Batch {
+    buffers: Vec<(usize, Buffer, i64)>,
+    finished: Vec<usize>,
+}
+
+/// The writer's side of the restore: writes each batch to its stores, returns the emptied
+/// buffers for reuse and ends each finished store's restore. Stops at the first error.
+fn write_loop(
+    writes: &mut [StoreWrite<'_>],
+    work: &Receiver<Batch>,
+    recycle: &Sender<Buffer>,
+    thread: &str,
+    started: Instant,
+) -> Result<()> {
+    for batch in work {
+        for (i, mut buffer, remaining) in batch.buffers {
+            writes[i].write(&buffer, remaining)?;
+            buffer.clear();
+            // The reader may be gone already (it failed); the buffer is then just dropped.
+            let _ = recycle.send(buffer);
+        }
+        for i in batch.finished {
+            writes[i].finish(thread, started)?;
+        }
+    }
+    Ok(())
+}
+
+/// One changelog partition being read (the reader's side).
+struct Slot {
     topic: String,
     partition: i32,
     start: i64,
@@ -309,41 +413,45 @@ struct Slot<'a> {
     /// Next offset to read.
     position: i64,
     buffer: Buffer,
+    done: bool,
+}
+
+/// One store being restored (the writer's side).
+struct StoreWrite<'a> {
+    task: TaskId,
+    name: &'a str,
+    store: &'a SharedStore,
+    start: i64,
+    high: i64,
     restored: u64,
     /// Time spent writing to the store.
     writing: Duration,
     remaining: IntGauge,
     restored_total: IntCounter,
-    done: bool,
 }
 
-impl Slot<'_> {
-    /// Writes the buffered records to the store.
-    fn flush(&mut self) -> Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
+impl StoreWrite<'_> {
+    /// Writes `buffer`'s records to the store; `remaining` records of the partition were
+    /// still to read after them.
+    fn write(&mut self, buffer: &Buffer, remaining: i64) -> Result<()> {
         let started = Instant::now();
         self.store
             .lock()
             .expect("store lock")
-            .restore_entries(&mut self.buffer.entries())?;
+            .restore_entries(&mut buffer.entries())?;
         self.writing += started.elapsed();
-        let n = self.buffer.len() as u64;
-        self.buffer.clear();
+        let n = buffer.len() as u64;
         self.restored += n;
         self.restored_total.inc_by(n);
-        self.remaining.set(self.high - self.position);
+        self.remaining.set(remaining);
         Ok(())
     }
 
+    /// Ends the store's restore: all its records are written; a bulk-loaded store is reopened
+    /// for processing.
     fn finish(&mut self, thread: &str, started: Instant) -> Result<()> {
-        self.position = self.high;
-        self.flush()?;
         self.remaining.set(0);
-        self.done = true;
         self.store.lock().expect("store lock").bulk_load(false)?;
-        self.buffer = Buffer::default();
         tracing::info!(%thread, task = %self.task, store = %self.name, restored = self.restored,
             from = self.start, to = self.high, millis = started.elapsed().as_millis() as u64,
             "store restored");
