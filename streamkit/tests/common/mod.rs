@@ -159,3 +159,41 @@ pub fn wait_stable(
     }
     false
 }
+
+/// The offsets `group` has committed on `topic`'s `partitions`, summed (a partition without a
+/// commit counts 0).
+pub fn committed_total(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(5)) else {
+        return 0;
+    };
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .sum()
+}
+
+/// Waits until `group` has committed `n` records of `topic` in all (at-least-once: only
+/// committed progress survives a rebalance that the embedded broker refuses commits in).
+pub fn wait_committed(bootstrap: &str, group: &str, topic: &str, partitions: i32, n: i64) {
+    let mut last = 0;
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            last = committed_total(bootstrap, group, topic, partitions);
+            last >= n
+        }),
+        "{group} committed {last} of {n} records of {topic}"
+    );
+}
