@@ -229,6 +229,16 @@ impl ChangelogRestorer {
         });
         // Unassigned even after a failure: the next restore starts from a clean slate.
         let unassigned = self.consumer.unassign();
+        if written.is_err() || read.is_err() {
+            // Stores left in bulk-load tuning go back to processing tuning (best effort: the
+            // restore's own error is the one reported).
+            for w in &writes {
+                if let Err(e) = w.store.lock().expect("store lock").bulk_load(false) {
+                    tracing::warn!(thread = %self.thread, store = %w.name, error = %e,
+                        "reopening a store for processing after a failed restore");
+                }
+            }
+        }
         // A writer's failure ends the read early; it is the error to report.
         written?;
         let stalled = read?;
@@ -507,6 +517,24 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slot_index_finds_each_partition_of_each_topic() {
+        let mut index = SlotIndex::default();
+        index
+            .topic_mut("a-changelog")
+            .extend([Some(0), None, Some(1)]);
+        index.topic_mut("b-changelog").push(Some(2));
+        index.topic_mut("a-changelog").push(Some(3));
+        assert_eq!(index.slot("a-changelog", 0), Some(0));
+        assert_eq!(index.slot("a-changelog", 1), None);
+        assert_eq!(index.slot("a-changelog", 2), Some(1));
+        assert_eq!(index.slot("a-changelog", 3), Some(3));
+        assert_eq!(index.slot("a-changelog", 4), None);
+        assert_eq!(index.slot("a-changelog", -1), None);
+        assert_eq!(index.slot("b-changelog", 0), Some(2));
+        assert_eq!(index.slot("c-changelog", 0), None);
+    }
 
     #[test]
     fn the_buffer_gives_back_records_and_tombstones_in_order() {
