@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 use streamkit::prelude::*;
 use streamkit::testing::EmbeddedBroker;
@@ -74,39 +74,22 @@ fn headers_reach_the_output_exactly_as_they_came_in() {
     .unwrap();
     app.start().unwrap();
 
-    // Read the output with its headers in order (the common reader keeps them in a map).
-    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &servers)
-        .set("group.id", "headers-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset("out", 0, rdkafka::Offset::Beginning)
-        .unwrap();
-    rdkafka::consumer::Consumer::assign(&consumer, &tpl).unwrap();
-    let mut out: Vec<Input> = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while out.len() < inputs.len() && std::time::Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                h.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
-            out.push((value, headers));
-        }
-    }
+    let out: Vec<Input> = common::read_until(&servers, "out", Duration::from_secs(30), |r| {
+        r.len() >= inputs.len()
+    })
+    .into_iter()
+    .map(|r| {
+        let headers = r
+            .header_list
+            .into_iter()
+            .map(|(k, v)| (k, v.map(|v| String::from_utf8(v).unwrap())))
+            .collect();
+        (
+            String::from_utf8(r.value.unwrap_or_default()).unwrap(),
+            headers,
+        )
+    })
+    .collect();
     app.close().unwrap();
     assert_eq!(out, inputs);
 }

@@ -316,13 +316,7 @@ fn one_restore_brings_every_new_task_and_store_up_to_date_from_or_past_its_check
         b.build().unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        StreamsConfig::new("multi-restore")
-            .embedded(&broker)
-            .state_dir(dir.path())
-            .commit_interval(Duration::from_millis(100))
-            .set("consumer.heartbeat.interval.ms", "100")
-    };
+    let config = || config(&broker, dir.path());
     let inputs: Vec<(String, Vec<u8>)> = (0..400)
         .map(|i| (format!("k{:02}", i % 40), format!("v{i}").into_bytes()))
         .collect();
@@ -333,7 +327,7 @@ fn one_restore_brings_every_new_task_and_store_up_to_date_from_or_past_its_check
     first.close().unwrap();
 
     // Which keys each task (= changelog partition) holds, from the changelog itself.
-    let counts_log = "multi-restore-counts-changelog";
+    let counts_log = "restore-app-counts-changelog";
     let logged = records_by_partition(&broker, counts_log, 400);
     let partition_of: BTreeMap<String, i32> = logged
         .iter()
@@ -348,7 +342,7 @@ fn one_restore_brings_every_new_task_and_store_up_to_date_from_or_past_its_check
     // Task 0_1 loses its checkpoint: wiped (the local-only write goes), restored in full.
     // Task 0_2 loses its whole directory: restored in full.
     // Task 0_3's checkpoint lies past the changelog's end: wiped, restored in full.
-    let task_dir = |t: &str| dir.path().join("multi-restore").join(t);
+    let task_dir = |t: &str| dir.path().join("restore-app").join(t);
     for t in ["0_0", "0_1", "0_3"] {
         assert!(task_dir(t).join(".checkpoint").exists(), "{t}");
         let db = rocksdb::DB::open_default(task_dir(t).join("rocksdb").join("counts")).unwrap();

@@ -395,42 +395,36 @@ impl Ctx {
             name: "streamkit, producer not idempotent".into(),
             runs: vec![],
         };
+        // The ordered opt-out from the idempotent producer (one request in flight).
+        let not_idempotent = [
+            "--streamkit-set",
+            "producer.enable.idempotence=false",
+            "--streamkit-set",
+            "producer.max.in.flight.requests.per.connection=1",
+        ];
         for _ in 0..self.args.runs {
-            for (contender, flags) in [
-                (&mut raw, &[][..]),
-                (&mut raw_idempotent, &["--idempotent"][..]),
-            ] {
-                let out = self.unique("pass-out-raw");
-                broker.create_topic(&out, parts)?;
-                let mut cmd = self.contender(broker);
-                cmd.args(["passthrough-raw", "--input", &input, "--output", &out])
-                    .args(flags);
-                contender
-                    .runs
-                    .push(run_process(cmd, self.timeout(), &contender.name));
-            }
-
-            // The default, then the opt-out that drops idempotence but keeps each
-            // partition's order (one request in flight).
-            for (contender, settings) in [
-                (&mut sk, &[][..]),
+            // (contender, flags before the subcommand, subcommand, flags after it)
+            let rows: [(&mut Contender, &[&str], &str, &[&str]); 4] = [
+                (&mut raw, &[], "passthrough-raw", &[]),
                 (
-                    &mut sk_plain,
-                    &[
-                        "producer.enable.idempotence=false",
-                        "producer.max.in.flight.requests.per.connection=1",
-                    ][..],
+                    &mut raw_idempotent,
+                    &[],
+                    "passthrough-raw",
+                    &["--idempotent"],
                 ),
-            ] {
-                let out = self.unique("pass-out-sk");
+                (&mut sk, &[], "passthrough-streamkit", &[]),
+                (&mut sk_plain, &not_idempotent, "passthrough-streamkit", &[]),
+            ];
+            for (contender, before, subcommand, after) in rows {
+                let out = self.unique("pass-out");
                 broker.create_topic(&out, parts)?;
-                let app = self.unique("pass-app");
                 let mut cmd = self.contender(broker);
-                for setting in settings {
-                    cmd.args(["--streamkit-set", setting]);
+                cmd.args(before)
+                    .args([subcommand, "--input", &input, "--output", &out])
+                    .args(after);
+                if subcommand == "passthrough-streamkit" {
+                    cmd.args(["--app-id", &self.unique("pass-app")]);
                 }
-                cmd.args(["passthrough-streamkit", "--input", &input, "--output", &out])
-                    .args(["--app-id", &app]);
                 contender
                     .runs
                     .push(run_process(cmd, self.timeout(), &contender.name));

@@ -44,6 +44,7 @@ pub(crate) mod context;
 mod global;
 pub(crate) mod handler;
 pub(crate) mod partition_group;
+mod partition_map;
 pub(crate) mod restore;
 pub(crate) mod stores;
 mod streams;

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
+use crate::runtime::partition_map::PartitionMap;
 use crate::runtime::stores::{BatchEntry, Checkpoint, SharedStore, TaskStores};
 
 /// Records buffered (over all partitions) before they are written to their stores.
@@ -178,20 +179,17 @@ impl ChangelogRestorer {
             return Ok(reached);
         }
         let mut tpl = TopicPartitionList::new();
-        let mut index = SlotIndex::default();
+        // Which slot reads each changelog partition.
+        let mut index = PartitionMap::default();
         for (i, slot) in slots.iter().enumerate() {
             tpl.add_partition_offset(
                 &slot.topic,
                 slot.partition,
                 rdkafka::Offset::Offset(slot.start),
             )?;
-            let by_partition = index.topic_mut(&slot.topic);
             let p = usize::try_from(slot.partition)
                 .map_err(|_| Error::Internal(format!("negative partition {}", slot.partition)))?;
-            if by_partition.len() <= p {
-                by_partition.resize(p + 1, None);
-            }
-            if by_partition[p].replace(i).is_some() {
+            if index.insert(&slot.topic, p, i).is_some() {
                 return Err(Error::Internal(format!(
                     "changelog {}[{}] restored twice",
                     slot.topic, slot.partition
@@ -257,7 +255,7 @@ impl ChangelogRestorer {
     fn read(
         &self,
         slots: &mut [Slot],
-        index: &SlotIndex,
+        index: &PartitionMap<usize>,
         to_writer: &SyncSender<Batch>,
         recycled: &Receiver<Buffer>,
     ) -> Result<Duration> {
@@ -270,7 +268,7 @@ impl ChangelogRestorer {
             let mut check_positions = false;
             match self.consumer.poll(RESTORE_POLL) {
                 Some(Ok(m)) => {
-                    let Some(i) = index.slot(m.topic(), m.partition()) else {
+                    let Some(i) = index.get(m.topic(), m.partition()) else {
                         continue;
                     };
                     let slot = &mut slots[i];
@@ -350,32 +348,6 @@ impl ChangelogRestorer {
             }
         }
         Ok(stalled)
-    }
-}
-
-/// Which slot reads a changelog partition: per topic (a restore reads few, so a list compared
-/// by name, not a hash per record), per partition number.
-#[derive(Default)]
-struct SlotIndex(Vec<(String, Vec<Option<usize>>)>);
-
-impl SlotIndex {
-    fn topic_mut(&mut self, topic: &str) -> &mut Vec<Option<usize>> {
-        let i = match self.0.iter().position(|(t, _)| t == topic) {
-            Some(i) => i,
-            None => {
-                self.0.push((topic.to_string(), Vec::new()));
-                self.0.len() - 1
-            }
-        };
-        &mut self.0[i].1
-    }
-
-    fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
-        let (_, by_partition) = self.0.iter().find(|(t, _)| t == topic)?;
-        by_partition
-            .get(usize::try_from(partition).ok()?)
-            .copied()
-            .flatten()
     }
 }
 
@@ -517,24 +489,6 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_slot_index_finds_each_partition_of_each_topic() {
-        let mut index = SlotIndex::default();
-        index
-            .topic_mut("a-changelog")
-            .extend([Some(0), None, Some(1)]);
-        index.topic_mut("b-changelog").push(Some(2));
-        index.topic_mut("a-changelog").push(Some(3));
-        assert_eq!(index.slot("a-changelog", 0), Some(0));
-        assert_eq!(index.slot("a-changelog", 1), None);
-        assert_eq!(index.slot("a-changelog", 2), Some(1));
-        assert_eq!(index.slot("a-changelog", 3), Some(3));
-        assert_eq!(index.slot("a-changelog", 4), None);
-        assert_eq!(index.slot("a-changelog", -1), None);
-        assert_eq!(index.slot("b-changelog", 0), Some(2));
-        assert_eq!(index.slot("c-changelog", 0), None);
-    }
 
     #[test]
     fn the_buffer_gives_back_records_and_tombstones_in_order() {

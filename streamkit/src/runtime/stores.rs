@@ -319,15 +319,14 @@ impl TaskStore {
         if !cache.has_dirty() {
             return Ok(());
         }
-        let batch: Vec<(&[u8], Option<&[u8]>)> = cache.dirty_entries().collect();
-        self.backend.write_all(&mut batch.iter().copied())?;
+        self.backend.write_all(&mut cache.dirty_entries())?;
         let log = self.changelog.is_some() || self.capture;
         let mut announce = Announce {
             changes: &self.changes,
             task: self.task,
             pending: log.then_some(&mut self.pending),
         };
-        for (k, v) in batch {
+        for (k, v) in cache.dirty_entries() {
             announce.write(k, v);
         }
         cache.mark_clean();

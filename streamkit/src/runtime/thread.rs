@@ -37,6 +37,7 @@ use crate::runtime::TaskId;
 use crate::runtime::admin::base_client_config;
 use crate::runtime::context::{OutRecord, RecordCollector};
 use crate::runtime::partition_group::Lag;
+use crate::runtime::partition_map::PartitionMap;
 use crate::runtime::restore::ChangelogRestorer;
 use crate::runtime::stores::{Checkpoint, TaskStores};
 use crate::runtime::task::{OpenedTask, Task, TaskSetup};
@@ -183,40 +184,8 @@ impl RecordCollector for ProducerCollector {
 }
 
 /// Where each input partition's records go: topic → partition → (task, source index in the
-/// task). A thread reads a few topics, so a scan comparing names is cheaper per record than
-/// hashing the topic name.
-#[derive(Default)]
-struct Routes(Vec<(String, PartitionRoutes)>);
-
-/// Per partition of one topic: the task and source index reading it, if any.
-type PartitionRoutes = Vec<Option<(TaskId, usize)>>;
-
-impl Routes {
-    /// The task and source of `topic`/`partition`, if a task of this thread reads it.
-    fn get(&self, topic: &str, partition: i32) -> Option<(TaskId, usize)> {
-        let (_, by_partition) = self.0.iter().find(|(t, _)| t == topic)?;
-        by_partition
-            .get(usize::try_from(partition).ok()?)
-            .copied()
-            .flatten()
-    }
-
-    /// The partitions of `topic`, added empty when missing.
-    fn entry(&mut self, topic: &str) -> &mut PartitionRoutes {
-        let i = match self.0.iter().position(|(t, _)| t == topic) {
-            Some(i) => i,
-            None => {
-                self.0.push((topic.to_string(), Vec::new()));
-                self.0.len() - 1
-            }
-        };
-        &mut self.0[i].1
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-}
+/// task).
+type Routes = PartitionMap<(TaskId, usize)>;
 
 /// (topic, partition, next offset to consume).
 type Position = (String, i32, i64);
@@ -1173,12 +1142,8 @@ impl Worker {
         self.routes.clear();
         for (id, task) in &self.tasks {
             for (source, topic) in task.source_topics().enumerate() {
-                let by_partition = self.routes.entry(topic);
-                let p = id.partition as usize;
-                if by_partition.len() <= p {
-                    by_partition.resize(p + 1, None);
-                }
-                by_partition[p] = Some((*id, source));
+                self.routes
+                    .insert(topic, id.partition as usize, (*id, source));
             }
         }
     }
@@ -1455,32 +1420,4 @@ pub(crate) fn is_fatal(e: &KafkaError) -> bool {
         e.rdkafka_error_code(),
         Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::Fenced)
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(subtopology: usize, partition: i32) -> TaskId {
-        TaskId {
-            subtopology,
-            partition,
-        }
-    }
-
-    #[test]
-    fn routes_find_each_topic_partition_and_nothing_else() {
-        let mut routes = Routes::default();
-        routes.entry("orders").resize(3, None);
-        routes.entry("orders")[2] = Some((id(0, 2), 0));
-        routes.entry("payments").push(Some((id(1, 0), 1)));
-        assert_eq!(routes.get("orders", 2), Some((id(0, 2), 0)));
-        assert_eq!(routes.get("payments", 0), Some((id(1, 0), 1)));
-        assert_eq!(routes.get("orders", 0), None);
-        assert_eq!(routes.get("orders", 3), None);
-        assert_eq!(routes.get("orders", -1), None);
-        assert_eq!(routes.get("order", 2), None);
-        routes.clear();
-        assert_eq!(routes.get("orders", 2), None);
-    }
 }

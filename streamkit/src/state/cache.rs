@@ -315,7 +315,7 @@ impl RecordCache {
 
 impl Drop for RecordCache {
     fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.release(self.bytes);
     }
 }
 

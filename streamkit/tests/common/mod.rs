@@ -15,7 +15,10 @@ pub struct Read {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub partition: i32,
+    /// Header values by name (a null value reads as empty).
     pub headers: HashMap<String, String>,
+    /// The headers as they came, in order (`None`: a null value).
+    pub header_list: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Read {
@@ -85,24 +88,27 @@ pub fn read_until(
     let mut out = Vec::new();
     while Instant::now() < deadline && !done(&out) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let headers = m
+            let header_list: Vec<(String, Option<Vec<u8>>)> = m
                 .headers()
                 .map(|h| {
                     h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
+                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
                         .collect()
                 })
                 .unwrap_or_default();
+            let headers = header_list
+                .iter()
+                .map(|(k, v)| {
+                    let v = String::from_utf8_lossy(v.as_deref().unwrap_or_default());
+                    (k.clone(), v.into_owned())
+                })
+                .collect();
             out.push(Read {
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 partition: m.partition(),
                 headers,
+                header_list,
             });
         }
     }
