@@ -46,6 +46,33 @@ POSTGRES_PACKAGES=(postgresql postgresql-client)
 # Headless Chromium for the test that loads the bus_arrivals page in a browser.
 BROWSER_PACKAGES=(chromium)
 
+# Java 17 and Maven run the real Apache Kafka broker (scripts/kafka.sh) and the Kafka Streams
+# conformance suite and benchmark contender.
+JAVA_PACKAGES=(openjdk-17-jdk-headless maven)
+
+# Cleanup commands run, last registered first, when the calling shell exits (one EXIT trap
+# for every throwaway server).
+ON_EXIT_COMMANDS=()
+on_exit() {
+  ON_EXIT_COMMANDS=("$*" "${ON_EXIT_COMMANDS[@]}")
+  trap 'for c in "${ON_EXIT_COMMANDS[@]}"; do eval "$c" || true; done' EXIT
+}
+
+# Starts a throwaway single-node Apache Kafka broker (KRaft) through scripts/kafka.sh (its jars
+# are fetched into ~/.cache/streamkit once), stops it when the calling shell exits, and exports
+# STREAMKIT_TEST_KAFKA (its bootstrap servers) and STREAMKIT_TEST_KAFKA_DIR for the tests that
+# need a real broker.
+start_throwaway_kafka() {
+  local dir line
+  bash scripts/kafka.sh fetch
+  dir=$(mktemp -d /tmp/streamkit-kafka.XXXXXX)
+  line=$(bash scripts/kafka.sh start "$dir") || { rm -rf "$dir"; return 1; }
+  on_exit "bash scripts/kafka.sh stop $dir >/dev/null 2>&1; rm -rf $dir"
+  export STREAMKIT_TEST_KAFKA="${line#bootstrap.servers=}"
+  export STREAMKIT_TEST_KAFKA_DIR="$dir"
+  echo "throwaway Apache Kafka at $STREAMKIT_TEST_KAFKA (logs in $dir/node-1)"
+}
+
 # Starts a throwaway PostgreSQL server (its own data directory under a temporary folder, a
 # loopback port, trust authentication), stops it when the calling shell exits, and exports
 # STREAMKIT_TEST_POSTGRES_URL for the tests. initdb refuses to run as root, so as root the
@@ -71,8 +98,7 @@ start_throwaway_postgres() {
   "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null ||
     { cat "$dir/server.log" >&2; return 1; }
-  # shellcheck disable=SC2064 # expand now: the values are this server's
-  trap "${run[*]} $bin/pg_ctl -D $dir/data -m immediate stop >/dev/null 2>&1; rm -rf $dir" EXIT
+  on_exit "${run[*]} $bin/pg_ctl -D $dir/data -m immediate stop >/dev/null 2>&1; rm -rf $dir"
   export STREAMKIT_TEST_POSTGRES_URL="postgres://$user@127.0.0.1:$port/postgres"
   echo "throwaway PostgreSQL at $STREAMKIT_TEST_POSTGRES_URL (data in $dir)"
 }

@@ -12,10 +12,13 @@ step() {
 }
 
 step "system packages"
-install_packages "${BUILD_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}"
+install_packages "${BUILD_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}" "${JAVA_PACKAGES[@]}"
 
 step "throwaway PostgreSQL server (for the tests that write to Postgres)"
 start_throwaway_postgres
+
+step "throwaway Apache Kafka broker (for the tests that need a real broker)"
+start_throwaway_kafka
 
 step "cargo-nextest"
 if cargo nextest --version >/dev/null 2>&1; then

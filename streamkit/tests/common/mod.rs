@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: produce to and read from an embedded broker.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
