@@ -102,3 +102,24 @@ start_throwaway_postgres() {
   export STREAMKIT_TEST_POSTGRES_URL="postgres://$user@127.0.0.1:$port/postgres"
   echo "throwaway PostgreSQL at $STREAMKIT_TEST_POSTGRES_URL (data in $dir)"
 }
+
+# Confluent's Python client (SchemaRegistryClient, AvroSerializer, AvroDeserializer) for the
+# schema registry interop tests, in a venv under the repo (.venv/interop, git-ignored), pinned
+# in scripts/python-interop.txt; reinstalled only when that file changes. Exports
+# STREAMKIT_TEST_PYTHON, the venv's interpreter, which the tests require.
+ensure_python_interop() {
+  local venv=.venv/interop req=scripts/python-interop.txt stamp
+  stamp="$venv/.installed-$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      install_packages python3-venv
+      rm -rf "$venv"
+      /usr/bin/python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    touch "$stamp"
+  fi
+  export STREAMKIT_TEST_PYTHON="$PWD/$venv/bin/python"
+  echo "python interop client: $("$STREAMKIT_TEST_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version())')"
+}

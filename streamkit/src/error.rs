@@ -199,6 +199,10 @@ pub enum SerdeError {
     /// The value could not be encoded.
     #[error("cannot encode: {0}")]
     Encode(String),
+    /// A schema registry could not be reached or refused a request (not a fault of the
+    /// record itself).
+    #[error("schema registry: {0}")]
+    Registry(String),
     /// The serde has no JSON form (see [`Serde::to_json`](crate::serde::Serde::to_json)).
     #[error("serde {0} has no JSON form; implement Serde::to_json and Serde::parse_json")]
     NoJson(String),

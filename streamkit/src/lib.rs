@@ -43,6 +43,8 @@
 //! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
 //! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
+//! - [`registry`] — an embedded Confluent-compatible schema registry (Avro serdes are in
+//!   [`serde::avro`]);
 //! - [`sql`] — ksqlDB-compatible SQL planned into the same topologies, with a ksqlDB-style
 //!   REST server in [`server::ksql`];
 //! - [`window`] — tumbling, hopping, sliding and session windows, join windows, windowed keys;
@@ -59,6 +61,7 @@ mod operators;
 pub mod prelude;
 pub mod processor;
 pub mod record;
+pub mod registry;
 pub mod runtime;
 pub mod serde;
 pub mod server;

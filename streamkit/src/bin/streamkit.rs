@@ -1,10 +1,12 @@
 //! The `streamkit` command line: `streamkit broker` starts the embedded Kafka-protocol broker;
-//! `streamkit sql` runs SQL statements from a file, or at an interactive prompt.
+//! `streamkit sql` runs SQL statements from a file, or at an interactive prompt; `streamkit
+//! registry` starts a Confluent-compatible schema registry.
 
 use std::io::Write;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use streamkit::registry::{EmbeddedRegistry, RegistryConfig};
 use streamkit::testing::EmbeddedBroker;
 
 #[derive(Parser)]
@@ -61,6 +63,43 @@ enum Command {
         /// State directory for the queries' stores; default: a temporary directory.
         #[arg(long)]
         state_dir: Option<std::path::PathBuf>,
+        /// Schema registry for VALUE_FORMAT='AVRO' and KEY_FORMAT='AVRO' (a Confluent-compatible
+        /// URL); default: an embedded one on the same cluster (its URL is printed on standard
+        /// error as `schema.registry.url=<url>`).
+        #[arg(long, env = "STREAMKIT_SCHEMA_REGISTRY")]
+        schema_registry: Option<String>,
+    },
+    /// Start a schema registry serving Confluent Schema Registry's REST API (register, look up,
+    /// subjects, versions, compatibility, config, soft delete), its state kept in a compacted
+    /// topic as the original keeps it, so a restart keeps ids.
+    ///
+    /// Prints `schema.registry.url=<url>` on standard output (after `bootstrap.servers=<address>`
+    /// when it starts its own embedded broker), then serves until SIGINT or SIGTERM. Point
+    /// Avro serializers at the URL: streamkit's, Java's, Python's confluent-kafka.
+    #[command(verbatim_doc_comment)]
+    Registry {
+        /// Kafka bootstrap servers holding the schemas topic; default: an embedded broker
+        /// (schemas then live only as long as the process).
+        #[arg(long, env = "STREAMKIT_BOOTSTRAP_SERVERS")]
+        bootstrap_servers: Option<String>,
+        /// Where the REST API listens (`host:port`; port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// The compacted topic the schemas are kept in.
+        #[arg(long, default_value = "_schemas")]
+        topic: String,
+        /// Bearer token every request must carry; without it or --basic-auth, keep --listen
+        /// on a loopback address.
+        #[arg(
+            long,
+            env = "STREAMKIT_REGISTRY_TOKEN",
+            hide_env_values = true,
+            conflicts_with = "basic_auth"
+        )]
+        token: Option<String>,
+        /// `USER:PASSWORD` every request must carry as HTTP basic authentication.
+        #[arg(long, env = "STREAMKIT_REGISTRY_BASIC_AUTH", hide_env_values = true)]
+        basic_auth: Option<String>,
     },
 }
 
@@ -96,8 +135,63 @@ fn main() -> anyhow::Result<()> {
             bootstrap_servers,
             listen,
             state_dir,
-        } => sql(file, bootstrap_servers, &listen, state_dir),
+            schema_registry,
+        } => sql(file, bootstrap_servers, &listen, state_dir, schema_registry),
+        Command::Registry {
+            bootstrap_servers,
+            listen,
+            topic,
+            token,
+            basic_auth,
+        } => registry(bootstrap_servers, &listen, &topic, token, basic_auth),
     }
+}
+
+fn registry(
+    bootstrap_servers: Option<String>,
+    listen: &str,
+    topic: &str,
+    token: Option<String>,
+    basic_auth: Option<String>,
+) -> anyhow::Result<()> {
+    use streamkit::serde::avro::RegistryAuth;
+
+    let auth = match (token, basic_auth) {
+        (Some(t), _) => RegistryAuth::Bearer(t),
+        (None, Some(b)) => {
+            let (user, password) = b
+                .split_once(':')
+                .context("--basic-auth takes USER:PASSWORD")?;
+            RegistryAuth::Basic {
+                user: user.to_string(),
+                password: password.to_string(),
+            }
+        }
+        (None, None) => RegistryAuth::None,
+    };
+    let mut out = std::io::stdout().lock();
+    let (config, _broker) = match bootstrap_servers {
+        Some(servers) => (RegistryConfig::new(servers), None),
+        None => {
+            let broker = EmbeddedBroker::start().context("starting the embedded broker")?;
+            writeln!(out, "bootstrap.servers={}", broker.bootstrap_servers())?;
+            (RegistryConfig::embedded(&broker), Some(broker))
+        }
+    };
+    let mut registry = EmbeddedRegistry::start(config.listen(listen).topic(topic).auth(auth))
+        .context("starting the schema registry")?;
+    // The URL line is the machine-readable interface: scripts and tests read it.
+    writeln!(out, "schema.registry.url={}", registry.url())?;
+    out.flush()?;
+    drop(out);
+    eprintln!("schema registry: schemas kept in topic {topic}; stop with Ctrl-C");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signal = rt.block_on(wait_for_signal())?;
+    registry.stop();
+    eprintln!("{signal} received: schema registry stopped");
+    Ok(())
 }
 
 fn broker(brokers: i32, topics: &[(String, i32)]) -> anyhow::Result<()> {
@@ -148,6 +242,7 @@ fn sql(
     bootstrap_servers: Option<String>,
     listen: &str,
     state_dir: Option<std::path::PathBuf>,
+    schema_registry: Option<String>,
 ) -> anyhow::Result<()> {
     use streamkit::config::StreamsConfig;
     use streamkit::server::ksql::KsqlServer;
@@ -159,7 +254,7 @@ fn sql(
     };
     let dir = state_dir.unwrap_or_else(|| temp.clone().expect("temporary directory"));
     let mut config = StreamsConfig::new("streamkit-sql").state_dir(&dir);
-    let _broker = match bootstrap_servers {
+    let _broker = match bootstrap_servers.clone() {
         Some(servers) => {
             config = config.bootstrap_servers(servers);
             None
@@ -173,7 +268,13 @@ fn sql(
             Some(broker)
         }
     };
-    let server = KsqlServer::start(Engine::new(config), listen)?;
+    let (registry, _embedded_registry) = match (schema_registry, &_broker, bootstrap_servers) {
+        (Some(url), _, _) => (streamkit::serde::avro::RegistryClient::new(&url)?, None),
+        (None, Some(broker), _) => sql_registry(RegistryConfig::embedded(broker))?,
+        (None, None, Some(servers)) => sql_registry(RegistryConfig::new(servers))?,
+        (None, None, None) => unreachable!("an embedded broker starts when no servers are given"),
+    };
+    let server = KsqlServer::start(Engine::new(config).schema_registry(registry), listen)?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ksql.server=http://{}", server.addr())?;
@@ -217,6 +318,22 @@ fn sql(
         let _ = std::fs::remove_dir_all(t);
     }
     result
+}
+
+/// An embedded schema registry for `streamkit sql` when no URL is given, kept on the queries'
+/// cluster; its URL is printed as `schema.registry.url=<url>` on standard error.
+fn sql_registry(
+    config: RegistryConfig,
+) -> anyhow::Result<(
+    streamkit::serde::avro::RegistryClient,
+    Option<streamkit::registry::EmbeddedRegistry>,
+)> {
+    let registry = EmbeddedRegistry::start(config.listen("127.0.0.1:0"))
+        .context("starting the embedded schema registry")?;
+    // On standard error: standard output's first lines are the broker and REST addresses
+    // scripts already read.
+    eprintln!("schema.registry.url={}", registry.url());
+    Ok((registry.client()?, Some(registry)))
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

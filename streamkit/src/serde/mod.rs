@@ -8,9 +8,11 @@
 //! Integers and floats are big-endian, as Kafka's Java `IntegerSerializer`, `LongSerializer`
 //! and `DoubleSerializer` write them, so topics are readable from either side.
 
+pub mod avro;
 mod json;
 mod primitive;
 
+pub use avro::{Avro, AvroGeneric, RegistryClient};
 pub use json::Json;
 pub use primitive::{
     BytesSerde, F64Serde, I32Serde, I64Serde, OptionSerde, StringSerde, UnitSerde,

@@ -38,7 +38,7 @@ pub(crate) async fn require_token(
 }
 
 /// Compares without returning early, so response times do not reveal the token's prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

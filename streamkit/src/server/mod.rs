@@ -25,7 +25,7 @@
 //! ([`QueryForwarding`]). A range query covers the instance
 //! asked unless `scope=all`; a change stream covers the instance asked.
 
-mod auth;
+pub(crate) mod auth;
 mod forward;
 mod instances;
 pub mod ksql;

@@ -44,6 +44,8 @@ pub struct SourceInfo {
     pub writer: Option<String>,
     /// The store holding it, for pull queries.
     pub store: Option<String>,
+    /// The schema registry its `AVRO` key or value goes through.
+    pub registry: Option<crate::serde::avro::RegistryClient>,
 }
 
 impl SourceInfo {
@@ -100,6 +102,9 @@ fn application_id(qid: &str) -> String {
 /// What one statement did.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// One per statement, matched by callers: boxing `Description`'s source would cost them an
+// indirection to save bytes nobody holds for long.
+#[allow(clippy::large_enum_variant)]
 pub enum StatementResult {
     /// A statement that changed the metastore (`CREATE`, `DROP`, `TERMINATE`, `INSERT`).
     Status {
@@ -214,6 +219,8 @@ pub struct Engine {
     transient: usize,
     /// Client settings for the queries the current statements start (`streamsProperties`).
     properties: BTreeMap<String, String>,
+    /// Where `AVRO` keys and values find their schemas.
+    registry: Option<crate::serde::avro::RegistryClient>,
 }
 
 fn prop<'a>(props: &'a [Property], name: &str) -> Option<&'a Property> {
@@ -226,10 +233,11 @@ fn format_prop(p: Option<&Property>, default: Format) -> Result<Format, SqlError
         Some(p) => match p.value.to_uppercase().as_str() {
             "JSON" => Ok(Format::Json),
             "KAFKA" => Ok(Format::Kafka),
-            "AVRO" | "PROTOBUF" | "JSON_SR" | "DELIMITED" => Err(SqlError::at(
+            "AVRO" => Ok(Format::Avro),
+            "PROTOBUF" | "JSON_SR" | "DELIMITED" => Err(SqlError::at(
                 p.pos,
                 format!(
-                    "{} format {} is not supported yet (JSON and KAFKA are)",
+                    "{} format {} is not supported yet (JSON, KAFKA and AVRO are)",
                     p.name, p.value
                 ),
             )),
@@ -283,7 +291,16 @@ impl Engine {
             next_query: 0,
             transient: 0,
             properties: BTreeMap::new(),
+            registry: None,
         }
+    }
+
+    /// The schema registry `VALUE_FORMAT='AVRO'` and `KEY_FORMAT='AVRO'` read and write
+    /// through: `CREATE … AS SELECT` registers its output's schema there. Default: none, and
+    /// the `AVRO` format fails.
+    pub fn schema_registry(mut self, registry: crate::serde::avro::RegistryClient) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// Every persistent query planned into one topology (offline mode; also works live,
@@ -303,7 +320,7 @@ impl Engine {
             )
             .map_err(|e| crate::Error::Config(e.to_string()))?;
             let sink = &self.sources[&q.sink];
-            planned.to_topic(&sink.topic, sink.key_format, sink.value_format);
+            planned.to_topic(sink);
         }
         b.build()
     }
@@ -450,6 +467,7 @@ impl Engine {
                     statement: text.clone(),
                     writer: Some(qid.clone()),
                     store: planned.store.clone(),
+                    registry: self.registry.clone(),
                 };
                 let q = self.start(&qid, &text, &name, query, &info, partitions, &first)?;
                 self.sources.insert(name.clone(), info);
@@ -701,7 +719,7 @@ impl Engine {
                 memory: false,
             },
         )?;
-        planned.to_topic(&sink.topic, sink.key_format, sink.value_format);
+        planned.to_topic(sink);
         let topology = b
             .build()
             .map_err(|e| SqlError::new(format!("{qid}: {e}")))?;
@@ -773,10 +791,17 @@ impl Engine {
             prop(props, "KEY_FORMAT").or(prop(props, "FORMAT")),
             Format::Kafka,
         )?;
-        if columns.is_empty() {
+        // As ksqlDB does: with no columns listed, an Avro source's value columns come from
+        // the latest schema registered for its topic.
+        let inferred = match (&self.registry, columns.is_empty(), value_format) {
+            (Some(r), true, Format::Avro) => super::format::avro_columns(r, &topic)
+                .map_err(|e| SqlError::at(pos, e.to_string()))?,
+            _ => Vec::new(),
+        };
+        if columns.is_empty() && inferred.is_empty() {
             return Err(SqlError::at(
                 pos,
-                "columns are required (schema inference needs a registry)",
+                "columns are required (schema inference needs VALUE_FORMAT='AVRO' and a registry)",
             ));
         }
         let mut key = Vec::new();
@@ -802,6 +827,7 @@ impl Engine {
                 value.push(col);
             }
         }
+        value.extend(inferred);
         if kind == Kind::Table && key.is_empty() && prop(props, "KEY").is_none() {
             return Err(SqlError::at(pos, "a table needs a PRIMARY KEY column"));
         }
@@ -888,6 +914,7 @@ impl Engine {
             statement: text.to_string(),
             writer: None,
             store: None,
+            registry: self.registry.clone(),
         })
     }
 

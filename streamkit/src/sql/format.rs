@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::value::{Row, SqlType, Value};
+use crate::serde::avro::{AvroGeneric, RegistryClient};
 use crate::serde::{Serde, SerdeError};
 
 /// A serialization format named in `WITH (VALUE_FORMAT=…, KEY_FORMAT=…)`.
@@ -12,6 +13,9 @@ pub enum Format {
     Json,
     /// One primitive column in Kafka's own encodings: big-endian integers and doubles, UTF-8.
     Kafka,
+    /// Avro in the Confluent wire format, through a schema registry: a record per row (one
+    /// nullable field per column), the bare column for a one-column key.
+    Avro,
 }
 
 impl Format {
@@ -20,6 +24,7 @@ impl Format {
         match self {
             Format::Json => "JSON",
             Format::Kafka => "KAFKA",
+            Format::Avro => "AVRO",
         }
     }
 }
@@ -95,6 +100,7 @@ fn kafka_decode(ty: &SqlType, data: &[u8]) -> Result<Value, SerdeError> {
 pub struct KeySerde {
     format: Format,
     columns: Arc<Vec<Column>>,
+    avro: Option<Arc<AvroGeneric>>,
 }
 
 impl KeySerde {
@@ -103,7 +109,14 @@ impl KeySerde {
         KeySerde {
             format,
             columns: Arc::new(columns),
+            avro: None,
         }
+    }
+
+    /// The schema registry the `AVRO` format reads and writes through (others ignore it).
+    pub fn registry(mut self, registry: Option<&RegistryClient>) -> Self {
+        self.avro = avro_codec(self.format, registry, &self.columns, true);
+        self
     }
 
     fn read_json(&self, json: &serde_json::Value) -> Result<Value, SerdeError> {
@@ -129,17 +142,25 @@ impl KeySerde {
 }
 
 impl Serde<Value> for KeySerde {
-    fn serialize(&self, _topic: &str, value: &Value, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+    fn serialize(&self, topic: &str, value: &Value, out: &mut Vec<u8>) -> Result<(), SerdeError> {
         match self.format {
             Format::Kafka => kafka_encode(value, out),
             Format::Json => serde_json::to_writer(out, &value.to_json())
                 .map_err(|e| SerdeError::Encode(e.to_string())),
+            Format::Avro => {
+                let avro = avro_value(value, self.columns.first().map(|c| &c.ty))?;
+                codec(&self.avro)?.serialize(topic, &avro, out)
+            }
         }
     }
 
-    fn deserialize(&self, _topic: &str, data: &[u8]) -> Result<Value, SerdeError> {
+    fn deserialize(&self, topic: &str, data: &[u8]) -> Result<Value, SerdeError> {
         match (self.format, self.columns.as_slice()) {
             (_, []) => Ok(Value::Null),
+            (Format::Avro, _) => {
+                let json = avro_json(codec(&self.avro)?.deserialize(topic, data)?)?;
+                self.read_json(&json)
+            }
             (Format::Kafka, [c]) => kafka_decode(&c.ty, data),
             (Format::Kafka, _) => Err(SerdeError::Invalid(
                 "the KAFKA key format holds one column; use KEY_FORMAT='JSON'".into(),
@@ -185,6 +206,7 @@ fn field<'a>(
 pub struct RowSerde {
     format: Format,
     columns: Arc<Vec<Column>>,
+    avro: Option<Arc<AvroGeneric>>,
 }
 
 impl RowSerde {
@@ -193,7 +215,14 @@ impl RowSerde {
         RowSerde {
             format,
             columns: Arc::new(columns),
+            avro: None,
         }
+    }
+
+    /// The schema registry the `AVRO` format reads and writes through (others ignore it).
+    pub fn registry(mut self, registry: Option<&RegistryClient>) -> Self {
+        self.avro = avro_codec(self.format, registry, &self.columns, false);
+        self
     }
 
     fn read_json(&self, json: &serde_json::Value) -> Result<Row, SerdeError> {
@@ -222,8 +251,17 @@ impl RowSerde {
 }
 
 impl Serde<Row> for RowSerde {
-    fn serialize(&self, _topic: &str, row: &Row, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+    fn serialize(&self, topic: &str, row: &Row, out: &mut Vec<u8>) -> Result<(), SerdeError> {
         match self.format {
+            Format::Avro => {
+                let fields = self
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| Ok((c.name.clone(), nullable(avro_value(v, Some(&c.ty))?))))
+                    .collect::<Result<_, SerdeError>>()?;
+                codec(&self.avro)?.serialize(topic, &AvroValue::Record(fields), out)
+            }
             Format::Json => {
                 // Written by hand to keep the columns in schema order.
                 out.push(b'{');
@@ -250,8 +288,12 @@ impl Serde<Row> for RowSerde {
         }
     }
 
-    fn deserialize(&self, _topic: &str, data: &[u8]) -> Result<Row, SerdeError> {
+    fn deserialize(&self, topic: &str, data: &[u8]) -> Result<Row, SerdeError> {
         match (self.format, self.columns.as_slice()) {
+            (Format::Avro, _) => {
+                let json = avro_json(codec(&self.avro)?.deserialize(topic, data)?)?;
+                self.read_json(&json)
+            }
             (Format::Json, _) => {
                 let json: serde_json::Value = serde_json::from_slice(data)
                     .map_err(|e| SerdeError::Invalid(format!("json: {e}")))?;
@@ -271,6 +313,147 @@ impl Serde<Row> for RowSerde {
     fn parse_json(&self, json: &serde_json::Value) -> Result<Row, SerdeError> {
         self.read_json(json)
     }
+}
+
+type AvroValue = apache_avro::types::Value;
+
+/// The Avro serde for `columns`, when `format` is `AVRO` and a registry is configured. Rows are
+/// written with the schema ksqlDB derives (a `KsqlDataSourceSchema` record of nullable
+/// fields); a one-column key as the bare column.
+fn avro_codec(
+    format: Format,
+    registry: Option<&RegistryClient>,
+    columns: &[Column],
+    is_key: bool,
+) -> Option<Arc<AvroGeneric>> {
+    let registry = registry.filter(|_| format == Format::Avro)?;
+    let schema = match (is_key, columns) {
+        (true, [c]) => avro_type(&c.ty),
+        _ => serde_json::json!({
+            "type": "record",
+            "name": "KsqlDataSourceSchema",
+            "namespace": "io.confluent.ksql.avro_schemas",
+            "fields": columns.iter().map(|c| serde_json::json!({
+                "name": c.name, "type": ["null", avro_type(&c.ty)], "default": null,
+            })).collect::<Vec<_>>(),
+        }),
+    };
+    let schema = apache_avro::Schema::parse(&schema).ok()?;
+    let serde = AvroGeneric::new(registry, schema);
+    Some(Arc::new(if is_key { serde.key() } else { serde }))
+}
+
+fn codec(avro: &Option<Arc<AvroGeneric>>) -> Result<&AvroGeneric, SerdeError> {
+    avro.as_deref().ok_or_else(|| {
+        SerdeError::Registry(
+            "the AVRO format needs a schema registry (streamkit sql --schema-registry URL)".into(),
+        )
+    })
+}
+
+fn avro_type(ty: &SqlType) -> serde_json::Value {
+    use serde_json::json;
+    match ty {
+        SqlType::Boolean => json!("boolean"),
+        SqlType::Int => json!("int"),
+        SqlType::BigInt => json!("long"),
+        SqlType::Double => json!("double"),
+        SqlType::String => json!("string"),
+        SqlType::Array(t) => json!({"type": "array", "items": ["null", avro_type(t)]}),
+    }
+}
+
+/// The value columns of `topic` from the latest schema of its `<topic>-value` subject: one
+/// per record field, upper-cased as ksqlDB does.
+pub(crate) fn avro_columns(
+    registry: &RegistryClient,
+    topic: &str,
+) -> Result<Vec<Column>, SerdeError> {
+    let (_, schema) = registry.latest(&format!("{topic}-value"))?;
+    let apache_avro::Schema::Record(record) = &*schema else {
+        return Err(SerdeError::Invalid(format!(
+            "the schema of {topic}-value is not a record"
+        )));
+    };
+    record
+        .fields
+        .iter()
+        .map(|f| {
+            Ok(Column {
+                name: f.name.to_uppercase(),
+                ty: sql_type(&f.schema).ok_or_else(|| {
+                    SerdeError::Invalid(format!(
+                        "field {} of {topic}-value has a type SQL cannot hold yet",
+                        f.name
+                    ))
+                })?,
+            })
+        })
+        .collect()
+}
+
+fn sql_type(schema: &apache_avro::Schema) -> Option<SqlType> {
+    use apache_avro::Schema as S;
+    Some(match schema {
+        S::Boolean => SqlType::Boolean,
+        S::Int => SqlType::Int,
+        S::Long => SqlType::BigInt,
+        S::Float | S::Double => SqlType::Double,
+        S::String | S::Enum(_) => SqlType::String,
+        S::Array(a) => SqlType::Array(Box::new(sql_type(&a.items)?)),
+        S::Union(u) => {
+            let mut branches = u.variants().iter().filter(|v| !matches!(v, S::Null));
+            let only = branches.next()?;
+            if branches.next().is_some() {
+                return None;
+            }
+            sql_type(only)?
+        }
+        _ => return None,
+    })
+}
+
+/// A field of a `["null", T]` union.
+fn nullable(v: AvroValue) -> AvroValue {
+    match v {
+        AvroValue::Null => AvroValue::Union(0, Box::new(AvroValue::Null)),
+        v => AvroValue::Union(1, Box::new(v)),
+    }
+}
+
+fn avro_value(v: &Value, ty: Option<&SqlType>) -> Result<AvroValue, SerdeError> {
+    Ok(match (v, ty) {
+        (Value::Null, _) => AvroValue::Null,
+        (Value::Boolean(b), _) => AvroValue::Boolean(*b),
+        (Value::Int(i), Some(SqlType::BigInt)) => AvroValue::Long(i64::from(*i)),
+        (Value::Int(i), _) => AvroValue::Int(*i),
+        (Value::BigInt(i), _) => AvroValue::Long(*i),
+        (Value::Double(d), _) => AvroValue::Double(*d),
+        (Value::String(s), _) => AvroValue::String(s.clone()),
+        (Value::Array(items), t) => {
+            let inner = match t {
+                Some(SqlType::Array(t)) => Some(&**t),
+                _ => None,
+            };
+            AvroValue::Array(
+                items
+                    .iter()
+                    .map(|x| avro_value(x, inner).map(nullable))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (Value::Struct(_), _) => {
+            return Err(SerdeError::Encode(
+                "the AVRO format does not hold STRUCT values yet".into(),
+            ));
+        }
+    })
+}
+
+/// An Avro value in its JSON form (unions unwrapped), which the JSON readers map to columns
+/// by name.
+fn avro_json(v: AvroValue) -> Result<serde_json::Value, SerdeError> {
+    serde_json::Value::try_from(v).map_err(|e| SerdeError::Invalid(format!("avro: {e}")))
 }
 
 /// Aggregation state: a list of values in a self-describing JSON form (internal topics and

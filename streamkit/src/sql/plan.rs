@@ -93,10 +93,12 @@ enum Out {
 pub(crate) type RowSink = Arc<dyn Fn(Value, Option<(i64, i64)>, Option<Row>) + Send + Sync>;
 
 impl Planned {
-    /// Writes the output to `topic` in the given formats.
-    pub fn to_topic(&self, topic: &str, key_format: Format, value_format: Format) {
-        let key = KeySerde::new(key_format, self.key.clone());
-        let value = RowSerde::new(value_format, self.value.clone());
+    /// Writes the output to `sink`'s topic in its formats.
+    pub fn to_topic(&self, sink: &SourceInfo) {
+        let topic = sink.topic.as_str();
+        let registry = sink.registry.as_ref();
+        let key = KeySerde::new(sink.key_format, self.key.clone()).registry(registry);
+        let value = RowSerde::new(sink.value_format, self.value.clone()).registry(registry);
         match &self.out {
             Out::Stream(s) => s.to(topic, Produced::with(key, value)),
             Out::Table(t) => t
@@ -185,8 +187,10 @@ pub(crate) fn load(
         } else {
             src.key.clone()
         },
-    );
-    let read_serde = RowSerde::new(src.value_format, src.read_columns());
+    )
+    .registry(src.registry.as_ref());
+    let read_serde =
+        RowSerde::new(src.value_format, src.read_columns()).registry(src.registry.as_ref());
     let ts = src.timestamp;
     let mut consumed = Consumed::with(key_serde, read_serde)
         .on_deserialization_error(DeserializationHandler::LogAndContinue);
