@@ -20,9 +20,11 @@ pub enum ProcessingGuarantee {
     /// (`send_offsets_to_transaction`) commit in one transaction. Consumers read committed
     /// records only. An aborted transaction resets the thread's tasks to their last committed
     /// state (stores wiped and restored from their changelogs, inputs rewound to the committed
-    /// offsets); a fenced producer stops the thread with an error. Needs a broker that
-    /// implements transactions: the embedded broker does not isolate aborted records (see
-    /// [`EmbeddedBroker`]).
+    /// offsets); a fenced producer stops the thread with an error. The producers'
+    /// `transaction.timeout.ms` defaults to 10 s, or the commit interval + 10 s when longer: a
+    /// crashed instance's open transaction holds back `read_committed` readers until then.
+    /// Needs a broker that implements transactions: the embedded broker does not isolate
+    /// aborted records (see [`EmbeddedBroker`]).
     ExactlyOnce,
 }
 

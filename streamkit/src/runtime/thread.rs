@@ -547,6 +547,18 @@ impl LagProbe {
     }
 }
 
+/// The transaction timeout of a stream thread's producer: how long the coordinator lets a
+/// transaction stay open before aborting it. It is also how long a crashed thread's open
+/// transaction holds back `read_committed` readers of its output, changelogs and repartition
+/// topics — its successor's restore and processing included, since the crashed producer's
+/// transactional id is never reused to fence it. So Kafka Streams' 10 s rather than
+/// librdkafka's 60 s; longer when the commit interval keeps transactions open longer, and
+/// within the broker's default `transaction.max.timeout.ms` (15 min).
+fn transaction_timeout(commit_interval: Duration) -> Duration {
+    (commit_interval + Duration::from_secs(10))
+        .clamp(Duration::from_secs(10), Duration::from_secs(900))
+}
+
 /// A random number (std's per-process hash keys, mixed with the clock and process id).
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -635,6 +647,15 @@ impl StreamThread {
         });
         if let Some(id) = &transactional_id {
             pc.set("transactional.id", id);
+            if !config
+                .client_settings("producer")
+                .contains_key("transaction.timeout.ms")
+            {
+                pc.set(
+                    "transaction.timeout.ms",
+                    transaction_timeout(config.commit_interval).as_millis().to_string(),
+                );
+            }
         }
         if !config
             .client_settings("producer")
@@ -1253,7 +1274,9 @@ impl Worker {
         }
         if self.args.config.embedded.is_some() {
             // The embedded broker acknowledges transactional offset commits without storing
-            // them; commit the same offsets plainly so that a restart resumes here.
+            // them; commit the same offsets plainly so that a restart resumes here. Never on
+            // a real broker, where the transaction stored them (tests/kafka_exactly_once.rs
+            // checks that no offset is committed twice there).
             commit_offsets(consumer, &offsets)?;
         }
         self.producer
