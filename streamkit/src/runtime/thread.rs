@@ -653,7 +653,9 @@ impl StreamThread {
             {
                 pc.set(
                     "transaction.timeout.ms",
-                    transaction_timeout(config.commit_interval).as_millis().to_string(),
+                    transaction_timeout(config.commit_interval)
+                        .as_millis()
+                        .to_string(),
                 );
             }
         }
