@@ -54,9 +54,9 @@ impl Drop for Inner {
 ///   but Fetch ignores `isolation.level`, so aborted records stay visible to `read_committed`
 ///   consumers, and transactional offset commits (`send_offsets_to_transaction`) are
 ///   acknowledged without being stored (the runtime adds a plain offset commit after each
-///   transaction on this broker, so that restarts resume) — exactly-once must be verified on a
-///   real broker. `tests/runtime_exactly_once.rs` asserts both behaviours, so it flags the day
-///   they change;
+///   transaction on this broker, so that restarts resume) — exactly-once is verified on a
+///   real broker (`tests/kafka_exactly_once.rs`). `tests/runtime_exactly_once.rs` asserts both
+///   behaviours, so it flags the day they change;
 /// - **slow rebalances**: after a member leaves, the mock finishes the rebalance only when the
 ///   members' session timeout (minus a second) has passed, so applications configured with
 ///   [`StreamsConfig::embedded`](crate::config::StreamsConfig::embedded) default to
