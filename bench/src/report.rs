@@ -104,11 +104,14 @@ impl Contender {
     }
 }
 
-/// A target a table checks: `subject ÷ row` at least (or, for peak RSS, below) `ratio`.
+/// A target a table checks: the subject's ratio against `row` in `metric` (`subject ÷ row`,
+/// or for peak RSS `row ÷ subject`, how many times smaller) at least `ratio`.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The row compared with the subject.
     pub row: String,
+    /// The metric compared (a rate table also shows per CPU-second and peak RSS).
+    pub metric: Metric,
     /// The ratio the subject's median must reach against that row's median.
     pub ratio: f64,
 }
@@ -163,15 +166,31 @@ impl Table {
         self.contenders.iter().find(|c| c.name == name)
     }
 
-    /// The subject's ratio against `row` (`NaN` if either is missing).
+    /// The subject's ratio against `row` in the table's metric (`NaN` if either is missing).
     pub fn ratio_against(&self, row: &str) -> f64 {
+        self.ratio_in(self.metric, row)
+    }
+
+    /// The subject's ratio against `row` in `metric` (`NaN` if either is missing).
+    pub fn ratio_in(&self, metric: Metric, row: &str) -> f64 {
         match (self.find(&self.subject), self.find(row)) {
-            (Some(s), Some(o)) => ratio(self.metric, s.median(self.metric), o.median(self.metric)),
+            (Some(s), Some(o)) => ratio(metric, s.median(metric), o.median(metric)),
             _ => f64::NAN,
         }
     }
 
-    /// Markdown: one row per contender with every run, the median and the subject's ratio.
+    /// The subject's ratio against `c` in `metric` as a cell (`—` for the subject itself).
+    fn ratio_cell(&self, metric: Metric, c: &Contender) -> String {
+        let r = self.ratio_in(metric, &c.name);
+        if c.name == self.subject || r.is_nan() {
+            "—".into()
+        } else {
+            format!("{r:.2}×")
+        }
+    }
+
+    /// Markdown: one row per contender with every run, the median and the subject's ratio; a
+    /// rate table also gives per CPU-second and peak RSS medians with the subject's ratios.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let runs = self
@@ -181,7 +200,7 @@ impl Table {
             .max()
             .unwrap_or(0);
         let _ = writeln!(out, "### {}\n", self.title);
-        let ratio_head = match self.metric {
+        let ratio_head = |metric: Metric| match metric {
             Metric::PeakRss => format!("this ÷ {}", self.subject),
             _ => format!("{} ÷ this", self.subject),
         };
@@ -189,17 +208,30 @@ impl Table {
         for i in 1..=runs {
             let _ = write!(out, " run {i} |");
         }
-        let per_cpu = self.metric == Metric::Rate;
-        let _ = write!(out, " median ({}) | {ratio_head} |", self.metric.unit());
-        if per_cpu {
-            let _ = write!(out, " median per CPU-second | CPU-seconds |");
+        let _ = write!(
+            out,
+            " median ({}) | {} |",
+            self.metric.unit(),
+            ratio_head(self.metric)
+        );
+        // A rate table's extra medians, each with the subject's ratio.
+        let extra: &[Metric] = if self.metric == Metric::Rate {
+            &[Metric::PerCore, Metric::PeakRss]
+        } else {
+            &[]
+        };
+        for m in extra {
+            let _ = write!(out, " median {} | {} |", m.unit(), ratio_head(*m));
+            if *m == Metric::PerCore {
+                let _ = write!(out, " CPU-seconds |");
+            }
         }
         let _ = writeln!(out);
         let _ = writeln!(
             out,
             "|---|{}---:|---:|{}",
             "---:|".repeat(runs),
-            if per_cpu { "---:|---:|" } else { "" }
+            "---:|".repeat(extra.len() * 2 + usize::from(!extra.is_empty()))
         );
         let mut errors = Vec::new();
         for c in &self.contenders {
@@ -218,41 +250,39 @@ impl Table {
                     }
                 }
             }
-            let ratio = if c.name == self.subject {
-                "—".to_string()
-            } else {
-                let r = self.ratio_against(&c.name);
-                if r.is_nan() {
-                    "—".into()
-                } else {
-                    format!("{r:.2}×")
-                }
-            };
-            let _ = write!(out, " {} | {ratio} |", fmt_num(c.median(self.metric)));
-            if per_cpu {
-                let cpu = median(
-                    c.runs
-                        .iter()
-                        .filter_map(|r| r.as_ref().ok())
-                        .map(|r| r.cpu_seconds)
-                        .collect(),
-                );
+            let _ = write!(
+                out,
+                " {} | {} |",
+                fmt_num(c.median(self.metric)),
+                self.ratio_cell(self.metric, c)
+            );
+            for m in extra {
                 let _ = write!(
                     out,
                     " {} | {} |",
-                    fmt_num(c.median(Metric::PerCore)),
-                    if cpu.is_nan() {
-                        "—".into()
-                    } else {
-                        format!("{cpu:.2}")
-                    }
+                    fmt_num(c.median(*m)),
+                    self.ratio_cell(*m, c)
                 );
+                if *m == Metric::PerCore {
+                    let cpu = median(
+                        c.runs
+                            .iter()
+                            .filter_map(|r| r.as_ref().ok())
+                            .map(|r| r.cpu_seconds)
+                            .collect(),
+                    );
+                    if cpu.is_nan() {
+                        let _ = write!(out, " — |");
+                    } else {
+                        let _ = write!(out, " {cpu:.2} |");
+                    }
+                }
             }
             let _ = writeln!(out);
         }
         out.push('\n');
         for t in &self.targets {
-            let r = self.ratio_against(&t.row);
+            let r = self.ratio_in(t.metric, &t.row);
             let verdict = if r.is_nan() {
                 "not measured"
             } else if r >= t.ratio {
@@ -260,14 +290,18 @@ impl Table {
             } else {
                 "**missed**"
             };
-            let what = match self.metric {
+            let what = match t.metric {
                 Metric::PeakRss if t.ratio == 1.0 => {
                     format!("{}'s peak RSS below {}'s", self.subject, t.row)
                 }
                 Metric::PeakRss => {
-                    format!("{}'s peak RSS {}× below {}'s", self.subject, t.ratio, t.row)
+                    format!("{}'s peak RSS ≤ 1/{} of {}'s", self.subject, t.ratio, t.row)
                 }
-                _ => format!("{} ≥ {}× {}", self.subject, t.ratio, t.row),
+                Metric::PerCore => format!(
+                    "{} ≥ {}× {} in records per CPU-second",
+                    self.subject, t.ratio, t.row
+                ),
+                Metric::Rate => format!("{} ≥ {}× {}", self.subject, t.ratio, t.row),
             };
             let _ = writeln!(out, "- Target: {what} — {r:.2}×, {verdict}");
         }
@@ -320,6 +354,7 @@ mod tests {
             ],
             targets: vec![Target {
                 row: "raw".into(),
+                metric,
                 ratio: 0.8,
             }],
             note: String::new(),
@@ -351,12 +386,21 @@ mod tests {
         assert_eq!(t.contenders[1].median(Metric::Rate), 800.0);
         assert!((t.ratio_against("raw") - 0.8).abs() < 1e-9);
         let md = t.render();
+        // Then per CPU-second (sk 500, raw 1000), CPU-seconds, peak RSS (sk 1.0, raw 2.0 MiB).
         assert!(
-            md.contains("| sk | 800 | failed | 800 | 800 | — | 500 | 2.00 |"),
+            md.contains("| sk | 800 | failed | 800 | 800 | — | 500 | — | 2.00 | 1.0 | — |"),
             "{md}"
         );
         assert!(
-            md.contains("| raw | 1\u{202f}000 | 2\u{202f}000 | 500 | 1\u{202f}000 | 0.80× | 1\u{202f}000 | 1.00 |"),
+            md.contains(
+                "| raw | 1\u{202f}000 | 2\u{202f}000 | 500 | 1\u{202f}000 | 0.80× \
+                 | 1\u{202f}000 | 0.50× | 1.00 | 2.0 | 2.00× |"
+            ),
+            "{md}"
+        );
+        assert_eq!(
+            md.lines().nth(3),
+            Some("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"),
             "{md}"
         );
         assert!(md.contains("0.80×, **met**"), "{md}");
@@ -372,5 +416,31 @@ mod tests {
         missed.targets[0].ratio = 3.0;
         // per core: raw median 1000, sk 500 → 0.5, below 3.
         assert!(missed.render().contains("0.50×, **missed**"));
+    }
+
+    #[test]
+    fn a_rate_table_checks_targets_in_other_metrics() {
+        let mut t = table(Metric::Rate);
+        t.targets = vec![
+            Target {
+                row: "raw".into(),
+                metric: Metric::PerCore,
+                ratio: 2.0,
+            },
+            Target {
+                row: "raw".into(),
+                metric: Metric::PeakRss,
+                ratio: 2.0,
+            },
+        ];
+        let md = t.render();
+        assert!(
+            md.contains("sk ≥ 2× raw in records per CPU-second — 0.50×, **missed**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("sk's peak RSS ≤ 1/2 of raw's — 2.00×, **met**"),
+            "{md}"
+        );
     }
 }

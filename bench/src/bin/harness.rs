@@ -3,7 +3,8 @@
 //! each, …, so noise hits all equally) and writes `bench/results/latest.md`.
 //!
 //! Each contender is a separate process (`contender` for the Rust ones, `bench/peers/*.py` for
-//! the Python peers) that prints one `BENCH_RESULT {json}` line.
+//! the Python peers, a JVM for Kafka Streams in `bench/peers/kafka-streams/`) that prints one
+//! `BENCH_RESULT {json}` line.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -46,17 +47,42 @@ struct Args {
         default_value = "passthrough,window,engine,restore,nexmark"
     )]
     workloads: Vec<String>,
-    /// Brokers, comma-separated: embedded, tansu.
+    /// Brokers, comma-separated: embedded, tansu, kafka.
     #[arg(
         long,
         env = "BENCH_BROKERS",
         value_delimiter = ',',
-        default_value = "embedded,tansu"
+        default_value = "embedded,tansu,kafka"
     )]
     brokers: Vec<String>,
     /// The `tansu` binary.
     #[arg(long, env = "BENCH_TANSU", default_value = "bench/.tools/bin/tansu")]
     tansu: PathBuf,
+    /// The script that starts and stops a real Apache Kafka broker (`start DIR`, `stop DIR`).
+    #[arg(long, env = "BENCH_KAFKA_SCRIPT", default_value = "scripts/kafka.sh")]
+    kafka_script: PathBuf,
+    /// The Kafka Streams contender's Maven build directory (`classes/`, `lib/`; Kafka Streams
+    /// is skipped when it is missing).
+    #[arg(
+        long,
+        env = "BENCH_KAFKA_STREAMS",
+        default_value = "bench/peers/kafka-streams/target"
+    )]
+    kafka_streams: PathBuf,
+    /// The `java` that runs Kafka Streams.
+    #[arg(long, env = "BENCH_JAVA", default_value = "java")]
+    java: PathBuf,
+    /// Brokers Kafka Streams runs on (it needs an admin API, which the embedded broker lacks).
+    #[arg(
+        long,
+        env = "BENCH_KAFKA_STREAMS_BROKERS",
+        value_delimiter = ',',
+        default_value = "tansu,kafka"
+    )]
+    kafka_streams_brokers: Vec<String>,
+    /// JVM options of the Kafka Streams contender, space-separated (none: the JVM's defaults).
+    #[arg(long, env = "BENCH_KAFKA_STREAMS_JVM", default_value = "")]
+    kafka_streams_jvm: String,
     /// Python of the peers' virtual environment (peers are skipped when it is missing).
     #[arg(long, env = "BENCH_PYTHON", default_value = "bench/.venv/bin/python")]
     python: PathBuf,
@@ -77,7 +103,16 @@ const MOCK_PARTITION_BYTES: u64 = 3 * 1024 * 1024;
 
 enum BrokerKind {
     Embedded(EmbeddedBroker),
-    Tansu { child: Child, bootstrap: String },
+    Tansu {
+        child: Child,
+        bootstrap: String,
+    },
+    /// Started by `scripts/kafka.sh start dir`, stopped by `stop dir`.
+    Kafka {
+        script: PathBuf,
+        dir: PathBuf,
+        bootstrap: String,
+    },
 }
 
 struct Broker {
@@ -85,13 +120,25 @@ struct Broker {
     kind: BrokerKind,
     /// librdkafka settings every client of this broker gets.
     client: Vec<(String, String)>,
+    /// The same for Kafka Streams' Java clients (StreamsConfig keys, client prefixes).
+    java_client: Vec<(String, String)>,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let BrokerKind::Tansu { child, .. } = &mut self.kind {
-            let _ = child.kill();
-            let _ = child.wait();
+        match &mut self.kind {
+            BrokerKind::Embedded(_) => {}
+            BrokerKind::Tansu { child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            BrokerKind::Kafka { script, dir, .. } => {
+                let _ = Command::new(script)
+                    .arg("stop")
+                    .arg(&*dir)
+                    .stdin(Stdio::null())
+                    .status();
+            }
         }
     }
 }
@@ -119,6 +166,7 @@ impl Broker {
             name: "embedded",
             kind: BrokerKind::Embedded(EmbeddedBroker::start()?),
             client: common_client(),
+            java_client: vec![],
         })
     }
 
@@ -149,13 +197,52 @@ impl Broker {
                 .into_iter()
                 .chain(common_client())
                 .collect(),
+            // The Java consumers' name of it (every consumer of the application).
+            java_client: vec![("consumer.fetch.max.wait.ms".into(), "5".into())],
         })
+    }
+
+    /// A real Apache Kafka broker (KRaft, one combined broker/controller node on a free port)
+    /// in `logs/kafka`, through `scripts/kafka.sh`.
+    fn kafka(script: &Path, logs: &Path) -> anyhow::Result<Broker> {
+        let dir = logs.join("kafka");
+        let out = Command::new(script)
+            .arg("start")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        // Stopped on drop even when the start failed half-way.
+        let mut broker = Broker {
+            name: "kafka",
+            kind: BrokerKind::Kafka {
+                script: script.to_path_buf(),
+                dir: dir.clone(),
+                bootstrap: String::new(),
+            },
+            client: common_client(),
+            java_client: vec![],
+        };
+        if !out.status.success() {
+            bail!("{} start failed: {}", script.display(), out.status);
+        }
+        let bootstrap = std::fs::read_to_string(dir.join("bootstrap"))
+            .context("kafka.sh wrote no bootstrap file")?
+            .trim()
+            .to_string();
+        if let BrokerKind::Kafka { bootstrap: b, .. } = &mut broker.kind {
+            *b = bootstrap;
+        }
+        Ok(broker)
     }
 
     fn bootstrap(&self) -> String {
         match &self.kind {
             BrokerKind::Embedded(b) => b.bootstrap_servers().to_string(),
-            BrokerKind::Tansu { bootstrap, .. } => bootstrap.clone(),
+            BrokerKind::Tansu { bootstrap, .. } | BrokerKind::Kafka { bootstrap, .. } => {
+                bootstrap.clone()
+            }
         }
     }
 
@@ -176,7 +263,7 @@ impl Broker {
     fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
         match &self.kind {
             BrokerKind::Embedded(b) => Ok(b.create_topic(name, partitions)?),
-            BrokerKind::Tansu { bootstrap, .. } => {
+            BrokerKind::Tansu { bootstrap, .. } | BrokerKind::Kafka { bootstrap, .. } => {
                 let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
                     .set("bootstrap.servers", bootstrap)
                     .create()?;
@@ -247,6 +334,27 @@ impl Broker {
         producer.flush(Duration::from_secs(120))?;
         Ok(started.elapsed())
     }
+}
+
+/// The Kafka Streams contender's row.
+const KAFKA_STREAMS: &str = "Kafka Streams";
+
+/// The targets against Kafka Streams: streamkit ≥ 2× its records per CPU-second and (when
+/// `rss`) a peak RSS ≤ 1/3 of its.
+fn kafka_streams_targets(rss: bool) -> Vec<Target> {
+    let mut t = vec![Target {
+        row: KAFKA_STREAMS.into(),
+        metric: Metric::PerCore,
+        ratio: 2.0,
+    }];
+    if rss {
+        t.push(Target {
+            row: KAFKA_STREAMS.into(),
+            metric: Metric::PeakRss,
+            ratio: 3.0,
+        });
+    }
+    t
 }
 
 /// Timestamps of the broker inputs: 1 ms apart from a round start, so a 60 s window holds
@@ -368,6 +476,65 @@ impl Ctx {
         self.args.python.exists()
     }
 
+    /// Whether Kafka Streams runs on `broker`: one of `--kafka-streams-brokers` (it needs the
+    /// admin API for its internal topics, which the mock broker lacks), and its Maven build.
+    fn runs_kafka_streams(&self, broker: &Broker) -> bool {
+        !broker.is_embedded()
+            && self
+                .args
+                .kafka_streams_brokers
+                .iter()
+                .any(|b| b == broker.name)
+            && self.args.kafka_streams.join("classes").exists()
+    }
+
+    /// Runs Kafka Streams once (`cmd`) for `ks`, unless an earlier run of it failed (one on a
+    /// broker it cannot work with would fail every run, each only after its start timeout).
+    fn run_kafka_streams(&self, ks: &mut Contender, cmd: Command) {
+        let run = if ks.runs.iter().any(Result::is_err) {
+            Err("not run: an earlier run failed".to_string())
+        } else {
+            run_process(cmd, self.timeout(), KAFKA_STREAMS)
+        };
+        ks.runs.push(run);
+    }
+
+    /// One run of the Kafka Streams contender (`workload`: passthrough, window, restore) in
+    /// its own JVM; `state` is its state directory.
+    fn kafka_streams(
+        &self,
+        broker: &Broker,
+        workload: &str,
+        app_id: &str,
+        topics: &[&str],
+        state: &Path,
+    ) -> Command {
+        let dir = &self.args.kafka_streams;
+        let mut cmd = Command::new(&self.args.java);
+        cmd.args(self.args.kafka_streams_jvm.split_whitespace())
+            .arg("-cp")
+            .arg(format!(
+                "{}:{}/*",
+                dir.join("classes").display(),
+                dir.join("lib").display()
+            ))
+            .arg("io.streamkit.bench.KafkaStreamsContender")
+            .arg(workload)
+            .args(["--bootstrap", &broker.bootstrap()])
+            .args(["--records", &self.args.records.to_string()])
+            .args(["--timeout", &self.args.timeout.to_string()])
+            .args(["--app-id", app_id])
+            .arg("--state-dir")
+            .arg(state);
+        for (flag, topic) in ["--input", "--output"].iter().zip(topics) {
+            cmd.args([flag, topic]);
+        }
+        for (k, v) in &broker.java_client {
+            cmd.args(["--set", &format!("{k}={v}")]);
+        }
+        cmd
+    }
+
     /// Workload 1: consume → produce to another topic.
     fn passthrough(&mut self, broker: &Broker) -> anyhow::Result<()> {
         let n = self.args.records;
@@ -393,6 +560,11 @@ impl Ctx {
         };
         let mut sk_plain = Contender {
             name: "streamkit, producer not idempotent".into(),
+            runs: vec![],
+        };
+        let with_ks = self.runs_kafka_streams(broker);
+        let mut ks = Contender {
+            name: KAFKA_STREAMS.into(),
             runs: vec![],
         };
         // The ordered opt-out from the idempotent producer (one request in flight).
@@ -429,6 +601,25 @@ impl Ctx {
                     .runs
                     .push(run_process(cmd, self.timeout(), &contender.name));
             }
+            if with_ks {
+                let out = self.unique("pass-out");
+                broker.create_topic(&out, parts)?;
+                let state = tempfile::tempdir()?;
+                let app = self.unique("pass-ks");
+                let cmd =
+                    self.kafka_streams(broker, "passthrough", &app, &[&input, &out], state.path());
+                self.run_kafka_streams(&mut ks, cmd);
+            }
+        }
+        let mut contenders = vec![raw, raw_idempotent, sk, sk_plain];
+        let mut targets = vec![Target {
+            row: "raw loop, idempotent producer".into(),
+            metric: Metric::Rate,
+            ratio: 0.8,
+        }];
+        if with_ks {
+            contenders.push(ks);
+            targets.extend(kafka_streams_targets(true));
         }
         self.sections.push(
             Table {
@@ -438,24 +629,28 @@ impl Ctx {
                 ),
                 metric: Metric::Rate,
                 subject: "streamkit".into(),
-                contenders: vec![raw, raw_idempotent, sk, sk_plain],
-                targets: vec![Target {
-                    row: "raw rdkafka loop".into(),
-                    ratio: 0.8,
-                }],
-                note: "Limit: `BaseConsumer` assigned every partition → `BaseProducer::send` \
-                       (no commits; librdkafka's default producer, not idempotent). The same \
-                       loop with an idempotent producer (`enable.idempotence=true`, the \
-                       producer streamkit and Kafka Streams use under at-least-once) is shown \
-                       for reference; the target is against the plain loop. streamkit: \
-                       `stream().map_values(|v| v).to()` (string serdes, one stream thread, \
-                       at-least-once commits every 30 s, the default). For reference, \
-                       streamkit with the opt-out from the idempotent producer that keeps each \
-                       partition's order (`producer.enable.idempotence=false`, \
-                       `producer.max.in.flight.requests.per.connection=1`; duplicates possible \
-                       when librdkafka retries). All timed to the last record handed to the \
-                       producer."
-                    .into(),
+                contenders,
+                targets,
+                note: format!(
+                    "Limit: `BaseConsumer` assigned every partition → `BaseProducer::send` \
+                     (no commits) with an idempotent producer (`enable.idempotence=true`, the \
+                     delivery guarantee of streamkit's and Kafka Streams' at-least-once \
+                     producers); the target is against it. For reference, the same loop with \
+                     librdkafka's default producer (not idempotent): \"raw rdkafka loop\". \
+                     streamkit: `stream().map_values(|v| v).to()` (string serdes, one stream \
+                     thread, at-least-once commits every 30 s, the default). For reference, \
+                     streamkit with the opt-out from the idempotent producer that keeps each \
+                     partition's order (`producer.enable.idempotence=false`, \
+                     `producer.max.in.flight.requests.per.connection=1`; duplicates possible \
+                     when librdkafka retries).{} All timed to the last record handed to the \
+                     producer.",
+                    if with_ks {
+                        " Kafka Streams: `stream().mapValues(v -> v).to()` (its settings are \
+                         under Machine)."
+                    } else {
+                        ""
+                    }
+                ),
             }
             .render(),
         );
@@ -493,6 +688,11 @@ impl Ctx {
                 runs: vec![],
             })
             .collect();
+        let with_ks = self.runs_kafka_streams(broker);
+        let mut ks = Contender {
+            name: KAFKA_STREAMS.into(),
+            runs: vec![],
+        };
         for _ in 0..self.args.runs {
             let app = self.unique("win-app");
             let out = self.unique("win-out-sk");
@@ -524,33 +724,49 @@ impl Ctx {
                     .arg(state.path());
                 c.runs.push(run_process(cmd, self.timeout(), name));
             }
+            if with_ks {
+                let app = self.unique("win-ks");
+                let out = self.unique("win-out-ks");
+                broker.create_topic(&out, parts)?;
+                let state = tempfile::tempdir()?;
+                let cmd = self.kafka_streams(broker, "window", &app, &[&input, &out], state.path());
+                self.run_kafka_streams(&mut ks, cmd);
+            }
         }
         let mut contenders = vec![sk];
         contenders.extend(others);
-        let targets = if peers.is_empty() {
-            vec![]
-        } else {
-            vec![
-                Target {
-                    row: "Quix Streams".into(),
-                    ratio: 20.0,
-                },
-                Target {
-                    row: "Faust".into(),
-                    ratio: 50.0,
-                },
-            ]
-        };
-        let rss_targets = targets
+        let mut targets: Vec<Target> = [("Quix Streams", 20.0), ("Faust", 50.0)]
+            .into_iter()
+            .filter(|_| !peers.is_empty())
+            .map(|(row, ratio)| Target {
+                row: row.into(),
+                metric: Metric::Rate,
+                ratio,
+            })
+            .collect();
+        let mut rss_targets: Vec<Target> = targets
             .iter()
             .map(|t| Target {
                 row: t.row.clone(),
+                metric: Metric::PeakRss,
                 ratio: 1.0,
             })
             .collect();
+        if with_ks {
+            contenders.push(ks);
+            targets.extend(kafka_streams_targets(false));
+            rss_targets.push(Target {
+                row: KAFKA_STREAMS.into(),
+                metric: Metric::PeakRss,
+                ratio: 3.0,
+            });
+        }
         let peers_note = if peers.is_empty() {
             if broker.is_embedded() {
-                "The Python peers need the admin API, which the mock broker lacks: they run on Tansu."
+                "The Python peers and Kafka Streams need the admin API, which the mock broker \
+                 lacks: the Python peers run on Tansu, Kafka Streams on the other brokers."
+            } else if broker.name == "kafka" {
+                "The Python peers run on Tansu only (as in earlier reports; they take minutes)."
             } else {
                 "The Python peers were not run: no virtual environment (`bench/run` creates it)."
             }
@@ -574,7 +790,14 @@ impl Ctx {
             note: format!(
                 "streamkit: `group_by_key().windowed_by(tumbling 60 s).count()` with a RocksDB \
                  store, its changelog and the record cache (Kafka Streams' default), results \
-                 to a topic, commits every second. {peers_note}"
+                 to a topic, commits every second. {peers_note}{}",
+                if with_ks {
+                    " Kafka Streams: `groupByKey().windowedBy(TimeWindows.ofSizeWithNoGrace(60 \
+                     s)).count(Materialized.as(\"counts\"))` (RocksDB store, changelog, record \
+                     cache, all its defaults) `.toStream().to()`, commits every second."
+                } else {
+                    ""
+                }
             ),
         };
         let rss = Table {
@@ -586,7 +809,9 @@ impl Ctx {
             subject: "streamkit".into(),
             contenders: table.contenders.clone(),
             targets: rss_targets,
-            note: "`VmHWM` of each contender's own process (the broker not included).".into(),
+            note: "`VmHWM` of each contender's own process (the broker not included; for \
+                   Kafka Streams, the whole JVM)."
+                .into(),
         };
         self.sections.push(table.render());
         self.sections.push(rss.render());
@@ -603,6 +828,11 @@ impl Ctx {
         };
         let mut sk = Contender {
             name: "streamkit".into(),
+            runs: vec![],
+        };
+        let with_ks = self.runs_kafka_streams(broker);
+        let mut ks = Contender {
+            name: KAFKA_STREAMS.into(),
             runs: vec![],
         };
         for _ in 0..self.args.runs {
@@ -626,6 +856,23 @@ impl Ctx {
             let mut cmd = self.contender(broker);
             cmd.args(["restore-streamkit", "--input", &input, "--app-id", &app]);
             sk.runs.push(run_process(cmd, self.timeout(), "streamkit"));
+            if with_ks {
+                // The same application id, so the same changelog (`<app id>-store-changelog`
+                // in both); streamkit has left the group and restored nothing to it.
+                let state = tempfile::tempdir()?;
+                let cmd = self.kafka_streams(broker, "restore", &app, &[&input], state.path());
+                self.run_kafka_streams(&mut ks, cmd);
+            }
+        }
+        let mut contenders = vec![raw, sk];
+        let mut targets = vec![Target {
+            row: "raw rdkafka read".into(),
+            metric: Metric::Rate,
+            ratio: 0.5,
+        }];
+        if with_ks {
+            contenders.push(ks);
+            targets.extend(kafka_streams_targets(true));
         }
         self.sections.push(
             Table {
@@ -635,17 +882,25 @@ impl Ctx {
                 ),
                 metric: Metric::Rate,
                 subject: "streamkit".into(),
-                contenders: vec![raw, sk],
-                targets: vec![Target {
-                    row: "raw rdkafka read".into(),
-                    ratio: 0.5,
-                }],
-                note: "A key-value store (RocksDB) of a `count()` restored from its changelog \
-                       in a fresh state directory, timed from the first restored record until all \
-                       are restored and the application is running (the `restored_records` \
-                       metric and the state, polled every 2 ms). Limit: a \
-                       `BaseConsumer` assigned every changelog partition reading to the end."
-                    .into(),
+                contenders,
+                targets,
+                note: format!(
+                    "A key-value store (RocksDB) of a `count()` restored from its changelog \
+                     in a fresh state directory, timed from the first restored record until all \
+                     are restored and the application is running (the `restored_records` \
+                     metric and the state, polled every 2 ms). Limit: a \
+                     `BaseConsumer` assigned every changelog partition reading to the end.{}",
+                    if with_ks {
+                        " Kafka Streams: `groupByKey().count(Materialized.as(\"store\"))` \
+                         restored from the same changelog (same application id), timed from \
+                         its first restored batch (`StateRestoreListener.onBatchRestored`, as \
+                         streamkit's metric counts written batches) until every record is \
+                         restored, the restore has ended and the client is `RUNNING`, polled \
+                         every 2 ms; its restore consumer's defaults."
+                    } else {
+                        ""
+                    }
+                ),
             }
             .render(),
         );
@@ -715,6 +970,18 @@ fn command_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The `<kafka.version>` property of a Maven `pom.xml`.
+fn pom_version(pom: &Path) -> String {
+    std::fs::read_to_string(pom)
+        .ok()
+        .and_then(|s| {
+            let start = s.find("<kafka.version>")? + "<kafka.version>".len();
+            let end = start + s[start..].find('<')?;
+            Some(s[start..end].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn machine_facts(args: &Args) -> BTreeMap<&'static str, String> {
     let mut f = BTreeMap::new();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -743,11 +1010,63 @@ fn machine_facts(args: &Args) -> BTreeMap<&'static str, String> {
     );
     f.insert("rustc", command_line("rustc", &["--version"]));
     f.insert("librdkafka", rdkafka::util::get_rdkafka_version().1);
-    f.insert("streamkit", env!("CARGO_PKG_VERSION").to_string());
+    // The engine measured: the commit of the working tree, and whether its `streamkit/` has
+    // changes not committed.
+    let dirty = command_line("git", &["status", "--porcelain", "--", "streamkit"]);
+    f.insert(
+        "streamkit",
+        format!(
+            "{} (commit {}{})",
+            env!("CARGO_PKG_VERSION"),
+            command_line("git", &["rev-parse", "--short", "HEAD"]),
+            if dirty.is_empty() || dirty == "unknown" {
+                ""
+            } else {
+                " with uncommitted changes in streamkit/"
+            }
+        ),
+    );
     if args.brokers.iter().any(|b| b == "tansu") {
         f.insert(
             "tansu",
             command_line(&args.tansu.to_string_lossy(), &["--version"]),
+        );
+    }
+    if args.brokers.iter().any(|b| b == "kafka") {
+        f.insert(
+            "kafka",
+            format!(
+                "Apache Kafka {} (KRaft, one combined broker/controller node started by \
+                 `scripts/kafka.sh`: 512 MiB heap, C1 JIT only, as for tests)",
+                pom_version(&args.kafka_script.with_file_name("kafka").join("pom.xml"))
+            ),
+        );
+    }
+    if args.kafka_streams.join("classes").exists() {
+        let java = Command::new(&args.java)
+            .arg("-version")
+            .output()
+            .ok()
+            .and_then(|o| {
+                // `java -version` writes to stderr.
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "unknown".into());
+        f.insert("java", java);
+        f.insert(
+            "kafka streams",
+            format!(
+                "{} (JVM options: {})",
+                pom_version(&args.kafka_streams.with_file_name("pom.xml")),
+                if args.kafka_streams_jvm.is_empty() {
+                    "none, the JVM's defaults"
+                } else {
+                    args.kafka_streams_jvm.as_str()
+                }
+            ),
         );
     }
     if args.python.exists() {
@@ -801,6 +1120,7 @@ fn main() -> anyhow::Result<()> {
                 continue;
             }
             "tansu" => Broker::tansu(&ctx.args.tansu, ctx.logs.path()),
+            "kafka" => Broker::kafka(&ctx.args.kafka_script, ctx.logs.path()),
             other => bail!("unknown broker {other}"),
         };
         match b {
@@ -834,6 +1154,7 @@ fn main() -> anyhow::Result<()> {
         ctx.sections
             .push(format!("### 6. Nexmark\n\nFailed: {e:#}\n\n"));
     }
+    let brokers_run: Vec<&str> = brokers.iter().map(|b| b.name).collect();
     drop(brokers);
 
     let mut md = String::new();
@@ -864,8 +1185,39 @@ fn main() -> anyhow::Result<()> {
          record to its last one processed (output handed to its producer; the final flush and \
          close are not timed, for any contender); ratios are of medians. Per CPU-second: \
          records ÷ CPU-seconds of the contender's own process over the same interval, which \
-         other load on the machine does not skew.\n"
+         other load on the machine does not skew. Peak RSS: `VmHWM` of the contender's own \
+         process at the end of its run (the broker not included).\n"
     );
+    if ctx.args.kafka_streams.join("classes").exists()
+        && brokers_run.iter().any(|b| {
+            *b != "embedded"
+                && ctx
+                    .args
+                    .kafka_streams_brokers
+                    .iter()
+                    .any(|k| k.as_str() == *b)
+        })
+    {
+        let _ = writeln!(
+            md,
+            "Kafka Streams (`bench/peers/kafka-streams/`, built with Maven by `bench/run`) runs \
+             on {} in a JVM of its own, one per run, \
+             with Kafka Streams' defaults except what every contender gets: one stream thread, \
+             at-least-once (its producer is idempotent by default, as streamkit's), the same \
+             commit interval as streamkit's contender (30 s for passthrough, Kafka Streams' \
+             default; 1 s for the windowed count and the restore), string serdes. Its record \
+             cache has its default 10 MiB (`statestore.cache.max.bytes`, streamkit's \
+             `cache_max_bytes` default too) and its RocksDB stores their default configuration. \
+             On Tansu its consumers get `fetch.max.wait.ms=5`, as the librdkafka clients get \
+             `fetch.wait.max.ms=5` there (Tansu answers a fetch only when that time has passed). \
+             It is timed like the other contenders: from its first record to the last one \
+             processed (counted in a processor that forwards each record down the topology, \
+             to the producer's send, before counting it); its CPU-seconds are the whole JVM's \
+             (`getProcessCpuTime`: stream, client, JIT and GC threads) over that interval. Each \
+             run is a fresh JVM, so the interval includes the JIT's warm-up.\n",
+            ctx.args.kafka_streams_brokers.join(", ")
+        );
+    }
     let _ = writeln!(md, "## Results\n");
     for s in &ctx.sections {
         md.push_str(s);
