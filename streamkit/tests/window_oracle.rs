@@ -346,16 +346,24 @@ fn sliding_windows_drop_records_whose_window_closed() {
         .count(Materialized::named("s").in_memory());
     let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
     let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+    // Kafka Streams' rule: a record is late only when the last window it could fall into,
+    // ending at its timestamp + 5 s, ended before stream time − grace (9 s).
     input.pipe_at("a".into(), 0, 10_000).unwrap();
-    input.pipe_at("a".into(), 0, 9_000).unwrap(); // 9 s + 1 s grace >= 10 s: accepted
-    input.pipe_at("a".into(), 0, 8_999).unwrap(); // late
+    input.pipe_at("a".into(), 0, 9_000).unwrap();
+    input.pipe_at("a".into(), 0, 3_999).unwrap(); // 3.999 s + 5 s < 9 s: late
+    // Its own window [3.999 s, 8.999 s] is closed, but it still lands in the open windows
+    // holding it, and opens its right window [9 s, 14 s].
+    input.pipe_at("a".into(), 0, 8_999).unwrap();
     assert_eq!(d.metrics().dropped_records("late"), 1);
     let windows = d
         .window_store::<String, i64>("s")
         .unwrap()
         .fetch(&"a".to_string(), i64::MIN, i64::MAX)
         .unwrap();
-    assert_eq!(windows, vec![(4_000, 1), (5_000, 2), (9_001, 1)]);
+    assert_eq!(
+        windows,
+        vec![(4_000, 2), (5_000, 3), (9_000, 2), (9_001, 1)]
+    );
 }
 
 /// Final results through `suppress`: each session or sliding window emitted exactly once, when

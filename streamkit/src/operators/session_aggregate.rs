@@ -45,10 +45,20 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
         for (w, _) in &overlapping {
             merged = Window::new(merged.start.min(w.start), merged.end.max(w.end));
         }
-        let close_time = ctx.stream_time().saturating_sub(self.windows.grace_ms);
+        // As in Kafka Streams, a session stays open until stream time passes its end plus the
+        // gap plus grace: until then a record may still extend it.
+        let close_time = ctx
+            .stream_time()
+            .saturating_sub(self.windows.grace_ms)
+            .saturating_sub(gap);
         if ctx.stream_time() != i64::MIN && merged.end < close_time {
             return self.late.drop(ctx, &record);
         }
+        // Kafka Streams' order: a record that changes a session's bounds deletes every session
+        // it touches (the one keeping its bounds included) and then writes the merged one; a
+        // record inside an existing session of its own instant just updates it. Each change
+        // carries the end of its window as its timestamp.
+        let replaces = merged != Window::new(ts, ts);
         let mut agg: Option<A> = None;
         let mut old_of_merged = None;
         for (w, a) in overlapping {
@@ -56,10 +66,9 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
                 None => a.clone(),
                 Some(x) => (self.merger)(&record.key, x, a.clone()),
             });
-            if w == merged {
+            if !replaces {
                 old_of_merged = Some(a);
             } else {
-                // The merged-away session disappears from the table.
                 store.put(&record.key, w, None)?;
                 let gone = Windowed {
                     key: record.key.clone(),
@@ -72,7 +81,7 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
                             new: None,
                             old: Some(a),
                         },
-                        ts,
+                        w.end,
                     )
                     .with_headers(record.headers.clone()),
                 )?;
@@ -85,12 +94,7 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
             store.remove_ended_before(stream_time - self.retention_ms)?;
             self.next_expiry = stream_time + self.windows.gap_ms.max(60_000);
         }
-        let Record {
-            key,
-            timestamp,
-            headers,
-            ..
-        } = record;
+        let Record { key, headers, .. } = record;
         let windowed = Windowed {
             key,
             window: merged,
@@ -101,7 +105,7 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
                 new: Some(new),
                 old: old_of_merged,
             },
-            timestamp,
+            timestamp: merged.end,
             headers,
         })
     }

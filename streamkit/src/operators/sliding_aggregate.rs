@@ -55,8 +55,9 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SlidingAggregate<K, V, A> {
         let (d, grace) = (self.windows.time_difference_ms, self.windows.grace_ms);
         let stream_time = ctx.stream_time();
         let t = record.timestamp;
-        // The record's own (left) window is closed: the record is late.
-        if t + grace < stream_time {
+        // Kafka Streams' rule: a record is late only when every window it could fall into is
+        // closed, the last of them ending at `t + d`; otherwise it lands in the open ones.
+        if t + d < stream_time.saturating_sub(grace) {
             return self.late.drop(ctx, &record);
         }
         let (aggs, raw) = self.stores.as_ref().expect("initialized");
@@ -79,13 +80,17 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SlidingAggregate<K, V, A> {
         if times.iter().any(|&r| r > t && r <= t + 1 + d) {
             starts.insert(t + 1);
         }
+        // (start, aggregate, old aggregate, largest timestamp in the window)
+        let mut updated = Vec::with_capacity(starts.len());
         for s in starts {
             let e = s + d;
-            if e + grace < stream_time {
+            if e < stream_time.saturating_sub(grace) {
                 continue; // closed windows never change
             }
             let mut agg: Option<A> = None;
-            for (_, values) in nearby.iter().filter(|(ts, _)| *ts >= s && *ts <= e) {
+            let mut max_ts = i64::MIN;
+            for (ts, values) in nearby.iter().filter(|(ts, _)| *ts >= s && *ts <= e) {
+                max_ts = max_ts.max(*ts);
                 for v in values {
                     agg = Some((self.fold)(&record.key, v, agg));
                 }
@@ -93,17 +98,30 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SlidingAggregate<K, V, A> {
             let Some(new) = agg else { continue };
             let old = aggs.fetch(&record.key, s)?;
             aggs.put(&record.key, s, Some(&new))?;
+            updated.push((s, new, old, max_ts));
+        }
+        // Kafka Streams' order: the windows that existed, latest start first, then the new
+        // ones: the previous record's right window, this record's left window, its right one.
+        let rank = |(s, _, old, _): &(i64, A, Option<A>, i64)| match (old.is_some(), *s) {
+            (true, s) => (0, -s),
+            (false, s) if s == t - d => (2, 0),
+            (false, s) if s == t + 1 => (3, 0),
+            (false, s) => (1, s),
+        };
+        updated.sort_by_key(rank);
+        for (s, new, old, max_ts) in updated {
             let windowed = Windowed {
                 key: record.key.clone(),
-                window: Window::new(s, e),
+                window: Window::new(s, s + d),
             };
+            // Each window carries the largest timestamp of its records, as in Kafka Streams.
             ctx.forward(Record {
                 key: windowed,
                 value: Change {
                     new: Some(new),
                     old,
                 },
-                timestamp: t,
+                timestamp: max_ts,
                 headers: record.headers.clone(),
             })?;
         }

@@ -13,10 +13,10 @@ use crate::window::{Window, Windowed};
 pub(crate) struct SuppressSpec<K, V> {
     pub key_serde: SerdeRef<K>,
     pub value_serde: SerdeRef<V>,
+    /// A window leaves the buffer once stream time reaches `end + grace_ms` (Kafka Streams'
+    /// suppression buffer evicts a window whose end is at most stream time minus grace, for
+    /// every kind of window).
     pub grace_ms: i64,
-    /// Session and sliding windows include their end; a window closes once stream time
-    /// passes `end + grace`.
-    pub end_inclusive: bool,
 }
 
 impl<K, V> Clone for SuppressSpec<K, V> {
@@ -25,7 +25,6 @@ impl<K, V> Clone for SuppressSpec<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
             grace_ms: self.grace_ms,
-            end_inclusive: self.end_inclusive,
         }
     }
 }
@@ -57,7 +56,7 @@ impl<K: Data, V: Data> SuppressUntilClose<K, V> {
             return Ok(());
         }
         // Largest end that is closed.
-        let last_closed = stream_time - self.spec.grace_ms - i64::from(self.spec.end_inclusive);
+        let last_closed = stream_time - self.spec.grace_ms;
         let buffer = self.buffer.as_ref().expect("initialized");
         // Every key whose 8-byte end prefix is at most `last_closed` sorts below this bound.
         let bound = codec::time(last_closed.saturating_add(1)).to_vec();

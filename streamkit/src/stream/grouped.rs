@@ -520,8 +520,9 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let spec = SuppressSpec {
             key_serde: m.key_serde.clone().unwrap_or_else(|| g.key_serde.clone()),
             value_serde: value.clone(),
-            grace_ms: self.windows.grace_ms,
-            end_inclusive: true,
+            // Kafka Streams' final session results wait for the gap too: a record up to the
+            // gap after a session's end still extends it.
+            grace_ms: self.windows.grace_ms + self.windows.gap_ms,
         };
         g.add_store(&name, StoreKind::Session { retention_ms }, &m, value);
         let (windows, store_name) = (self.windows, name.clone());
@@ -661,7 +662,6 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             key_serde: m.key_serde.clone().unwrap_or_else(|| g.key_serde.clone()),
             value_serde: value.clone(),
             grace_ms: self.windows.grace_ms,
-            end_inclusive: true,
         };
         g.add_store(&name, StoreKind::Window { retention_ms }, &m, value);
         let raw = Materialized::<K, Vec<V>> {

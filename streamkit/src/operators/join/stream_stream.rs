@@ -62,9 +62,11 @@ impl<K: Data, V1: Data, V2: Data> Processor<K, V2> for TagRight<V1> {
     }
 }
 
-/// Side byte of a waiting record's key in the outer store.
-const LEFT: u8 = 0;
-const RIGHT: u8 = 1;
+/// Side byte of a waiting record's key in the outer store. As in Kafka Streams'
+/// `TimestampedKeyAndJoinSide`, right records sort before left ones of the same timestamp,
+/// so records whose windows close together leave in Kafka Streams' order.
+const LEFT: u8 = 1;
+const RIGHT: u8 = 0;
 
 /// What every task's instance of one join shares.
 pub(crate) struct JoinSpec<K, V1, V2, VR> {
