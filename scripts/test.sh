@@ -23,6 +23,11 @@ start_throwaway_kafka
 step "Python confluent-kafka client (for the schema registry interop tests)"
 ensure_python_interop
 
+step "Kafka Streams conformance suite: build its Java side (Maven fetches Kafka Streams once)"
+# Before the tests, so that tests/conformance_kafka_streams.rs finds it built and a first
+# download does not count against the test's time limit.
+mvn -q -B -Dstyle.color=never -f conformance/pom.xml package
+
 step "cargo-nextest"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest --version | head -n 1
