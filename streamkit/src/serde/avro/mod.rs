@@ -151,6 +151,13 @@ impl Core {
             .build()
             .and_then(|r| r.read_value(&mut body))
             .map_err(|e| SerdeError::Invalid(format!("avro: schema id {id}: {e}")))?;
+        // apache-avro reads past the end of a short datum as nulls instead of failing, so a
+        // truncated record would decode into a value its schema does not allow.
+        if !value.validate(reader.unwrap_or(&writer)) {
+            return Err(SerdeError::Invalid(format!(
+                "avro: schema id {id}: the datum does not match its schema (truncated or corrupt)"
+            )));
+        }
         if !body.is_empty() {
             return Err(SerdeError::Invalid(format!(
                 "avro: schema id {id}: {} bytes left after the datum",
