@@ -58,6 +58,9 @@ pub enum Error {
     /// A source topic does not exist on the cluster.
     #[error("source topic(s) missing on the cluster: {0:?}")]
     MissingSourceTopics(Vec<String>),
+    /// The cluster denies the application access to topics (their ACLs).
+    #[error("not authorized to access topic(s) {0:?}: the cluster's ACLs deny this application")]
+    TopicAuthorization(Vec<String>),
     /// The Kafka client reported an error.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
@@ -135,6 +138,7 @@ impl Error {
             | Error::Deserialization { .. }
             | Error::CoPartitioning(_)
             | Error::MissingSourceTopics(_)
+            | Error::TopicAuthorization(_)
             | Error::Custom(_)
             | Error::IllegalState(_) => ErrorKind::User,
             Error::Kafka(_)

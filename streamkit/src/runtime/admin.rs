@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
@@ -69,6 +69,36 @@ pub(crate) fn topic_partitions(config: &StreamsConfig) -> Result<HashMap<String,
         .collect())
 }
 
+/// Why some of `topics` cannot be read, asked of the cluster by name: the application is not
+/// authorized for them (before anything else: that needs an operator), or they do not exist.
+/// `None` when every one is there and readable.
+pub(crate) fn unavailable_topics<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topics: &[String],
+) -> Result<Option<Error>> {
+    use rdkafka::types::RDKafkaRespErr as E;
+    let (mut missing, mut denied) = (Vec::new(), Vec::new());
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+        let t = md.topics().iter().find(|t| t.name() == topic);
+        match t.and_then(|t| t.error()) {
+            Some(E::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) => denied.push(topic.clone()),
+            Some(
+                E::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART | E::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_ID,
+            ) => missing.push(topic.clone()),
+            _ if t.is_none_or(|t| t.partitions().is_empty()) => missing.push(topic.clone()),
+            _ => {}
+        }
+    }
+    Ok(if !denied.is_empty() {
+        Some(Error::TopicAuthorization(denied))
+    } else if !missing.is_empty() {
+        Some(Error::MissingSourceTopics(missing))
+    } else {
+        None
+    })
+}
+
 /// Checks sources, checks co-partitioning, sizes and creates internal topics.
 pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Result<()> {
     let app = config.application_id.as_str();
@@ -90,7 +120,14 @@ pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Res
         }
     }
     if !missing.is_empty() {
-        return Err(Error::MissingSourceTopics(missing));
+        // A topic the application may not describe is left out of the metadata like a
+        // missing one: ask for each by name to tell which it is.
+        let mut c = base_client_config(config, "admin")?;
+        c.set("allow.auto.create.topics", "false");
+        let consumer: BaseConsumer = c.create()?;
+        return Err(
+            unavailable_topics(&consumer, &missing)?.unwrap_or(Error::MissingSourceTopics(missing))
+        );
     }
     // Internal topics: explicit count, else the largest input of the sub-topology writing them
     // (repeated until stable, since a writer may itself read an internal topic). Explicit
@@ -101,7 +138,14 @@ pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Res
         }
     }
     check_copartitioning(topology.copartition_groups(), &mut counts)?;
+    let explicit: Vec<&TopicName> = topology
+        .internal_topics()
+        .iter()
+        .filter(|it| it.partitions.is_some())
+        .map(|it| &it.name)
+        .collect();
     for _ in 0..=topology.internal_topics().len() {
+        equalize_internal_groups(topology.copartition_groups(), &explicit, &mut counts);
         for it in topology.internal_topics() {
             if counts.contains_key(&it.name) {
                 continue;
@@ -124,6 +168,7 @@ pub(crate) fn prepare_topics(config: &StreamsConfig, topology: &Topology) -> Res
             }
         }
     }
+    equalize_internal_groups(topology.copartition_groups(), &explicit, &mut counts);
     let to_create: Vec<TopicSpec> = topology
         .internal_topics()
         .iter()
@@ -179,6 +224,41 @@ pub(crate) fn check_copartitioning(
         }
     }
     Ok(())
+}
+
+/// Co-partition groups of internal topics only (a join of two re-keyed streams): each
+/// repartition topic was sized by its own writer, so the two sides could differ and a key
+/// would land in different partition numbers. As Kafka Streams does, every member takes the
+/// explicit count of one of them, else the largest count in the group. (Groups with a source
+/// topic were settled by [`check_copartitioning`].)
+fn equalize_internal_groups(
+    groups: &[Vec<TopicName>],
+    explicit: &[&TopicName],
+    counts: &mut BTreeMap<TopicName, i32>,
+) {
+    for group in groups {
+        // Only once every member is sized: a side sized later by its writer could be the
+        // larger one.
+        if !group
+            .iter()
+            .all(|t| t.is_internal() && counts.contains_key(t))
+        {
+            continue;
+        }
+        let fixed = group
+            .iter()
+            .find(|t| explicit.contains(t))
+            .and_then(|t| counts.get(t).copied());
+        let Some(n) = fixed.or_else(|| group.iter().filter_map(|t| counts.get(t)).max().copied())
+        else {
+            continue;
+        };
+        for t in group {
+            if !explicit.contains(&t) {
+                counts.insert(t.clone(), n);
+            }
+        }
+    }
 }
 
 /// Creates those of `topics` (name, partitions) that do not exist yet, on the cluster or the
@@ -246,7 +326,27 @@ pub(crate) fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Res
             }
         }
     }
-    Ok(())
+    // The controller acknowledges a creation before every broker's metadata lists the topic:
+    // wait until it does, so that the caller's next metadata request (the source check of
+    // `start`) sees it.
+    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let existing = topic_partitions(config)?;
+        let pending: Vec<&String> = topics
+            .iter()
+            .map(|(name, _, _)| name)
+            .filter(|name| !existing.contains_key(*name))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Config(format!(
+                "created topics not in the cluster's metadata after {METADATA_TIMEOUT:?}: {pending:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +388,20 @@ mod tests {
         let mut counts = BTreeMap::from([(ext("trains"), 3)]);
         check_copartitioning(&[vec![ext("trains"), internal.clone()]], &mut counts).unwrap();
         assert_eq!(counts[&internal], 3);
+    }
+
+    #[test]
+    fn two_repartitioned_join_sides_take_the_larger_count() {
+        let left = TopicName::Internal("j-left-repartition".into());
+        let right = TopicName::Internal("j-right-repartition".into());
+        let mut counts = BTreeMap::from([(left.clone(), 4), (right.clone(), 2)]);
+        let groups = vec![vec![left.clone(), right.clone()]];
+        equalize_internal_groups(&groups, &[], &mut counts);
+        assert_eq!((counts[&left], counts[&right]), (4, 4));
+        // An explicit count wins over the larger one.
+        let mut counts = BTreeMap::from([(left.clone(), 4), (right.clone(), 2)]);
+        equalize_internal_groups(&groups, &[&right], &mut counts);
+        assert_eq!((counts[&left], counts[&right]), (2, 2));
     }
 
     #[test]

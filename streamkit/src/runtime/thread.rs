@@ -398,7 +398,10 @@ fn classify_txn_error(e: KafkaError, transactional_id: &str) -> TxnFailure {
 
 /// Commits the stored offsets. A commit refused because the group is moving partitions is not
 /// an error: the offsets stay stored, the revocation callback commits them if it still can,
-/// and otherwise the records are processed again (at-least-once allows it).
+/// and otherwise the records are processed again (at-least-once allows it). Nor is a commit
+/// the cluster cannot take right now (its coordinator restarting or unreachable): the offsets
+/// stay stored and the next commit carries them, as Kafka Streams retries a commit that timed
+/// out at the next interval.
 fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<()> {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
@@ -406,8 +409,27 @@ fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<()> {
             tracing::info!(%code, "commit deferred: the group is rebalancing");
             Ok(())
         }
+        Err(KafkaError::ConsumerCommit(code)) if is_unreachable(code) => {
+            tracing::warn!(%code, "commit deferred: the group coordinator is unreachable");
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Errors of a cluster that is down or moving its coordinator, which pass.
+fn is_unreachable(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::WaitingForCoordinator
+            | C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::OperationTimedOut
+            | C::NetworkException
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+    )
 }
 
 pub(crate) struct ThreadArgs {
@@ -807,6 +829,9 @@ impl Worker {
                         if is_fatal(&e) {
                             return Err(e.into());
                         }
+                        if let Some(err) = self.unavailable_source(consumer, &e) {
+                            return Err(err);
+                        }
                         tracing::warn!(error = %e, "consumer error");
                         break;
                     }
@@ -833,6 +858,43 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// A source topic deleted or denied to the application stops the thread with an error
+    /// naming it, as Kafka Streams fails with `MissingSourceTopicException` or
+    /// `TopicAuthorizationException`: otherwise the consumer reports the error and polls on,
+    /// and the application sits in `Running` with nothing to do. The consumer's error names
+    /// no topic, so the cluster is asked for each source by name: only a topic it reports
+    /// missing or denied stops the thread (the start checked that every source existed).
+    fn unavailable_source(
+        &self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        e: &KafkaError,
+    ) -> Option<Error> {
+        use RDKafkaErrorCode as C;
+        if !matches!(
+            e.rdkafka_error_code(),
+            Some(
+                C::UnknownTopicOrPartition
+                    | C::UnknownTopic
+                    | C::UnknownTopicId
+                    | C::TopicAuthorizationFailed
+            )
+        ) {
+            return None;
+        }
+        let sources: Vec<String> = self
+            .args
+            .topology
+            .source_topics()
+            .into_iter()
+            .map(|t| t.resolve(&self.app_id))
+            .collect();
+        // A cluster that cannot answer (a broker restarting) proves nothing: poll on.
+        crate::runtime::admin::unavailable_topics(consumer, &sources).unwrap_or_else(|err| {
+            tracing::debug!(error = %err, "cannot check the source topics");
+            None
+        })
     }
 
     fn process(

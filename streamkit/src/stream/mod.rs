@@ -673,7 +673,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.graph.borrow_mut().internal_topics.push(InternalTopic {
             name: topic.clone(),
             partitions: repartitioned.partitions,
-            config: vec![("cleanup.policy".into(), "delete".into())],
+            // Kafka Streams' repartition-topic configs, but for `retention.ms=-1`: it purges
+            // what it has committed with DeleteRecords, streamkit does not, so the broker's
+            // time retention keeps the topic bounded.
+            config: vec![
+                ("cleanup.policy".into(), "delete".into()),
+                ("segment.bytes".into(), "52428800".into()),
+            ],
         });
         let (ks, vs) = (
             repartitioned.key_serde.clone(),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: produce to and read from an embedded broker.
 #![allow(dead_code)]
 
+pub mod broker_faults;
 pub mod kafka;
 
 use std::collections::HashMap;
@@ -204,4 +205,32 @@ pub fn wait_committed(bootstrap: &str, group: &str, topic: &str, partitions: i32
         }),
         "{group} committed {last} of {n} records of {topic}"
     );
+}
+
+/// How many records `topic` holds: the sum of its partitions' end offsets.
+pub fn record_count(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .sum()
+}
+
+/// Every record `topic` holds now (it must not be written to meanwhile): reads until as many
+/// as its end offsets count, or the timeout.
+pub fn read_all(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Read> {
+    let total = record_count(bootstrap, topic);
+    read_until(bootstrap, topic, timeout, |rs| rs.len() as i64 >= total)
 }
