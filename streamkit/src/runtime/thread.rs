@@ -1144,7 +1144,7 @@ impl Worker {
         }
         let mut opened: Vec<OpenedTask> = Vec::with_capacity(ids.len());
         for &id in ids {
-            opened.push(Task::open(&self.args.topology, id, self.task_setup(id))?);
+            opened.push(self.open_task(id)?);
         }
         let requests: Vec<_> = opened
             .iter()
@@ -1166,6 +1166,23 @@ impl Worker {
             tracing::info!(thread = %self.args.name, task = %id, "task created");
         }
         Ok(())
+    }
+
+    /// Opens task `id`, waiting while another stream thread of this process still holds its
+    /// stores: with eager rebalancing the group can hand a task to a second thread before the
+    /// thread that had it has handled its revocation and closed it. Kafka Streams likewise
+    /// retries a task whose state directory another thread still locks.
+    fn open_task(&self, id: TaskId) -> Result<OpenedTask> {
+        let deadline = Instant::now() + TASK_LOCK_TIMEOUT;
+        loop {
+            match Task::open(&self.args.topology, id, self.task_setup(id)) {
+                Err(e) if Instant::now() < deadline && is_held_by_this_process(&e) => {
+                    tracing::debug!(thread = %self.args.name, task = %id, "task stores still open in another thread; waiting");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => return r,
+            }
+        }
     }
 
     fn task_setup(&self, id: TaskId) -> TaskSetup {
@@ -1500,6 +1517,14 @@ impl Worker {
         // rather than after the session timeout.
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// How long a task waits for another thread of this process to close its stores.
+const TASK_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether opening a store failed because this process still has it open (RocksDB's lock).
+fn is_held_by_this_process(e: &Error) -> bool {
+    e.to_string().contains("lock hold by current process")
 }
 
 pub(crate) fn is_fatal(e: &KafkaError) -> bool {
