@@ -40,17 +40,21 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
         let store = self.store.as_ref().expect("initialized");
         let ts = record.timestamp;
         let gap = self.windows.gap_ms;
-        let overlapping = store.find_sessions(&record.key, ts - gap, ts + gap)?;
-        let mut merged = Window::new(ts, ts);
-        for (w, _) in &overlapping {
-            merged = Window::new(merged.start.min(w.start), merged.end.max(w.end));
-        }
         // As in Kafka Streams, a session stays open until stream time passes its end plus the
-        // gap plus grace: until then a record may still extend it.
+        // gap plus grace: until then a record may still extend it. A closed session is out of
+        // reach (Kafka Streams' store no longer returns it), so a record near it starts anew.
         let close_time = ctx
             .stream_time()
             .saturating_sub(self.windows.grace_ms)
             .saturating_sub(gap);
+        let mut overlapping = store.find_sessions(&record.key, ts - gap, ts + gap)?;
+        if ctx.stream_time() != i64::MIN {
+            overlapping.retain(|(w, _)| w.end > close_time);
+        }
+        let mut merged = Window::new(ts, ts);
+        for (w, _) in &overlapping {
+            merged = Window::new(merged.start.min(w.start), merged.end.max(w.end));
+        }
         if ctx.stream_time() != i64::MIN && merged.end < close_time {
             return self.late.drop(ctx, &record);
         }

@@ -67,7 +67,13 @@ impl<K: Data, V: Data> SuppressUntilClose<K, V> {
             let end = codec::read_time(&k[..8]);
             let start = codec::read_time(&k[8..16]);
             let key = self.spec.key_serde.deserialize("", &k[16..])?;
-            let value = self.spec.value_serde.deserialize("", &v)?;
+            if v.len() < 8 {
+                return Err(crate::error::Error::Internal(
+                    "corrupt value in a suppression buffer".into(),
+                ));
+            }
+            let timestamp = codec::read_time(&v[..8]);
+            let value = self.spec.value_serde.deserialize("", &v[8..])?;
             buffer.delete(&k)?;
             let windowed = Windowed {
                 key,
@@ -79,7 +85,7 @@ impl<K: Data, V: Data> SuppressUntilClose<K, V> {
                     new: Some(value),
                     old: None,
                 },
-                end,
+                timestamp,
             ))?;
         }
         Ok(())
@@ -104,7 +110,9 @@ impl<K: Data, V: Data> Processor<Windowed<K>, Change<V>> for SuppressUntilClose<
         let buffer = self.buffer.as_ref().expect("initialized");
         match &record.value.new {
             Some(v) => {
-                let mut vb = Vec::new();
+                // The update's timestamp, then the value: a final result keeps the timestamp
+                // of the window's last update, as in Kafka Streams.
+                let mut vb = codec::time(record.timestamp).to_vec();
                 self.spec.value_serde.serialize("", v, &mut vb)?;
                 buffer.put(&bk, &vb)?;
             }

@@ -210,27 +210,22 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamStreamJoin<K, V1, V2, VR> {
             return Ok(());
         };
         let now = state.stream_time;
-        let shortest = if spec.joiner.keeps_right() {
-            w.before_ms.min(w.after_ms)
-        } else {
-            w.after_ms
-        };
-        // Nothing waiting can have closed yet.
+        // Kafka Streams' bookkeeping, kept so that records leave when they do there: the
+        // check is skipped while the remembered time plus `after` plus grace has not passed,
+        // and a scan remembers the time of the last entry it looked at (the first one of a
+        // side whose window is still open ends it once both sides have one).
         if state
             .min_waiting
-            .saturating_add(shortest)
+            .saturating_add(w.after_ms)
             .saturating_add(w.grace_ms)
             >= now
         {
             return Ok(());
         }
-        // Candidates: `t + shortest + grace < now`, i.e. `t < limit`; every key of a record
-        // at `limit` or later sorts above `time(limit)`.
-        let limit = now.saturating_sub(shortest).saturating_sub(w.grace_ms);
-        let candidates = outer.range(&Vec::new(), &codec::time(limit).to_vec())?;
-        let mut min_left = limit;
+        let mut last_seen = i64::MAX;
+        let (mut left_open, mut right_open) = (false, false);
         let mut closed = Vec::new();
-        for (k, v) in candidates {
+        for (k, v) in outer.all()? {
             if k.len() < 9 {
                 return Err(Error::Internal(
                     "corrupt key in a join's outer store".into(),
@@ -238,19 +233,27 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamStreamJoin<K, V1, V2, VR> {
             }
             let t = codec::read_time(&k[..8]);
             let side = k[8];
+            last_seen = t;
+            if left_open && right_open {
+                break;
+            }
             let reach = if side == LEFT {
                 w.after_ms
             } else {
                 w.before_ms
             };
             if t.saturating_add(reach).saturating_add(w.grace_ms) >= now {
-                min_left = min_left.min(t);
+                if side == LEFT {
+                    left_open = true;
+                } else {
+                    right_open = true;
+                }
                 continue;
             }
             outer.delete(&k)?;
             closed.push((t, side, k, v));
         }
-        state.min_waiting = min_left;
+        state.min_waiting = last_seen;
         for (t, side, k, v) in closed {
             let key = spec.key_serde.deserialize("", &k[9..])?;
             let results: Vec<VR> = match side {
