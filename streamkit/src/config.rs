@@ -61,7 +61,7 @@ pub enum QueryForwarding {
 /// assert!(config.client_settings("restore.consumer").contains_key("fetch.max.bytes"));
 /// assert_eq!(config.client_settings("consumer").get("security.protocol").map(String::as_str), Some("SASL_SSL"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StreamsConfig {
     pub(crate) application_id: String,
     pub(crate) bootstrap_servers: Option<String>,
@@ -86,6 +86,74 @@ pub struct StreamsConfig {
     pub(crate) application_server: Option<String>,
     pub(crate) query_server_token: Option<String>,
     pub(crate) query_forwarding: QueryForwarding,
+}
+
+/// Whether a client setting holds a secret (`sasl.password`, `ssl.key.password`,
+/// `sasl.jaas.config`, `sasl.oauthbearer.client.secret`, …), which `Debug` must not print.
+fn is_secret_setting(key: &str) -> bool {
+    const MARKERS: [&str; 6] = [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "ssl.key.pem",
+        "credential",
+    ];
+    let key = key.to_ascii_lowercase();
+    MARKERS.iter().any(|m| key.contains(m))
+}
+
+/// Prints every field, with the values of secret client settings and the query-server token
+/// replaced by `<redacted>`: configs end up in logs and panic messages.
+impl std::fmt::Debug for StreamsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let client: BTreeMap<&str, &str> = self
+            .client
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_setting(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("StreamsConfig")
+            .field("application_id", &self.application_id)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("embedded", &self.embedded)
+            .field("num_stream_threads", &self.num_stream_threads)
+            .field("commit_interval", &self.commit_interval)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("max_poll_records", &self.max_poll_records)
+            .field(
+                "buffered_records_per_partition",
+                &self.buffered_records_per_partition,
+            )
+            .field("max_task_idle", &self.max_task_idle)
+            .field("state_dir", &self.state_dir)
+            .field("processing_guarantee", &self.processing_guarantee)
+            .field(
+                "default_deserialization_handler",
+                &self.default_deserialization_handler,
+            )
+            .field("processing_error_handler", &self.processing_error_handler)
+            .field("default_partitions", &self.default_partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("client", &client)
+            .field("rocksdb_memory", &self.rocksdb_memory)
+            .field("cache_max_bytes", &self.cache_max_bytes)
+            .field("query_server", &self.query_server)
+            .field("application_server", &self.application_server)
+            .field(
+                "query_server_token",
+                &self.query_server_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("query_forwarding", &self.query_forwarding)
+            .finish()
+    }
 }
 
 impl StreamsConfig {
@@ -323,5 +391,32 @@ impl StreamsConfig {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let config = StreamsConfig::new("app")
+            .set("sasl.password", "hunter2")
+            .set("producer.ssl.key.password", "pem-pass")
+            .set(
+                "sasl.jaas.config",
+                "PlainLoginModule required password=\"jaas-pass\";",
+            )
+            .set("sasl.username", "alice")
+            .query_server_token("bearer-secret");
+        let printed = format!("{config:?}");
+        for secret in ["hunter2", "pem-pass", "jaas-pass", "bearer-secret"] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+        assert!(
+            printed.contains("alice"),
+            "non-secret settings still show: {printed}"
+        );
+        assert!(printed.contains("<redacted>"));
     }
 }

@@ -66,7 +66,8 @@ pub struct Args {
     #[arg(long)]
     pub bootstrap_servers: Option<String>,
     /// Also write processed rows to PostgreSQL, e.g. `postgres://user:pw@localhost:5432/db`.
-    #[arg(long, env = "BUS_ARRIVALS_POSTGRES_URL")]
+    /// The URL may hold a password: `--help` does not print the environment's value.
+    #[arg(long, env = "BUS_ARRIVALS_POSTGRES_URL", hide_env_values = true)]
     pub postgres_url: Option<String>,
     /// Table for processed rows (created when missing).
     #[arg(long, default_value = postgres::TABLE)]

@@ -63,6 +63,10 @@ enum Command {
         /// State directory for the queries' stores; default: a temporary directory.
         #[arg(long)]
         state_dir: Option<std::path::PathBuf>,
+        /// Bearer token the REST server requires on every request (`Authorization: Bearer
+        /// <token>`); without one, keep --listen on a loopback address.
+        #[arg(long, env = "STREAMKIT_SQL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Schema registry for VALUE_FORMAT='AVRO' and KEY_FORMAT='AVRO' (a Confluent-compatible
         /// URL); default: an embedded one on the same cluster (its URL is printed on standard
         /// error as `schema.registry.url=<url>`).
@@ -135,8 +139,16 @@ fn main() -> anyhow::Result<()> {
             bootstrap_servers,
             listen,
             state_dir,
+            token,
             schema_registry,
-        } => sql(file, bootstrap_servers, &listen, state_dir, schema_registry),
+        } => sql(
+            file,
+            bootstrap_servers,
+            &listen,
+            state_dir,
+            token,
+            schema_registry,
+        ),
         Command::Registry {
             bootstrap_servers,
             listen,
@@ -242,6 +254,7 @@ fn sql(
     bootstrap_servers: Option<String>,
     listen: &str,
     state_dir: Option<std::path::PathBuf>,
+    token: Option<String>,
     schema_registry: Option<String>,
 ) -> anyhow::Result<()> {
     use streamkit::config::StreamsConfig;
@@ -254,6 +267,9 @@ fn sql(
     };
     let dir = state_dir.unwrap_or_else(|| temp.clone().expect("temporary directory"));
     let mut config = StreamsConfig::new("streamkit-sql").state_dir(&dir);
+    if let Some(token) = token {
+        config = config.query_server_token(token);
+    }
     let _broker = match bootstrap_servers.clone() {
         Some(servers) => {
             config = config.bootstrap_servers(servers);
@@ -287,7 +303,7 @@ fn sql(
                 .with_context(|| format!("reading {}", path.display()))?;
             let results = engine
                 .lock()
-                .expect("engine")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .execute(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             let mut out = std::io::stdout().lock();
@@ -307,7 +323,9 @@ fn sql(
     };
     let mut server = server;
     server.stop();
-    let mut engine = engine.lock().expect("engine");
+    let mut engine = engine
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if engine.queries().next().is_some()
         && let Err(e) = engine.execute("TERMINATE ALL;")
     {
@@ -377,7 +395,7 @@ fn prompt(engine: &std::sync::Arc<std::sync::Mutex<streamkit::sql::Engine>>) -> 
         if is_push {
             let started = engine
                 .lock()
-                .expect("engine")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .query(&text, &Default::default());
             match started {
                 Ok(QueryResult::Push(mut push)) => {
@@ -425,7 +443,11 @@ fn prompt(engine: &std::sync::Arc<std::sync::Mutex<streamkit::sql::Engine>>) -> 
             }
             continue;
         }
-        match engine.lock().expect("engine").execute(&text) {
+        match engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .execute(&text)
+        {
             Ok(results) => {
                 for r in &results {
                     write!(out, "{}", render_result(r))?;

@@ -592,12 +592,21 @@ impl Checkpoint {
         }
     }
 
+    /// Writes the file durably, as Kafka Streams' `OffsetCheckpoint` does: the data is synced
+    /// before the rename and the directory after it, so a power loss leaves either the old
+    /// checkpoint or the new one — never a renamed file whose contents were not yet on disk,
+    /// which would claim offsets the stores do not hold.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        use std::io::Write;
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(".checkpoint.tmp");
         let text: String = self.0.iter().map(|(s, o)| format!("{s} {o}\n")).collect();
-        std::fs::write(&tmp, text)?;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        drop(file);
         std::fs::rename(tmp, dir.join(Self::FILE))?;
+        std::fs::File::open(dir)?.sync_all()?;
         Ok(())
     }
 }

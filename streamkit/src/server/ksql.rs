@@ -1,6 +1,13 @@
 //! The ksqlDB-compatible REST API over a SQL [`Engine`]: `POST /ksql`, `POST /query`,
 //! `GET /info`, with ksqlDB's request and response JSON and the
 //! `application/vnd.ksql.v1+json` content type, so ksqlDB clients and scripts work.
+//!
+//! A statement starts Kafka clients on this host, so every request passes a guard first: the
+//! engine config's [`query_server_token`](crate::config::StreamsConfig::query_server_token)
+//! as a bearer token when one is set; on a loopback address a loopback `Host` (a page on
+//! another site reaching `127.0.0.1` through DNS rebinding names its own host); an `Origin`,
+//! when a browser sends one, equal to the server's own; and a JSON content type on `POST`, which
+//! a cross-site form cannot send without a CORS preflight this server never grants.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,8 +17,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request as HttpRequest, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value as Json, json};
@@ -40,12 +48,23 @@ pub struct KsqlServer {
 impl KsqlServer {
     /// Serves `engine` on `bind` (`host:port`; port 0 picks a free one).
     pub fn start(engine: Engine, bind: &str) -> Result<Self> {
+        let token = engine.token();
         let engine: Shared = Arc::new(Mutex::new(engine));
         let listener = std::net::TcpListener::bind(bind)
             .map_err(|e| Error::Config(format!("ksql server cannot bind {bind}: {e}")))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let app = router(engine.clone());
+        if !addr.ip().is_loopback() && token.is_none() {
+            tracing::warn!(%addr, "the ksql server is reachable beyond this host without authentication; set StreamsConfig::query_server_token");
+        }
+        let guard = Guard {
+            token,
+            loopback: addr.ip().is_loopback(),
+        };
+        let app = router(engine.clone()).layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            require_guard,
+        ));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("ksql-server".into())
@@ -119,7 +138,118 @@ impl Drop for KsqlServer {
     }
 }
 
-/// The routes, for embedding in another server.
+/// What every request must satisfy (see the module docs).
+struct Guard {
+    token: Option<String>,
+    /// Bound to a loopback address: only loopback `Host` names are served.
+    loopback: bool,
+}
+
+impl Guard {
+    fn check(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> std::result::Result<(), Box<Response>> {
+        let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(token) = &self.token {
+            let given = text(header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| super::auth::constant_time_eq(g.as_bytes(), token.as_bytes()))
+            {
+                let mut r = generic_error(
+                    StatusCode::UNAUTHORIZED,
+                    40100,
+                    "missing or wrong bearer token",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                return Err(Box::new(r));
+            }
+        }
+        let host = text(header::HOST).unwrap_or_default();
+        if self.loopback && !is_loopback_host(host) {
+            return Err(Box::new(generic_error(
+                StatusCode::FORBIDDEN,
+                40300,
+                &format!("host {host:?} is not served: this server answers loopback names only"),
+            )));
+        }
+        if let Some(origin) = text(header::ORIGIN) {
+            let own = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            if own != Some(host) {
+                return Err(Box::new(generic_error(
+                    StatusCode::FORBIDDEN,
+                    40300,
+                    &format!("cross-origin requests are refused (origin {origin})"),
+                )));
+            }
+        }
+        if method == Method::POST {
+            let ct = text(header::CONTENT_TYPE).unwrap_or_default();
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            if !essence.eq_ignore_ascii_case(KSQL_CONTENT_TYPE)
+                && !essence.eq_ignore_ascii_case("application/json")
+            {
+                return Err(Box::new(generic_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    41500,
+                    &format!(
+                        "content type {ct:?} is not accepted: send {KSQL_CONTENT_TYPE} or application/json"
+                    ),
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn require_guard(
+    State(guard): State<Arc<Guard>>,
+    request: HttpRequest,
+    next: Next,
+) -> Response {
+    match guard.check(request.method(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(r) => *r,
+    }
+}
+
+fn generic_error(status: StatusCode, code: u32, message: &str) -> Response {
+    reply(
+        status,
+        &json!({"@type": "generic_error", "error_code": code, "message": message}),
+    )
+}
+
+/// Locks the engine. A statement that panicked while holding it (answered with a 500) leaves
+/// the engine as far as it got; later requests are still served rather than all failing on
+/// the poisoned lock.
+fn lock(engine: &Shared) -> std::sync::MutexGuard<'_, Engine> {
+    engine.lock().unwrap_or_else(|poisoned| {
+        tracing::warn!("a statement panicked while holding the SQL engine; continuing");
+        poisoned.into_inner()
+    })
+}
+
+/// The routes, without the request guard [`KsqlServer::start`] puts in front of them: for
+/// embedding in a server that has its own.
 pub fn router(engine: Arc<Mutex<Engine>>) -> Router {
     Router::new()
         .route("/ksql", post(ksql))
@@ -349,7 +479,7 @@ async fn ksql(State(engine): State<Shared>, body: Bytes) -> Response {
         Err(m) => return error(StatusCode::BAD_REQUEST, 40000, &m, ""),
     };
     let result = tokio::task::spawn_blocking(move || {
-        let mut engine = engine.lock().expect("engine");
+        let mut engine = lock(&engine);
         engine.execute_with(&req.ksql, &req.properties)
     })
     .await;
@@ -378,7 +508,7 @@ async fn query(State(engine): State<Shared>, body: Bytes) -> Response {
     };
     let text = req.ksql.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut engine = engine.lock().expect("engine");
+        let mut engine = lock(&engine);
         engine.query(&req.ksql, &req.properties)
     })
     .await;

@@ -283,6 +283,15 @@ impl Engine {
         Engine::with_mode(Mode::Offline)
     }
 
+    /// The bearer token the engine's REST server requires (the application config's
+    /// [`query_server_token`](StreamsConfig::query_server_token)); `None` offline or unset.
+    pub(crate) fn token(&self) -> Option<String> {
+        match &self.mode {
+            Mode::Live(config) => config.query_server_token.clone(),
+            Mode::Offline => None,
+        }
+    }
+
     fn with_mode(mode: Mode) -> Self {
         Engine {
             mode,
@@ -347,7 +356,8 @@ impl Engine {
 
     /// Executes every statement in `sql` in order, starting queries with `properties` as
     /// client settings (ksqlDB's `streamsProperties`; a `ksql.streams.` prefix is removed,
-    /// other `ksql.` settings are ignored). On error, returns the results of the statements
+    /// other `ksql.` settings are ignored, and of the rest only `auto.offset.reset` may be
+    /// set per request: others are an error). On error, returns the results of the statements
     /// that succeeded and the error.
     #[allow(clippy::type_complexity)]
     pub fn execute_with(
@@ -356,7 +366,7 @@ impl Engine {
         properties: &BTreeMap<String, String>,
     ) -> Result<Vec<StatementResult>, (Vec<StatementResult>, SqlError)> {
         let parsed = parse::parse(sql).map_err(|e| (Vec::new(), e))?;
-        self.properties = client_properties(properties);
+        self.properties = client_properties(properties).map_err(|e| (Vec::new(), e))?;
         let mut out = Vec::new();
         for p in parsed {
             match self.execute_parsed(p) {
@@ -995,6 +1005,7 @@ impl Engine {
         properties: &BTreeMap<String, String>,
     ) -> Result<PushQuery, SqlError> {
         let p = parse_one(sql, "a push query is one statement")?;
+        let properties = client_properties(properties)?;
         let Statement::Select(query) = p.statement else {
             return Err(SqlError::at(p.pos, "expected SELECT … EMIT CHANGES"));
         };
@@ -1055,7 +1066,7 @@ impl Engine {
         config = config
             .commit_interval(Duration::from_millis(100))
             .set("auto.offset.reset", "latest");
-        for (k, v) in &client_properties(properties) {
+        for (k, v) in &properties {
             config = config.set(k.clone(), v.clone());
         }
         let app = KafkaStreams::new(topology, config).map_err(|e| SqlError::new(e.to_string()))?;
@@ -1068,15 +1079,38 @@ impl Engine {
     }
 }
 
-/// ksqlDB `streamsProperties` as client settings.
-fn client_properties(props: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    props
-        .iter()
-        .filter_map(|(k, v)| {
-            let k = k.strip_prefix("ksql.streams.").unwrap_or(k);
-            (!k.starts_with("ksql.")).then(|| (k.to_string(), v.clone()))
-        })
-        .collect()
+/// The `streamsProperties` a request may set (after a `ksql.streams.` prefix is removed), as
+/// in ksqlDB, which takes a short list per request. Anything else could point a query's
+/// clients at another cluster (`producer.bootstrap.servers`) or load a shared library
+/// (`plugin.library.paths`), so it is refused rather than passed to librdkafka.
+const REQUEST_PROPERTIES: [&str; 1] = ["auto.offset.reset"];
+
+/// ksqlDB `streamsProperties` as client settings: the allow-listed ones, checked; other `ksql.`
+/// settings are ignored (they tune ksqlDB's server, which this is not); anything else is an
+/// error naming the property.
+fn client_properties(
+    props: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, SqlError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in props {
+        let key = k.strip_prefix("ksql.streams.").unwrap_or(k);
+        if key.starts_with("ksql.") {
+            continue;
+        }
+        if !REQUEST_PROPERTIES.contains(&key) {
+            return Err(SqlError::new(format!(
+                "streamsProperties: {k} cannot be set per request (allowed: {})",
+                REQUEST_PROPERTIES.join(", ")
+            )));
+        }
+        if key == "auto.offset.reset" && !matches!(v.as_str(), "earliest" | "latest") {
+            return Err(SqlError::new(format!(
+                "streamsProperties: {k} must be earliest or latest, not {v:?}"
+            )));
+        }
+        out.insert(key.to_string(), v.clone());
+    }
+    Ok(out)
 }
 
 fn partitions(props: &[Property]) -> Result<Option<i32>, SqlError> {

@@ -597,9 +597,11 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, String> {
             BinOp::Sub => x.checked_sub(*y).map(Int).ok_or("integer overflow")?,
             BinOp::Mul => x.checked_mul(*y).map(Int).ok_or("integer overflow")?,
             BinOp::Div if *y == 0 => Null,
-            BinOp::Div => Int(x / y),
+            // MIN / -1 does not fit: an overflow like the other operators' (a plain `/`
+            // panics); `x % -1` is 0 for every x, which `wrapping_rem` gives without panicking.
+            BinOp::Div => x.checked_div(*y).map(Int).ok_or("integer overflow")?,
             BinOp::Mod if *y == 0 => Null,
-            _ => Int(x % y),
+            _ => Int(x.wrapping_rem(*y)),
         },
         (Int(_) | BigInt(_), Int(_) | BigInt(_)) => {
             let (x, y) = (
@@ -620,8 +622,8 @@ fn arith(op: BinOp, a: &Value, b: &Value) -> Result<Value, String> {
                 BinOp::Sub => int(x.checked_sub(y))?,
                 BinOp::Mul => int(x.checked_mul(y))?,
                 BinOp::Div | BinOp::Mod if y == 0 => Null,
-                BinOp::Div => BigInt(x / y),
-                _ => BigInt(x % y),
+                BinOp::Div => int(x.checked_div(y))?,
+                _ => BigInt(x.wrapping_rem(y)),
             }
         }
         _ => {
@@ -866,10 +868,51 @@ mod tests {
             Value::String("big".into())
         );
         assert_eq!(eval("a / 0", &row).unwrap(), Value::Null);
+        assert_eq!(eval("a % 0", &row).unwrap(), Value::Null);
         assert_eq!(
             eval("'Clark' LIKE 'Cl%'", &row).unwrap(),
             Value::Boolean(true)
         );
+        let e = eval("\n nope + 1", &row).unwrap_err();
+        assert!(
+            e.contains("line 2:2") && e.contains("unknown column NOPE"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn integer_division_edges_do_not_panic() {
+        let min = [Value::Int(i32::MIN), Value::Null];
+        assert_eq!(
+            eval("a / -1", &min).unwrap_err(),
+            "integer overflow",
+            "i32::MIN / -1 does not fit"
+        );
+        assert_eq!(eval("a % -1", &min).unwrap(), Value::Int(0));
+        assert_eq!(eval("a % 0", &min).unwrap(), Value::Null);
+        let big = [Value::Int(-1), Value::Null];
+        assert_eq!(
+            eval(
+                "CAST(-9223372036854775807 - 1 AS BIGINT) / CAST(a AS BIGINT)",
+                &big
+            )
+            .unwrap_err(),
+            "integer overflow"
+        );
+        assert_eq!(
+            eval(
+                "CAST(-9223372036854775807 - 1 AS BIGINT) % CAST(a AS BIGINT)",
+                &big
+            )
+            .unwrap(),
+            Value::BigInt(0)
+        );
+        assert_eq!(eval("CAST(a AS BIGINT) % 0", &big).unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn unknown_columns_name_their_position() {
+        let row = [Value::Int(4), Value::Null];
         let e = eval("\n nope + 1", &row).unwrap_err();
         assert!(
             e.contains("line 2:2") && e.contains("unknown column NOPE"),
