@@ -332,7 +332,7 @@ fn show(v: Option<&String>) -> &str {
     v.map_or("null", |v| v.as_str())
 }
 
-fn fk(v: &String) -> String {
+fn fk(v: &str) -> String {
     v.split('/').next().unwrap_or_default().to_string()
 }
 
@@ -599,7 +599,7 @@ fn cases() -> Vec<Case> {
                 table_out(
                     table(b, "left").join_foreign_key(
                         &table(b, "right"),
-                        fk,
+                        |v: &String| fk(v),
                         |x: &String, y: &String| format!("{x}+{y}"),
                         Materialized::named("fk-result")
                             .value_serde(Serdes::string())
@@ -621,7 +621,7 @@ fn cases() -> Vec<Case> {
                 table_out(
                     table(b, "left").left_join_foreign_key(
                         &table(b, "right"),
-                        fk,
+                        |v: &String| fk(v),
                         |x: &String, y: Option<&String>| format!("{x}+{}", show(y)),
                         Materialized::named("fk-result")
                             .value_serde(Serdes::string())
@@ -928,6 +928,11 @@ fn streamkit_matches_kafka_streams() {
         let mut kafka = read_output(&dir.path().join(format!("{}.out.jsonl", case.name)));
         let noop = noop_deletes(case, &inputs[case.name]);
         kafka.retain(|o| !noop.contains(&o.input));
+        if case.name.starts_with("sliding") {
+            // Kafka Streams forwards a window twice when a record's left window is also the
+            // right window of the record just before it (`t - d - 1`); streamkit once.
+            kafka.dedup();
+        }
         if case.redundant_tombstones {
             // Keep a tombstone only when Kafka Streams' own output held the key until then.
             let mut held = BTreeSet::new();

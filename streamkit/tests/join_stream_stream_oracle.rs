@@ -46,6 +46,12 @@ fn model(
     let mut out = Vec::new();
     let mut late = 0;
     let mut now = i64::MIN;
+    let mut min_time = i64::MIN;
+    let shortest = if kind == Kind::Outer {
+        before.min(after)
+    } else {
+        after
+    };
     for (i, &(left, key, t)) in inputs.iter().enumerate() {
         let value = format!("{}{i}", if left { "L" } else { "R" });
         let probe = Rec {
@@ -60,24 +66,46 @@ fn model(
             late += 1;
             continue;
         }
+        let advanced = now == i64::MIN || t >= now;
         now = now.max(t);
-        // Waiting records whose window closed, by (timestamp, left first, key, arrival).
-        let mut waiting: Vec<usize> = (0..recs.len())
-            .filter(|&j| {
-                let r = &recs[j];
-                keeps(r.left) && !r.matched && !r.emitted && closed(r, now)
-            })
-            .collect();
-        waiting.sort_by_key(|&j| (recs[j].t, !recs[j].left, recs[j].key, j));
-        for j in waiting {
-            let r = &mut recs[j];
-            r.emitted = true;
-            let v = if r.left {
-                format!("{}-null", r.value)
-            } else {
-                format!("null-{}", r.value)
-            };
-            out.push((r.key.to_string(), v, r.t));
+        // Waiting records whose window closed leave when a record at stream time arrives,
+        // with Kafka Streams' bookkeeping: skipped while the remembered time plus the
+        // shortest reach plus grace has not passed; a scan goes by (timestamp, right first,
+        // key, arrival), stops once both sides showed an open window, and remembers the time
+        // of the last record it looked at.
+        if advanced && min_time.saturating_add(shortest + grace) < now {
+            let mut waiting: Vec<usize> = (0..recs.len())
+                .filter(|&j| {
+                    let r = &recs[j];
+                    keeps(r.left) && !r.matched && !r.emitted
+                })
+                .collect();
+            waiting.sort_by_key(|&j| (recs[j].t, recs[j].left, recs[j].key, j));
+            let (mut left_open, mut right_open) = (false, false);
+            let mut last_seen = i64::MAX;
+            for j in waiting {
+                let r = &mut recs[j];
+                last_seen = r.t;
+                if left_open && right_open {
+                    break;
+                }
+                if !closed(r, now) {
+                    if r.left {
+                        left_open = true;
+                    } else {
+                        right_open = true;
+                    }
+                    continue;
+                }
+                r.emitted = true;
+                let v = if r.left {
+                    format!("{}-null", r.value)
+                } else {
+                    format!("null-{}", r.value)
+                };
+                out.push((r.key.to_string(), v, r.t));
+            }
+            min_time = last_seen;
         }
         // Open partners in range, by (timestamp, arrival).
         let (lo, hi) = if left {
@@ -102,6 +130,9 @@ fn model(
                 format!("{}-{value}", r.value)
             };
             out.push((key.to_string(), v, t.max(r.t)));
+        }
+        if !matched && keeps(left) {
+            min_time = min_time.min(t);
         }
         recs.push(Rec { matched, ..probe });
     }

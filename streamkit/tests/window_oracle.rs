@@ -235,7 +235,11 @@ fn merged_sessions_are_retracted_downstream() {
     let b = StreamsBuilder::new();
     b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
         .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
-        .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(5)))
+        // Grace keeps the first session open until the bridging record arrives.
+        .windowed_by_session(
+            SessionWindows::with_inactivity_gap(Duration::from_secs(5))
+                .grace(Duration::from_secs(10)),
+        )
         .count(Materialized::named("s").in_memory())
         .to_stream()
         .to(

@@ -36,14 +36,15 @@ pub(crate) struct SuppressUntilClose<K, V> {
 }
 
 impl<K: Data, V: Data> SuppressUntilClose<K, V> {
-    /// Buffer keys sort by window end, then start, then key: closed windows come first.
+    /// Buffer keys sort by window end, then key bytes, then start (Kafka Streams' buffer
+    /// order: time, then the serialized windowed key): closed windows come first.
     fn buffer_key(&self, key: &Windowed<K>) -> Result<Vec<u8>> {
         let mut kb = Vec::new();
         self.spec.key_serde.serialize("", &key.key, &mut kb)?;
         let mut out = Vec::with_capacity(16 + kb.len());
         out.extend_from_slice(&codec::time(key.window.end));
-        out.extend_from_slice(&codec::time(key.window.start));
         out.extend_from_slice(&kb);
+        out.extend_from_slice(&codec::time(key.window.start));
         Ok(out)
     }
 
@@ -65,8 +66,8 @@ impl<K: Data, V: Data> SuppressUntilClose<K, V> {
                 continue;
             }
             let end = codec::read_time(&k[..8]);
-            let start = codec::read_time(&k[8..16]);
-            let key = self.spec.key_serde.deserialize("", &k[16..])?;
+            let start = codec::read_time(&k[k.len() - 8..]);
+            let key = self.spec.key_serde.deserialize("", &k[8..k.len() - 8])?;
             if v.len() < 8 {
                 return Err(crate::error::Error::Internal(
                     "corrupt value in a suppression buffer".into(),

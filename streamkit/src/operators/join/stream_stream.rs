@@ -211,12 +211,18 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamStreamJoin<K, V1, V2, VR> {
         };
         let now = state.stream_time;
         // Kafka Streams' bookkeeping, kept so that records leave when they do there: the
-        // check is skipped while the remembered time plus `after` plus grace has not passed,
+        // check is skipped while the remembered time plus the shortest reach plus grace has
+        // not passed (Kafka Streams uses `after` for both sides; equal for symmetric windows),
         // and a scan remembers the time of the last entry it looked at (the first one of a
         // side whose window is still open ends it once both sides have one).
+        let shortest = if spec.joiner.keeps_right() {
+            w.before_ms.min(w.after_ms)
+        } else {
+            w.after_ms
+        };
         if state
             .min_waiting
-            .saturating_add(w.after_ms)
+            .saturating_add(shortest)
             .saturating_add(w.grace_ms)
             >= now
         {
