@@ -58,8 +58,15 @@ fn an_instance_joining_and_leaving_mid_stream_leaves_every_record_counted_once()
         kafka::unique("order-counts"),
     );
     let admin_config = StreamsConfig::new(&app_id).bootstrap_servers(&bootstrap);
-    streamkit::runtime::ensure_topics(&admin_config, &[(input.as_str(), 4), (seen.as_str(), 4), (counts.as_str(), 4)])
-        .unwrap();
+    streamkit::runtime::ensure_topics(
+        &admin_config,
+        &[
+            (input.as_str(), 4),
+            (seen.as_str(), 4),
+            (counts.as_str(), 4),
+        ],
+    )
+    .unwrap();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 
     // Two stream threads in a: three group members once b joins.
