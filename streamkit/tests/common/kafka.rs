@@ -108,7 +108,11 @@ impl Cluster {
 
     /// Starts node `node` again (same ports and data) and waits until it serves.
     pub fn restart(&self, node: usize) {
-        run_script(&["restart", self.dir.path().to_str().unwrap(), &node.to_string()]);
+        run_script(&[
+            "restart",
+            self.dir.path().to_str().unwrap(),
+            &node.to_string(),
+        ]);
     }
 
     /// Runs a Kafka command-line tool (`org.apache.kafka.tools.<class>`) against the cluster;
