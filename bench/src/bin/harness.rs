@@ -764,9 +764,7 @@ impl Ctx {
         let peers_note = if peers.is_empty() {
             if broker.is_embedded() {
                 "The Python peers and Kafka Streams need the admin API, which the mock broker \
-                 lacks: the Python peers run on Tansu, Kafka Streams on the other brokers."
-            } else if broker.name == "kafka" {
-                "The Python peers run on Tansu only (as in earlier reports; they take minutes)."
+                 lacks: they run on the other brokers."
             } else {
                 "The Python peers were not run: no virtual environment (`bench/run` creates it)."
             }
