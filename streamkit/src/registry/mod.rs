@@ -31,11 +31,10 @@ mod log;
 mod store;
 
 use std::net::SocketAddr;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crate::error::{Error, Result, SerdeError};
 use crate::serde::avro::{RegistryAuth, RegistryClient};
+use crate::server::http_thread::{HttpThread, Shutdown};
 use crate::testing::EmbeddedBroker;
 
 /// Where an [`EmbeddedRegistry`] keeps its state and listens.
@@ -102,8 +101,7 @@ pub struct EmbeddedRegistry {
     addr: SocketAddr,
     url: String,
     auth: RegistryAuth,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    http: HttpThread,
 }
 
 impl std::fmt::Debug for EmbeddedRegistry {
@@ -130,47 +128,7 @@ impl EmbeddedRegistry {
         let schemas = state.subjects(true).len();
         let router = api::router(api::Registry::new(state, log, config.auth.clone()));
 
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
-        let thread = std::thread::Builder::new()
-            .name("schema-registry".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("schema-registry")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.into()));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.into()));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    let stop = async {
-                        let _ = rx.await;
-                    };
-                    if let Err(e) = axum::serve(listener, router)
-                        .with_graceful_shutdown(stop)
-                        .await
-                    {
-                        tracing::error!(error = %e, "schema registry stopped");
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_secs(1));
-            })?;
-        ready_rx
-            .recv()
-            .unwrap_or_else(|_| Err(Error::Internal("schema registry thread died".into())))?;
+        let http = HttpThread::spawn("schema-registry", 1, listener, router, Shutdown::Graceful)?;
         tracing::info!(%url, topic = %config.topic, subjects = schemas, "schema registry listening");
         if !addr.ip().is_loopback() && config.auth == RegistryAuth::None {
             tracing::warn!(%addr, "the schema registry is reachable beyond this host without authentication");
@@ -179,8 +137,7 @@ impl EmbeddedRegistry {
             addr,
             url,
             auth: config.auth,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            http,
         })
     }
 
@@ -201,17 +158,6 @@ impl EmbeddedRegistry {
 
     /// Stops serving (waits for requests in flight).
     pub fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for EmbeddedRegistry {
-    fn drop(&mut self) {
-        self.stop();
+        self.http.stop();
     }
 }

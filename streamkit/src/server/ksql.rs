@@ -12,8 +12,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -24,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value as Json, json};
 
+use super::http_thread::{HttpThread, Shutdown};
 use crate::error::{Error, Result};
 use crate::sql::{
     Column, Engine, Kind, QueryResult, SourceInfo, SqlError, SqlType, StatementResult,
@@ -41,8 +40,7 @@ type Shared = Arc<Mutex<Engine>>;
 pub struct KsqlServer {
     addr: SocketAddr,
     engine: Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    http: HttpThread,
 }
 
 impl KsqlServer {
@@ -65,50 +63,12 @@ impl KsqlServer {
             Arc::new(guard),
             require_guard,
         ));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("ksql-server".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "ksql server runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "ksql server listener");
-                            return;
-                        }
-                    };
-                    // Push queries never end on their own: no graceful shutdown.
-                    tokio::select! {
-                        r = axum::serve(listener, app) => {
-                            if let Err(e) = r {
-                                tracing::error!(error = %e, "ksql server stopped");
-                            }
-                        }
-                        _ = rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_secs(1));
-            })?;
+        // Push queries never end on their own: no graceful shutdown.
+        let http = HttpThread::spawn("ksql-server", 2, listener, app, Shutdown::Abrupt)?;
         tracing::info!(
             "ksqlDB-compatible server on http://{addr}: POST /ksql, POST /query, GET /info"
         );
-        Ok(KsqlServer {
-            addr,
-            engine,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
+        Ok(KsqlServer { addr, engine, http })
     }
 
     /// The bound address.
@@ -123,18 +83,7 @@ impl KsqlServer {
 
     /// Stops serving.
     pub fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for KsqlServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.http.stop();
     }
 }
 

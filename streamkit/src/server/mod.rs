@@ -27,6 +27,7 @@
 
 pub(crate) mod auth;
 mod forward;
+pub(crate) mod http_thread;
 mod instances;
 pub mod ksql;
 mod metrics;
@@ -38,7 +39,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -87,8 +87,7 @@ impl ServerContext {
 /// A running query server; stopped by [`ServerHandle::stop`] or on drop.
 pub(crate) struct ServerHandle {
     pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    http: http_thread::HttpThread,
     directory_stop: Arc<AtomicBool>,
     directory_thread: Option<JoinHandle<()>>,
 }
@@ -100,12 +99,7 @@ impl ServerHandle {
         if let Some(t) = self.directory_thread.take() {
             let _ = t.join();
         }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.http.stop();
     }
 }
 
@@ -168,48 +162,14 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
     });
     let router = router(ctx.clone());
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
-    let thread = std::thread::Builder::new()
-        .name(format!("{app_id}-query-server"))
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name(format!("{app_id}-query-server"))
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.into()));
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.into()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                // Not a graceful shutdown: change streams never end on their own, so open
-                // connections are dropped with the runtime.
-                tokio::select! {
-                    r = axum::serve(listener, router) => {
-                        if let Err(e) = r {
-                            tracing::error!(error = %e, "query server stopped");
-                        }
-                    }
-                    _ = rx => {}
-                }
-            });
-            rt.shutdown_timeout(Duration::from_secs(1));
-        })?;
-    ready_rx
-        .recv()
-        .unwrap_or_else(|_| Err(Error::Internal("query server thread died".into())))?;
+    // Not a graceful shutdown: change streams never end on their own.
+    let http = http_thread::HttpThread::spawn(
+        &format!("{app_id}-query-server"),
+        2,
+        listener,
+        router,
+        http_thread::Shutdown::Abrupt,
+    )?;
 
     let auth = if ctx.token.is_some() {
         "bearer token required (all but /health)"
@@ -226,8 +186,7 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
     }
     Ok(ServerHandle {
         addr,
-        shutdown: Some(tx),
-        thread: Some(thread),
+        http,
         directory_stop,
         directory_thread: Some(directory_thread),
     })
