@@ -794,7 +794,13 @@ impl StreamThread {
     pub fn run(mut self) -> Result<()> {
         let w = &mut self.worker;
         (w.args.status)(w.args.index, ThreadStatus::Rebalancing);
-        let result = w.run_loop(&self.consumer);
+        let result = w.run_loop(&self.consumer).map_err(|e| match e {
+            // A commit or fetch failing on an unknown topic may be a deleted source: name it.
+            Error::Kafka(k) => w
+                .unavailable_source(&self.consumer, &k)
+                .unwrap_or(Error::Kafka(k)),
+            e => e,
+        });
         let closed = w.shutdown(&self.consumer, result.is_ok());
         (w.args.status)(w.args.index, ThreadStatus::Stopped);
         result.and(closed)

@@ -561,7 +561,10 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     /// let b = StreamsBuilder::new();
     /// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
     ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
-    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(5)))
+    ///     // Grace keeps the first session open long enough for the late record to bridge it.
+    ///     .windowed_by_session(
+    ///         SessionWindows::with_inactivity_gap(Duration::from_secs(5)).grace(Duration::from_secs(10)),
+    ///     )
     ///     .count(Materialized::named("sessions").in_memory())
     ///     .to_stream()
     ///     .to("session-counts", Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()));
