@@ -74,3 +74,8 @@ pub mod topology;
 pub mod window;
 
 pub use error::{Error, ErrorKind, Result, SerdeError};
+
+/// The examples of `docs/connectors.md`, compiled as doc tests so the page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/connectors.md")]
+struct ConnectorsDoc;

@@ -41,6 +41,17 @@ pub const KAFKA_QUEUE_MESSAGES: &str = "streamkit_kafka_queue_messages";
 /// Bytes of the messages in a client's queues (gauge).
 pub const KAFKA_QUEUE_BYTES: &str = "streamkit_kafka_queue_bytes";
 
+/// Polls an HTTP polling source attempted (counter).
+pub const HTTP_POLLS: &str = "streamkit_http_poll_requests_total";
+/// Polls of an HTTP polling source that failed, by `reason` (counter).
+pub const HTTP_POLL_ERRORS: &str = "streamkit_http_poll_errors_total";
+/// Records an HTTP polling source produced (counter).
+pub const HTTP_POLL_RECORDS: &str = "streamkit_http_poll_records_total";
+/// Records an HTTP polling source skipped as unchanged since the last poll (counter).
+pub const HTTP_POLL_UNCHANGED: &str = "streamkit_http_poll_unchanged_records_total";
+/// Epoch seconds of an HTTP polling source's last successful poll (gauge).
+pub const HTTP_POLL_LAST_SUCCESS: &str = "streamkit_http_poll_last_success_seconds";
+
 /// Constant label: the application id.
 pub const APPLICATION_ID_LABEL: &str = "application_id";
 /// Label: the stream thread's name.
@@ -63,6 +74,8 @@ pub const TOPIC_LABEL: &str = "topic";
 pub const PARTITION_LABEL: &str = "partition";
 /// Label: what a memory gauge measures.
 pub const KIND_LABEL: &str = "kind";
+/// Constant label: a connector source's name.
+pub const SOURCE_LABEL: &str = "source";
 
 /// Drop reason: the key or value could not be deserialized.
 pub const REASON_DESERIALIZATION: &str = "deserialization";

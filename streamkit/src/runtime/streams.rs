@@ -251,7 +251,9 @@ impl KafkaStreams {
                 self.state()
             )));
         }
-        if let Err(e) = prepare_topics(&self.config, &self.topology) {
+        if let Err(e) = create_connector_topics(&self.config, &self.topology)
+            .and_then(|()| prepare_topics(&self.config, &self.topology))
+        {
             self.shared.transition(State::Error);
             return Err(e);
         }
@@ -354,6 +356,55 @@ impl KafkaStreams {
             }
             handles.push(handle);
         }
+        drop(handles);
+        self.start_connectors()
+    }
+
+    /// Runs the topology's source connectors on a thread of their own until shutdown; the
+    /// first one to fail stops the instance with its error.
+    fn start_connectors(&self) -> Result<()> {
+        let connectors =
+            std::mem::take(&mut *self.topology.connectors.lock().expect("connectors lock"));
+        if connectors.is_empty() {
+            return Ok(());
+        }
+        let (shared, config) = (self.shared.clone(), self.config.clone());
+        let name = format!("{}-connectors", self.config.application_id);
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("streamkit-connector")
+                .enable_all()
+                .build();
+            let result = match runtime {
+                Ok(runtime) => runtime.block_on(async {
+                    let runs = connectors.into_iter().map(|c| {
+                        let name = c.name();
+                        let flag = shared.shutdown.clone();
+                        let shutdown: crate::connect::Shutdown = Box::pin(async move {
+                            while !flag.load(Ordering::Acquire) {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        });
+                        let run = c.start(config.clone(), shutdown);
+                        async move {
+                            run.await.map_err(|e| {
+                                tracing::error!(connector = %name, error = %e, "source connector failed; shutting the instance down");
+                                e
+                            })
+                        }
+                    });
+                    futures_util::future::try_join_all(runs).await.map(drop)
+                }),
+                Err(e) => Err(Error::Io(e)),
+            };
+            if let Err(e) = result {
+                shared.error.lock().expect("error lock").get_or_insert(e);
+                shared.shutdown.store(true, Ordering::Release);
+                shared.transition(State::Error);
+            }
+        })?;
+        self.handles.lock().expect("handles lock").push(handle);
         Ok(())
     }
 
@@ -506,4 +557,20 @@ impl Drop for KafkaStreams {
             let _ = self.close();
         }
     }
+}
+
+/// Creates the topics the topology's source connectors write, when missing, so the stream
+/// threads find them (as a Kafka Connect worker creates its connectors' topics).
+fn create_connector_topics(config: &StreamsConfig, topology: &Topology) -> Result<()> {
+    if topology.connector_topics.is_empty() {
+        return Ok(());
+    }
+    let existing = crate::runtime::admin::topic_partitions(config)?;
+    let missing: Vec<_> = topology
+        .connector_topics
+        .iter()
+        .filter(|t| !existing.contains_key(*t))
+        .map(|t| (t.clone(), config.default_partitions, Vec::new()))
+        .collect();
+    crate::runtime::admin::create_topics(config, &missing)
 }

@@ -96,6 +96,39 @@ impl StreamsBuilder {
         self.add_source(topics, consumed)
     }
 
+    /// Runs `connector` beside the application's stream threads (from
+    /// [`KafkaStreams::start`](crate::runtime::KafkaStreams::start) to `close`) and streams
+    /// the records it writes: a Postgres table or a polled API as a source of the topology.
+    /// The connector's topics are created when missing; its failure stops the application.
+    ///
+    /// ```no_run
+    /// use streamkit::connect::postgres_source::PostgresSource;
+    /// use streamkit::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// let stations = PostgresSource::new("stations", "postgres://localhost/cta")
+    ///     .table("stations")
+    ///     .incrementing("stop_id")
+    ///     .key_column("stop_id")
+    ///     .topic_prefix("org.chicago.cta.");
+    /// builder
+    ///     .stream_from_connector(stations, Consumed::with(Serdes::string(), Serdes::json::<serde_json::Value>()))
+    ///     .to("stations-copy", Produced::with(Serdes::string(), Serdes::json()));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn stream_from_connector<K: Data, V: Data>(
+        &self,
+        connector: impl crate::connect::SourceConnector,
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
+        let topics: Vec<TopicName> = connector
+            .topics()
+            .into_iter()
+            .map(TopicName::External)
+            .collect();
+        self.graph.borrow_mut().connectors.push(Box::new(connector));
+        self.add_source(topics, consumed)
+    }
+
     pub(crate) fn add_source<K: Data, V: Data>(
         &self,
         topics: Vec<TopicName>,

@@ -159,6 +159,8 @@ pub(crate) struct GraphBuilder {
     pub global_topics: BTreeSet<TopicName>,
     /// Stores of global tables: shared read-only by every task, owned by no sub-topology.
     pub global_stores: BTreeSet<String>,
+    /// Source connectors the application runs beside its stream threads.
+    pub connectors: Vec<Box<dyn crate::connect::SourceConnector>>,
 }
 
 impl GraphBuilder {
@@ -399,6 +401,8 @@ impl GraphBuilder {
             global_subtopologies,
             internal_topics,
             copartition_groups: self.copartition_groups,
+            connector_topics: self.connectors.iter().flat_map(|c| c.topics()).collect(),
+            connectors: std::sync::Mutex::new(self.connectors),
         })
     }
 }
@@ -425,6 +429,10 @@ pub struct Topology {
     pub(crate) global_subtopologies: Vec<SubTopology>,
     pub(crate) internal_topics: Vec<InternalTopic>,
     pub(crate) copartition_groups: Vec<Vec<TopicName>>,
+    /// The topics the connectors write.
+    pub(crate) connector_topics: Vec<String>,
+    /// Source connectors, taken by the instance that starts them.
+    pub(crate) connectors: std::sync::Mutex<Vec<Box<dyn crate::connect::SourceConnector>>>,
 }
 
 impl fmt::Debug for Topology {
