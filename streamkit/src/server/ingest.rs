@@ -8,6 +8,18 @@
 //! A request is checked and converted whole before anything is sent (as the REST Proxy does,
 //! so a bad record fails the request, never half of it); then every record is handed to one
 //! producer and the answer waits for every delivery report.
+//!
+//! | status / `error_code` | when |
+//! |---|---|
+//! | `200`, `offsets[i].error_code` null / 50002 / 50003 | delivered / refused by the broker / refused, retriable |
+//! | `400` / 400 | the body is not JSON, or a field has the wrong type (base64 included) |
+//! | `422` / 422 | no `records`, or a negative `partition` |
+//! | `404` / 40401, 40402 | unknown topic, unknown partition |
+//! | `422` / 42201, 42202 | Avro keys or values without a key or value schema |
+//! | `422` / 42203 | a key or value does not match its Avro schema |
+//! | `422` / 42205 | an Avro schema that does not parse |
+//! | `408` / 40801 | the registry failed (unknown id, incompatible schema, none configured) |
+//! | `413` / 413, `415` / 415 | body over the limit, content type not a v2 produce type |
 
 use std::sync::Arc;
 use std::time::Duration;
