@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
+use crate::serde::avro::RegistryClient;
 use crate::state::RocksDbMemory;
 use crate::testing::EmbeddedBroker;
 
@@ -36,6 +37,55 @@ pub enum QueryForwarding {
     Proxy,
     /// Answers `307 Temporary Redirect` to the owner's URL.
     Redirect,
+}
+
+/// Kafka-REST-Proxy-compatible ingest on the query server (`POST /topics/{topic}` with
+/// `application/vnd.kafka.{json,avro,binary}.v2+json` bodies; see [`crate::server`]), enabled
+/// with [`StreamsConfig::rest_ingest`].
+///
+/// ```
+/// use streamkit::config::{RestIngest, StreamsConfig};
+/// use streamkit::serde::avro::RegistryClient;
+/// let registry = RegistryClient::new("http://127.0.0.1:8081").unwrap();
+/// let config = StreamsConfig::new("cta-weather")
+///     .query_server("8082")
+///     .rest_ingest(RestIngest::new().schema_registry(&registry).max_body_bytes(1 << 20));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RestIngest {
+    pub(crate) registry: Option<RegistryClient>,
+    pub(crate) max_body_bytes: usize,
+}
+
+impl Default for RestIngest {
+    fn default() -> Self {
+        RestIngest {
+            registry: None,
+            max_body_bytes: 10 << 20,
+        }
+    }
+}
+
+impl RestIngest {
+    /// Ingest of JSON and binary records; Avro needs a
+    /// [`schema_registry`](Self::schema_registry).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The registry Avro requests' `key_schema`/`value_schema` are registered in (subjects
+    /// `<topic>-key`, `<topic>-value`) and `key_schema_id`/`value_schema_id` looked up in.
+    /// Default = none: Avro requests fail with `408`/40801, as the REST Proxy does without one.
+    pub fn schema_registry(mut self, registry: &RegistryClient) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Largest request body accepted; a larger one is answered `413`. Default = 10 MiB.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
 }
 
 /// Configuration of an application instance. Setters consume and return the config.
@@ -86,6 +136,7 @@ pub struct StreamsConfig {
     pub(crate) application_server: Option<String>,
     pub(crate) query_server_token: Option<String>,
     pub(crate) query_forwarding: QueryForwarding,
+    pub(crate) rest_ingest: Option<RestIngest>,
 }
 
 /// Whether a client setting holds a secret (`sasl.password`, `ssl.key.password`,
@@ -152,6 +203,7 @@ impl std::fmt::Debug for StreamsConfig {
                 &self.query_server_token.as_ref().map(|_| "<redacted>"),
             )
             .field("query_forwarding", &self.query_forwarding)
+            .field("rest_ingest", &self.rest_ingest)
             .finish()
     }
 }
@@ -183,6 +235,7 @@ impl StreamsConfig {
             application_server: None,
             query_server_token: None,
             query_forwarding: QueryForwarding::default(),
+            rest_ingest: None,
         }
     }
 
@@ -356,6 +409,16 @@ impl StreamsConfig {
     /// [`QueryForwarding::Proxy`].
     pub fn query_forwarding(mut self, forwarding: QueryForwarding) -> Self {
         self.query_forwarding = forwarding;
+        self
+    }
+
+    /// Serves Kafka-REST-Proxy-compatible ingest (`POST /topics/{topic}`,
+    /// `POST /topics/{topic}/partitions/{p}`) on the [query server](Self::query_server), which
+    /// must be on too; its records are produced with the application's `producer` client
+    /// settings, behind the [query server token](Self::query_server_token) when one is set.
+    /// Default = off.
+    pub fn rest_ingest(mut self, ingest: RestIngest) -> Self {
+        self.rest_ingest = Some(ingest);
         self
     }
 

@@ -42,7 +42,8 @@
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
 //! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
-//! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics;
+//! - [`server`] — the HTTP query server: stores, change streams, topology, health, metrics,
+//!   and (opt-in) Kafka-REST-Proxy-compatible ingest;
 //! - [`registry`] — an embedded Confluent-compatible schema registry (Avro serdes are in
 //!   [`serde::avro`]);
 //! - [`sql`] — ksqlDB-compatible SQL planned into the same topologies, with a ksqlDB-style

@@ -159,6 +159,12 @@ impl KafkaStreams {
                 config.application_id
             )));
         }
+        if config.rest_ingest.is_some() && config.query_server.is_none() {
+            return Err(Error::Config(
+                "rest_ingest is served by the query server: set StreamsConfig::query_server too"
+                    .into(),
+            ));
+        }
         let metrics = Metrics::new(&config.application_id);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::Created),

@@ -12,6 +12,7 @@
 //! | `GET /instances` | the instances of the application and the store partitions each holds |
 //! | `GET /health` | the instance's state; `200` while starting, rebalancing or running, else `503` |
 //! | `GET /metrics` | Prometheus text format |
+//! | `POST /topics/{topic}`, `POST /topics/{topic}/partitions/{p}` | with [`StreamsConfig::rest_ingest`](crate::config::StreamsConfig::rest_ingest): Kafka REST Proxy v2 produce (`application/vnd.kafka.{json,avro,binary}.v2+json`) → `{"offsets", "key_schema_id", "value_schema_id"}`; the REST Proxy's error codes (see `ingest.rs`) |
 //!
 //! Keys in paths and query strings are JSON (`/stores/counts/42`, `/stores/trips/%7B%22line%22%3A1%7D`);
 //! text that is not JSON is taken as a string (`/stores/counts/M15`). Keys and values are
@@ -28,6 +29,7 @@
 pub(crate) mod auth;
 mod forward;
 pub(crate) mod http_thread;
+mod ingest;
 mod instances;
 pub mod ksql;
 mod metrics;
@@ -41,7 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::config::{QueryForwarding, StreamsConfig};
 use crate::error::{Error, Result};
@@ -70,6 +72,8 @@ pub(crate) struct ServerContext {
     /// Partition count of each sub-topology's input topics.
     pub partitions: HashMap<usize, i32>,
     pub client: forward::Client,
+    /// REST-Proxy-compatible ingest, when enabled.
+    pub ingest: Option<Arc<ingest::Ingest>>,
 }
 
 impl ServerContext {
@@ -135,6 +139,11 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
         .clone()
         .unwrap_or_else(|| addr.to_string());
     let app_id = config.application_id.clone();
+    let ingest = config
+        .rest_ingest
+        .as_ref()
+        .map(|i| ingest::Ingest::new(config, i, addr.ip().is_loopback()).map(Arc::new))
+        .transpose()?;
 
     let partitions = subtopology_partitions(config, &args.topology)?;
     let directory = Arc::new(Directory::new(&app_id, &endpoint));
@@ -159,6 +168,7 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
         directory,
         partitions,
         client: forward::client(),
+        ingest,
     });
     let router = router(ctx.clone());
 
@@ -176,10 +186,16 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
     } else {
         "no authentication"
     };
+    let ingest = if ctx.ingest.is_some() {
+        "; REST Proxy ingest: POST /topics/{topic}, /topics/{topic}/partitions/{p}"
+    } else {
+        ""
+    };
     tracing::info!(
         "query server listening on http://{addr} (advertised to other instances as {endpoint}; \
          {auth}): GET /stores, /stores/{{name}}/{{key}}, /stores/{{name}}?from=&to=, \
-         /stores/{{name}}/changes (server-sent events), /topology, /instances, /health, /metrics"
+         /stores/{{name}}/changes (server-sent events), /topology, /instances, /health, /metrics\
+         {ingest}"
     );
     if !addr.ip().is_loopback() && ctx.token.is_none() {
         tracing::warn!(%addr, "the query server is reachable beyond this host without authentication; set StreamsConfig::query_server_token");
@@ -223,14 +239,23 @@ fn subtopology_partitions(
 }
 
 fn router(ctx: Arc<ServerContext>) -> Router {
-    Router::new()
+    let mut routes = Router::new()
         .route("/stores", get(stores::list))
         .route("/stores/{name}", get(stores::range))
         .route("/stores/{name}/changes", get(stores::changes))
         .route("/stores/{name}/{key}", get(stores::key))
         .route("/topology", get(topology::topology))
         .route("/instances", get(instances::list))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(metrics::metrics));
+    if ctx.ingest.is_some() {
+        routes = routes
+            .route("/topics/{topic}", post(ingest::produce_to_topic))
+            .route(
+                "/topics/{topic}/partitions/{partition}",
+                post(ingest::produce_to_partition),
+            );
+    }
+    routes
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_token,
