@@ -29,6 +29,22 @@ pub enum ProcessingGuarantee {
     ExactlyOnce,
 }
 
+/// What an instance does when one of its stream threads fails with an error or panics (Kafka
+/// Streams' `StreamsUncaughtExceptionHandler` responses). The global thread and the connector
+/// thread always stop the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UncaughtExceptionResponse {
+    /// The instance stops: every thread closes, the state becomes
+    /// [`Error`](crate::runtime::State::Error), `run()` and `close()` return the error. Default.
+    #[default]
+    ShutdownClient,
+    /// The failed thread is replaced by a new one (a new consumer joining the group; its
+    /// tasks resume from the last committed offsets, so records since are processed again).
+    /// A record that fails every time makes the thread fail every time: use it for transient
+    /// faults.
+    ReplaceThread,
+}
+
 /// How the query server answers a key query for a partition another instance owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueryForwarding {
@@ -137,6 +153,7 @@ pub struct StreamsConfig {
     pub(crate) query_server_token: Option<String>,
     pub(crate) query_forwarding: QueryForwarding,
     pub(crate) rest_ingest: Option<RestIngest>,
+    pub(crate) uncaught_exception_response: UncaughtExceptionResponse,
 }
 
 /// Whether a client setting holds a secret (`sasl.password`, `ssl.key.password`,
@@ -204,6 +221,10 @@ impl std::fmt::Debug for StreamsConfig {
             )
             .field("query_forwarding", &self.query_forwarding)
             .field("rest_ingest", &self.rest_ingest)
+            .field(
+                "uncaught_exception_response",
+                &self.uncaught_exception_response,
+            )
             .finish()
     }
 }
@@ -236,6 +257,7 @@ impl StreamsConfig {
             query_server_token: None,
             query_forwarding: QueryForwarding::default(),
             rest_ingest: None,
+            uncaught_exception_response: UncaughtExceptionResponse::default(),
         }
     }
 
@@ -409,6 +431,13 @@ impl StreamsConfig {
     /// [`QueryForwarding::Proxy`].
     pub fn query_forwarding(mut self, forwarding: QueryForwarding) -> Self {
         self.query_forwarding = forwarding;
+        self
+    }
+
+    /// What happens when a stream thread fails with an error or panics (a user closure
+    /// included). Default = [`UncaughtExceptionResponse::ShutdownClient`].
+    pub fn uncaught_exception_response(mut self, response: UncaughtExceptionResponse) -> Self {
+        self.uncaught_exception_response = response;
         self
     }
 

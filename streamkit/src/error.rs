@@ -118,6 +118,16 @@ pub enum Error {
     /// The application is not in a state that allows the call.
     #[error("illegal state: {0}")]
     IllegalState(String),
+    /// A thread of the instance panicked (in a user closure or in streamkit): the thread is
+    /// gone, and the instance stops or replaces it as its
+    /// [`UncaughtExceptionResponse`](crate::config::UncaughtExceptionResponse) says.
+    #[error("thread {thread} panicked: {message}")]
+    Panicked {
+        /// The thread's name.
+        thread: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A streamkit bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -148,7 +158,7 @@ impl Error {
             | Error::Transaction { .. }
             | Error::Connector { .. } => ErrorKind::External,
             Error::Processor { source, .. } => source.kind(),
-            Error::Internal(_) => ErrorKind::Internal,
+            Error::Internal(_) | Error::Panicked { .. } => ErrorKind::Internal,
         }
     }
 
@@ -210,4 +220,19 @@ pub enum SerdeError {
     /// The serde has no JSON form (see [`Serde::to_json`](crate::serde::Serde::to_json)).
     #[error("serde {0} has no JSON form; implement Serde::to_json and Serde::parse_json")]
     NoJson(String),
+}
+
+/// Runs `f`, turning a panic into [`Error::Panicked`] naming `thread`.
+pub(crate) fn catch_panic<T>(thread: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        Err(Error::Panicked {
+            thread: thread.to_string(),
+            message,
+        })
+    })
 }

@@ -91,20 +91,24 @@ pub(crate) fn start(
     let thread_name = name.clone();
     // Tasks hold `Rc`s: they are built on the thread that runs them.
     let handle = std::thread::Builder::new().name(name).spawn(move || {
-        let mut global = match GlobalThread::new(args, &thread_name) {
+        let mut global = match crate::error::catch_panic(&thread_name, || {
+            GlobalThread::new(args, &thread_name)
+        }) {
             Ok(g) => g,
             Err(e) => {
                 let _ = tx.send(Err(e));
                 return;
             }
         };
-        if let Err(e) = global.bootstrap() {
+        if let Err(e) = crate::error::catch_panic(&thread_name, || global.bootstrap()) {
             global.close();
             let _ = tx.send(Err(e));
             return;
         }
         let _ = tx.send(Ok(global.stores()));
-        if let Err(e) = global.run() {
+        // A panic (a user closure of a global table's topology included) stops the instance
+        // like an error.
+        if let Err(e) = crate::error::catch_panic(&thread_name, || global.run()) {
             tracing::error!(thread = %thread_name, error = %e, "global thread failed; shutting the instance down");
             on_error(e);
         }

@@ -123,7 +123,7 @@ pub struct KafkaStreams {
     config: StreamsConfig,
     metrics: Metrics,
     shared: Arc<Shared>,
-    handles: Mutex<Vec<JoinHandle<()>>>,
+    handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
     registry: StoreRegistry,
     rocksdb: RocksDbShared,
     /// Where this instance keeps its global tables' stores; removed at close.
@@ -180,7 +180,7 @@ impl KafkaStreams {
             topology: Arc::new(topology),
             metrics,
             shared,
-            handles: Mutex::new(Vec::new()),
+            handles: Arc::default(),
             registry,
             rocksdb,
             global_dir: crate::runtime::global::instance_dir(&config),
@@ -312,57 +312,24 @@ impl KafkaStreams {
                 return Err(e);
             }
         };
-        let mut handles = self.handles.lock().expect("handles lock");
+        let spawner = Arc::new(ThreadSpawner {
+            topology: self.topology.clone(),
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            shared: self.shared.clone(),
+            registry: self.registry.clone(),
+            rocksdb: self.rocksdb.clone(),
+            global_stores,
+            handles: self.handles.clone(),
+            started: std::sync::atomic::AtomicUsize::new(0),
+        });
         for index in 0..self.config.num_stream_threads {
-            let shared = self.shared.clone();
-            let status: StatusSink = Arc::new(move |i, s| shared.on_thread_status(i, s));
-            let name = format!("{}-StreamThread-{}", self.config.application_id, index + 1);
-            let args = ThreadArgs {
-                index,
-                name: name.clone(),
-                topology: self.topology.clone(),
-                config: self.config.clone(),
-                metrics: self.metrics.clone(),
-                shutdown: self.shared.shutdown.clone(),
-                status,
-                registry: self.registry.clone(),
-                rocksdb: self.rocksdb.clone(),
-                global_stores: global_stores.clone(),
-            };
-            // Tasks hold `Rc`s: the thread's state is built on the thread itself.
-            let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();
-            let shared = self.shared.clone();
-            let handle = std::thread::Builder::new().name(name.clone()).spawn(move || {
-                let thread = match StreamThread::new(args) {
-                    Ok(t) => {
-                        let _ = created_tx.send(Ok(()));
-                        t
-                    }
-                    Err(e) => {
-                        let _ = created_tx.send(Err(e));
-                        return;
-                    }
-                };
-                if let Err(e) = thread.run() {
-                    tracing::error!(thread = %name, error = %e, "stream thread failed; shutting the instance down");
-                    shared.error.lock().expect("error lock").get_or_insert(e);
-                    shared.shutdown.store(true, Ordering::Release);
-                    shared.transition(State::Error);
-                }
-            })?;
-            let created = created_rx
-                .recv()
-                .unwrap_or_else(|_| Err(Error::Internal("stream thread died at start".into())));
-            if let Err(e) = created {
-                let _ = handle.join();
+            if let Err(e) = spawner.spawn(index) {
                 self.fail(Error::Config(format!("cannot create stream thread: {e}")));
-                drop(handles);
                 let _ = self.close();
                 return Err(e);
             }
-            handles.push(handle);
         }
-        drop(handles);
         self.start_connectors()
     }
 
@@ -376,7 +343,9 @@ impl KafkaStreams {
         }
         let (shared, config) = (self.shared.clone(), self.config.clone());
         let name = format!("{}-connectors", self.config.application_id);
+        let thread_name = name.clone();
         let handle = std::thread::Builder::new().name(name).spawn(move || {
+            let run = || -> Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("streamkit-connector")
@@ -404,7 +373,9 @@ impl KafkaStreams {
                 }),
                 Err(e) => Err(Error::Io(e)),
             };
-            if let Err(e) = result {
+            result
+            };
+            if let Err(e) = crate::error::catch_panic(&thread_name, run) {
                 shared.error.lock().expect("error lock").get_or_insert(e);
                 shared.shutdown.store(true, Ordering::Release);
                 shared.transition(State::Error);
@@ -579,4 +550,98 @@ fn create_connector_topics(config: &StreamsConfig, topology: &Topology) -> Resul
         .map(|t| (t.clone(), config.default_partitions, Vec::new()))
         .collect();
     crate::runtime::admin::create_topics(config, &missing)
+}
+
+/// Starts stream threads: at start, and in place of one that failed when the configured
+/// [`UncaughtExceptionResponse`](crate::config::UncaughtExceptionResponse) says so.
+struct ThreadSpawner {
+    topology: Arc<Topology>,
+    config: StreamsConfig,
+    metrics: Metrics,
+    shared: Arc<Shared>,
+    registry: StoreRegistry,
+    rocksdb: RocksDbShared,
+    global_stores: crate::runtime::stores::TaskStores,
+    handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Threads started so far: names run on (`StreamThread-3` replaces a failed one of two).
+    started: std::sync::atomic::AtomicUsize,
+}
+
+impl ThreadSpawner {
+    /// Starts the stream thread for status slot `index`; returns once it is created (its
+    /// consumer and producer exist) or failed to be.
+    fn spawn(self: &Arc<Self>, index: usize) -> Result<()> {
+        let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let name = format!("{}-StreamThread-{number}", self.config.application_id);
+        let shared = self.shared.clone();
+        let status: StatusSink = Arc::new(move |i, s| shared.on_thread_status(i, s));
+        let args = ThreadArgs {
+            index,
+            name: name.clone(),
+            topology: self.topology.clone(),
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            shutdown: self.shared.shutdown.clone(),
+            status,
+            registry: self.registry.clone(),
+            rocksdb: self.rocksdb.clone(),
+            global_stores: self.global_stores.clone(),
+        };
+        // Tasks hold `Rc`s: the thread's state is built on the thread itself.
+        let (created_tx, created_rx) = std::sync::mpsc::channel::<Result<()>>();
+        let spawner = self.clone();
+        let thread_name = name.clone();
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            let thread = match crate::error::catch_panic(&thread_name, || StreamThread::new(args)) {
+                Ok(t) => {
+                    let _ = created_tx.send(Ok(()));
+                    t
+                }
+                Err(e) => {
+                    let _ = created_tx.send(Err(e));
+                    return;
+                }
+            };
+            // A panic, in a user closure or in streamkit, is a failure of the thread like an
+            // error: never a thread silently gone while the instance reports itself healthy.
+            if let Err(e) = crate::error::catch_panic(&thread_name, move || thread.run()) {
+                spawner.failed(index, &thread_name, e);
+            }
+        })?;
+        let created = created_rx
+            .recv()
+            .unwrap_or_else(|_| Err(Error::Internal("stream thread died at start".into())));
+        if let Err(e) = created {
+            let _ = handle.join();
+            return Err(e);
+        }
+        self.handles.lock().expect("handles lock").push(handle);
+        Ok(())
+    }
+
+    /// Called by a stream thread that failed: replaces it, or stops the instance.
+    fn failed(self: &Arc<Self>, index: usize, thread: &str, e: Error) {
+        use crate::config::UncaughtExceptionResponse;
+        let mut e = e;
+        if self.config.uncaught_exception_response == UncaughtExceptionResponse::ReplaceThread
+            && !self.shared.shutdown.load(Ordering::Acquire)
+        {
+            tracing::error!(%thread, error = %e, "stream thread failed; replacing it");
+            match self.spawn(index) {
+                Ok(()) => return,
+                Err(again) => {
+                    tracing::error!(%thread, error = %again, "cannot replace the failed stream thread");
+                    e = again;
+                }
+            }
+        }
+        tracing::error!(%thread, error = %e, "stream thread failed; shutting the instance down");
+        self.shared
+            .error
+            .lock()
+            .expect("error lock")
+            .get_or_insert(e);
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.transition(State::Error);
+    }
 }
