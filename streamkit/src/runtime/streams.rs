@@ -345,36 +345,7 @@ impl KafkaStreams {
         let name = format!("{}-connectors", self.config.application_id);
         let thread_name = name.clone();
         let handle = std::thread::Builder::new().name(name).spawn(move || {
-            let run = || -> Result<()> {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("streamkit-connector")
-                .enable_all()
-                .build();
-            let result = match runtime {
-                Ok(runtime) => runtime.block_on(async {
-                    let runs = connectors.into_iter().map(|c| {
-                        let name = c.name();
-                        let flag = shared.shutdown.clone();
-                        let shutdown: crate::connect::Shutdown = Box::pin(async move {
-                            while !flag.load(Ordering::Acquire) {
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                            }
-                        });
-                        let run = c.start(config.clone(), shutdown);
-                        async move {
-                            run.await.map_err(|e| {
-                                tracing::error!(connector = %name, error = %e, "source connector failed; shutting the instance down");
-                                e
-                            })
-                        }
-                    });
-                    futures_util::future::try_join_all(runs).await.map(drop)
-                }),
-                Err(e) => Err(Error::Io(e)),
-            };
-            result
-            };
+            let run = || run_connectors(connectors, &shared, &config);
             if let Err(e) = crate::error::catch_panic(&thread_name, run) {
                 shared.error.lock().expect("error lock").get_or_insert(e);
                 shared.shutdown.store(true, Ordering::Release);
@@ -644,4 +615,36 @@ impl ThreadSpawner {
         self.shared.shutdown.store(true, Ordering::Release);
         self.shared.transition(State::Error);
     }
+}
+
+/// Runs the connectors on a runtime of their own until the instance shuts down or one fails.
+fn run_connectors(
+    connectors: Vec<Box<dyn crate::connect::SourceConnector>>,
+    shared: &Shared,
+    config: &StreamsConfig,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("streamkit-connector")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let runs = connectors.into_iter().map(|c| {
+            let name = c.name();
+            let flag = shared.shutdown.clone();
+            let shutdown: crate::connect::Shutdown = Box::pin(async move {
+                while !flag.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            let run = c.start(config.clone(), shutdown);
+            async move {
+                run.await.map_err(|e| {
+                    tracing::error!(connector = %name, error = %e, "source connector failed; shutting the instance down");
+                    e
+                })
+            }
+        });
+        futures_util::future::try_join_all(runs).await.map(drop)
+    })
 }
