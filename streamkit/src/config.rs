@@ -154,6 +154,24 @@ pub struct StreamsConfig {
     pub(crate) query_forwarding: QueryForwarding,
     pub(crate) rest_ingest: Option<RestIngest>,
     pub(crate) uncaught_exception_response: UncaughtExceptionResponse,
+    pub(crate) max_transaction_aborts: u32,
+}
+
+/// The default [`StreamsConfig::state_dir`]: under the user's cache directory.
+fn default_state_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(".cache"))
+        });
+    match cache {
+        Some(dir) => dir.join("streamkit").join("state"),
+        None => std::env::temp_dir().join("streamkit-state"),
+    }
 }
 
 /// Whether a client setting holds a secret (`sasl.password`, `ssl.key.password`,
@@ -225,6 +243,7 @@ impl std::fmt::Debug for StreamsConfig {
                 "uncaught_exception_response",
                 &self.uncaught_exception_response,
             )
+            .field("max_transaction_aborts", &self.max_transaction_aborts)
             .finish()
     }
 }
@@ -243,7 +262,7 @@ impl StreamsConfig {
             max_poll_records: 1000,
             buffered_records_per_partition: 1000,
             max_task_idle: crate::runtime::partition_group::TaskIdle::FetchedOnly,
-            state_dir: std::env::temp_dir().join("streamkit"),
+            state_dir: default_state_dir(),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             default_deserialization_handler: DeserializationHandler::Fail,
             processing_error_handler: ProcessingErrorHandler::Fail,
@@ -258,6 +277,7 @@ impl StreamsConfig {
             query_forwarding: QueryForwarding::default(),
             rest_ingest: None,
             uncaught_exception_response: UncaughtExceptionResponse::default(),
+            max_transaction_aborts: 10,
         }
     }
 
@@ -343,7 +363,11 @@ impl StreamsConfig {
         self
     }
 
-    /// Directory for local state. Default = `<tmp>/streamkit`.
+    /// Directory for local state (stores, checkpoints), `<dir>/<application-id>/<task>`. An
+    /// instance whose topology keeps RocksDB stores locks `<dir>/<application-id>` from
+    /// `start()` to `close()`: give each instance on a machine its own. Default =
+    /// `$XDG_CACHE_HOME/streamkit/state`, else `~/.cache/streamkit/state` (the user's own
+    /// directory, not a world-writable one), else `<tmp>/streamkit-state`.
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_dir = dir.into();
         self
@@ -438,6 +462,16 @@ impl StreamsConfig {
     /// included). Default = [`UncaughtExceptionResponse::ShutdownClient`].
     pub fn uncaught_exception_response(mut self, response: UncaughtExceptionResponse) -> Self {
         self.uncaught_exception_response = response;
+        self
+    }
+
+    /// Exactly-once: how many transactions in a row a stream thread may abort (each resets
+    /// its tasks and processes the same input again) before it stops with an
+    /// [`Error::Transaction`](crate::Error::Transaction) naming the last cause. A permanent
+    /// fault (a record the topic refuses, a denied topic) would otherwise loop forever.
+    /// Default = 10.
+    pub fn max_transaction_aborts(mut self, n: u32) -> Self {
+        self.max_transaction_aborts = n;
         self
     }
 

@@ -194,6 +194,41 @@ fn an_aborted_transaction_resets_the_tasks_and_processing_goes_on() {
 }
 
 #[test]
+fn transactions_aborted_again_and_again_stop_the_thread_instead_of_looping() {
+    let broker = EmbeddedBroker::start().unwrap();
+    setup(&broker);
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        topology(),
+        config("eos-abort-loop", &broker, dir.path()).max_transaction_aborts(3),
+    )
+    .unwrap();
+    app.start().unwrap();
+    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    // Every transactional offset commit refused: each commit aborts, the same input is
+    // processed again, and its commit is refused again — a fault retrying cannot fix.
+    broker
+        .fail_next_requests(
+            RDKafkaApiKey::TxnOffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION; 50],
+        )
+        .unwrap();
+    common::produce(&bootstrap, "eos-taps", &taps(0..10));
+    assert!(
+        app.wait_for_state(State::Error, Duration::from_secs(60)),
+        "{:?}",
+        app.state()
+    );
+    let err = app.close().unwrap_err().to_string();
+    assert!(err.contains("aborted 3 times in a row"), "{err}");
+    assert!(
+        err.contains("eos-abort-loop-"),
+        "names the transactional id: {err}"
+    );
+}
+
+#[test]
 fn a_fenced_producer_stops_the_thread_with_a_clear_error() {
     common::init_logs();
     let broker = EmbeddedBroker::start().unwrap();

@@ -8,7 +8,7 @@
 //! emptied first, so rows deleted while the instance was down cannot survive).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -47,27 +47,26 @@ pub(crate) struct GlobalThreadArgs {
 
 /// A directory of its own for this instance's global stores,
 /// `state_dir/<app-id>/global-<pid>-<n>`: every instance holds every global store at once
-/// (two instances on one machine may share a state directory), and the stores are rebuilt
-/// from their topics at each start, so nothing in it outlives the instance. Directories left
-/// by processes that no longer run are removed.
+/// (two instances of a topology without task stores may share a state directory), and the
+/// stores are rebuilt from their topics at each start, so nothing in it outlives the
+/// instance. The instance locks it while it runs; directories nobody holds are removed.
 pub(crate) fn instance_dir(config: &StreamsConfig) -> PathBuf {
     static INSTANCES: AtomicUsize = AtomicUsize::new(0);
     let app_dir = config.state_dir.join(&config.application_id);
     let pid = std::process::id();
+    // Another instance's directory is removed only when nobody holds its lock: its owner is
+    // gone (however it ended). A PID check would misjudge owners in other PID namespaces
+    // sharing the directory.
     if let Ok(entries) = std::fs::read_dir(&app_dir) {
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(owner) = name
+            let is_global = entry
+                .file_name()
                 .to_str()
-                .and_then(|n| n.strip_prefix("global-"))
-                .and_then(|n| n.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
+                .is_some_and(|n| n.starts_with("global-"));
+            if !is_global || !entry.path().join(crate::state::dir::LOCK_FILE).exists() {
                 continue;
-            };
-            let proc = Path::new("/proc");
-            if owner != pid && proc.join("self").exists() && !proc.join(owner.to_string()).exists()
-            {
+            }
+            if let Ok(Ok(_unheld)) = crate::state::dir::DirLock::try_acquire(&entry.path()) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

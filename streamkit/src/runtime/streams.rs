@@ -129,6 +129,8 @@ pub struct KafkaStreams {
     /// Where this instance keeps its global tables' stores; removed at close.
     global_dir: std::path::PathBuf,
     server: Mutex<Option<crate::server::ServerHandle>>,
+    /// Locks on the state directories this instance uses, held from `start()` to `close()`.
+    dir_locks: Mutex<Vec<crate::state::dir::DirLock>>,
 }
 
 impl std::fmt::Debug for KafkaStreams {
@@ -185,6 +187,7 @@ impl KafkaStreams {
             rocksdb,
             global_dir: crate::runtime::global::instance_dir(&config),
             server: Mutex::new(None),
+            dir_locks: Mutex::new(Vec::new()),
             config,
         })
     }
@@ -256,6 +259,10 @@ impl KafkaStreams {
                 "start() in state {:?}",
                 self.state()
             )));
+        }
+        if let Err(e) = self.lock_state_dirs() {
+            self.shared.transition(State::Error);
+            return Err(e);
         }
         if let Err(e) = create_connector_topics(&self.config, &self.topology)
             .and_then(|()| prepare_topics(&self.config, &self.topology))
@@ -331,6 +338,27 @@ impl KafkaStreams {
             }
         }
         self.start_connectors()
+    }
+
+    /// Locks `state_dir/<application-id>` when the topology keeps RocksDB stores (two
+    /// instances sharing it would open each other's stores), and this instance's global store
+    /// directory (so no other instance reaps it).
+    fn lock_state_dirs(&self) -> Result<()> {
+        let persistent = self
+            .topology
+            .subtopologies
+            .iter()
+            .flat_map(|s| &s.stores)
+            .any(|s| s.backend == crate::stream::StoreBackend::RocksDb);
+        let mut locks = self.dir_locks.lock().expect("dir locks lock");
+        if persistent {
+            let app_dir = self.config.state_dir.join(&self.config.application_id);
+            locks.push(crate::state::dir::DirLock::acquire(&app_dir)?);
+        }
+        if !self.topology.global_subtopologies.is_empty() {
+            locks.push(crate::state::dir::DirLock::acquire(&self.global_dir)?);
+        }
+        Ok(())
     }
 
     /// Runs the topology's source connectors on a thread of their own until shutdown; the
@@ -418,6 +446,8 @@ impl KafkaStreams {
         {
             tracing::warn!(dir = %self.global_dir.display(), error = %e, "cannot remove the global stores' directory");
         }
+        // Every thread is gone: the directories are free for another instance.
+        self.dir_locks.lock().expect("dir locks lock").clear();
         self.shared.transition(State::NotRunning);
         match self.shared.error.lock().expect("error lock").take() {
             Some(e) => {

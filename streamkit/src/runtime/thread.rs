@@ -479,6 +479,8 @@ struct Worker {
     paused: HashSet<(String, i32)>,
     /// Where empty input partitions end, to tell whether a task must wait for them.
     lag: LagProbe,
+    /// Exactly-once: transactions aborted since the last one that committed.
+    aborts_in_a_row: u32,
 }
 
 /// Tells whether an input partition has records on the broker that the consumer has not
@@ -783,6 +785,7 @@ impl StreamThread {
                 transactional_id,
                 seeked: HashSet::new(),
                 committed_positions: HashMap::new(),
+                aborts_in_a_row: 0,
                 paused: HashSet::new(),
                 lag,
             },
@@ -852,7 +855,7 @@ impl Worker {
                 // A failed delivery makes the transaction abortable: start over from the
                 // last commit rather than fail.
                 tracing::warn!(thread = %self.args.name, error = %e, "delivery failed inside a transaction; aborting it");
-                self.abort_and_reset(consumer, &id)?;
+                self.abort_and_reset(consumer, &id, &e.to_string())?;
                 continue;
             }
             let now = now_ms();
@@ -1348,10 +1351,14 @@ impl Worker {
                 TxnFailure::Abort(reason) => {
                     tracing::warn!(thread = %self.args.name, transactional_id = %id, %reason,
                         "transaction aborted; resetting the thread's tasks to their last committed state");
-                    self.abort_and_reset(consumer, &id)?;
+                    self.abort_and_reset(consumer, &id, &reason)?;
                     return Ok(false);
                 }
             }
+        }
+        // Progress: input offsets committed (a transaction without offsets proves nothing).
+        if !moved.is_empty() {
+            self.aborts_in_a_row = 0;
         }
         self.committed_positions.extend(moved);
         let tracker = self.producer.context();
@@ -1407,7 +1414,23 @@ impl Worker {
         &mut self,
         consumer: &BaseConsumer<StreamConsumerContext>,
         transactional_id: &str,
+        why: &str,
     ) -> Result<()> {
+        // The same input processed again hits the same fault when it is permanent (a record
+        // the topic refuses, an authorization error): stop instead of looping forever.
+        self.aborts_in_a_row += 1;
+        let limit = self.args.config.max_transaction_aborts;
+        if self.aborts_in_a_row > limit {
+            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+            return Err(Error::Transaction {
+                transactional_id: transactional_id.to_string(),
+                reason: format!(
+                    "aborted {limit} times in a row without a commit in between, last because: \
+                     {why}; a fault that processing the same input again cannot fix, so the \
+                     thread stops (StreamsConfig::max_transaction_aborts)"
+                ),
+            });
+        }
         if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
             return Err(match classify_txn_error(e, transactional_id) {
                 TxnFailure::Fatal(e) => e,

@@ -22,6 +22,7 @@
 //! hundred tasks do not mean a hundred memtable budgets.
 
 pub(crate) mod cache;
+pub(crate) mod dir;
 pub(crate) mod rocksdb;
 
 /// Memory budget shared by every RocksDB store of an application instance.
