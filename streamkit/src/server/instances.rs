@@ -35,6 +35,10 @@ use crate::runtime::stores::StoreRegistry;
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// An entry not refreshed for this long is ignored.
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(20);
+/// How far ahead of this machine's clock an entry's times may be (clock skew between
+/// machines); an entry further in the future is refused, or it would win every claim (the
+/// most recent `assigned_ms` wins) and never go stale.
+pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(30);
 /// How often the directory thread checks for a changed assignment.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -81,7 +85,17 @@ impl Directory {
                 entries.remove(key);
             }
             Some(Ok(info)) => {
-                entries.insert(key.to_string(), info);
+                let latest = now_ms() + MAX_CLOCK_SKEW.as_millis() as i64;
+                if info.application_server != key {
+                    tracing::warn!(topic = %self.topic, %key, claimed = %info.application_server,
+                        "ignoring an instance entry whose key is not the endpoint it names");
+                } else if info.heartbeat_ms > latest || info.assigned_ms > latest {
+                    tracing::warn!(topic = %self.topic, %key, heartbeat_ms = info.heartbeat_ms,
+                        assigned_ms = info.assigned_ms,
+                        "ignoring an instance entry dated in the future (beyond the allowed clock skew)");
+                } else {
+                    entries.insert(key.to_string(), info);
+                }
             }
             Some(Err(e)) => {
                 tracing::warn!(topic = %self.topic, %key, error = %e, "ignoring unreadable instance entry")
@@ -241,4 +255,38 @@ pub(crate) fn spawn(
             let _ = producer.flush(Duration::from_secs(5));
         }
     })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(server: &str, assigned_ms: i64, heartbeat_ms: i64) -> Vec<u8> {
+        serde_json::to_vec(&InstanceInfo {
+            application_server: server.to_string(),
+            stores: BTreeMap::from([("counts".to_string(), vec![0])]),
+            assigned_ms,
+            heartbeat_ms,
+            state: "Running".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn entries_dated_in_the_future_or_under_another_key_are_refused() {
+        let d = Directory::new("app", "me:1");
+        let now = now_ms();
+        d.apply("a:1", Some(&entry("a:1", now - 1000, now)));
+        assert_eq!(d.owner("counts", 0).as_deref(), Some("a:1"));
+        // A claim dated an hour ahead would win every comparison and never go stale.
+        d.apply("b:1", Some(&entry("b:1", now + 3_600_000, now)));
+        d.apply("c:1", Some(&entry("c:1", now, now + 3_600_000)));
+        // An entry keyed by one endpoint naming another.
+        d.apply("d:1", Some(&entry("e:1", now, now)));
+        assert_eq!(d.owner("counts", 0).as_deref(), Some("a:1"));
+        assert_eq!(d.live_others(), ["a:1"]);
+        // Small skew is fine.
+        d.apply("f:1", Some(&entry("f:1", now + 5_000, now + 5_000)));
+        assert_eq!(d.owner("counts", 0).as_deref(), Some("f:1"));
+    }
 }
