@@ -187,3 +187,88 @@ fn an_instance_joining_and_leaving_mid_stream_leaves_every_record_counted_once()
         &wrong[..wrong.len().min(10)]
     );
 }
+
+/// At least once, a revocation commits the input offsets only after the revoked tasks'
+/// output is flushed **and every delivery checked**: a record the broker refuses (larger than
+/// the output topic's `max.message.bytes`) still in the producer's queue when the partitions
+/// are revoked must not have its input offset committed, or it would be lost.
+#[test]
+fn a_revocation_does_not_commit_offsets_past_output_the_broker_refused() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    common::init_logs();
+    let bootstrap = kafka::bootstrap();
+    let app_id = kafka::unique("revoke-check");
+    let (input, output) = (kafka::unique("revoke-in"), kafka::unique("revoke-out"));
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let created = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(
+            admin.create_topics(
+                &[
+                    NewTopic::new(&input, 1, TopicReplication::Fixed(1)),
+                    NewTopic::new(&output, 1, TopicReplication::Fixed(1))
+                        .set("max.message.bytes", "2000"),
+                ],
+                &AdminOptions::new(),
+            ),
+        )
+        .unwrap();
+    for r in created {
+        r.unwrap();
+    }
+    let topology = || {
+        let b = StreamsBuilder::new();
+        b.stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+            .to(&output, Produced::with(Serdes::string(), Serdes::string()));
+        b.build().unwrap()
+    };
+    let config = || {
+        StreamsConfig::new(&app_id)
+            .bootstrap_servers(&bootstrap)
+            // No periodic commit during the test: only the revocation commits.
+            .commit_interval(Duration::from_secs(300))
+            .set("consumer.heartbeat.interval.ms", "200")
+            .set("consumer.session.timeout.ms", "10000")
+            // Output waits in the producer's queue, so the refused record is still in flight
+            // when the partitions are revoked.
+            .set("producer.linger.ms", "8000")
+            .close_timeout(Duration::from_secs(30))
+    };
+    let a = KafkaStreams::new(topology(), config()).unwrap();
+    a.start().unwrap();
+    assert!(a.wait_for_state(State::Running, Duration::from_secs(60)));
+    let mut records: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("k{i}"), b"small".to_vec()))
+        .collect();
+    records.push(("big".to_string(), vec![b'x'; 10_000]));
+    common::produce(&bootstrap, &input, &records);
+    // Processed (its offset stored), its output lingering in the queue.
+    assert!(common::eventually(Duration::from_secs(30), || a
+        .metrics()
+        .records_processed()
+        >= 4));
+
+    // A second member: the group takes a's partition away while the output is in flight.
+    let b = KafkaStreams::new(topology(), config()).unwrap();
+    b.start().unwrap();
+    assert!(
+        a.wait_for_state(State::Error, Duration::from_secs(60)),
+        "a refused delivery stops a: {:?}",
+        a.state()
+    );
+    let err = a.close().unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("too large"), "{err}");
+    let committed = common::committed_total(&bootstrap, &app_id, &input, 1);
+    assert!(
+        committed < 4,
+        "offset {committed} committed past the record whose output the broker refused"
+    );
+    let _ = b.close();
+}

@@ -415,11 +415,6 @@ impl Task {
         )
     }
 
-    /// Whether the task has an external committer.
-    pub fn has_external(&self) -> bool {
-        self.external.is_some()
-    }
-
     /// Commits the external committer's buffered writes with the positions they cover (after
     /// [`Task::flush`]).
     pub fn commit_external(&mut self) -> Result<()> {

@@ -200,12 +200,19 @@ enum RebalanceEvent {
 /// Consumer callbacks: commit before partitions move, queue the change for the thread.
 pub(crate) struct StreamConsumerContext {
     index: usize,
-    producer: Arc<Producer_>,
     events: Mutex<Vec<RebalanceEvent>>,
     has_events: AtomicBool,
     status: StatusSink,
     /// Exactly-once: offsets are committed by the thread's transaction, not here.
     exactly_once: bool,
+    /// At least once: partitions were revoked and the thread has yet to unassign them, after
+    /// closing their tasks, flushing their output and committing their offsets (the group
+    /// waits for the unassign, so the commit still belongs to the current generation).
+    unassign_pending: AtomicBool,
+    /// The thread is inside its run loop's `poll`, so it handles the rebalance events right
+    /// after: only then may an unassign wait for it. A revocation served anywhere else (the
+    /// consumer closing, dropped by a failing thread) unassigns at once.
+    in_poll: AtomicBool,
     kafka_metrics: KafkaMetrics,
 }
 
@@ -270,6 +277,15 @@ impl ConsumerContext for StreamConsumerContext {
         } else {
             let done = match &rebalance {
                 Rebalance::Assign(tpl) => consumer.assign(tpl),
+                // At least once: the thread unassigns once the revoked tasks are closed, their
+                // output flushed and checked, and their offsets committed (`handle_rebalance`);
+                // librdkafka lets the group wait for that call.
+                Rebalance::Revoke(_)
+                    if !self.exactly_once && self.in_poll.load(Ordering::Acquire) =>
+                {
+                    self.unassign_pending.store(true, Ordering::Release);
+                    Ok(())
+                }
                 _ => consumer.unassign(),
             };
             if let Err(e) = done {
@@ -293,13 +309,7 @@ impl ConsumerContext for StreamConsumerContext {
                     self.push(RebalanceEvent::Revoked(partitions(tpl), positions));
                     return;
                 }
-                // Output first, then offsets: whoever gets these partitions next starts after
-                // records whose results are already in Kafka.
-                if let Err(e) = self.producer.flush(FLUSH_TIMEOUT) {
-                    tracing::error!(error = %e, "flush before revocation failed; offsets not committed");
-                } else if let Err(e) = commit(consumer) {
-                    tracing::warn!(error = %e, "commit before revocation failed");
-                }
+                // The thread closes the tasks, flushes, checks and commits, then unassigns.
                 self.push(RebalanceEvent::Revoked(partitions(tpl), Vec::new()));
             }
             Rebalance::Assign(_) => (self.status)(self.index, ThreadStatus::Rebalancing),
@@ -737,9 +747,10 @@ impl StreamThread {
         }
         let context = StreamConsumerContext {
             index: args.index,
-            producer: producer.clone(),
             events: Mutex::new(Vec::new()),
             has_events: AtomicBool::new(false),
+            unassign_pending: AtomicBool::new(false),
+            in_poll: AtomicBool::new(false),
             status: args.status.clone(),
             exactly_once,
             kafka_metrics: args.metrics.kafka.clone(),
@@ -817,7 +828,9 @@ impl Worker {
         while !self.args.shutdown.load(Ordering::Acquire) {
             let mut timeout = poll_timeout;
             for _ in 0..max_batch {
+                consumer.context().in_poll.store(true, Ordering::Release);
                 let polled = consumer.poll(timeout);
+                consumer.context().in_poll.store(false, Ordering::Release);
                 timeout = Duration::ZERO;
                 let mut just_seeked = HashSet::new();
                 if consumer.context().has_events.load(Ordering::Acquire) {
@@ -1090,13 +1103,32 @@ impl Worker {
                         }
                     }
                     self.rebuild_routes();
-                    if self.transactional_id.is_none() && closed.iter().any(Task::has_external) {
-                        // Output first, then the external commit of the closed tasks.
-                        self.producer.flush(FLUSH_TIMEOUT)?;
-                        self.producer.context().check()?;
-                        for task in &mut closed {
-                            task.commit_external()?;
+                    if self.transactional_id.is_none() {
+                        // The same sequence as a periodic commit: the closed tasks flushed their
+                        // caches (above), then their output is flushed and every delivery
+                        // checked, then the external commits, then the input offsets — so
+                        // whoever gets these partitions next starts after records whose
+                        // results are in Kafka. Only then are the partitions unassigned.
+                        let flushed = self
+                            .producer
+                            .flush(FLUSH_TIMEOUT)
+                            .map_err(Error::from)
+                            .and_then(|()| self.producer.context().check());
+                        let committed = flushed.and_then(|()| {
+                            for task in &mut closed {
+                                task.commit_external()?;
+                            }
+                            commit(consumer)
+                        });
+                        if consumer
+                            .context()
+                            .unassign_pending
+                            .swap(false, Ordering::AcqRel)
+                            && let Err(e) = consumer.unassign()
+                        {
+                            tracing::warn!(error = %e, "unassigning revoked partitions failed");
                         }
+                        committed?;
                     }
                     if self.transactional_id.is_some() {
                         // The closed tasks' last output is in the open transaction: commit it
