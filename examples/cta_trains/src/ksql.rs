@@ -10,8 +10,6 @@
 //! its turnstile totals from [`ENTRIES_STATEMENT`], the same count over the turnstile events
 //! read as a stream, and shows what `turnstile_summary` holds next to it.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use streamkit::prelude::*;
 use streamkit::serde::avro::RegistryClient;
@@ -73,22 +71,17 @@ pub fn offline(registry: &RegistryClient, sql: &str) -> anyhow::Result<Engine> {
     Ok(engine)
 }
 
-/// Runs the statements as `ksql.py` did (`auto.offset.reset` earliest): each query starts as
-/// its own application against the cluster `config` names.
+/// Runs the statements, each query as its own application against the cluster `config`
+/// names. (`ksql.py` asked for `auto.offset.reset` `earliest`, which is streamkit's default;
+/// passing it as a statement property would also reach the queries' producers, which
+/// librdkafka warns about.)
 pub fn run(config: StreamsConfig, registry: &RegistryClient) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(config).schema_registry(registry.clone());
-    let properties = BTreeMap::from([(
-        "ksql.streams.auto.offset.reset".to_string(),
-        "earliest".to_string(),
-    )]);
     for (what, sql) in [
         ("the seed's KSQL statements", KSQL_STATEMENT),
         ("the entries statements", ENTRIES_STATEMENT),
     ] {
-        let results = engine
-            .execute_with(sql, &properties)
-            .map_err(|(_, e)| anyhow::anyhow!("{e}"))
-            .with_context(|| what.to_string())?;
+        let results = engine.execute(sql).with_context(|| what.to_string())?;
         for r in results {
             if let streamkit::sql::StatementResult::Status { message, .. } = r {
                 tracing::info!("ksql: {message}");

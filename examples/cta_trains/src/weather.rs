@@ -36,7 +36,7 @@ pub struct WeatherModel {
 impl WeatherModel {
     /// The weather at the start of `month` (1–12), seeded.
     pub fn new(month: u32, seed: u64) -> Self {
-        let mut rng = Rng::new(seed ^ 0x5745_4154_4845_52);
+        let mut rng = Rng::new(seed ^ 0x0057_4541_5448_4552);
         let status = rng.below(WeatherStatus::ALL.len() as u64) as usize;
         WeatherModel {
             temperature: MONTHLY_NORMAL_F[(month.clamp(1, 12) - 1) as usize],

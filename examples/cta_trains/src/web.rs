@@ -180,16 +180,14 @@ fn render_line(out: &mut String, line: &LineView) {
     );
     for s in &line.stations {
         let summary = match s.summary {
-            Some(c) => format!(
-                "<span class=\"summary\" title=\"turnstile_summary COUNT\">summary {c}</span>"
-            ),
+            Some(c) => format!(" data-summary=\"{c}\""),
             None => String::new(),
         };
         let _ = write!(
             out,
             "<tr class=\"station\" data-station-id=\"{id}\" data-order=\"{order}\">\
              <td class=\"name\">{name}</td>{a}{b}\
-             <td class=\"num entries\" data-entries=\"{entries}\">{entries}{summary}</td></tr>",
+             <td class=\"num entries\" data-entries=\"{entries}\"{summary}>{entries}</td></tr>",
             id = s.station_id,
             order = s.order,
             name = esc(&s.name),
@@ -226,21 +224,22 @@ pub fn render_body(status: &Status) -> String {
     for line in &status.snapshot.lines {
         render_line(&mut out, line);
     }
-    let summarized = status
+    // Stations on two lines appear twice: count each once.
+    let summary: std::collections::BTreeMap<i32, i64> = status
         .snapshot
         .lines
         .iter()
         .flat_map(|l| &l.stations)
-        .filter(|s| s.summary.is_some())
-        .map(|s| s.station_id)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
+        .filter_map(|s| Some((s.station_id, s.summary?)))
+        .collect();
+    let (summarized, summary_total) = (summary.len(), summary.values().sum::<i64>());
     let _ = write!(
         out,
         "<footer><p>Entries: <code>turnstile_entries</code>, the turnstile events counted per \
-         station. <code>turnstile_summary</code> (the original's KSQL table, run verbatim) has \
-         {summarized} stations: streamkit keeps one row per station for its \
-         <code>KEY='station_id'</code> table, where KSQL 5.x kept one per event.</p>\
+         station. <code>turnstile_summary</code> (the original's KSQL statements, run verbatim) \
+         has {summarized} stations, their counts summing to {summary_total}: streamkit keeps one \
+         row per station
+         in its <code>KEY='station_id'</code> table, where KSQL 5.x kept one per event.</p>\
          <p>Stations: {from}. Trains: the simulation's, from the arrivals topic.</p></footer>",
         from = esc(&status.stations_from),
     );
@@ -275,9 +274,9 @@ td.train .id{font-family:ui-monospace,monospace;font-weight:600}
 .status.broken-down{background:#ffebee;color:#b71c1c}
 .status.out-of-service{background:#eee;color:#555}
 td.empty{color:#bbb}
-.summary{display:block;font-size:.65rem;color:#999}
 footer{font-size:.8rem;color:#555}
-@media (max-width:480px){th,td{padding:3px 4px}table{font-size:.8rem}h1{font-size:1.2rem}}
+@media (max-width:520px){main{padding:6px}th,td{padding:3px 4px}table{font-size:.8rem}h1{font-size:1.2rem}
+td.train{white-space:normal}td.train .status{display:block;width:max-content}td.name{min-width:5em}}
 </style></head><body>
 "#;
 
