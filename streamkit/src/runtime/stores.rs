@@ -27,7 +27,17 @@ pub(crate) trait Backend: Send {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
     fn delete(&mut self, key: &[u8]) -> Result<()>;
     /// Entries with keys in the range, in byte order.
-    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range_limit(from, to, usize::MAX)
+    }
+    /// The first `limit` entries of [`range`](Self::range): a query asking for a page reads
+    /// a page, not the whole range.
+    fn range_limit(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     fn approximate_len(&self) -> u64;
     fn flush(&mut self) -> Result<()>;
     /// Writes (`Some`) and deletes (`None`) in order, as one batch where the backend has
@@ -71,7 +81,12 @@ impl Backend for MemoryBackend {
         self.0.remove(key);
         Ok(())
     }
-    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn range_limit(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
             (from, to)
             && a > b
@@ -81,6 +96,7 @@ impl Backend for MemoryBackend {
         Ok(self
             .0
             .range::<[u8], _>((from, to))
+            .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
@@ -347,8 +363,18 @@ impl TaskStore {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range_limit(from, to, usize::MAX)
+    }
+
+    /// The first `limit` entries of [`TaskStore::range`].
+    pub fn range_limit(
+        &mut self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.flush_cache()?;
-        self.backend.range(from, to)
+        self.backend.range_limit(from, to, limit)
     }
 
     pub fn approximate_len(&self) -> u64 {

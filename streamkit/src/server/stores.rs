@@ -340,9 +340,15 @@ fn read_range(
         (None, None) => Bound::Unbounded,
     };
     let upper = hi.as_deref().map_or(Bound::Unbounded, Bound::Included);
+    // Each partition's first `limit + 1` entries hold the merged page's first `limit + 1`:
+    // the store reads a page under its lock, never the whole range.
     let mut raw = Vec::new();
     for p in parts {
-        raw.extend(p.lock().expect("store lock").range(lower, upper)?);
+        raw.extend(p.lock().expect("store lock").range_limit(
+            lower,
+            upper,
+            limit.saturating_add(1),
+        )?);
     }
     raw.sort_by(|a, b| a.0.cmp(&b.0));
     let more = raw.len() > limit;

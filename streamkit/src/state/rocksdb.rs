@@ -157,7 +157,12 @@ impl Backend for RocksDbBackend {
         self.db.write_opt(batch, &self.write).map_err(rocks_err)
     }
 
-    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn range_limit(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
             (from, to)
             && a > b
@@ -185,7 +190,9 @@ impl Backend for RocksDbBackend {
             Bound::Unbounded => iter.seek_to_first(),
         }
         let mut out = Vec::new();
-        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+        while out.len() < limit
+            && let (Some(k), Some(v)) = (iter.key(), iter.value())
+        {
             let skip = matches!(from, Bound::Excluded(a) if k == a);
             if !skip {
                 out.push((k.to_vec(), v.to_vec()));
@@ -246,6 +253,26 @@ mod tests {
         assert_eq!(
             keys(b.range(Bound::Included(b"bb"), Bound::Unbounded).unwrap()),
             ["c"]
+        );
+        // A limited range stops after `limit` entries (an excluded start is not one of them).
+        assert_eq!(
+            keys(
+                b.range_limit(Bound::Unbounded, Bound::Unbounded, 2)
+                    .unwrap()
+            ),
+            ["a", "b"]
+        );
+        assert_eq!(
+            keys(
+                b.range_limit(Bound::Excluded(b"a"), Bound::Unbounded, 2)
+                    .unwrap()
+            ),
+            ["b", "ba"]
+        );
+        assert!(
+            b.range_limit(Bound::Unbounded, Bound::Unbounded, 0)
+                .unwrap()
+                .is_empty()
         );
         assert_eq!(
             keys(
