@@ -491,17 +491,32 @@ async fn query(State(engine): State<Shared>, body: Bytes) -> Response {
                 json!({"header": {"queryId": query_id, "schema": header_schema(&push.columns)}})
             );
             let stream = futures_util::stream::unfold(
-                (Some(header), push),
-                |(first, mut push)| async move {
+                (Some(header), Some(push)),
+                |(first, push)| async move {
                     if let Some(h) = first {
                         return Some((Ok::<Bytes, std::io::Error>(Bytes::from(h)), (None, push)));
                     }
-                    let row = push.rows.recv().await?;
+                    let mut push = push?;
+                    let Some(row) = push.rows.recv().await else {
+                        // The engine dropped a reader that fell too far behind: say so, once,
+                        // and end the array.
+                        if push.overflowed() {
+                            let message = format!(
+                                "{}]\n",
+                                json!({"errorMessage": {"message": format!(
+                                    "the client read too slowly: more than {} rows waited, so the push query was stopped",
+                                    crate::sql::PUSH_BUFFER_ROWS
+                                )}})
+                            );
+                            return Some((Ok(Bytes::from(message)), (None, None)));
+                        }
+                        return None;
+                    };
                     let line = format!(
                         "{},\n",
                         json!({"row": {"columns": row.iter().map(crate::sql::Value::to_json).collect::<Vec<_>>()}})
                     );
-                    Some((Ok(Bytes::from(line)), (None, push)))
+                    Some((Ok(Bytes::from(line)), (None, Some(push))))
                 },
             );
             Response::builder()

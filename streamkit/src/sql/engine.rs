@@ -162,15 +162,41 @@ pub enum StatementResult {
 pub struct PushQuery {
     /// Columns: key columns first (then `WINDOWSTART`, `WINDOWEND` when windowed).
     pub columns: Vec<Column>,
-    /// Rows; `None` values (deletions) are not sent.
-    pub rows: tokio::sync::mpsc::UnboundedReceiver<Row>,
+    /// Rows; `None` values (deletions) are not sent. At most [`PUSH_BUFFER_ROWS`] (or the
+    /// engine's [`push_limits`](Engine::push_limits)) wait here:
+    /// a reader that falls further behind is dropped (the channel closes and
+    /// [`overflowed`](Self::overflowed) says why), so a slow client cannot grow memory.
+    pub rows: tokio::sync::mpsc::Receiver<Row>,
     app: Arc<KafkaStreams>,
+    overflowed: Arc<std::sync::atomic::AtomicBool>,
+    /// Held while the query runs: counts towards [`MAX_PUSH_QUERIES`].
+    _running: PushSlot,
+}
+
+/// Rows a push query buffers for its reader before it drops the reader.
+pub const PUSH_BUFFER_ROWS: usize = 10_000;
+/// Push queries an engine runs at once; another is refused until one ends.
+pub const MAX_PUSH_QUERIES: usize = 32;
+
+/// One running push query's place in its engine's count.
+struct PushSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for PushSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl PushQuery {
     /// Stops the query's application.
     pub fn close(&self) -> crate::Result<()> {
         self.app.close()
+    }
+
+    /// Whether the reader fell more than [`PUSH_BUFFER_ROWS`] rows behind, so the query
+    /// stopped sending (the rows channel is closed).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -219,6 +245,11 @@ pub struct Engine {
     transient: usize,
     /// Client settings for the queries the current statements start (`streamsProperties`).
     properties: BTreeMap<String, String>,
+    /// Push queries running now.
+    pushing: Arc<std::sync::atomic::AtomicUsize>,
+    /// At most this many push queries at once, each buffering at most `push_buffer` rows.
+    max_pushing: usize,
+    push_buffer: usize,
     /// Where `AVRO` keys and values find their schemas.
     registry: Option<crate::serde::avro::RegistryClient>,
 }
@@ -278,6 +309,14 @@ impl Engine {
         Engine::with_mode(Mode::Live(Box::new(config)))
     }
 
+    /// How many push queries may run at once (default [`MAX_PUSH_QUERIES`]) and how many
+    /// rows each buffers for a slow reader before dropping it (default [`PUSH_BUFFER_ROWS`]).
+    pub fn push_limits(mut self, queries: usize, buffered_rows: usize) -> Self {
+        self.max_pushing = queries;
+        self.push_buffer = buffered_rows.max(1);
+        self
+    }
+
     /// An engine that runs nothing: queries are planned into [`topology`](Engine::topology).
     pub fn offline() -> Self {
         Engine::with_mode(Mode::Offline)
@@ -299,6 +338,9 @@ impl Engine {
             queries: BTreeMap::new(),
             next_query: 0,
             transient: 0,
+            pushing: Arc::default(),
+            max_pushing: MAX_PUSH_QUERIES,
+            push_buffer: PUSH_BUFFER_ROWS,
             properties: BTreeMap::new(),
             registry: None,
         }
@@ -1012,6 +1054,15 @@ impl Engine {
         let Mode::Live(template) = &self.mode else {
             return Err(SqlError::new("push queries need a live engine"));
         };
+        use std::sync::atomic::Ordering as AtomicOrdering;
+        let max = self.max_pushing;
+        if self.pushing.fetch_add(1, AtomicOrdering::AcqRel) >= max {
+            self.pushing.fetch_sub(1, AtomicOrdering::AcqRel);
+            return Err(SqlError::new(format!(
+                "{max} push queries are running: close one before starting another"
+            )));
+        }
+        let slot = PushSlot(self.pushing.clone());
         self.transient += 1;
         let qid = format!("transient_{}_{}", std::process::id(), self.transient);
         let b = StreamsBuilder::new();
@@ -1025,7 +1076,12 @@ impl Engine {
                 memory: false,
             },
         )?;
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let buffer = self.push_buffer;
+        let (tx, rx) = tokio::sync::mpsc::channel(buffer);
+        // Dropped (closing the channel) when the reader falls too far behind.
+        let tx = Mutex::new(Some(tx));
+        let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let overflow = overflowed.clone();
         let windowed = planned.window.is_some();
         let limit = planned.limit;
         let sent = Arc::new(Mutex::new(0usize));
@@ -1046,7 +1102,17 @@ impl Engine {
                 out.push(Value::BigInt(e));
             }
             out.extend(row);
-            let _ = tx.send(out);
+            let mut tx = tx.lock().expect("push sender");
+            if let Some(sender) = tx.as_ref()
+                && let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = sender.try_send(out)
+            {
+                tracing::warn!(
+                    rows = buffer,
+                    "a push query's reader fell too far behind; dropping it"
+                );
+                overflow.store(true, std::sync::atomic::Ordering::Release);
+                *tx = None;
+            }
         });
         planned.to_fn(sink);
         let mut columns = planned.key.clone();
@@ -1065,7 +1131,7 @@ impl Engine {
         // Push queries start at the end of their sources unless told otherwise, as in ksqlDB.
         config = config
             .commit_interval(Duration::from_millis(100))
-            .set("auto.offset.reset", "latest");
+            .set("consumer.auto.offset.reset", "latest");
         for (k, v) in &properties {
             config = config.set(k.clone(), v.clone());
         }
@@ -1075,6 +1141,8 @@ impl Engine {
             columns,
             rows: rx,
             app: Arc::new(app),
+            overflowed,
+            _running: slot,
         })
     }
 }
@@ -1108,7 +1176,9 @@ fn client_properties(
                 "streamsProperties: {k} must be earliest or latest, not {v:?}"
             )));
         }
-        out.insert(key.to_string(), v.clone());
+        // A consumer setting: given to the query's consumers only (librdkafka warns when a
+        // producer is handed a consumer property).
+        out.insert(format!("consumer.{key}"), v.clone());
     }
     Ok(out)
 }
@@ -1149,4 +1219,40 @@ fn parse_one(sql: &str, what: &str) -> Result<parse::Parsed, SqlError> {
         return Err(SqlError::new(what));
     }
     Ok(parsed.remove(0))
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+
+    #[test]
+    fn request_properties_reach_only_the_consumers() {
+        let props = BTreeMap::from([(
+            "ksql.streams.auto.offset.reset".to_string(),
+            "earliest".to_string(),
+        )]);
+        let out = client_properties(&props).unwrap();
+        assert_eq!(
+            out,
+            BTreeMap::from([(
+                "consumer.auto.offset.reset".to_string(),
+                "earliest".to_string()
+            )])
+        );
+        let config = out.iter().fold(StreamsConfig::new("q"), |c, (k, v)| {
+            c.set(k.clone(), v.clone())
+        });
+        assert!(
+            !config
+                .client_settings("producer")
+                .contains_key("auto.offset.reset")
+        );
+        assert_eq!(
+            config
+                .client_settings("consumer")
+                .get("auto.offset.reset")
+                .map(String::as_str),
+            Some("earliest")
+        );
+    }
 }

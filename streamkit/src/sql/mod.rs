@@ -39,7 +39,10 @@ mod pull;
 mod value;
 
 pub use display::{render_result, render_table};
-pub use engine::{Engine, PushQuery, QueryInfo, QueryResult, SourceInfo, StatementResult};
+pub use engine::{
+    Engine, MAX_PUSH_QUERIES, PUSH_BUFFER_ROWS, PushQuery, QueryInfo, QueryResult, SourceInfo,
+    StatementResult,
+};
 pub use format::{Column, Format, KeySerde, RowSerde};
 pub use parse::{Kind, Pos};
 pub use plan::WindowKind;
