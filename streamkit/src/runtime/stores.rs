@@ -567,12 +567,15 @@ impl StoreRegistry {
 
     /// Subscribes to every later write of store `name` on this instance (whichever tasks it
     /// moves to).
-    pub fn subscribe(&self, name: &str) -> tokio::sync::broadcast::Receiver<StoreChange> {
-        self.0
-            .lock()
-            .expect("registry lock")
-            .sender(name)
-            .subscribe()
+    /// A receiver of every write to store `name` on this instance, unless `max` subscribers
+    /// already follow it.
+    pub fn subscribe_at_most(
+        &self,
+        name: &str,
+        max: usize,
+    ) -> Option<tokio::sync::broadcast::Receiver<StoreChange>> {
+        let sender = self.0.lock().expect("registry lock").sender(name);
+        (sender.receiver_count() < max).then(|| sender.subscribe())
     }
 }
 
@@ -640,6 +643,17 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_takes_at_most_max_change_subscribers() {
+        let registry = StoreRegistry::default();
+        let a = registry.subscribe_at_most("counts", 2).unwrap();
+        let _b = registry.subscribe_at_most("counts", 2).unwrap();
+        assert!(registry.subscribe_at_most("counts", 2).is_none());
+        assert!(registry.subscribe_at_most("other", 2).is_some());
+        drop(a);
+        assert!(registry.subscribe_at_most("counts", 2).is_some());
+    }
 
     #[test]
     fn a_store_reopened_for_a_bulk_load_and_back_keeps_every_entry() {

@@ -23,6 +23,9 @@ use crate::topology::{StoreKind, StoreSpec};
 
 /// Most entries one range page returns.
 const MAX_LIMIT: usize = 10_000;
+/// Change streams (`/stores/{name}/changes`) one store serves at once; each holds a
+/// connection and a receiver of every write.
+const MAX_CHANGE_SUBSCRIBERS: usize = 256;
 const DEFAULT_LIMIT: usize = 100;
 
 fn kind_name(kind: StoreKind) -> &'static str {
@@ -515,7 +518,15 @@ pub(crate) async fn changes(
         Ok(k) => k,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let rx = ctx.registry.subscribe(&name);
+    let Some(rx) = ctx
+        .registry
+        .subscribe_at_most(&name, MAX_CHANGE_SUBSCRIBERS)
+    else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_CHANGE_SUBSCRIBERS} clients already follow {name}'s changes; try later"),
+        );
+    };
     let events =
         futures_util::stream::unfold((rx, spec, only), |(mut rx, spec, only)| async move {
             loop {
