@@ -124,7 +124,8 @@ fn run(path: &Path) {
         );
         let key = if i.key.is_null() {
             None
-        } else if src.key_in_value.is_some() {
+        } else if src.key_in_value.is_some() || src.key_hint.is_some() {
+            // The message key as written, whatever it holds.
             Some(i.key.to_string().into_bytes())
         } else {
             let v = key_serde.parse_json(&i.key).unwrap();

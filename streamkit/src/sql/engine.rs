@@ -32,8 +32,13 @@ pub struct SourceInfo {
     pub key_format: Format,
     /// `VALUE_FORMAT`.
     pub value_format: Format,
-    /// The legacy `KEY='col'` property: the key column also sits in the value, at this index.
+    /// The legacy `KEY='col'` property on a stream: the key column also sits in the value,
+    /// at this index.
     pub key_in_value: Option<usize>,
+    /// The legacy `KEY='col'` property on a table, naming `col`: as in KSQL 5 the property is
+    /// a hint only, the table is keyed by the message key (the string column `ROWKEY`) and
+    /// `col` stays a value column.
+    pub key_hint: Option<String>,
     /// `TIMESTAMP='col'`: index of the value column holding the event time (ms).
     pub timestamp: Option<usize>,
     /// How the key is windowed, for windowed tables.
@@ -514,6 +519,7 @@ impl Engine {
                     key_format,
                     value_format,
                     key_in_value: None,
+                    key_hint: None,
                     timestamp: None,
                     window: planned.window,
                     statement: text.clone(),
@@ -884,6 +890,8 @@ impl Engine {
             return Err(SqlError::at(pos, "a table needs a PRIMARY KEY column"));
         }
         let mut key_in_value = None;
+        let mut key_hint = None;
+        let mut key_format = key_format;
         if let Some(p) = prop(props, "KEY") {
             if !key.is_empty() {
                 return Err(SqlError::at(p.pos, "KEY='…' conflicts with the KEY column"));
@@ -892,8 +900,31 @@ impl Engine {
             let idx = value.iter().position(|c| c.name == wanted).ok_or_else(|| {
                 SqlError::at(p.pos, format!("KEY names an unknown column {}", p.value))
             })?;
-            key_in_value = Some(idx);
-            key.push(value.remove(idx));
+            if kind == Kind::Table {
+                // KSQL 5 semantics: one row per message key, whatever `col` holds; a table
+                // re-keyed by `col` would keep one row per station of the CTA turnstile
+                // events (keyed by time) instead of one per entry.
+                if let Some(f) = prop(props, "KEY_FORMAT") {
+                    return Err(SqlError::at(
+                        f.pos,
+                        "a table with KEY='…' is keyed by its message key as a string \
+                         (ROWKEY); KEY_FORMAT does not apply (declare a PRIMARY KEY column \
+                         instead)",
+                    ));
+                }
+                if value.iter().any(|c| c.name == super::format::ROWKEY) {
+                    return Err(SqlError::at(
+                        p.pos,
+                        "a table with KEY='…' has the key column ROWKEY; rename the ROWKEY column",
+                    ));
+                }
+                key_hint = Some(wanted);
+                key_format = Format::Kafka;
+                key.push(super::format::rowkey_column());
+            } else {
+                key_in_value = Some(idx);
+                key.push(value.remove(idx));
+            }
         }
         if key_format == Format::Kafka && key.len() > 1 {
             return Err(SqlError::at(
@@ -961,6 +992,7 @@ impl Engine {
             key_format,
             value_format,
             key_in_value,
+            key_hint,
             timestamp,
             window: None,
             statement: text.to_string(),

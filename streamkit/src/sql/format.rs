@@ -101,7 +101,12 @@ pub struct KeySerde {
     format: Format,
     columns: Arc<Vec<Column>>,
     avro: Option<Arc<AvroGeneric>>,
+    message_key: bool,
 }
+
+/// The name of the implicit key column of a table declared with the legacy `KEY='col'`
+/// property: the message key as a string, as KSQL 5 had it.
+pub const ROWKEY: &str = "ROWKEY";
 
 impl KeySerde {
     /// A key serde for `columns` (possibly none) in `format`.
@@ -110,6 +115,18 @@ impl KeySerde {
             format,
             columns: Arc::new(columns),
             avro: None,
+            message_key: false,
+        }
+    }
+
+    /// The key of a table declared with the legacy `KEY='col'` property: the message key's
+    /// bytes as one `ROWKEY` string, whatever format wrote them. UTF-8 stays as it is; any
+    /// other key (an Avro or binary key) reads as its bytes with the non-printable ones
+    /// escaped (`\x00`), so distinct keys stay distinct.
+    pub fn message_key() -> Self {
+        KeySerde {
+            message_key: true,
+            ..KeySerde::new(Format::Kafka, vec![rowkey_column()])
         }
     }
 
@@ -155,6 +172,12 @@ impl Serde<Value> for KeySerde {
     }
 
     fn deserialize(&self, topic: &str, data: &[u8]) -> Result<Value, SerdeError> {
+        if self.message_key {
+            return Ok(Value::String(match std::str::from_utf8(data) {
+                Ok(s) => s.to_string(),
+                Err(_) => data.escape_ascii().to_string(),
+            }));
+        }
         match (self.format, self.columns.as_slice()) {
             (_, []) => Ok(Value::Null),
             (Format::Avro, _) => {
@@ -199,6 +222,14 @@ fn field<'a>(
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     })
+}
+
+/// The `ROWKEY VARCHAR` key column of a table declared with `KEY='col'`.
+pub fn rowkey_column() -> Column {
+    Column {
+        name: ROWKEY.to_string(),
+        ty: SqlType::String,
+    }
 }
 
 /// The value columns of a SQL stream or table as a JSON object, or a single KAFKA column.
@@ -486,6 +517,29 @@ mod tests {
             name: name.into(),
             ty,
         }
+    }
+
+    #[test]
+    fn a_message_key_reads_as_text_or_as_escaped_bytes_and_distinct_keys_stay_distinct() {
+        let s = KeySerde::message_key();
+        let read = |b: &[u8]| s.deserialize("t", b).unwrap();
+        assert_eq!(
+            read(br#"{"timestamp":1}"#),
+            Value::String(r#"{"timestamp":1}"#.into())
+        );
+        assert_eq!(read("Zürich".as_bytes()), Value::String("Zürich".into()));
+        // Confluent-framed Avro longs: not UTF-8.
+        let a = read(&[0, 0, 0, 0, 1, 0x80, 0xa0, 0xbe, 0xe8, 0x9d, 0x5d]);
+        let b = read(&[0, 0, 0, 0, 1, 0x80, 0xa0, 0xbe, 0xe8, 0x9d, 0x5e]);
+        assert_eq!(
+            a,
+            Value::String(r"\x00\x00\x00\x00\x01\x80\xa0\xbe\xe8\x9d]".into())
+        );
+        assert_ne!(a, b);
+        let mut out = Vec::new();
+        s.serialize("t", &Value::String("k1".into()), &mut out)
+            .unwrap();
+        assert_eq!(out, b"k1");
     }
 
     #[test]

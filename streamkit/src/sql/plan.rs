@@ -180,15 +180,19 @@ pub(crate) fn load(
             src.name
         )));
     }
-    let key_serde = KeySerde::new(
-        src.key_format,
-        if src.key_in_value.is_some() {
-            vec![]
-        } else {
-            src.key.clone()
-        },
-    )
-    .registry(src.registry.as_ref());
+    let key_serde = if src.key_hint.is_some() {
+        KeySerde::message_key()
+    } else {
+        KeySerde::new(
+            src.key_format,
+            if src.key_in_value.is_some() {
+                vec![]
+            } else {
+                src.key.clone()
+            },
+        )
+        .registry(src.registry.as_ref())
+    };
     let read_serde =
         RowSerde::new(src.value_format, src.read_columns()).registry(src.registry.as_ref());
     let ts = src.timestamp;
@@ -220,35 +224,12 @@ pub(crate) fn load(
                 (key, row)
             }))
         }
-        (Kind::Table, None) => Handle::Table(b.table(
+        // A table's legacy `KEY='col'` leaves no key in the value (see `SourceInfo::key_hint`).
+        (Kind::Table, _) => Handle::Table(b.table(
             &src.topic,
             consumed,
             qid.mat(format!("{qid}-KsqlTopic-Reduce")),
         )),
-        (Kind::Table, Some(k)) => {
-            // The legacy `KEY='col'` property: the table's key is a value column, so records
-            // are re-keyed by it and the latest row per key kept.
-            let key_serde = KeySerde::new(Format::Json, src.key.clone());
-            let value_serde = RowSerde::new(Format::Json, src.value.clone());
-            Handle::Table(
-                b.stream(&src.topic, consumed)
-                    .map(move |_, mut row: Row| {
-                        let key = row.remove(k);
-                        (key, row)
-                    })
-                    .filter(|k, _| !k.is_null())
-                    .group_by_key(
-                        Grouped::with(key_serde.clone(), value_serde.clone())
-                            .named(format!("{qid}-KsqlTopic-Rekey")),
-                    )
-                    .reduce(
-                        |_old, new| new,
-                        qid.mat(format!("{qid}-KsqlTopic-Reduce"))
-                            .key_serde(key_serde)
-                            .value_serde(value_serde),
-                    ),
-            )
-        }
     };
     Ok((handle, scope))
 }
