@@ -6,7 +6,6 @@
 //! org.chicago.cta.stations.table.v1 ─▶ store line-stations     "<line>/<station_id>" → station
 //! org.chicago.cta.station.arrivals.v1 ─▶ store station-arrivals "<line>/<station_id>/<direction>" → train
 //!       (an arrival clears the train from the station it left, as Line._handle_arrival did)
-//! TURNSTILE_ENTRIES ─▶ table turnstile-entries                 station_id → entries
 //! TURNSTILE_SUMMARY ─▶ table turnstile-summary                 station_id → COUNT
 //! org.chicago.cta.weather.v1 ─▶ store weather                  "current" → latest reading
 //! ```
@@ -23,8 +22,8 @@ use streamkit::processor::{KeyValueStore, StoreBuilder};
 use crate::data::Line;
 use crate::ksql::Count;
 use crate::model::{
-    ARRIVALS_TOPIC, Arrival, STATIONS_TABLE_TOPIC, Serdes as AvroSerdes, TURNSTILE_ENTRIES_TOPIC,
-    TURNSTILE_SUMMARY_TOPIC, TimestampKey, TransformedStation, WEATHER_TOPIC, Weather,
+    ARRIVALS_TOPIC, Arrival, STATIONS_TABLE_TOPIC, Serdes as AvroSerdes, TURNSTILE_SUMMARY_TOPIC,
+    TimestampKey, TransformedStation, WEATHER_TOPIC, Weather,
 };
 
 /// The dashboard application's id.
@@ -33,9 +32,7 @@ pub const APPLICATION_ID: &str = "cta-dashboard";
 pub const STATIONS: &str = "line-stations";
 /// Store: the train last arrived at each station, per line and direction.
 pub const ARRIVALS: &str = "station-arrivals";
-/// Table: entries per station (`TURNSTILE_ENTRIES`).
-pub const ENTRIES: &str = "turnstile-entries";
-/// Table: `TURNSTILE_SUMMARY` as streamkit computes it.
+/// Table: the entries per station, `TURNSTILE_SUMMARY`.
 pub const SUMMARY: &str = "turnstile-summary";
 /// Store: the latest weather reading.
 pub const WEATHER: &str = "weather";
@@ -223,18 +220,13 @@ pub fn topology(serdes: &AvroSerdes) -> streamkit::Result<Topology> {
     )
     .process_with_stores(|| LatestWeather { store: None }, &[WEATHER])
     .named("latest-weather");
-    for (topic, store) in [
-        (TURNSTILE_ENTRIES_TOPIC, ENTRIES),
-        (TURNSTILE_SUMMARY_TOPIC, SUMMARY),
-    ] {
-        b.table(
-            topic,
-            Consumed::with(Serdes::i32(), Serdes::json::<Count>())
-                .on_deserialization_error(DeserializationHandler::LogAndContinue)
-                .named(format!("{store}-topic")),
-            Materialized::named(store),
-        );
-    }
+    b.table(
+        TURNSTILE_SUMMARY_TOPIC,
+        Consumed::with(Serdes::i32(), Serdes::json::<Count>())
+            .on_deserialization_error(DeserializationHandler::LogAndContinue)
+            .named(format!("{SUMMARY}-topic")),
+        Materialized::named(SUMMARY),
+    );
     b.build()
 }
 
@@ -260,10 +252,8 @@ pub struct StationView {
     pub a: Option<TrainView>,
     /// The train last arrived in direction `b`, if it is still there.
     pub b: Option<TrainView>,
-    /// Turnstile entries so far (`TURNSTILE_ENTRIES`).
+    /// Turnstile entries so far: `TURNSTILE_SUMMARY`'s `COUNT` for the station.
     pub entries: i64,
-    /// `TURNSTILE_SUMMARY`'s `COUNT` for the station.
-    pub summary: Option<i64>,
 }
 
 /// A line on the page.
@@ -295,8 +285,6 @@ pub struct StoreContents {
     pub stations: Vec<(String, TransformedStation)>,
     /// [`ARRIVALS`].
     pub arrivals: Vec<(String, TrainAt)>,
-    /// [`ENTRIES`].
-    pub entries: Vec<(i32, Count)>,
     /// [`SUMMARY`].
     pub summary: Vec<(i32, Count)>,
     /// [`WEATHER`].
@@ -317,7 +305,6 @@ impl StoreContents {
         StoreContents {
             stations: all(app, STATIONS),
             arrivals: all(app, ARRIVALS),
-            entries: all(app, ENTRIES),
             summary: all(app, SUMMARY),
             weather: all::<String, WeatherReading>(app, WEATHER)
                 .into_iter()
@@ -328,8 +315,7 @@ impl StoreContents {
 
     /// What the page shows.
     pub fn snapshot(&self) -> Snapshot {
-        let entries: BTreeMap<i32, i64> = self.entries.iter().map(|(k, c)| (*k, c.count)).collect();
-        let summary: BTreeMap<i32, i64> = self.summary.iter().map(|(k, c)| (*k, c.count)).collect();
+        let entries: BTreeMap<i32, i64> = self.summary.iter().map(|(k, c)| (*k, c.count)).collect();
         let arrivals: BTreeMap<&str, &TrainAt> =
             self.arrivals.iter().map(|(k, t)| (k.as_str(), t)).collect();
         let train = |line: &str, id: i32, dir: &str| {
@@ -359,7 +345,6 @@ impl StoreContents {
                         a: train(line.as_str(), s.station_id, "a"),
                         b: train(line.as_str(), s.station_id, "b"),
                         entries: entries.get(&s.station_id).copied().unwrap_or(0),
-                        summary: summary.get(&s.station_id).copied(),
                     })
                     .collect();
                 LineView {

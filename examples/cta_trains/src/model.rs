@@ -17,8 +17,6 @@ pub const STATIONS_TOPIC: &str = "org.chicago.cta.stations";
 pub const STATIONS_TABLE_TOPIC: &str = "org.chicago.cta.stations.table.v1";
 /// The KSQL summary table's topic (`CREATE TABLE turnstile_summary … AS SELECT`).
 pub const TURNSTILE_SUMMARY_TOPIC: &str = "TURNSTILE_SUMMARY";
-/// The per-station entry counts of [`crate::ksql::ENTRIES_STATEMENT`].
-pub const TURNSTILE_ENTRIES_TOPIC: &str = "TURNSTILE_ENTRIES";
 
 /// `schemas/arrival_key.json`.
 pub const ARRIVAL_KEY_SCHEMA: &str = include_str!("../schemas/arrival_key.json");

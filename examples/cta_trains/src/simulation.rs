@@ -464,6 +464,10 @@ pub fn run(
     let started = Instant::now();
     let mut events = sim.start();
     let (mut key, mut value) = (Vec::new(), Vec::new());
+    // The turnstile events' keys: the time of the event in milliseconds, as the original
+    // producer's, but one millisecond apart within a batch. The KSQL `turnstile` table holds a
+    // row per message key, so two entries sharing a key would count once.
+    let mut turnstile_ms = 0i64;
     loop {
         let ts = now_ms();
         let (mut arrivals, mut entries) = (0u64, 0u64);
@@ -483,9 +487,12 @@ pub fn run(
                     arrivals += 1;
                 }
                 Event::Turnstile(t) => {
+                    turnstile_ms = ts.max(turnstile_ms + 1);
                     turnstile_key.serialize(
                         TURNSTILES_TOPIC,
-                        &TimestampKey { timestamp: ts },
+                        &TimestampKey {
+                            timestamp: turnstile_ms,
+                        },
                         &mut key,
                     )?;
                     turnstile.serialize(TURNSTILES_TOPIC, t, &mut value)?;

@@ -179,15 +179,11 @@ fn render_line(out: &mut String, line: &LineView) {
         b = esc(&line.towards_b),
     );
     for s in &line.stations {
-        let summary = match s.summary {
-            Some(c) => format!(" data-summary=\"{c}\""),
-            None => String::new(),
-        };
         let _ = write!(
             out,
             "<tr class=\"station\" data-station-id=\"{id}\" data-order=\"{order}\">\
              <td class=\"name\">{name}</td>{a}{b}\
-             <td class=\"num entries\" data-entries=\"{entries}\"{summary}>{entries}</td></tr>",
+             <td class=\"num entries\" data-entries=\"{entries}\">{entries}</td></tr>",
             id = s.station_id,
             order = s.order,
             name = esc(&s.name),
@@ -224,23 +220,10 @@ pub fn render_body(status: &Status) -> String {
     for line in &status.snapshot.lines {
         render_line(&mut out, line);
     }
-    // Stations on two lines appear twice: count each once.
-    let summary: std::collections::BTreeMap<i32, i64> = status
-        .snapshot
-        .lines
-        .iter()
-        .flat_map(|l| &l.stations)
-        .filter_map(|s| Some((s.station_id, s.summary?)))
-        .collect();
-    let (summarized, summary_total) = (summary.len(), summary.values().sum::<i64>());
     let _ = write!(
         out,
-        "<footer><p>Entries: <code>turnstile_entries</code>, the turnstile events counted per \
-         station. <code>turnstile_summary</code> (the original's KSQL statements, run verbatim) \
-         has {summarized} stations, their counts summing to {summary_total}: streamkit keeps one \
-         row per station
-         in its <code>KEY='station_id'</code> table, where KSQL 5.x kept one per event.</p>\
-         <p>Stations: {from}. Trains: the simulation's, from the arrivals topic.</p></footer>",
+        "<footer><p>Entries: <code>turnstile_summary</code>, the original's KSQL statements run \
+         verbatim.</p><p>Stations: {from}. Trains: the simulation's, from the arrivals topic.</p></footer>",
         from = esc(&status.stations_from),
     );
     out

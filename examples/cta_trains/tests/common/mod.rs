@@ -73,7 +73,7 @@ pub fn converged(running: &Running) -> Result<(), String> {
         return Err(format!("trains: {trains:?}\nwant {want:?}"));
     }
     let entries: BTreeMap<i32, u64> = stores
-        .entries
+        .summary
         .iter()
         .map(|(k, c)| (*k, c.count as u64))
         .collect();
