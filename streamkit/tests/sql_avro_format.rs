@@ -197,3 +197,102 @@ fn an_avro_source_without_columns_takes_them_from_the_registered_schema() {
         ]
     );
 }
+
+/// A nested Avro record, as a producer nobody here wrote would register it.
+#[derive(Debug, Clone, Serialize, Deserialize, apache_avro::AvroSchema)]
+#[avro(namespace = "org.chicago.cta")]
+struct Origin {
+    station_id: i32,
+    name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, apache_avro::AvroSchema)]
+#[avro(namespace = "org.chicago.cta")]
+struct Trip {
+    rider: String,
+    line: String,
+    origin: Origin,
+}
+
+#[test]
+fn nested_avro_records_are_struct_columns_read_with_arrows_and_written_back_as_records() {
+    let (_broker, _registry, client) = start();
+    client
+        .register(
+            "trips-value",
+            &<Trip as apache_avro::AvroSchema>::get_schema(),
+        )
+        .unwrap();
+    let mut engine = Engine::offline().schema_registry(client.clone());
+    // Columns from the registered schema, the nested record a STRUCT.
+    engine
+        .execute("CREATE STREAM trips WITH (KAFKA_TOPIC='trips', VALUE_FORMAT='AVRO');")
+        .unwrap();
+    let results = engine.execute("DESCRIBE trips;").unwrap();
+    let streamkit::sql::StatementResult::Description { source, .. } = &results[0] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(
+        source
+            .value
+            .last()
+            .map(|c| (c.name.as_str(), c.ty.to_string())),
+        Some((
+            "ORIGIN",
+            "STRUCT<`STATION_ID` INTEGER, `NAME` VARCHAR(STRING)>".to_string()
+        ))
+    );
+    engine
+        .execute(
+            "CREATE STREAM blue_origins WITH (KAFKA_TOPIC='blue-origins', VALUE_FORMAT='AVRO') AS \
+             SELECT rider, origin->name AS station, origin FROM trips \
+             WHERE line = 'blue' AND origin->station_id > 40000;",
+        )
+        .unwrap();
+    let driver = TopologyTestDriver::new(engine.topology().unwrap()).unwrap();
+    let input = driver.input_topic("trips", Serdes::unit(), Avro::<Trip>::registry(&client));
+    for (rider, line, id, name) in [
+        ("r1", "blue", 40380, "Clark/Lake"),
+        ("r2", "red", 41320, "Belmont"),
+        ("r3", "blue", 30001, "Nowhere"),
+    ] {
+        let trip = Trip {
+            rider: rider.into(),
+            line: line.into(),
+            origin: Origin {
+                station_id: id,
+                name: name.into(),
+            },
+        };
+        input.pipe((), trip).unwrap();
+    }
+
+    let raw = driver
+        .output_topic("blue-origins", Serdes::unit(), Serdes::bytes())
+        .read_values();
+    assert_eq!(raw.len(), 1);
+    let id = u32::from_be_bytes(raw[0][1..5].try_into().unwrap());
+    let schema = client.schema_by_id(id).unwrap();
+    assert_eq!(client.lookup("blue-origins-value", &schema).unwrap(), id);
+    let some = |v: AvroValue| AvroValue::Union(1, Box::new(v));
+    let row = AvroGeneric::new(&client, (*schema).clone())
+        .deserialize("blue-origins", &raw[0])
+        .unwrap();
+    assert_eq!(
+        row,
+        AvroValue::Record(vec![
+            ("RIDER".into(), some(AvroValue::String("r1".into()))),
+            (
+                "STATION".into(),
+                some(AvroValue::String("Clark/Lake".into()))
+            ),
+            (
+                "ORIGIN".into(),
+                some(AvroValue::Record(vec![
+                    ("STATION_ID".into(), some(AvroValue::Int(40380))),
+                    ("NAME".into(), some(AvroValue::String("Clark/Lake".into()))),
+                ]))
+            ),
+        ])
+    );
+}

@@ -277,6 +277,17 @@ fn ksql_type(ty: &SqlType) -> String {
         SqlType::Double => "DOUBLE".into(),
         SqlType::String => "STRING".into(),
         SqlType::Array(t) => format!("ARRAY<{}>", ksql_type(t)),
+        SqlType::Struct(fields) => format!(
+            "STRUCT<{}>",
+            fields
+                .iter()
+                .map(|(n, t)| format!("`{n}` {}", ksql_type(t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        // `SqlType` is non-exhaustive.
+        #[allow(unreachable_patterns)]
+        other => other.to_string(),
     }
 }
 
@@ -285,6 +296,14 @@ fn schema_json(ty: &SqlType) -> Json {
         SqlType::Array(t) => {
             json!({"type": "ARRAY", "fields": null, "memberSchema": schema_json(t)})
         }
+        SqlType::Struct(fields) => json!({
+            "type": "STRUCT",
+            "fields": fields
+                .iter()
+                .map(|(n, t)| json!({"name": n, "schema": schema_json(t)}))
+                .collect::<Vec<_>>(),
+            "memberSchema": null,
+        }),
         t => json!({"type": ksql_type(t), "fields": null, "memberSchema": null}),
     }
 }

@@ -364,6 +364,7 @@ impl Engine {
     pub fn topology(&self) -> crate::Result<Topology> {
         let b = StreamsBuilder::new();
         let lookup = |n: &str| self.sources.get(n).cloned();
+        let shared = plan::SharedSources::default();
         for q in self.queries.values() {
             let planned = plan::plan(
                 &b,
@@ -372,6 +373,7 @@ impl Engine {
                 Qid {
                     id: &q.id,
                     memory: matches!(self.mode, Mode::Offline),
+                    shared: Some(&shared),
                 },
             )
             .map_err(|e| crate::Error::Config(e.to_string()))?;
@@ -676,6 +678,7 @@ impl Engine {
                         Qid {
                             id: "EXPLAIN",
                             memory: false,
+                            shared: None,
                         },
                     )?;
                     planned.to_fn(Arc::new(|_, _, _| {}));
@@ -751,6 +754,7 @@ impl Engine {
             Qid {
                 id: qid,
                 memory: false,
+                shared: None,
             },
         )
     }
@@ -775,6 +779,7 @@ impl Engine {
             Qid {
                 id: qid,
                 memory: false,
+                shared: None,
             },
         )?;
         planned.to_topic(sink);
@@ -1106,6 +1111,7 @@ impl Engine {
             Qid {
                 id: &qid,
                 memory: false,
+                shared: None,
             },
         )?;
         let buffer = self.push_buffer;

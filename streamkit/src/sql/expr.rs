@@ -28,6 +28,8 @@ pub(crate) enum Expr {
     Case(Vec<(Expr, Expr)>, Option<Box<Expr>>),
     InList(Box<Expr>, Vec<Expr>, bool),
     Like(Box<Expr>, String, bool),
+    /// `struct->field`.
+    Field(Box<Expr>, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,16 +134,59 @@ pub(crate) fn sql_type(t: &ast::DataType, at: Pos) -> Result<SqlType, SqlError> 
         | D::Array(ast::ArrayElemTypeDef::Parenthesis(inner)) => {
             SqlType::Array(Box::new(sql_type(inner, at)?))
         }
+        D::Struct(fields, _) => SqlType::Struct(
+            fields
+                .iter()
+                .map(|f| {
+                    let name = f.field_name.as_ref().ok_or_else(|| {
+                        SqlError::at(at, "a STRUCT field needs a name (STRUCT<name TYPE, …>)")
+                    })?;
+                    Ok((ident_name(name), sql_type(&f.field_type, at)?))
+                })
+                .collect::<Result<_, SqlError>>()?,
+        ),
         D::Custom(name, _) if name.to_string().eq_ignore_ascii_case("STRING") => SqlType::String,
         other => {
             return Err(SqlError::at(
                 at,
                 format!(
-                    "unsupported type {other} (BOOLEAN, INT, BIGINT, DOUBLE, VARCHAR, ARRAY<T> are)"
+                    "unsupported type {other} (BOOLEAN, INT, BIGINT, DOUBLE, VARCHAR, ARRAY<T>, STRUCT<…> are)"
                 ),
             ));
         }
     })
+}
+
+/// Rebuilds `e` with its leftmost operand replaced by `f(operand)`, when `e` is an operator
+/// the parser wrongly put under a `->` (see `Compiler::dereference`); `None` when `e` is
+/// already an operand.
+fn graft_leftmost(e: &ast::Expr, f: &mut dyn FnMut(ast::Expr) -> ast::Expr) -> Option<ast::Expr> {
+    use ast::Expr as E;
+    let mut e = e.clone();
+    let slot: &mut ast::Expr = match &mut e {
+        E::BinaryOp { left, op, .. } if *op != ast::BinaryOperator::Arrow => left,
+        E::IsNull(x) | E::IsNotNull(x) => x,
+        E::Between { expr, .. } | E::InList { expr, .. } | E::Like { expr, .. } => expr,
+        _ => return None,
+    };
+    let inner = graft_leftmost(slot, f).unwrap_or_else(|| f(slot.clone()));
+    *slot = inner;
+    Some(e)
+}
+
+/// Rebuilds `e` with its rightmost operand replaced by `f(operand)`, when `e` is a binary
+/// operator the parser wrongly put under a `->`; `None` when `e` is already an operand.
+fn graft_rightmost(e: &ast::Expr, f: &mut dyn FnMut(ast::Expr) -> ast::Expr) -> Option<ast::Expr> {
+    use ast::Expr as E;
+    let mut e = e.clone();
+    let slot: &mut ast::Expr = match &mut e {
+        E::BinaryOp { right, op, .. } if *op != ast::BinaryOperator::Arrow => right,
+        E::UnaryOp { expr, .. } => expr,
+        _ => return None,
+    };
+    let inner = graft_rightmost(slot, f).unwrap_or_else(|| f(slot.clone()));
+    *slot = inner;
+    Some(e)
 }
 
 fn numeric_result(a: &SqlType, b: &SqlType) -> Option<SqlType> {
@@ -322,6 +367,49 @@ impl Compiler<'_> {
         }
     }
 
+    /// `left->right`. The SQL parser gives `->` a lower precedence than ksqlDB's (it binds
+    /// tightest there), so `s->f = 1` arrives as `s->(f = 1)` and `x = s->f` as `(x = s)->f`;
+    /// such trees are rebuilt with the arrow around the operand next to it.
+    fn dereference(
+        &mut self,
+        e: &ast::Expr,
+        left: &ast::Expr,
+        right: &ast::Expr,
+    ) -> Result<(Expr, Option<SqlType>), SqlError> {
+        use ast::Expr as E;
+        let arrow = |l: ast::Expr, r: ast::Expr| E::BinaryOp {
+            left: Box::new(l),
+            op: ast::BinaryOperator::Arrow,
+            right: Box::new(r),
+        };
+        if let Some(fixed) = graft_rightmost(left, &mut |leaf| arrow(leaf, right.clone())) {
+            return self.compile(&fixed);
+        }
+        if let Some(fixed) = graft_leftmost(right, &mut |leaf| arrow(left.clone(), leaf)) {
+            return self.compile(&fixed);
+        }
+        let name = match right {
+            E::Identifier(i) => ident_name(i),
+            other => return Err(err(other, "-> needs a field name")),
+        };
+        let (x, t) = self.compile(left)?;
+        let ty = match t {
+            Some(SqlType::Struct(fields)) => fields
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| err(right, format!("no field {name} in {}", left)))?,
+            None => SqlType::String,
+            Some(other) => {
+                return Err(err(
+                    e,
+                    format!("-> reads a field of a STRUCT, and {left} is {other}"),
+                ));
+            }
+        };
+        Ok((Expr::Field(Box::new(x), name), Some(ty)))
+    }
+
     fn compile_inner(&mut self, e: &ast::Expr) -> Result<(Expr, Option<SqlType>), SqlError> {
         use ast::Expr as E;
         Ok(match e {
@@ -358,6 +446,11 @@ impl Compiler<'_> {
                     other => return Err(err(e, format!("unsupported operator {other}"))),
                 }
             }
+            E::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Arrow,
+                right,
+            } => return self.dereference(e, left, right),
             E::BinaryOp { left, op, right } => {
                 let (l, lt) = self.compile(left)?;
                 let (r, rt) = self.compile(right)?;
@@ -740,6 +833,7 @@ impl Expr {
                 }
                 Value::Boolean(found != *negated)
             }
+            Expr::Field(x, name) => x.eval(row)?.field(name),
             Expr::Like(x, p, negated) => match x.eval(row)? {
                 Value::String(s) => Value::Boolean(like(&s, p) != *negated),
                 Value::Null => Value::Null,

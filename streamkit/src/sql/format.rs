@@ -359,13 +359,15 @@ fn avro_codec(
 ) -> Option<Arc<AvroGeneric>> {
     let registry = registry.filter(|_| format == Format::Avro)?;
     let schema = match (is_key, columns) {
-        (true, [c]) => avro_type(&c.ty),
+        (true, [c]) => avro_type(&c.ty, &format!("KsqlDataSourceSchema_{}", c.name)),
         _ => serde_json::json!({
             "type": "record",
             "name": "KsqlDataSourceSchema",
             "namespace": "io.confluent.ksql.avro_schemas",
             "fields": columns.iter().map(|c| serde_json::json!({
-                "name": c.name, "type": ["null", avro_type(&c.ty)], "default": null,
+                "name": c.name,
+                "type": ["null", avro_type(&c.ty, &format!("KsqlDataSourceSchema_{}", c.name))],
+                "default": null,
             })).collect::<Vec<_>>(),
         }),
     };
@@ -382,7 +384,9 @@ fn codec(avro: &Option<Arc<AvroGeneric>>) -> Result<&AvroGeneric, SerdeError> {
     })
 }
 
-fn avro_type(ty: &SqlType) -> serde_json::Value {
+/// The Avro type of a column; a STRUCT becomes a record named, as ksqlDB names it, after the
+/// path to it (`KsqlDataSourceSchema_ADDRESS`), which keeps names unique in one schema.
+fn avro_type(ty: &SqlType, path: &str) -> serde_json::Value {
     use serde_json::json;
     match ty {
         SqlType::Boolean => json!("boolean"),
@@ -390,7 +394,16 @@ fn avro_type(ty: &SqlType) -> serde_json::Value {
         SqlType::BigInt => json!("long"),
         SqlType::Double => json!("double"),
         SqlType::String => json!("string"),
-        SqlType::Array(t) => json!({"type": "array", "items": ["null", avro_type(t)]}),
+        SqlType::Array(t) => json!({"type": "array", "items": ["null", avro_type(t, path)]}),
+        SqlType::Struct(fields) => json!({
+            "type": "record",
+            "name": path,
+            "fields": fields.iter().map(|(name, t)| json!({
+                "name": name,
+                "type": ["null", avro_type(t, &format!("{path}_{name}"))],
+                "default": null,
+            })).collect::<Vec<_>>(),
+        }),
     }
 }
 
@@ -432,6 +445,12 @@ fn sql_type(schema: &apache_avro::Schema) -> Option<SqlType> {
         S::Float | S::Double => SqlType::Double,
         S::String | S::Enum(_) => SqlType::String,
         S::Array(a) => SqlType::Array(Box::new(sql_type(&a.items)?)),
+        S::Record(r) => SqlType::Struct(
+            r.fields
+                .iter()
+                .map(|f| Some((f.name.to_uppercase(), sql_type(&f.schema)?)))
+                .collect::<Option<_>>()?,
+        ),
         S::Union(u) => {
             let mut branches = u.variants().iter().filter(|v| !matches!(v, S::Null));
             let only = branches.next()?;
@@ -473,10 +492,16 @@ fn avro_value(v: &Value, ty: Option<&SqlType>) -> Result<AvroValue, SerdeError> 
                     .collect::<Result<_, _>>()?,
             )
         }
+        (Value::Struct(_), Some(SqlType::Struct(fields))) => AvroValue::Record(
+            fields
+                .iter()
+                .map(|(name, t)| Ok((name.clone(), nullable(avro_value(&v.field(name), Some(t))?))))
+                .collect::<Result<_, SerdeError>>()?,
+        ),
         (Value::Struct(_), _) => {
-            return Err(SerdeError::Encode(
-                "the AVRO format does not hold STRUCT values yet".into(),
-            ));
+            return Err(SerdeError::Encode(format!(
+                "cannot write {v} as Avro without its STRUCT type"
+            )));
         }
     })
 }

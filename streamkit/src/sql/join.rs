@@ -102,6 +102,7 @@ pub(crate) fn plan_joins(
     let right_qid = Qid {
         id: &right_id,
         memory: qid.memory,
+        shared: qid.shared,
     };
     let (right, mut right_scope) = load(b, &rsrc, right_qid)?;
     if let Some(a) = &ralias {

@@ -32,7 +32,13 @@ pub(crate) struct Qid<'a> {
     pub id: &'a str,
     /// In-memory stores (offline planning for the test driver) instead of RocksDB.
     pub memory: bool,
+    /// Sources already read in this topology, by name, when several queries share one
+    /// topology (offline planning): a topic can have one source node only.
+    pub shared: Option<&'a SharedSources>,
 }
+
+/// See [`Qid::shared`].
+pub(crate) type SharedSources = std::cell::RefCell<std::collections::BTreeMap<String, Handle>>;
 
 impl std::fmt::Display for Qid<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +67,7 @@ pub enum WindowKind {
 }
 
 /// A relation while planning: its DSL handle and columns.
+#[derive(Clone)]
 pub(crate) enum Handle {
     Stream(KStream<Value, Row>),
     Table(KTable<Value, Row>),
@@ -216,6 +223,9 @@ pub(crate) fn load(
         })
         .collect();
     scope.shrink_to_fit();
+    if let Some(h) = qid.shared.and_then(|c| c.borrow().get(&src.name).cloned()) {
+        return Ok((h, scope));
+    }
     let handle = match (src.kind, src.key_in_value) {
         (Kind::Stream, None) => Handle::Stream(b.stream(&src.topic, consumed)),
         (Kind::Stream, Some(k)) => {
@@ -231,6 +241,9 @@ pub(crate) fn load(
             qid.mat(format!("{qid}-KsqlTopic-Reduce")),
         )),
     };
+    if let Some(c) = qid.shared {
+        c.borrow_mut().insert(src.name.clone(), handle.clone());
+    }
     Ok((handle, scope))
 }
 
@@ -365,6 +378,17 @@ pub(crate) fn projection(
                         ast::Expr::Identifier(i) => ident_name(i),
                         ast::Expr::CompoundIdentifier(parts) => {
                             ident_name(parts.last().expect("a name"))
+                        }
+                        // `s->f` is named after its field, as in ksqlDB.
+                        ast::Expr::BinaryOp {
+                            op: ast::BinaryOperator::Arrow,
+                            right,
+                            ..
+                        } if matches!(right.as_ref(), ast::Expr::Identifier(_)) => {
+                            match right.as_ref() {
+                                ast::Expr::Identifier(i) => ident_name(i),
+                                _ => String::new(),
+                            }
                         }
                         _ => {
                             let n = format!("KSQL_COL_{generated}");

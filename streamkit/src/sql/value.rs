@@ -20,6 +20,8 @@ pub enum SqlType {
     String,
     /// `ARRAY<T>`.
     Array(Box<SqlType>),
+    /// `STRUCT<name T, …>`: named fields, read with `col->field`.
+    Struct(Vec<(String, SqlType)>),
 }
 
 impl fmt::Display for SqlType {
@@ -31,6 +33,16 @@ impl fmt::Display for SqlType {
             SqlType::Double => f.write_str("DOUBLE"),
             SqlType::String => f.write_str("VARCHAR(STRING)"),
             SqlType::Array(t) => write!(f, "ARRAY<{t}>"),
+            SqlType::Struct(fields) => {
+                f.write_str("STRUCT<")?;
+                for (i, (name, t)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "`{name}` {t}")?;
+                }
+                f.write_str(">")
+            }
         }
     }
 }
@@ -52,7 +64,7 @@ pub enum Value {
     String(String),
     /// An ARRAY.
     Array(Vec<Value>),
-    /// Several key columns together (`GROUP BY a, b`), by name.
+    /// A STRUCT's fields by name; also several key columns together (`GROUP BY a, b`).
     Struct(Vec<(String, Value)>),
 }
 
@@ -117,6 +129,25 @@ impl Value {
                     .map(|i| Value::from_json(i, inner))
                     .collect::<Result<_, _>>()?,
             ),
+            (J::Object(obj), SqlType::Struct(fields)) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(name, t)| {
+                        let v = obj
+                            .get(name)
+                            .or_else(|| {
+                                obj.iter()
+                                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                                    .map(|(_, v)| v)
+                            })
+                            .unwrap_or(&J::Null);
+                        Ok((
+                            name.clone(),
+                            Value::from_json(v, t).map_err(|e| format!("field {name}: {e}"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
             _ => return Err(format!("cannot read {json} as {ty}")),
         })
     }
@@ -156,8 +187,27 @@ impl Value {
             (Value::Array(a), SqlType::Array(inner)) => {
                 Value::Array(a.iter().map(|v| v.cast(inner)).collect::<Result<_, _>>()?)
             }
+            (Value::Struct(_), SqlType::Struct(fields)) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(name, t)| Ok((name.clone(), self.field(name).cast(t)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
             _ => return Err(bad()),
         })
+    }
+
+    /// `self->name`: a STRUCT's field (matched exactly, else ignoring case); NULL when the
+    /// struct is NULL or has no such field.
+    pub fn field(&self, name: &str) -> Value {
+        match self {
+            Value::Struct(fields) => fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .or_else(|| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                .map_or(Value::Null, |(_, v)| v.clone()),
+            _ => Value::Null,
+        }
     }
 
     /// The value as a double, for arithmetic and comparisons across numeric types.
