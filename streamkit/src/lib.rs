@@ -76,7 +76,23 @@ pub mod window;
 
 pub use error::{Error, ErrorKind, Result, SerdeError};
 
-/// The examples of `docs/connectors.md`, compiled as doc tests so the page stays true.
+/// The user guide's pages (`docs/src/`, an mdBook), compiled and run as doc tests so that the
+/// book stays true: `cargo test --doc` runs every Rust snippet of every page listed here
+/// (`streamkit/tests/docs_book.rs` checks that every page with Rust in it is listed).
 #[cfg(doctest)]
-#[doc = include_str!("../../docs/connectors.md")]
-struct ConnectorsDoc;
+mod book {
+    macro_rules! pages {
+        ($($name:ident = $path:literal;)*) => {
+            $(
+                #[doc = include_str!(concat!("../../docs/src/", $path))]
+                struct $name;
+            )*
+        };
+    }
+    pages! {
+        Introduction = "introduction.md";
+        GettingStarted = "getting-started.md";
+        Concepts = "concepts.md";
+        Dsl = "dsl.md";
+    }
+}
