@@ -56,6 +56,10 @@ cargo test --workspace --doc
 step "binaries the Docker image ships (dev profile; docker/Dockerfile runs the same script with --release)"
 bash scripts/build-binaries.sh
 
+step "the book's getting-started commands (the quickstart, end to end on the embedded broker)"
+bash scripts/setup.sh
+cargo run -p quickstart
+
 step "docker: docker-compose config (one broker, and the three-broker profile)"
 docker-compose -f docker/compose.yaml config -q
 docker-compose -f docker/compose.yaml --env-file docker/cluster.env --profile cluster config -q

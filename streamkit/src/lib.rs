@@ -94,5 +94,19 @@ mod book {
         GettingStarted = "getting-started.md";
         Concepts = "concepts.md";
         Dsl = "dsl.md";
+        StateStores = "state-stores.md";
+        Windows = "windows.md";
+        Joins = "joins.md";
+        ExactlyOnce = "exactly-once.md";
+        QueryServer = "query-server.md";
+        Sql = "sql.md";
+        Faust = "faust.md";
+        Avro = "avro.md";
+        Connectors = "connectors.md";
+        Testing = "testing.md";
+        Operations = "operations.md";
+        MigrateKafkaStreams = "migrate-kafka-streams.md";
+        MigrateFaust = "migrate-faust.md";
+        MigrateKsqldb = "migrate-ksqldb.md";
     }
 }
