@@ -84,7 +84,11 @@ fn the_build_stage_builds_only_through_the_script_ci_runs() {
             .args
             .split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
             .any(|w| w == "cargo" || w.ends_with("/cargo"));
-        assert!(!calls_cargo, "a RUN calls cargo directly, not through scripts/build-binaries.sh: {}", run.args);
+        assert!(
+            !calls_cargo,
+            "a RUN calls cargo directly, not through scripts/build-binaries.sh: {}",
+            run.args
+        );
     }
     let build: Vec<Vec<String>> = runs
         .iter()
@@ -95,7 +99,11 @@ fn the_build_stage_builds_only_through_the_script_ci_runs() {
         build,
         vec![
             vec!["--release".to_string(), "--deps-only".to_string()],
-            vec!["--release".to_string(), "--install".to_string(), "/out/bin".to_string()],
+            vec![
+                "--release".to_string(),
+                "--install".to_string(),
+                "/out/bin".to_string()
+            ],
         ],
         "the build stage: the dependency layer, then the binaries"
     );
@@ -104,19 +112,44 @@ fn the_build_stage_builds_only_through_the_script_ci_runs() {
         .filter(|r| r.stage == "planner")
         .flat_map(|r| script_calls(&r.args))
         .collect();
-    assert_eq!(planner, vec![vec!["--skeleton".to_string(), "/skeleton".to_string()]]);
+    assert_eq!(
+        planner,
+        vec![vec!["--skeleton".to_string(), "/skeleton".to_string()]]
+    );
 
     // CI runs the same script with the same selection, in the dev profile.
     let test_sh = read("scripts/test.sh");
     let ci_calls: Vec<Vec<String>> = test_sh.lines().flat_map(script_calls).collect();
-    assert_eq!(ci_calls, vec![Vec::<String>::new()], "scripts/test.sh runs `bash scripts/build-binaries.sh`");
+    assert_eq!(
+        ci_calls,
+        vec![Vec::<String>::new()],
+        "scripts/test.sh runs `bash scripts/build-binaries.sh`"
+    );
 
     // The image ships what the build stage installed, runs as a non-root user and checks /health.
-    let runtime: Vec<&Instruction> = instructions.iter().filter(|i| i.stage == "runtime").collect();
-    assert!(runtime.iter().any(|i| i.keyword == "COPY" && i.args == "--from=build /out/bin/ /usr/local/bin/"));
-    let user = runtime.iter().rev().find(|i| i.keyword == "USER").expect("a USER");
-    assert!(user.args != "root" && user.args != "0", "runs as {}", user.args);
-    let health = runtime.iter().find(|i| i.keyword == "HEALTHCHECK").expect("a HEALTHCHECK");
+    let runtime: Vec<&Instruction> = instructions
+        .iter()
+        .filter(|i| i.stage == "runtime")
+        .collect();
+    assert!(
+        runtime
+            .iter()
+            .any(|i| i.keyword == "COPY" && i.args == "--from=build /out/bin/ /usr/local/bin/")
+    );
+    let user = runtime
+        .iter()
+        .rev()
+        .find(|i| i.keyword == "USER")
+        .expect("a USER");
+    assert!(
+        user.args != "root" && user.args != "0",
+        "runs as {}",
+        user.args
+    );
+    let health = runtime
+        .iter()
+        .find(|i| i.keyword == "HEALTHCHECK")
+        .expect("a HEALTHCHECK");
     assert!(health.args.contains("/health"), "{}", health.args);
 }
 
@@ -159,11 +192,21 @@ fn the_script_ships_every_binary_but_the_benchmarks() {
         .collect();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
         .current_dir(repo())
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut shipped = BTreeSet::new();
     let mut names = BTreeSet::new();
@@ -174,13 +217,21 @@ fn the_script_ships_every_binary_but_the_benchmarks() {
             continue;
         }
         for target in package["targets"].as_array().unwrap() {
-            if target["kind"].as_array().unwrap().iter().any(|k| k == "bin") {
+            if target["kind"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k == "bin")
+            {
                 shipped.insert(target["name"].as_str().unwrap().to_string());
             }
         }
     }
     assert_eq!(excluded, BTreeSet::from(["streamkit-bench".to_string()]));
-    assert!(excluded.is_subset(&names), "excluded packages {excluded:?} are not members");
+    assert!(
+        excluded.is_subset(&names),
+        "excluded packages {excluded:?} are not members"
+    );
     for bin in ["streamkit", "quickstart", "bus_arrivals", "cta_trains"] {
         assert!(shipped.contains(bin), "{bin} is not shipped: {shipped:?}");
     }

@@ -22,7 +22,11 @@ fn pages() -> Vec<String> {
             if path.is_dir() {
                 walk(&path, base, out);
             } else if path.extension().is_some_and(|e| e == "md") {
-                let rel = path.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.push(rel);
             }
         }
@@ -84,7 +88,10 @@ fn every_page_is_in_the_summary() {
         .into_iter()
         .filter(|p| p != "SUMMARY.md" && !listed.contains(p.as_str()))
         .collect();
-    assert!(unlisted.is_empty(), "pages missing from SUMMARY.md: {unlisted:?}");
+    assert!(
+        unlisted.is_empty(),
+        "pages missing from SUMMARY.md: {unlisted:?}"
+    );
 }
 
 #[test]
