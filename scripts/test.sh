@@ -63,6 +63,8 @@ cargo run -p quickstart
 step "docker: docker-compose config (one broker, and the three-broker profile)"
 docker-compose -f docker/compose.yaml config -q
 docker-compose -f docker/compose.yaml --env-file docker/cluster.env --profile cluster config -q
+# Each streamkit service runs a shipped binary with flags it has (their --help, dev builds above).
+python3 scripts/check-compose-flags.py target/debug
 
 step "book: mdbook build, warnings are errors, every link resolves"
 if mdbook --version 2>/dev/null | grep -qx "mdbook v$MDBOOK_VERSION"; then
