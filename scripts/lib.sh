@@ -46,6 +46,9 @@ POSTGRES_PACKAGES=(postgresql postgresql-client)
 # Headless Chromium for the test that loads the bus_arrivals page in a browser.
 BROWSER_PACKAGES=(chromium)
 
+# Debian's docker-compose checks docker/compose.yaml (`docker-compose config`; no engine needed).
+DOCKER_PACKAGES=(docker-compose)
+
 # Java 17 and Maven run the real Apache Kafka broker (scripts/kafka.sh) and the Kafka Streams
 # conformance suite and benchmark contender.
 JAVA_PACKAGES=(openjdk-17-jdk-headless maven)

@@ -11,8 +11,11 @@ step() {
   echo "== $*"
 }
 
+# The mdBook version that builds docs/ (scripts/book.sh).
+MDBOOK_VERSION=0.4.52
+
 step "system packages"
-install_packages "${BUILD_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}" "${JAVA_PACKAGES[@]}"
+install_packages "${BUILD_PACKAGES[@]}" "${POSTGRES_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}" "${JAVA_PACKAGES[@]}" "${DOCKER_PACKAGES[@]}"
 
 step "throwaway PostgreSQL server (for the tests that write to Postgres)"
 start_throwaway_postgres
@@ -47,8 +50,29 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "tests: cargo nextest (unit and integration)"
 cargo nextest run --workspace --no-fail-fast
 
-step "doc tests: cargo test --doc"
+step "doc tests: cargo test --doc (the book's pages included)"
 cargo test --workspace --doc
+
+step "binaries the Docker image ships (dev profile; docker/Dockerfile runs the same script with --release)"
+bash scripts/build-binaries.sh
+
+step "the book's getting-started commands (the quickstart, end to end on the embedded broker)"
+bash scripts/setup.sh
+cargo run -p quickstart
+
+step "docker: docker-compose config (one broker, and the three-broker profile)"
+docker-compose -f docker/compose.yaml config -q
+docker-compose -f docker/compose.yaml --env-file docker/cluster.env --profile cluster config -q
+# Each streamkit service runs a shipped binary with flags it has (their --help, dev builds above).
+python3 scripts/check-compose-flags.py target/debug
+
+step "book: mdbook build, warnings are errors, every link resolves"
+if mdbook --version 2>/dev/null | grep -qx "mdbook v$MDBOOK_VERSION"; then
+  mdbook --version
+else
+  cargo install mdbook --locked --version "$MDBOOK_VERSION"
+fi
+bash scripts/book.sh
 
 echo
 echo "== all checks passed"

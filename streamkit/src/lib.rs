@@ -76,7 +76,37 @@ pub mod window;
 
 pub use error::{Error, ErrorKind, Result, SerdeError};
 
-/// The examples of `docs/connectors.md`, compiled as doc tests so the page stays true.
+/// The user guide's pages (`docs/src/`, an mdBook), compiled and run as doc tests so that the
+/// book stays true: `cargo test --doc` runs every Rust snippet of every page listed here
+/// (`streamkit/tests/docs_book.rs` checks that every page with Rust in it is listed).
 #[cfg(doctest)]
-#[doc = include_str!("../../docs/connectors.md")]
-struct ConnectorsDoc;
+mod book {
+    macro_rules! pages {
+        ($($name:ident = $path:literal;)*) => {
+            $(
+                #[doc = include_str!(concat!("../../docs/src/", $path))]
+                struct $name;
+            )*
+        };
+    }
+    pages! {
+        Introduction = "introduction.md";
+        GettingStarted = "getting-started.md";
+        Concepts = "concepts.md";
+        Dsl = "dsl.md";
+        StateStores = "state-stores.md";
+        Windows = "windows.md";
+        Joins = "joins.md";
+        ExactlyOnce = "exactly-once.md";
+        QueryServer = "query-server.md";
+        Sql = "sql.md";
+        Faust = "faust.md";
+        Avro = "avro.md";
+        Connectors = "connectors.md";
+        Testing = "testing.md";
+        Operations = "operations.md";
+        MigrateKafkaStreams = "migrate-kafka-streams.md";
+        MigrateFaust = "migrate-faust.md";
+        MigrateKsqldb = "migrate-ksqldb.md";
+    }
+}

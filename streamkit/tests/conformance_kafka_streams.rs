@@ -1,7 +1,7 @@
 //! Kafka Streams as the oracle: the same topologies run on the same seeded random input in
 //! Kafka Streams' `TopologyTestDriver` (the Maven project `conformance/`) and in streamkit's,
 //! and their output must be equal record for record (key, value, timestamp), except where
-//! `docs/kafka-streams-differences.md` documents a deliberate difference.
+//! `docs/src/kafka-streams-differences.md` documents a deliberate difference.
 //!
 //! The seed is printed; `STREAMKIT_CONFORMANCE_SEED=<n>` replays one. Java 17 and Maven are
 //! required: without them the test fails (it never skips). The first run downloads Kafka
@@ -72,7 +72,7 @@ impl std::fmt::Display for Out {
 fn timestamps(rng: &mut Rng, n: usize, step: u64, jitter: u64, late: u64) -> Vec<i64> {
     // Records start well after the epoch: Kafka Streams clamps windows that would start
     // before it (sliding windows of records earlier than their time difference), streamkit
-    // does not (docs/kafka-streams-differences.md).
+    // does not (docs/src/kafka-streams-differences.md).
     let mut now = 10_000i64;
     (0..n)
         .map(|_| {
@@ -103,7 +103,7 @@ fn windowed_input(rng: &mut Rng) -> Vec<In> {
 /// [`windowed_input`] without the records that arrive after their own window `[t - d, t]`
 /// closed but while later windows holding them are still open: Kafka Streams does not create
 /// a closed window, and windows created later from it miss the record, where streamkit's hold
-/// it (docs/kafka-streams-differences.md). Records late for every window stay.
+/// it (docs/src/kafka-streams-differences.md). Records late for every window stay.
 fn sliding_input(rng: &mut Rng) -> Vec<In> {
     let (d, grace) = (1000, 500);
     let mut stream_time = i64::MIN;
@@ -182,7 +182,7 @@ fn join_input(
 const TABLE_DISORDER: (u64, u64) = (1200, 4800);
 /// Stream-stream joins see records at most their grace (300 ms) out of order: beyond it,
 /// streamkit drops a late record and a closed record joins nothing more, where Kafka Streams
-/// still joins both (docs/kafka-streams-differences.md).
+/// still joins both (docs/src/kafka-streams-differences.md).
 const STREAM_JOIN_DISORDER: (u64, u64) = (300, 300);
 
 /// Left rows keyed o0..o4 with values "<right key>/L<i>": updates move a row between right
@@ -220,7 +220,7 @@ enum Ty {
     Str,
 }
 
-/// How output timestamps are compared (docs/kafka-streams-differences.md, "Result timestamps
+/// How output timestamps are compared (docs/src/kafka-streams-differences.md, "Result timestamps
 /// of stateful operators").
 #[derive(Clone, Copy, PartialEq)]
 enum Stamps {
@@ -238,10 +238,10 @@ struct Case {
     name: &'static str,
     stamps: Stamps,
     /// Input topics read as tables: a tombstone for a key such a table does not hold is a
-    /// no-op in streamkit, an update in Kafka Streams (docs/kafka-streams-differences.md).
+    /// no-op in streamkit, an update in Kafka Streams (docs/src/kafka-streams-differences.md).
     tables: &'static [&'static str],
     /// Foreign-key joins: Kafka Streams may delete a result that does not exist; streamkit
-    /// does not (docs/kafka-streams-differences.md).
+    /// does not (docs/src/kafka-streams-differences.md).
     redundant_tombstones: bool,
     /// The value type of each input topic (keys are strings) and of `out`.
     inputs: &'static [(&'static str, Ty)],

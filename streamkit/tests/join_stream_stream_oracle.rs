@@ -1,7 +1,7 @@
 //! Oracle test: random sequences of left and right records (two keys, timestamps in and out
 //! of order, duplicates, late records) through inner, left and outer stream-stream joins with
 //! random asymmetric windows and grace, against a plain in-memory model of the semantics
-//! (`docs/architecture.md`, "Joins"): same outputs, in the same order, and the same late count.
+//! (`docs/src/architecture.md`, "Joins"): same outputs, in the same order, and the same late count.
 
 use std::time::Duration;
 

@@ -257,7 +257,7 @@ fn a_fenced_producer_stops_the_thread_with_a_clear_error() {
 
 /// What librdkafka's mock cluster does with transactions. These assertions describe the
 /// mock's shortcomings as observed; if one fails, the mock changed and the documentation
-/// (README, docs/architecture.md, `EmbeddedBroker`) must be updated with it.
+/// (README, docs/src/architecture.md, `EmbeddedBroker`) must be updated with it.
 #[test]
 fn the_mock_cluster_shows_aborted_records_and_drops_transactional_offset_commits() {
     let broker = EmbeddedBroker::start().unwrap();

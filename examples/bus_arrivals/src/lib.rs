@@ -103,6 +103,15 @@ pub struct Args {
     /// State directory (default: a fresh temporary directory, removed at exit).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Serve the application's stores, `/health` and `/metrics` over HTTP at this address
+    /// (streamkit's query server), e.g. `0.0.0.0:8080`; off by default.
+    #[arg(long)]
+    pub query_server: Option<String>,
+    /// `host:port` at which other instances of the application reach this one's query server,
+    /// so that a query for a key another instance owns is forwarded there (default: the query
+    /// server's bound address).
+    #[arg(long, requires = "query_server")]
+    pub application_server: Option<String>,
     /// Rows in the training sample before the first training.
     #[arg(long, default_value_t = 1_000)]
     pub min_train_rows: usize,
@@ -302,6 +311,14 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
     let streams_config = match &embedded {
         Some(broker) => streams_config.embedded(broker),
         None => streams_config.bootstrap_servers(servers.as_str()),
+    };
+    let streams_config = match &args.query_server {
+        Some(addr) => streams_config.query_server(addr.as_str()),
+        None => streams_config,
+    };
+    let streams_config = match &args.application_server {
+        Some(host_port) => streams_config.application_server(host_port.as_str()),
+        None => streams_config,
     };
     let app = Arc::new(KafkaStreams::new(
         topology::topology(&config)?,

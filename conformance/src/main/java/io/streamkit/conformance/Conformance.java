@@ -192,7 +192,7 @@ public final class Conformance {
     p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
     // Left/outer stream-stream joins emit a record that found no partner once stream time
     // closes its window; Kafka Streams also throttles that check by wall-clock time (1 s by
-    // default), which streamkit does not (docs/kafka-streams-differences.md).
+    // default), which streamkit does not (docs/src/kafka-streams-differences.md).
     p.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX, 0L);
     return p;
   }
