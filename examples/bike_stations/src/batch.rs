@@ -209,7 +209,8 @@ fn offset_for(consumer: &BaseConsumer, ts: i64, fallback: i64) -> anyhow::Result
     })
 }
 
-/// Runs the batch for `config.day` to the end of that day's records and stops.
+/// Runs the batch for `config.day` to the end of that day's records and stops. The topics
+/// must exist.
 pub fn run(
     cluster: &Cluster,
     config: &BatchConfig,
@@ -219,9 +220,8 @@ pub fn run(
     let app_id = application_id(config.day);
     let day = format_date(config.day);
     let (_, day_end) = config.day_range();
-    streamkit::runtime::ensure_topics(&cluster.config("bike-topics"), &topology::TOPICS)
-        .context("creating the topics")?;
-
+    // The topics exist: the caller created them (on the embedded broker a second
+    // `ensure_topics` fails, as it cannot tell which exist).
     let consumer = cluster.consumer(&app_id)?;
     let (low, high) = consumer.fetch_watermarks(STATIONS_TOPIC, 0, Duration::from_secs(30))?;
     let (start, stop) = if cluster.embedded.is_some() {
