@@ -84,9 +84,9 @@ pub struct Args {
     /// Seconds between two polls.
     #[arg(long, default_value_t = 10)]
     pub poll_interval_secs: u64,
-    /// Hours of simulated history written before the live feed starts, counted back from
-    /// yesterday 00:00 UTC plus the time since today's midnight (0: none).
-    #[arg(long, default_value_t = 3)]
+    /// Simulated history written before the live feed starts: from this many hours before
+    /// yesterday 00:00 UTC until now (0: none; the daily batch reads 24 hours before its day).
+    #[arg(long, default_value_t = 24)]
     pub history_lookback_hours: u64,
     /// Close windows after this many seconds without a record (the feed is quiet at night).
     #[arg(long, default_value_t = 120)]
@@ -139,8 +139,11 @@ impl Args {
     }
 }
 
-/// How far before a day the batch reads (the state each station starts the day in).
-pub const BATCH_LOOKBACK: Duration = Duration::from_secs(3 * 3600);
+/// How far before a day the batch reads: the state each station starts the day in (bikes
+/// taken and returned are differences from the station's previous record). A station silent
+/// for longer starts the day without one, and its first record counts nothing taken or
+/// returned.
+pub const BATCH_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
 
 /// The batches run so far, newest last.
 pub type BatchLog = Arc<Mutex<Vec<Result<BatchReport, String>>>>;

@@ -30,14 +30,16 @@ pub fn test_day() -> i64 {
     parse_date("2026-12-02").unwrap()
 }
 
-/// The simulated records from `day − 3 h` to `day end + 1 h` (seed 7).
+/// The simulated records from `day − 30 h` (before what the batch reads) to `day end + 1 h`
+/// (seed 7).
 pub fn day_records(day: i64) -> Vec<Station> {
-    let from = day * DAY_MS - 3 * HOUR_MS;
+    let from = day * DAY_MS - 30 * HOUR_MS;
     bike_stations::simulation::history(7, from, (day + 1) * DAY_MS + HOUR_MS).1
 }
 
 /// Final hourly results of the streaming topology over `records` (piped in order with their
-/// `last_update` as timestamp), keyed by (station, hour start), for the hours of `day`.
+/// `last_update` as timestamp, then three hours of wall-clock quiet), keyed by (station, hour
+/// start), for the hours of `day`.
 pub fn streaming_hours(records: &[Station], day: i64) -> BTreeMap<(String, i64), Availability> {
     let d =
         TopologyTestDriver::new(topology::streaming(&StreamingConfig::default()).unwrap()).unwrap();
@@ -45,6 +47,9 @@ pub fn streaming_hours(records: &[Station], day: i64) -> BTreeMap<(String, i64),
     for s in records {
         input.pipe_at(s.key(), s.clone(), s.last_update).unwrap();
     }
+    // The night is quiet: the last hours close on wall-clock idleness, as they do live.
+    d.advance_wall_clock_time(std::time::Duration::from_secs(3 * 3600))
+        .unwrap();
     let out = d.output_topic(
         STATION_HOURLY_TOPIC,
         WindowedSerde::time(Serdes::string(), HOUR_MS),
