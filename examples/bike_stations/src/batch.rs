@@ -290,7 +290,18 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let hours = read_hours(&app, config);
+    // The hours as the batch's store holds them, once its task is assigned (a second run of
+    // a day already loaded is done before that: its store is loaded from Postgres).
+    let hours = loop {
+        match (&done, read_hours(&app, config)) {
+            (Err(_), _) => break Ok(Vec::new()),
+            (Ok(()), Ok(h)) => break Ok(h),
+            (Ok(()), Err(e)) if Instant::now() >= deadline || app.error().is_some() => {
+                break Err(e);
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
     let closed = app.close();
     done?;
     closed.context("closing the batch application")?;
