@@ -13,6 +13,8 @@ const COLORS = {
 };
 
 const map = L.map("map", { attributionControl: false, zoomSnap: 0.25 });
+// A view first: Leaflet creates a marker's element only once the map has one.
+map.fitBounds(L.geoJSON(outline).getBounds());
 const background = L.geoJSON(outline, {
   style: (f) => f.properties.style,
   interactive: false,
@@ -40,6 +42,17 @@ function highlight(key) {
   }
 }
 
+// The marker's element says which station it is and its level (tests and styles read it).
+function tag(mk) {
+  const el = mk.getElement();
+  const m = mk.station;
+  if (el && m) {
+    el.setAttribute("class", `leaflet-interactive station-marker level-${m.level}`);
+    el.setAttribute("data-station", m.key);
+    el.setAttribute("data-level", m.level);
+  }
+}
+
 function draw(list) {
   const seen = new Set();
   for (const m of list) {
@@ -61,12 +74,8 @@ function draw(list) {
       mk.setRadius(style.radius);
     }
     mk.bindTooltip(`${m.name}: ${m.bikes} bikes, ${m.stands} stands`);
-    const el = mk.getElement();
-    if (el) {
-      el.setAttribute("class", `leaflet-interactive station-marker level-${m.level}`);
-      el.setAttribute("data-station", m.key);
-      el.setAttribute("data-level", m.level);
-    }
+    mk.station = m;
+    tag(mk);
   }
   for (const [key, mk] of markers) {
     if (!seen.has(key)) {
@@ -78,6 +87,7 @@ function draw(list) {
     const bounds = markers.size ? L.featureGroup([...markers.values()]).getBounds() : background.getBounds();
     map.fitBounds(bounds.pad(0.08));
     fitted = markers.size > 0;
+    markers.forEach(tag);
   }
   document.body.dataset.markers = String(markers.size);
 }
