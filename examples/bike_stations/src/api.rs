@@ -57,14 +57,17 @@ impl ApiState {
         sim.stations()
     }
 
-    fn check(&self, q: &HashMap<String, String>) -> Result<(), Response> {
+    /// The refusal of a request without the right key, if it is one.
+    fn refuse(&self, q: &HashMap<String, String>) -> Option<Response> {
         match q.get("apiKey") {
-            Some(k) if *k == self.api_key => Ok(()),
-            _ => Err((
-                StatusCode::FORBIDDEN,
-                Json(json!({"error": "Unauthorized"})),
-            )
-                .into_response()),
+            Some(k) if *k == self.api_key => None,
+            _ => Some(
+                (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"error": "Unauthorized"})),
+                )
+                    .into_response(),
+            ),
         }
     }
 }
@@ -78,14 +81,17 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-fn contract_ok(q: &HashMap<String, String>) -> Result<(), Response> {
+/// The refusal of a request for another contract, if it is one.
+fn unknown_contract(q: &HashMap<String, String>) -> Option<Response> {
     match q.get("contract") {
-        Some(c) if !c.eq_ignore_ascii_case(CONTRACT) => Err((
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "Specified contract does not exist"})),
-        )
-            .into_response()),
-        _ => Ok(()),
+        Some(c) if !c.eq_ignore_ascii_case(CONTRACT) => Some(
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "Specified contract does not exist"})),
+            )
+                .into_response(),
+        ),
+        _ => None,
     }
 }
 
@@ -93,7 +99,7 @@ async fn stations(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = state.check(&q).and_then(|()| contract_ok(&q)) {
+    if let Some(r) = state.refuse(&q).or_else(|| unknown_contract(&q)) {
         return r;
     }
     let s = state.clone();
@@ -108,7 +114,7 @@ async fn station(
     Path(number): Path<i64>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = state.check(&q) {
+    if let Some(r) = state.refuse(&q) {
         return r;
     }
     if !q.contains_key("contract") {
@@ -118,7 +124,7 @@ async fn station(
         )
             .into_response();
     }
-    if let Err(r) = contract_ok(&q) {
+    if let Some(r) = unknown_contract(&q) {
         return r;
     }
     let s = state.clone();
@@ -139,7 +145,7 @@ async fn contracts(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = state.check(&q) {
+    if let Some(r) = state.refuse(&q) {
         return r;
     }
     Json(json!([{

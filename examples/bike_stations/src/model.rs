@@ -290,7 +290,7 @@ pub struct Availability {
 
 impl Availability {
     /// The window's statistics after one more change.
-    pub fn add(mut self, c: &StationChange) -> Availability {
+    pub fn record(mut self, c: &StationChange) -> Availability {
         if self.samples == 0 {
             self.bikes_min = c.bikes;
             self.bikes_max = c.bikes;

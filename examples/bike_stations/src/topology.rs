@@ -123,7 +123,7 @@ pub fn hourly(changes: &KStream<String, StationChange>) -> KTable<Windowed<Strin
         .windowed_by(TimeWindows::tumbling(Duration::from_millis(HOUR_MS as u64)).grace(GRACE))
         .aggregate(
             Availability::default,
-            |_k, c, a| a.add(c),
+            |_k, c, a| a.record(c),
             availability(STATION_HOURLY),
         )
 }
@@ -181,7 +181,7 @@ pub fn streaming(config: &StreamingConfig) -> Result<Topology> {
         .windowed_by(TimeWindows::tumbling(TEN_MINUTES).grace(GRACE))
         .aggregate(
             Availability::default,
-            |_k, c, a| a.add(c),
+            |_k, c, a| a.record(c),
             availability(STATION_10MIN),
         )
         .suppress(suppressed())
@@ -203,7 +203,7 @@ pub fn streaming(config: &StreamingConfig) -> Result<Topology> {
         )
         .aggregate(
             Availability::default,
-            |_k, c, a| a.add(c),
+            |_k, c, a| a.record(c),
             availability(CITY_HOURLY),
         )
         .suppress(suppressed())
@@ -252,7 +252,7 @@ pub fn split_key(key: &str) -> (String, i64) {
     }
 }
 
-/// The fact table's value columns, in [`fact_values`] order.
+/// The fact table's value columns after its key (`contract`, `station_number`, `hour_start_ms`).
 pub const FACT_COLUMNS: [&str; 15] = [
     "samples",
     "mean_bikes",
@@ -291,7 +291,7 @@ fn fact_values(a: &Availability) -> Vec<SqlValue> {
     ]
 }
 
-/// The dimension's value columns, in [`dim_values`] order.
+/// The dimension's value columns after its key (`contract`, `station_number`).
 pub const DIM_COLUMNS: [&str; 8] = [
     "name",
     "address",

@@ -208,7 +208,7 @@ fn the_program_loads_yesterday_at_start_and_a_day_by_hand() {
         (facts, batch::loaded_days(&c).await.unwrap())
     });
     assert!(facts > 500);
-    assert_eq!(loads, [yesterday.clone()]);
+    assert_eq!(loads, std::slice::from_ref(&yesterday));
 
     // The live side meanwhile: the latest state of every station, through the query server.
     running
