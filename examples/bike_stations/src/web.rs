@@ -341,6 +341,15 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// `n thing` or `n things`.
+fn plural(n: i64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
 /// An inline SVG polyline of `points` (mean bikes per window) scaled to `max` bikes.
 fn sparkline(points: &[(i64, f64)], max: i64) -> String {
     const W: f64 = 120.0;
@@ -413,10 +422,18 @@ pub fn render_panels(status: &Status) -> String {
         let a = s.alert.as_ref().expect("filtered");
         let detail = match a.kind {
             crate::model::AlertKind::EmptySoon => {
-                format!("{} bikes, ~{:.0} min left", s.bikes, a.minutes_left)
+                format!(
+                    "{}, ~{:.0} min left",
+                    plural(s.bikes, "bike"),
+                    a.minutes_left
+                )
             }
             crate::model::AlertKind::FullSoon => {
-                format!("{} stands, ~{:.0} min left", s.stands, a.minutes_left)
+                format!(
+                    "{}, ~{:.0} min left",
+                    plural(s.stands, "stand"),
+                    a.minutes_left
+                )
             }
             _ => format!("since {}", &format_time(a.since)[11..]),
         };
