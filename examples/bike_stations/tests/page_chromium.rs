@@ -105,6 +105,36 @@ fn the_map_shows_every_station_coloured_with_sparklines_totals_alerts_and_the_ba
             stations == 50 && city == 1 && !r.batches.lock().unwrap().is_empty()
         })
         .unwrap();
+    // … and the streaming job has caught up with the history: every record is in the tracks,
+    // and the city's totals are the sum of its stations.
+    let mut last = String::new();
+    running
+        .wait_until(Duration::from_secs(120), |r| {
+            let tracks = r
+                .app
+                .store::<String, StationTrack>(TRACKS)
+                .and_then(|s| s.all())
+                .unwrap_or_default();
+            let records: u64 = tracks.iter().map(|(_, t)| t.records).sum();
+            let bikes: i64 = tracks
+                .iter()
+                .filter_map(|(_, t)| t.latest.as_ref())
+                .map(|s| s.available_bikes)
+                .sum();
+            let city = r
+                .app
+                .store::<String, CityTotals>(CITY_TOTALS)
+                .and_then(|s| s.get(&"bruxelles".to_string()))
+                .ok()
+                .flatten()
+                .map_or(-1, |c| c.bikes);
+            last = format!(
+                "{records} records of {}, city {city} bikes, stations {bikes}",
+                r.history_records
+            );
+            records >= r.history_records as u64 && city == bikes
+        })
+        .unwrap_or_else(|e| panic!("{e}: {last}"));
 
     // Nothing comes from elsewhere: the script and the stylesheet are the page's own.
     let (status, html) = common::get(running.addr, "/");
