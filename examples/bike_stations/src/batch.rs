@@ -19,6 +19,7 @@
 //! `warehouse_loads` records each day loaded.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -217,6 +218,18 @@ pub fn run(
     state_dir: &std::path::Path,
     timeout: Duration,
 ) -> anyhow::Result<BatchReport> {
+    run_until(cluster, config, state_dir, timeout, &AtomicBool::new(false))
+}
+
+/// [`run`], given up (with an error, the application closed) once `stop` is set: what was
+/// committed stays, and the next run of the day goes on from there.
+pub fn run_until(
+    cluster: &Cluster,
+    config: &BatchConfig,
+    state_dir: &std::path::Path,
+    timeout: Duration,
+    stop_flag: &AtomicBool,
+) -> anyhow::Result<BatchReport> {
     let app_id = application_id(config.day);
     let day = format_date(config.day);
     let (_, day_end) = config.day_range();
@@ -277,11 +290,16 @@ pub fn run(
             break Err(anyhow::anyhow!("the batch application failed: {e}"));
         }
         let reached = match &pg {
-            Some(client) => rt.block_on(caught_up_postgres(client, &consumer, &app_id, stop))?,
-            None => caught_up_group(&consumer, stop)?,
+            Some(client) => rt.block_on(caught_up_postgres(client, &consumer, &app_id, stop)),
+            None => caught_up_group(&consumer, stop),
         };
-        if reached {
-            break Ok(());
+        match reached {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(e) => break Err(e.context("reading the batch's progress")),
+        }
+        if stop_flag.load(Ordering::Relaxed) {
+            break Err(anyhow::anyhow!("the batch for {day} was stopped"));
         }
         if Instant::now() >= deadline {
             break Err(anyhow::anyhow!(

@@ -489,7 +489,7 @@ fn schedule(
             lookback: BATCH_LOOKBACK,
             postgres_url: postgres_url.clone(),
         };
-        let r = batch::run(cluster, &config, dir, Duration::from_secs(1800));
+        let r = batch::run_until(cluster, &config, dir, Duration::from_secs(1800), stop);
         match &r {
             Ok(rep) => tracing::info!(
                 day = %rep.day, facts = rep.facts, stations = rep.stations,
