@@ -505,7 +505,13 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
             .group_id
             .clone()
             .unwrap_or_else(|| format!("{}-cassandra-sink", self.name));
-        let consumer: StreamConsumer = admin::base_client_config(config, "consumer")?
+        let mut client = admin::base_client_config(config, "consumer")?;
+        if !config.client_settings("consumer").contains_key("session.timeout.ms") {
+            // As Kafka Connect's sink tasks: a restarted sink is not kept waiting long for
+            // the member it replaces to time out.
+            client.set("session.timeout.ms", "10000");
+        }
+        let consumer: StreamConsumer = client
             .set("group.id", &group)
             .set("client.id", format!("{}-cassandra-sink", self.name))
             .set("enable.auto.commit", "false")
