@@ -7,7 +7,7 @@
 //! users, as on the real API. A request without `seed` gets the server's seed and the next
 //! page, so every poll brings new users. First names come from per-nationality, per-gender
 //! lists (as randomuser.me's do), which is what lets a model learn gender from first name and
-//! country.
+//! country. With [`ApiState::max_users`] it serves that many users in all, then empty pages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -342,6 +342,9 @@ pub struct ApiState {
     seed: String,
     next_page: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    /// Users served so far, and the most it serves (then `results` is empty).
+    served: Arc<AtomicU64>,
+    max_users: Option<u64>,
     /// The instant ages are counted to; the wall clock unless a test sets another.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
@@ -353,6 +356,8 @@ impl ApiState {
             seed: format!("{seed:016x}"),
             next_page: Arc::new(AtomicU64::new(1)),
             requests: Arc::default(),
+            served: Arc::default(),
+            max_users: None,
             clock: Arc::new(now_ms),
         }
     }
@@ -362,6 +367,17 @@ impl ApiState {
     pub fn first_page(self, page: u64) -> Self {
         self.next_page.store(page.max(1), Ordering::Relaxed);
         self
+    }
+
+    /// Serves at most `n` users in all, then empty pages: a bounded run. Default = no limit.
+    pub fn max_users(mut self, n: Option<u64>) -> Self {
+        self.max_users = n;
+        self
+    }
+
+    /// Users served so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
     /// The same with a fixed clock (tests).
@@ -410,7 +426,16 @@ async fn users(State(state): State<ApiState>, Query(q): Query<HashMap<String, St
         .unwrap_or_default();
     let req = Request { results, seed: seed.clone(), page, gender, nat };
     state.requests.fetch_add(1, Ordering::Relaxed);
-    let users = generate(&req, (state.clock)());
+    let mut users = generate(&req, (state.clock)());
+    if let Some(max) = state.max_users {
+        let before = state
+            .served
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some((s + users.len() as u64).min(max)))
+            .expect("always updated");
+        users.truncate(max.saturating_sub(before) as usize);
+    } else {
+        state.served.fetch_add(users.len() as u64, Ordering::Relaxed);
+    }
     Json(json!({
         "results": users,
         "info": {"seed": seed, "results": results, "page": page, "version": VERSION},

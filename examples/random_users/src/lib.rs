@@ -84,6 +84,9 @@ pub struct Args {
     /// Where the local API listens (without --api-url).
     #[arg(long, default_value = "127.0.0.1:8511")]
     pub api_listen: SocketAddr,
+    /// The local API serves this many users in all, then none (a bounded run).
+    #[arg(long)]
+    pub api_max_users: Option<u64>,
     /// Users per poll (`results=`).
     #[arg(long, default_value_t = 10)]
     pub results_per_poll: usize,
@@ -286,7 +289,9 @@ pub fn start_with_broker(args: &Args, broker: Option<&EmbeddedBroker>) -> anyhow
                 .with_context(|| format!("listening on {} (the local API)", args.api_listen))?;
             let addr = listener.local_addr()?;
             // Each run polls pages it has not polled before (ages count to the wall clock).
-            let state = api::ApiState::new(args.seed).first_page(model::now_ms() as u64 / 1000);
+            let state = api::ApiState::new(args.seed)
+                .first_page(model::now_ms() as u64 / 1000)
+                .max_users(args.api_max_users);
             let router = api::router(state);
             runtime.spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {

@@ -9,10 +9,14 @@ use random_users::model::{RandomUser, is_uuid};
 use serde_json::Value;
 
 fn serve() -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+    serve_state(ApiState::new(3).with_clock(|| common::NOW_MS))
+}
+
+fn serve_state(state: ApiState) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = api::router(ApiState::new(3).with_clock(|| common::NOW_MS));
+    let router = api::router(state);
     rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
     (rt, addr)
 }
@@ -76,4 +80,15 @@ fn seedless_requests_page_forward_and_bad_counts_are_refused() {
         let (status, _) = common::get(addr, &format!("/api/?results={bad}"));
         assert_eq!(status, 400, "results={bad}");
     }
+}
+
+#[test]
+fn a_bounded_api_serves_its_users_then_empty_pages() {
+    let state = ApiState::new(3).with_clock(|| common::NOW_MS).max_users(Some(7));
+    let (_rt, addr) = serve_state(state.clone());
+    let sizes: Vec<usize> = (0..3)
+        .map(|_| json(addr, "/api/?results=5")["results"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![5, 2, 0]);
+    assert_eq!(state.served(), 7);
 }

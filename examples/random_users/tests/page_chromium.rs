@@ -62,6 +62,9 @@ fn cell(row: &str, class: &str) -> i64 {
     after.split('<').next().unwrap().parse().unwrap()
 }
 
+/// The local API serves this many users, then none: the stores settle.
+const USERS: usize = 400;
+
 #[test]
 fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
     let browser = chromium();
@@ -72,17 +75,36 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
         query_listen: "127.0.0.1:0".into(),
         poll_interval_ms: 200,
         results_per_poll: 50,
+        api_max_users: Some(USERS as u64),
         ..Args::defaults()
     })
     .expect("the program starts");
     assert!(running.sink.is_none(), "no --cassandra: the sink is off");
     running
         .wait_until(Duration::from_secs(180), |r| {
-            r.app
+            // The table and its counts come through a repartition topic: wait for them too.
+            let users = r
+                .app
+                .store::<String, random_users::model::CreatedUser>(USERS_STORE)
+                .and_then(|s| s.all())
+                .map_or(0, |a| a.len());
+            let counted = |name: &str| -> i64 {
+                r.app.store::<String, i64>(name).and_then(|s| s.all()).map_or(0, |a| a.iter().map(|(_, n)| n).sum())
+            };
+            let model = r
+                .app
                 .store::<String, Entry>(learn::MODEL_STORE)
                 .ok()
-                .map(|s| learn::evaluation_in(|k| s.get(&k.to_string()).ok().flatten()))
-                .is_some_and(|e| e.seen >= 60)
+                .map(|s| {
+                    let get = |k: &str| s.get(&k.to_string()).ok().flatten();
+                    let seen = learn::evaluation_in(get).seen;
+                    seen + learn::predict("", "", learn::counts_in(get)).map_or(0, |p| p.trained_on)
+                })
+                .unwrap_or(0);
+            users == USERS
+                && counted(BY_COUNTRY_GENDER) == USERS as i64
+                && counted(random_users::topology::BY_AGE_BAND) == USERS as i64
+                && model == USERS as u64
         })
         .unwrap();
     // A name the model has seen: the most frequent first name of the users so far.
@@ -111,7 +133,7 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
         .and_then(|s| s.split('<').next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no user total in {dom}"));
-    assert!(users_on_page >= 60, "{users_on_page}");
+    assert_eq!(users_on_page, USERS as i64);
 
     let rows = attr_rows(&dom, "data-country");
     assert!(rows.len() >= 5, "countries: {}", rows.len());
