@@ -51,7 +51,9 @@ fn produce(servers: &str, topic: &str, records: &[(String, Option<Vec<u8>>)]) {
         .create()
         .unwrap();
     for (key, value) in records {
-        let mut r = BaseRecord::<String, Vec<u8>>::to(topic).key(key).partition(0);
+        let mut r = BaseRecord::<String, Vec<u8>>::to(topic)
+            .key(key)
+            .partition(0);
         if let Some(v) = value {
             r = r.payload(v);
         }
@@ -141,9 +143,23 @@ async fn rows_land_newest_per_key_offsets_commit_after_and_a_replay_changes_noth
         .set("consumer.heartbeat.interval.ms", "500");
     let table = format!("{}.people", keyspace("rows"));
 
-    let json = |name: &str, age: i32| Some(serde_json::to_vec(&Person { name: name.into(), age }).unwrap());
-    let mut records: Vec<(String, Option<Vec<u8>>)> =
-        (0..250).map(|i| (uuid_of(i), json(&format!("person {i}"), 20 + (i % 50) as i32))).collect();
+    let json = |name: &str, age: i32| {
+        Some(
+            serde_json::to_vec(&Person {
+                name: name.into(),
+                age,
+            })
+            .unwrap(),
+        )
+    };
+    let mut records: Vec<(String, Option<Vec<u8>>)> = (0..250)
+        .map(|i| {
+            (
+                uuid_of(i),
+                json(&format!("person {i}"), 20 + (i % 50) as i32),
+            )
+        })
+        .collect();
     // Key 7 changes (twice, in the same read and in the same batch); key 9 is deleted.
     records.push((uuid_of(7), json("renamed", 99)));
     records.push((uuid_of(9), None));
@@ -165,14 +181,24 @@ async fn rows_land_newest_per_key_offsets_commit_after_and_a_replay_changes_noth
     }
     assert_eq!(want.len(), 249);
 
-    let progress = run_until(sink(&table, "people", "g1"), &config, move |p| p.records_read() >= total)
-        .await
-        .unwrap();
+    let progress = run_until(sink(&table, "people", "g1"), &config, move |p| {
+        p.records_read() >= total
+    })
+    .await
+    .unwrap();
     assert_eq!(progress.records_read(), total);
-    assert!(progress.batches() >= 250 / 20, "written in batches: {}", progress.batches());
+    assert!(
+        progress.batches() >= 250 / 20,
+        "written in batches: {}",
+        progress.batches()
+    );
     assert!(progress.commits() >= 1);
 
-    let session = SessionBuilder::new().known_node(&node).build().await.unwrap();
+    let session = SessionBuilder::new()
+        .known_node(&node)
+        .build()
+        .await
+        .unwrap();
     let got = rows(&session, &table).await;
     assert_eq!(got.len(), want.len());
     assert_eq!(got, want);
@@ -183,21 +209,32 @@ async fn rows_land_newest_per_key_offsets_commit_after_and_a_replay_changes_noth
     assert_eq!(committed(broker.bootstrap_servers(), "g1"), total as i64);
 
     // New records after the commit are the only ones read.
-    produce(broker.bootstrap_servers(), "people", &[(uuid_of(500), json("late", 30))]);
-    let late = run_until(sink(&table, "people", "g1"), &config, |p| p.records_read() >= 1)
-        .await
-        .unwrap();
+    produce(
+        broker.bootstrap_servers(),
+        "people",
+        &[(uuid_of(500), json("late", 30))],
+    );
+    let late = run_until(sink(&table, "people", "g1"), &config, |p| {
+        p.records_read() >= 1
+    })
+    .await
+    .unwrap();
     assert_eq!(late.records_read(), 1, "resumed from the committed offset");
-    assert_eq!(committed(broker.bootstrap_servers(), "g1"), total as i64 + 1);
+    assert_eq!(
+        committed(broker.bootstrap_servers(), "g1"),
+        total as i64 + 1
+    );
     want.insert(uuid_of(500), ("late".to_string(), 30));
 
     // A replay of the whole topic (a group that has committed nothing, as after a crash
     // before any commit) leaves exactly the same rows.
     let before = rows(&session, &table).await;
     assert_eq!(before, want);
-    let replay = run_until(sink(&table, "people", "replay"), &config, move |p| p.records_read() >= total + 1)
-        .await
-        .unwrap();
+    let replay = run_until(sink(&table, "people", "replay"), &config, move |p| {
+        p.records_read() > total
+    })
+    .await
+    .unwrap();
     assert_eq!(replay.records_read(), total + 1);
     assert_eq!(rows(&session, &table).await, before);
 }

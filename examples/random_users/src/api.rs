@@ -58,10 +58,31 @@ pub const NATIONALITIES: &[Nationality] = &[
     Nationality {
         code: "US",
         country: "United States",
-        male: &["James", "John", "Robert", "Michael", "William", "David", "Richard", "Joseph", "Thomas", "Charles"],
-        female: &["Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica", "Sarah", "Karen"],
-        last: &["Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson"],
-        places: &[("Austin", "Texas"), ("Denver", "Colorado"), ("Portland", "Oregon"), ("Albany", "New York")],
+        male: &[
+            "James", "John", "Robert", "Michael", "William", "David", "Richard", "Joseph",
+            "Thomas", "Charles",
+        ],
+        female: &[
+            "Mary",
+            "Patricia",
+            "Jennifer",
+            "Linda",
+            "Elizabeth",
+            "Barbara",
+            "Susan",
+            "Jessica",
+            "Sarah",
+            "Karen",
+        ],
+        last: &[
+            "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson",
+        ],
+        places: &[
+            ("Austin", "Texas"),
+            ("Denver", "Colorado"),
+            ("Portland", "Oregon"),
+            ("Albany", "New York"),
+        ],
         streets: &["Main St", "Oak Ridge Ln", "Cedar St", "Lakeview St"],
         id_name: "SSN",
         numeric_postcode: true,
@@ -69,65 +90,183 @@ pub const NATIONALITIES: &[Nationality] = &[
     Nationality {
         code: "GB",
         country: "United Kingdom",
-        male: &["Oliver", "George", "Harry", "Jack", "Charlie", "Alfie", "Freddie", "Arthur"],
-        female: &["Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Florence"],
-        last: &["Taylor", "Evans", "Thomas", "Roberts", "Walker", "Wright", "Robinson"],
-        places: &[("Leeds", "West Yorkshire"), ("Bristol", "Somerset"), ("York", "North Yorkshire")],
-        streets: &["High Street", "Station Road", "Church Lane", "Victoria Road"],
+        male: &[
+            "Oliver", "George", "Harry", "Jack", "Charlie", "Alfie", "Freddie", "Arthur",
+        ],
+        female: &[
+            "Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Florence",
+        ],
+        last: &[
+            "Taylor", "Evans", "Thomas", "Roberts", "Walker", "Wright", "Robinson",
+        ],
+        places: &[
+            ("Leeds", "West Yorkshire"),
+            ("Bristol", "Somerset"),
+            ("York", "North Yorkshire"),
+        ],
+        streets: &[
+            "High Street",
+            "Station Road",
+            "Church Lane",
+            "Victoria Road",
+        ],
         id_name: "NINO",
         numeric_postcode: false,
     },
     Nationality {
         code: "FR",
         country: "France",
-        male: &["Lucas", "Hugo", "Louis", "Gabriel", "Arthur", "Jules", "Nathan", "Théo"],
-        female: &["Emma", "Léa", "Chloé", "Manon", "Camille", "Inès", "Louise", "Jade"],
-        last: &["Martin", "Bernard", "Dubois", "Durand", "Lefebvre", "Moreau", "Laurent"],
-        places: &[("Lyon", "Rhône"), ("Nantes", "Loire-Atlantique"), ("Lille", "Nord")],
-        streets: &["Rue de la Paix", "Avenue Jean-Jaurès", "Rue du Stade", "Place de l'Église"],
+        male: &[
+            "Lucas", "Hugo", "Louis", "Gabriel", "Arthur", "Jules", "Nathan", "Théo",
+        ],
+        female: &[
+            "Emma", "Léa", "Chloé", "Manon", "Camille", "Inès", "Louise", "Jade",
+        ],
+        last: &[
+            "Martin", "Bernard", "Dubois", "Durand", "Lefebvre", "Moreau", "Laurent",
+        ],
+        places: &[
+            ("Lyon", "Rhône"),
+            ("Nantes", "Loire-Atlantique"),
+            ("Lille", "Nord"),
+        ],
+        streets: &[
+            "Rue de la Paix",
+            "Avenue Jean-Jaurès",
+            "Rue du Stade",
+            "Place de l'Église",
+        ],
         id_name: "INSEE",
         numeric_postcode: true,
     },
     Nationality {
         code: "DE",
         country: "Germany",
-        male: &["Lukas", "Leon", "Finn", "Jonas", "Paul", "Felix", "Maximilian", "Ben"],
-        female: &["Hannah", "Lena", "Anna", "Lea", "Marie", "Johanna", "Clara", "Greta"],
-        last: &["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Becker", "Wagner"],
-        places: &[("Hamburg", "Hamburg"), ("Leipzig", "Sachsen"), ("Bonn", "Nordrhein-Westfalen")],
-        streets: &["Hauptstraße", "Schulstraße", "Bahnhofstraße", "Gartenstraße"],
+        male: &[
+            "Lukas",
+            "Leon",
+            "Finn",
+            "Jonas",
+            "Paul",
+            "Felix",
+            "Maximilian",
+            "Ben",
+        ],
+        female: &[
+            "Hannah", "Lena", "Anna", "Lea", "Marie", "Johanna", "Clara", "Greta",
+        ],
+        last: &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Fischer",
+            "Weber",
+            "Becker",
+            "Wagner",
+        ],
+        places: &[
+            ("Hamburg", "Hamburg"),
+            ("Leipzig", "Sachsen"),
+            ("Bonn", "Nordrhein-Westfalen"),
+        ],
+        streets: &[
+            "Hauptstraße",
+            "Schulstraße",
+            "Bahnhofstraße",
+            "Gartenstraße",
+        ],
         id_name: "SVNR",
         numeric_postcode: true,
     },
     Nationality {
         code: "ES",
         country: "Spain",
-        male: &["Alejandro", "Pablo", "Daniel", "Álvaro", "Adrián", "Diego", "Javier", "Mario"],
-        female: &["Lucía", "Sofía", "Martina", "María", "Paula", "Julia", "Carmen", "Alba"],
-        last: &["García", "Fernández", "González", "Rodríguez", "López", "Sánchez", "Romero"],
-        places: &[("Valencia", "Comunidad Valenciana"), ("Sevilla", "Andalucía"), ("Bilbao", "País Vasco")],
-        streets: &["Calle Mayor", "Avenida de América", "Calle de Alcalá", "Paseo de Extremadura"],
+        male: &[
+            "Alejandro",
+            "Pablo",
+            "Daniel",
+            "Álvaro",
+            "Adrián",
+            "Diego",
+            "Javier",
+            "Mario",
+        ],
+        female: &[
+            "Lucía", "Sofía", "Martina", "María", "Paula", "Julia", "Carmen", "Alba",
+        ],
+        last: &[
+            "García",
+            "Fernández",
+            "González",
+            "Rodríguez",
+            "López",
+            "Sánchez",
+            "Romero",
+        ],
+        places: &[
+            ("Valencia", "Comunidad Valenciana"),
+            ("Sevilla", "Andalucía"),
+            ("Bilbao", "País Vasco"),
+        ],
+        streets: &[
+            "Calle Mayor",
+            "Avenida de América",
+            "Calle de Alcalá",
+            "Paseo de Extremadura",
+        ],
         id_name: "DNI",
         numeric_postcode: true,
     },
     Nationality {
         code: "BR",
         country: "Brazil",
-        male: &["Miguel", "Arthur", "Heitor", "Bernardo", "Davi", "Gael", "Samuel", "Ravi"],
-        female: &["Helena", "Alice", "Laura", "Maria", "Valentina", "Heloísa", "Cecília", "Luiza"],
-        last: &["Silva", "Santos", "Oliveira", "Souza", "Lima", "Pereira", "Costa"],
-        places: &[("Recife", "Pernambuco"), ("Curitiba", "Paraná"), ("Salvador", "Bahia")],
-        streets: &["Rua São Paulo", "Rua Sete de Setembro", "Rua Quinze de Novembro", "Avenida Brasil"],
+        male: &[
+            "Miguel", "Arthur", "Heitor", "Bernardo", "Davi", "Gael", "Samuel", "Ravi",
+        ],
+        female: &[
+            "Helena",
+            "Alice",
+            "Laura",
+            "Maria",
+            "Valentina",
+            "Heloísa",
+            "Cecília",
+            "Luiza",
+        ],
+        last: &[
+            "Silva", "Santos", "Oliveira", "Souza", "Lima", "Pereira", "Costa",
+        ],
+        places: &[
+            ("Recife", "Pernambuco"),
+            ("Curitiba", "Paraná"),
+            ("Salvador", "Bahia"),
+        ],
+        streets: &[
+            "Rua São Paulo",
+            "Rua Sete de Setembro",
+            "Rua Quinze de Novembro",
+            "Avenida Brasil",
+        ],
         id_name: "CPF",
         numeric_postcode: true,
     },
     Nationality {
         code: "NO",
         country: "Norway",
-        male: &["Jakob", "Emil", "Noah", "Oliver", "Filip", "William", "Lucas", "Henrik"],
-        female: &["Nora", "Emma", "Ella", "Maja", "Olivia", "Sofie", "Ingrid", "Astrid"],
-        last: &["Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen"],
-        places: &[("Bergen", "Vestland"), ("Tromsø", "Troms"), ("Stavanger", "Rogaland")],
+        male: &[
+            "Jakob", "Emil", "Noah", "Oliver", "Filip", "William", "Lucas", "Henrik",
+        ],
+        female: &[
+            "Nora", "Emma", "Ella", "Maja", "Olivia", "Sofie", "Ingrid", "Astrid",
+        ],
+        last: &[
+            "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen",
+        ],
+        places: &[
+            ("Bergen", "Vestland"),
+            ("Tromsø", "Troms"),
+            ("Stavanger", "Rogaland"),
+        ],
         streets: &["Storgata", "Kirkeveien", "Skolegata", "Bjerkeveien"],
         id_name: "FN",
         numeric_postcode: true,
@@ -135,10 +274,27 @@ pub const NATIONALITIES: &[Nationality] = &[
     Nationality {
         code: "AU",
         country: "Australia",
-        male: &["Jack", "Noah", "Liam", "Leo", "Henry", "Oscar", "Charlie", "Theo"],
-        female: &["Charlotte", "Isla", "Olivia", "Amelia", "Mia", "Grace", "Ruby", "Matilda"],
-        last: &["Smith", "Jones", "Williams", "Brown", "Wilson", "Taylor", "White"],
-        places: &[("Perth", "Western Australia"), ("Hobart", "Tasmania"), ("Darwin", "Northern Territory")],
+        male: &[
+            "Jack", "Noah", "Liam", "Leo", "Henry", "Oscar", "Charlie", "Theo",
+        ],
+        female: &[
+            "Charlotte",
+            "Isla",
+            "Olivia",
+            "Amelia",
+            "Mia",
+            "Grace",
+            "Ruby",
+            "Matilda",
+        ],
+        last: &[
+            "Smith", "Jones", "Williams", "Brown", "Wilson", "Taylor", "White",
+        ],
+        places: &[
+            ("Perth", "Western Australia"),
+            ("Hobart", "Tasmania"),
+            ("Darwin", "Northern Territory"),
+        ],
         streets: &["George St", "Victoria Rd", "Queen St", "Parramatta Rd"],
         id_name: "TFN",
         numeric_postcode: true,
@@ -146,19 +302,51 @@ pub const NATIONALITIES: &[Nationality] = &[
     Nationality {
         code: "IE",
         country: "Ireland",
-        male: &["Jack", "James", "Noah", "Conor", "Darragh", "Cian", "Oisín", "Fionn"],
-        female: &["Grace", "Fiadh", "Emily", "Sophie", "Aoife", "Saoirse", "Ellie", "Caoimhe"],
-        last: &["Murphy", "Kelly", "Byrne", "Ryan", "O'Brien", "Walsh", "O'Sullivan"],
-        places: &[("Galway", "Connacht"), ("Cork", "Munster"), ("Kilkenny", "Leinster")],
+        male: &[
+            "Jack", "James", "Noah", "Conor", "Darragh", "Cian", "Oisín", "Fionn",
+        ],
+        female: &[
+            "Grace", "Fiadh", "Emily", "Sophie", "Aoife", "Saoirse", "Ellie", "Caoimhe",
+        ],
+        last: &[
+            "Murphy",
+            "Kelly",
+            "Byrne",
+            "Ryan",
+            "O'Brien",
+            "Walsh",
+            "O'Sullivan",
+        ],
+        places: &[
+            ("Galway", "Connacht"),
+            ("Cork", "Munster"),
+            ("Kilkenny", "Leinster"),
+        ],
         streets: &["Main Street", "Church Road", "Patrick Street", "Mill Road"],
         id_name: "PPS",
         numeric_postcode: false,
     },
 ];
 
-const ADJECTIVES: &[&str] = &["happy", "silver", "brave", "tiny", "lazy", "ornery", "purple", "crazy", "heavy", "beautiful"];
-const ANIMALS: &[&str] = &["bear", "wolf", "tiger", "goose", "rabbit", "peacock", "koala", "leopard", "frog", "swan"];
-const PASSWORDS: &[&str] = &["sunshine", "qwerty", "dragon", "monkey", "letmein", "shadow", "master", "tigger", "hunter", "cookie"];
+const ADJECTIVES: &[&str] = &[
+    "happy",
+    "silver",
+    "brave",
+    "tiny",
+    "lazy",
+    "ornery",
+    "purple",
+    "crazy",
+    "heavy",
+    "beautiful",
+];
+const ANIMALS: &[&str] = &[
+    "bear", "wolf", "tiger", "goose", "rabbit", "peacock", "koala", "leopard", "frog", "swan",
+];
+const PASSWORDS: &[&str] = &[
+    "sunshine", "qwerty", "dragon", "monkey", "letmein", "shadow", "master", "tigger", "hunter",
+    "cookie",
+];
 const TIMEZONES: &[(&str, &str)] = &[
     ("-5:00", "Eastern Time (US & Canada), Bogota, Lima"),
     ("+0:00", "Western Europe Time, London, Lisbon, Casablanca"),
@@ -252,8 +440,14 @@ pub fn generate(req: &Request, now_ms: i64) -> Vec<Value> {
         .iter()
         .filter(|n| req.nat.is_empty() || req.nat.iter().any(|c| c.eq_ignore_ascii_case(n.code)))
         .collect();
-    let nats = if nats.is_empty() { NATIONALITIES.iter().collect() } else { nats };
-    (0..req.results).map(|_| user(&mut rng, &nats, req.gender.as_deref(), now_ms)).collect()
+    let nats = if nats.is_empty() {
+        NATIONALITIES.iter().collect()
+    } else {
+        nats
+    };
+    (0..req.results)
+        .map(|_| user(&mut rng, &nats, req.gender.as_deref(), now_ms))
+        .collect()
 }
 
 fn user(rng: &mut Rng, nats: &[&Nationality], gender: Option<&str>, now: i64) -> Value {
@@ -264,18 +458,33 @@ fn user(rng: &mut Rng, nats: &[&Nationality], gender: Option<&str>, now: i64) ->
     };
     let first = *rng.pick(if male { nat.male } else { nat.female });
     let last = *rng.pick(nat.last);
-    let title = if male { "Mr" } else { *rng.pick(&["Ms", "Mrs", "Miss"]) };
+    let title = if male {
+        "Mr"
+    } else {
+        *rng.pick(&["Ms", "Mrs", "Miss"])
+    };
     let (city, state) = *rng.pick(nat.places);
     let postcode = if nat.numeric_postcode {
         json!(10_000 + rng.below(89_999) as i64)
     } else {
-        json!(format!("{}{} {}{}", (b'A' + rng.below(26) as u8) as char, rng.below(10), rng.below(10), (b'A' + rng.below(26) as u8) as char))
+        json!(format!(
+            "{}{} {}{}",
+            (b'A' + rng.below(26) as u8) as char,
+            rng.below(10),
+            rng.below(10),
+            (b'A' + rng.below(26) as u8) as char
+        ))
     };
     let (offset, description) = *rng.pick(TIMEZONES);
     // Born between 18 and 80 years before `now`; registered between 1 and 20 years ago.
     let dob = now - 18 * YEAR_MS - (rng.unit() * 62.0 * YEAR_MS as f64) as i64;
     let registered = now - YEAR_MS - (rng.unit() * 19.0 * YEAR_MS as f64) as i64;
-    let username = format!("{}{}{}", rng.pick(ADJECTIVES), rng.pick(ANIMALS), rng.below(1000));
+    let username = format!(
+        "{}{}{}",
+        rng.pick(ADJECTIVES),
+        rng.pick(ANIMALS),
+        rng.below(1000)
+    );
     let ascii = |s: &str| -> String {
         s.chars()
             .map(|c| match c {
@@ -400,7 +609,10 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn users(State(state): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn users(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let results = match q.get("results").map(|r| r.parse::<usize>()) {
         None => 1,
         Some(Ok(n)) if (1..=MAX_RESULTS).contains(&n) => n,
@@ -413,8 +625,17 @@ async fn users(State(state): State<ApiState>, Query(q): Query<HashMap<String, St
         }
     };
     let (seed, page) = match q.get("seed") {
-        Some(seed) => (seed.clone(), q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1)),
-        None => (state.seed.clone(), state.next_page.fetch_add(1, Ordering::Relaxed)),
+        Some(seed) => (
+            seed.clone(),
+            q.get("page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1),
+        ),
+        None => (
+            state.seed.clone(),
+            state.next_page.fetch_add(1, Ordering::Relaxed),
+        ),
     };
     let gender = q
         .get("gender")
@@ -422,19 +643,34 @@ async fn users(State(state): State<ApiState>, Query(q): Query<HashMap<String, St
         .cloned();
     let nat = q
         .get("nat")
-        .map(|n| n.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|n| {
+            n.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
-    let req = Request { results, seed: seed.clone(), page, gender, nat };
+    let req = Request {
+        results,
+        seed: seed.clone(),
+        page,
+        gender,
+        nat,
+    };
     state.requests.fetch_add(1, Ordering::Relaxed);
     let mut users = generate(&req, (state.clock)());
     if let Some(max) = state.max_users {
         let before = state
             .served
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some((s + users.len() as u64).min(max)))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                Some((s + users.len() as u64).min(max))
+            })
             .expect("always updated");
         users.truncate(max.saturating_sub(before) as usize);
     } else {
-        state.served.fetch_add(users.len() as u64, Ordering::Relaxed);
+        state
+            .served
+            .fetch_add(users.len() as u64, Ordering::Relaxed);
     }
     Json(json!({
         "results": users,

@@ -68,7 +68,11 @@ pub struct Evaluation {
 impl Evaluation {
     /// Accuracy over every held-out user (0 before any).
     pub fn accuracy(&self) -> f64 {
-        if self.seen == 0 { 0.0 } else { self.correct as f64 / self.seen as f64 }
+        if self.seen == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.seen as f64
+        }
     }
 
     /// Accuracy over the last held-out users.
@@ -87,7 +91,7 @@ impl Evaluation {
         if self.recent.len() > RECENT {
             self.recent.remove(0);
         }
-        if self.seen % CURVE_EVERY == 0 {
+        if self.seen.is_multiple_of(CURVE_EVERY) {
             self.curve.push((self.seen, trained, self.accuracy()));
         }
     }
@@ -109,8 +113,16 @@ pub fn features(first_name: &str, country: &str) -> Vec<String> {
     let name = first_name.trim().to_lowercase();
     let country = country.trim().to_lowercase();
     let chars: Vec<char> = name.chars().collect();
-    let suffix = |n: usize| chars[chars.len().saturating_sub(n)..].iter().collect::<String>();
-    let mut f = vec![format!("first={name}"), format!("suf2={}", suffix(2)), format!("suf3={}", suffix(3))];
+    let suffix = |n: usize| {
+        chars[chars.len().saturating_sub(n)..]
+            .iter()
+            .collect::<String>()
+    };
+    let mut f = vec![
+        format!("first={name}"),
+        format!("suf2={}", suffix(2)),
+        format!("suf3={}", suffix(3)),
+    ];
     if !country.is_empty() {
         f.push(format!("country={country}"));
         f.push(format!("first+country={name}|{country}"));
@@ -147,7 +159,11 @@ pub fn predict(
     let best = usize::from(log[1] > log[0]);
     // P(best) = 1 / (1 + e^(log[other] − log[best])).
     let probability = 1.0 / (1.0 + (log[1 - best] - log[best]).exp());
-    Some(Prediction { gender: GENDERS[best].to_string(), probability, trained_on: total })
+    Some(Prediction {
+        gender: GENDERS[best].to_string(),
+        probability,
+        trained_on: total,
+    })
 }
 
 fn feature_key(feature: &str) -> String {
@@ -161,7 +177,7 @@ pub fn is_held_out(id: &str) -> bool {
     for b in id.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    h % HOLD_OUT_EVERY == 0
+    h.is_multiple_of(HOLD_OUT_EVERY)
 }
 
 /// The store's builder, to add to the topology.
@@ -242,7 +258,11 @@ mod tests {
 
     fn train(counts: &mut HashMap<String, [u64; 2]>, name: &str, country: &str, gender: &str) {
         let c = class_index(gender).unwrap();
-        for key in features(name, country).iter().map(|f| feature_key(f)).chain([CLASS_KEY.to_string()]) {
+        for key in features(name, country)
+            .iter()
+            .map(|f| feature_key(f))
+            .chain([CLASS_KEY.to_string()])
+        {
             counts.entry(key).or_default()[c] += 1;
         }
     }
@@ -251,16 +271,33 @@ mod tests {
     fn learns_names_and_generalises_by_ending() {
         let mut counts = HashMap::new();
         assert!(predict("Maria", "Spain", |k| counts.get(k).copied()).is_none());
-        for (n, g) in [("Maria", "female"), ("Julia", "female"), ("Paula", "female"), ("Pablo", "male"), ("Mario", "male"), ("Diego", "male")] {
+        for (n, g) in [
+            ("Maria", "female"),
+            ("Julia", "female"),
+            ("Paula", "female"),
+            ("Pablo", "male"),
+            ("Mario", "male"),
+            ("Diego", "male"),
+        ] {
             train(&mut counts, n, "Spain", g);
         }
         let p = predict("Maria", "Spain", |k| counts.get(k).copied()).unwrap();
         assert_eq!(p.gender, "female");
         assert!(p.probability > 0.9, "{p:?}");
         assert_eq!(p.trained_on, 6);
-        assert_eq!(predict("Pablo", "Spain", |k| counts.get(k).copied()).unwrap().gender, "male");
+        assert_eq!(
+            predict("Pablo", "Spain", |k| counts.get(k).copied())
+                .unwrap()
+                .gender,
+            "male"
+        );
         // Never seen, but ends like the women's names.
-        assert_eq!(predict("Carla", "Spain", |k| counts.get(k).copied()).unwrap().gender, "female");
+        assert_eq!(
+            predict("Carla", "Spain", |k| counts.get(k).copied())
+                .unwrap()
+                .gender,
+            "female"
+        );
     }
 
     #[test]

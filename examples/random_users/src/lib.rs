@@ -189,7 +189,11 @@ impl Running {
             if let Some(e) = self.app.error() {
                 bail!("the streaming application failed: {e}");
             }
-            if let Some(e) = self.sink.as_ref().and_then(|s| s.error.lock().expect("sink error").clone()) {
+            if let Some(e) = self
+                .sink
+                .as_ref()
+                .and_then(|s| s.error.lock().expect("sink error").clone())
+            {
                 bail!("the cassandra sink failed: {e}");
             }
             if done(self) {
@@ -207,12 +211,16 @@ impl Running {
     pub fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop_sink.send(true);
         if let (Some(rt), Some(task)) = (&self.runtime, self.sink_task.take()) {
-            let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), task).await });
+            let _ =
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), task).await });
         }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(5));
         }
-        let closed = self.app.close().context("closing the streaming application");
+        let closed = self
+            .app
+            .close()
+            .context("closing the streaming application");
         if let Some(mut r) = self.embedded_registry.take() {
             r.stop();
         }
@@ -256,7 +264,10 @@ pub fn start_with_broker(args: &Args, broker: Option<&EmbeddedBroker>) -> anyhow
         .context("creating the topics")?;
 
     let (embedded_registry, registry) = match &args.schema_registry {
-        Some(url) => (None, RegistryClient::new(url).context("the schema registry client")?),
+        Some(url) => (
+            None,
+            RegistryClient::new(url).context("the schema registry client")?,
+        ),
         None => {
             let config = match (&args.bootstrap_servers, embedded) {
                 (None, Some(b)) => RegistryConfig::embedded(b),
@@ -304,7 +315,10 @@ pub fn start_with_broker(args: &Args, broker: Option<&EmbeddedBroker>) -> anyhow
     };
 
     let source = HttpPollSource::new("randomuser", api_url.clone())
-        .query("results", args.results_per_poll.clamp(1, api::MAX_RESULTS).to_string())
+        .query(
+            "results",
+            args.results_per_poll.clamp(1, api::MAX_RESULTS).to_string(),
+        )
         .interval(Duration::from_millis(args.poll_interval_ms.max(100)))
         .records_at("/results")
         .key_at("/login/uuid")

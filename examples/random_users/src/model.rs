@@ -218,7 +218,9 @@ fn is_iso_date(s: &str) -> bool {
     b.len() >= 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && [0, 1, 2, 3, 5, 6, 8, 9].iter().all(|&i| b[i].is_ascii_digit())
+        && [0, 1, 2, 3, 5, 6, 8, 9]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
 }
 
 /// The Spark job's transformation, with the checks it lacked: a user without a UUID, a

@@ -102,13 +102,16 @@ pub fn topology(config: &TopologyConfig) -> Result<Topology> {
         USERS_TOPIC,
         Consumed::with(Serdes::string(), users_serde(&config.registry)),
     );
-    let cleaned = users.map_values_with_key(|key, u| model::clean(&u).map_err(|reason| Rejected { key: key.clone(), reason }));
-    cleaned
-        .flat_map_values(|r| r.clone().err())
-        .to(
-            REJECTED_TOPIC,
-            Produced::with(Serdes::string(), Serdes::json::<Rejected>()),
-        );
+    let cleaned = users.map_values_with_key(|key, u| {
+        model::clean(&u).map_err(|reason| Rejected {
+            key: key.clone(),
+            reason,
+        })
+    });
+    cleaned.flat_map_values(|r| r.clone().err()).to(
+        REJECTED_TOPIC,
+        Produced::with(Serdes::string(), Serdes::json::<Rejected>()),
+    );
     // Keyed by the cleaned id (the polled key may differ in case or be missing).
     let created = cleaned
         .flat_map_values(|r| r.clone().ok())
@@ -119,7 +122,9 @@ pub fn topology(config: &TopologyConfig) -> Result<Topology> {
     );
 
     let table = created
-        .group_by_key(Grouped::with(Serdes::string(), Serdes::json::<CreatedUser>()).named("users-by-id"))
+        .group_by_key(
+            Grouped::with(Serdes::string(), Serdes::json::<CreatedUser>()).named("users-by-id"),
+        )
         .reduce(
             |_old, new| new,
             Materialized::named(USERS_STORE).value_serde(Serdes::json::<CreatedUser>()),

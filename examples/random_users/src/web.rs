@@ -50,10 +50,12 @@ impl WebState {
         let mut countries: BTreeMap<String, CountryRow> = BTreeMap::new();
         for (key, n) in count_store(BY_COUNTRY_GENDER) {
             let (country, gender) = key.rsplit_once('|').unwrap_or((key.as_str(), ""));
-            let row = countries.entry(country.to_string()).or_insert_with(|| CountryRow {
-                country: country.to_string(),
-                ..CountryRow::default()
-            });
+            let row = countries
+                .entry(country.to_string())
+                .or_insert_with(|| CountryRow {
+                    country: country.to_string(),
+                    ..CountryRow::default()
+                });
             match gender {
                 "female" => row.female += n,
                 "male" => row.male += n,
@@ -197,7 +199,13 @@ pub fn render_panels(stats: &Stats) -> String {
     }
     h.push_str("</tbody></table></section>");
 
-    let max = stats.age_bands.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let max = stats
+        .age_bands
+        .iter()
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     h.push_str("<section id=\"ages\"><h2>Age distribution</h2>");
     for (band, n) in &stats.age_bands {
         h.push_str(&format!(
@@ -227,7 +235,9 @@ pub fn render_panels(stats: &Stats) -> String {
             .curve
             .iter()
             .enumerate()
-            .map(|(i, (_, _, a))| format!("{:.1},{:.1}", i as f64 * 300.0 / n as f64, 60.0 - a * 60.0))
+            .map(|(i, (_, _, a))| {
+                format!("{:.1},{:.1}", i as f64 * 300.0 / n as f64, 60.0 - a * 60.0)
+            })
             .collect();
         h.push_str(&format!(
             "<svg id=\"curve\" viewBox=\"0 0 300 60\" width=\"300\" height=\"60\"><polyline fill=\"none\" stroke=\"#2a7\" stroke-width=\"2\" points=\"{}\"/></svg>",
@@ -250,8 +260,14 @@ if(r.ok){document.getElementById('panels').innerHTML=await r.text();}}catch(e){}
 
 async fn page(State(state): State<WebState>, Query(q): Query<HashMap<String, String>>) -> Response {
     let stats = state.stats();
-    let first = q.get("first_name").map(|s| s.trim().to_string()).unwrap_or_default();
-    let country = q.get("country").map(|s| s.trim().to_string()).unwrap_or_default();
+    let first = q
+        .get("first_name")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let country = q
+        .get("country")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     let answer = if first.is_empty() {
         String::new()
     } else {
@@ -260,7 +276,11 @@ async fn page(State(state): State<WebState>, Query(q): Query<HashMap<String, Str
                 "<p id=\"prediction\" data-gender=\"{}\">{} from {}: <b>{}</b> ({:.0}% — after {} users)</p>",
                 p.gender,
                 esc(&first),
-                if country.is_empty() { "anywhere".to_string() } else { esc(&country) },
+                if country.is_empty() {
+                    "anywhere".to_string()
+                } else {
+                    esc(&country)
+                },
                 p.gender,
                 p.probability * 100.0,
                 p.trained_on
@@ -301,7 +321,10 @@ async fn api_stats(State(state): State<WebState>) -> Response {
     Json(state.stats()).into_response()
 }
 
-async fn api_predict(State(state): State<WebState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn api_predict(
+    State(state): State<WebState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let first = q.get("first_name").cloned().unwrap_or_default();
     let country = q.get("country").cloned().unwrap_or_default();
     if first.trim().is_empty() {
@@ -309,6 +332,10 @@ async fn api_predict(State(state): State<WebState>, Query(q): Query<HashMap<Stri
     }
     match state.predict(&first, &country) {
         Some(p) => Json(p).into_response(),
-        None => (StatusCode::NOT_FOUND, "the model has not trained on anyone yet").into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "the model has not trained on anyone yet",
+        )
+            .into_response(),
     }
 }

@@ -19,7 +19,10 @@ fn flags_parse_and_cassandra_takes_a_list() {
     ])
     .unwrap();
     assert_eq!(a.bootstrap_servers.as_deref(), Some("k:9092"));
-    assert_eq!(a.cassandra, vec!["c1:9042".to_string(), "c2:9042".to_string()]);
+    assert_eq!(
+        a.cassandra,
+        vec!["c1:9042".to_string(), "c2:9042".to_string()]
+    );
     assert_eq!(a.cassandra_table, "spark_streams.created_users");
     let d = Args::try_parse_from(["random_users"]).unwrap();
     assert!(d.cassandra.is_empty() || std::env::var("RANDOM_USERS_CASSANDRA").is_ok());

@@ -29,12 +29,20 @@ fn polled_users_land_in_cassandra_as_the_cleaned_rows() {
         ..Args::defaults()
     })
     .expect("the program starts");
-    let sink = running.sink.clone().expect("the sink is on with --cassandra");
+    let sink = running
+        .sink
+        .clone()
+        .expect("the sink is on with --cassandra");
     running
-        .wait_until(Duration::from_secs(180), |_| sink.progress.rows_written() >= 100)
+        .wait_until(Duration::from_secs(180), |_| {
+            sink.progress.rows_written() >= 100
+        })
         .unwrap();
     // The rows now, then the application's users: every row was cleaned by then.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let rows: BTreeMap<String, Vec<Option<String>>> = rt.block_on(async {
         let session = SessionBuilder::new().known_node(&node).build().await.unwrap();
         let result = session
@@ -68,12 +76,20 @@ fn polled_users_land_in_cassandra_as_the_cleaned_rows() {
             })
             .collect()
     });
-    let users: BTreeMap<String, CreatedUser> =
-        running.app.store::<String, CreatedUser>(USERS_STORE).unwrap().all().unwrap().into_iter().collect();
+    let users: BTreeMap<String, CreatedUser> = running
+        .app
+        .store::<String, CreatedUser>(USERS_STORE)
+        .unwrap()
+        .all()
+        .unwrap()
+        .into_iter()
+        .collect();
     running.shutdown().unwrap();
     assert!(rows.len() >= 100, "{} rows", rows.len());
     for (id, cols) in &rows {
-        let u = users.get(id).unwrap_or_else(|| panic!("row {id} is no user of the application"));
+        let u = users
+            .get(id)
+            .unwrap_or_else(|| panic!("row {id} is no user of the application"));
         let want: Vec<Option<String>> = random_users::sink::row(u)
             .into_iter()
             .map(|c| match c {
@@ -88,8 +104,17 @@ fn polled_users_land_in_cassandra_as_the_cleaned_rows() {
         assert!(random_users::model::is_uuid(id));
         let gender = cols[2].as_deref().unwrap();
         assert!(gender == "male" || gender == "female", "{gender}");
-        assert!(cols[3].as_deref().unwrap().matches(", ").count() >= 3, "{:?}", cols[3]);
+        assert!(
+            cols[3].as_deref().unwrap().matches(", ").count() >= 3,
+            "{:?}",
+            cols[3]
+        );
         assert!(cols[5].as_deref().unwrap().contains('@'));
-        assert!(cols[10].as_deref().unwrap().starts_with("https://randomuser.me/api/portraits/med/"));
+        assert!(
+            cols[10]
+                .as_deref()
+                .unwrap()
+                .starts_with("https://randomuser.me/api/portraits/med/")
+        );
     }
 }

@@ -16,12 +16,20 @@ use streamkit::serde::avro::RegistryClient;
 use streamkit::testing::EmbeddedBroker;
 
 fn produce(servers: &str, users: &[Value]) {
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", servers).create().unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .create()
+        .unwrap();
     for u in users {
         let key = u["login"]["uuid"].as_str().unwrap().to_string();
         let value = serde_json::to_vec(u).unwrap();
         producer
-            .send(BaseRecord::to(RAW_TOPIC).key(&key).payload(&value).partition(0))
+            .send(
+                BaseRecord::to(RAW_TOPIC)
+                    .key(&key)
+                    .payload(&value)
+                    .partition(0),
+            )
             .map_err(|(e, _)| e)
             .unwrap();
         producer.poll(Duration::ZERO);
@@ -29,7 +37,11 @@ fn produce(servers: &str, users: &[Value]) {
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn app(broker: &EmbeddedBroker, registry: &RegistryClient, state: &std::path::Path) -> KafkaStreams {
+fn app(
+    broker: &EmbeddedBroker,
+    registry: &RegistryClient,
+    state: &std::path::Path,
+) -> KafkaStreams {
     let app = KafkaStreams::new(
         topology::topology(&TopologyConfig::new(registry)).unwrap(),
         StreamsConfig::new("random-users-restart")
@@ -57,7 +69,10 @@ fn wait_for(app: &KafkaStreams, users: u64) -> (Prediction, Evaluation) {
                 return (p, eval);
             }
         }
-        assert!(Instant::now() < deadline, "the model did not take {users} users in time");
+        assert!(
+            Instant::now() < deadline,
+            "the model did not take {users} users in time"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -74,7 +89,12 @@ fn the_model_is_reloaded_after_a_restart_and_keeps_learning() {
     let (before, eval_before) = wait_for(&first, 250);
     let maria = |app: &KafkaStreams| {
         let store = app.store::<String, Entry>(learn::MODEL_STORE).unwrap();
-        learn::predict("Maria", "Brazil", learn::counts_in(|k| store.get(&k.to_string()).ok().flatten())).unwrap()
+        learn::predict(
+            "Maria",
+            "Brazil",
+            learn::counts_in(|k| store.get(&k.to_string()).ok().flatten()),
+        )
+        .unwrap()
     };
     let maria_before = maria(&first);
     first.close().unwrap();

@@ -47,7 +47,11 @@ fn run_chromium(url: &str, mode: &str) -> String {
         .arg(url)
         .output()
         .expect("running chromium");
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -58,7 +62,10 @@ fn attr_rows<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
 
 /// The number in the first `<td class="{class}">` (or `<span class="{class}">`) of `row`.
 fn cell(row: &str, class: &str) -> i64 {
-    let after = row.split(&format!("class=\"{class}\">")).nth(1).unwrap_or_else(|| panic!("{class} in {row}"));
+    let after = row
+        .split(&format!("class=\"{class}\">"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{class} in {row}"));
     after.split('<').next().unwrap().parse().unwrap()
 }
 
@@ -89,7 +96,10 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
                 .and_then(|s| s.all())
                 .map_or(0, |a| a.len());
             let counted = |name: &str| -> i64 {
-                r.app.store::<String, i64>(name).and_then(|s| s.all()).map_or(0, |a| a.iter().map(|(_, n)| n).sum())
+                r.app
+                    .store::<String, i64>(name)
+                    .and_then(|s| s.all())
+                    .map_or(0, |a| a.iter().map(|(_, n)| n).sum())
             };
             let model = r
                 .app
@@ -108,10 +118,17 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
         })
         .unwrap();
     // A name the model has seen: the most frequent first name of the users so far.
-    let users = running.app.store::<String, random_users::model::CreatedUser>(USERS_STORE).unwrap().all().unwrap();
+    let users = running
+        .app
+        .store::<String, random_users::model::CreatedUser>(USERS_STORE)
+        .unwrap()
+        .all()
+        .unwrap();
     let mut names: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for (_, u) in &users {
-        *names.entry((u.first_name.clone(), u.country.clone(), u.gender.clone())).or_default() += 1;
+        *names
+            .entry((u.first_name.clone(), u.country.clone(), u.gender.clone()))
+            .or_default() += 1;
     }
     let ((name, country, gender), _) = names.iter().max_by_key(|(_, n)| **n).unwrap();
 
@@ -124,7 +141,14 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
     let dom = run_chromium(&url, "--dump-dom");
     // The stores, read after the page: the page's numbers can only be smaller or equal.
     let stores = |name: &str| -> BTreeMap<String, i64> {
-        running.app.store::<String, i64>(name).unwrap().all().unwrap().into_iter().collect()
+        running
+            .app
+            .store::<String, i64>(name)
+            .unwrap()
+            .all()
+            .unwrap()
+            .into_iter()
+            .collect()
     };
     let by_cg = stores(BY_COUNTRY_GENDER);
     let users_on_page: i64 = dom
@@ -142,17 +166,32 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
         let country = row.split('"').next().unwrap();
         let (f, m, t) = (cell(row, "female"), cell(row, "male"), cell(row, "total"));
         assert_eq!(f + m, t, "{country}");
-        assert!(f <= by_cg.get(&format!("{country}|female")).copied().unwrap_or(0), "{country}");
-        assert!(m <= by_cg.get(&format!("{country}|male")).copied().unwrap_or(0), "{country}");
+        assert!(
+            f <= by_cg
+                .get(&format!("{country}|female"))
+                .copied()
+                .unwrap_or(0),
+            "{country}"
+        );
+        assert!(
+            m <= by_cg.get(&format!("{country}|male")).copied().unwrap_or(0),
+            "{country}"
+        );
         total += t;
     }
     assert_eq!(total, users_on_page, "the countries add up to the users");
     let bands = attr_rows(&dom, "data-band");
     assert_eq!(bands.len(), random_users::model::AGE_BANDS.len());
     let band_total: i64 = bands.iter().map(|b| cell(b, "n")).sum();
-    assert_eq!(band_total, users_on_page, "the age bands add up to the users");
+    assert_eq!(
+        band_total, users_on_page,
+        "the age bands add up to the users"
+    );
 
-    assert!(dom.contains("id=\"accuracy\""), "the model's accuracy is shown");
+    assert!(
+        dom.contains("id=\"accuracy\""),
+        "the model's accuracy is shown"
+    );
     assert!(dom.contains("id=\"curve\""), "with its learning curve");
     let prediction = dom
         .split("<p id=\"prediction\" data-gender=\"")
@@ -161,10 +200,20 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
         .unwrap_or_else(|| panic!("no prediction in the page: {dom}"));
     assert_eq!(prediction, gender, "{name} from {country}");
     assert!(dom.contains("Cassandra sink off"));
-    assert!(!dom.contains("src=\"http") && !dom.contains("href=\"http"), "nothing from elsewhere");
+    assert!(
+        !dom.contains("src=\"http") && !dom.contains("href=\"http"),
+        "nothing from elsewhere"
+    );
 
     // The JSON endpoints agree.
-    let (status, body) = common::get(running.addr, &format!("/api/predict?first_name={}&country={}", name.replace(' ', "+"), country.replace(' ', "+")));
+    let (status, body) = common::get(
+        running.addr,
+        &format!(
+            "/api/predict?first_name={}&country={}",
+            name.replace(' ', "+"),
+            country.replace(' ', "+")
+        ),
+    );
     assert_eq!(status, 200, "{body}");
     let p: learn::Prediction = serde_json::from_str(&body).unwrap();
     assert_eq!(&p.gender, gender);
@@ -175,6 +224,10 @@ fn the_page_shows_the_counts_the_age_bands_the_model_and_answers_the_form() {
     let _ = std::fs::remove_file(&shot);
     run_chromium(&url, &format!("--screenshot={}", shot.display()));
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{}", shot.display());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{}",
+        shot.display()
+    );
     running.shutdown().unwrap();
 }

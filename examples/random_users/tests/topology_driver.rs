@@ -36,12 +36,23 @@ fn a_user_is_cleaned_into_the_spark_jobs_columns_through_avro() {
     pipe_users(&d, &[common::maria()]);
     // The polled user went to the Avro topic, as the registry's schema describes it.
     let avro = d
-        .output_topic(USERS_TOPIC, Serdes::string(), topology::users_serde(&client))
+        .output_topic(
+            USERS_TOPIC,
+            Serdes::string(),
+            topology::users_serde(&client),
+        )
         .read_values();
     assert_eq!(avro.len(), 1);
-    assert_eq!(avro[0].location.postcode, "41001", "a numeric postcode becomes text");
+    assert_eq!(
+        avro[0].location.postcode, "41001",
+        "a numeric postcode becomes text"
+    );
     let created = d
-        .output_topic(CREATED_TOPIC, Serdes::string(), topology::created_serde(&client))
+        .output_topic(
+            CREATED_TOPIC,
+            Serdes::string(),
+            topology::created_serde(&client),
+        )
         .read_key_values();
     let id = "9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b".to_string();
     assert_eq!(
@@ -73,9 +84,14 @@ fn malformed_records_go_to_the_dead_letter_topic_and_invalid_users_are_rejected_
     let (_broker, _registry, client) = common::registry();
     let d = driver(&client);
     let raw = d.input_topic(RAW_TOPIC, Serdes::string(), Serdes::string());
-    raw.pipe_raw(Some(b"k1"), Some(b"not json at all"), 1).unwrap();
-    raw.pipe_raw(Some(b"k2"), Some(br#"{"gender": "male", "name": {"first": "Bob"}}"#), 2)
+    raw.pipe_raw(Some(b"k1"), Some(b"not json at all"), 1)
         .unwrap();
+    raw.pipe_raw(
+        Some(b"k2"),
+        Some(br#"{"gender": "male", "name": {"first": "Bob"}}"#),
+        2,
+    )
+    .unwrap();
     let mut bad_gender = common::maria();
     bad_gender["gender"] = "unknown".into();
     let mut bad_uuid = common::maria();
@@ -101,7 +117,11 @@ fn malformed_records_go_to_the_dead_letter_topic_and_invalid_users_are_rejected_
     assert!(reasons[2].contains("email"), "{reasons:?}");
 
     let created = d
-        .output_topic(CREATED_TOPIC, Serdes::string(), topology::created_serde(&client))
+        .output_topic(
+            CREATED_TOPIC,
+            Serdes::string(),
+            topology::created_serde(&client),
+        )
         .read_values();
     assert_eq!(created.len(), 1, "only the valid user is written");
 }
@@ -138,9 +158,14 @@ fn counts_per_country_gender_and_age_band_match_a_recount_and_a_repeat_counts_on
     };
     assert_eq!(got(BY_COUNTRY_GENDER), want_cg);
     assert_eq!(got(BY_AGE_BAND), want_age);
-    assert!(want_cg.len() > 10, "the API spreads users over countries: {want_cg:?}");
+    assert!(
+        want_cg.len() > 10,
+        "the API spreads users over countries: {want_cg:?}"
+    );
     assert!(want_age.len() >= 4, "and ages: {want_age:?}");
-    let users_store = d.key_value_store::<String, CreatedUser>(USERS_STORE).unwrap();
+    let users_store = d
+        .key_value_store::<String, CreatedUser>(USERS_STORE)
+        .unwrap();
     assert_eq!(users_store.all().unwrap().len(), 300);
 }
 
@@ -151,7 +176,11 @@ fn the_model_learns_gender_from_first_name_and_country_on_held_out_users() {
     let users = common::users("model", 800);
     pipe_users(&d, &users);
     let evals = d
-        .output_topic(learn::EVAL_TOPIC, Serdes::string(), Serdes::json::<Evaluation>())
+        .output_topic(
+            learn::EVAL_TOPIC,
+            Serdes::string(),
+            Serdes::json::<Evaluation>(),
+        )
         .read_values();
     let held_out = users
         .iter()
@@ -163,10 +192,17 @@ fn the_model_learns_gender_from_first_name_and_country_on_held_out_users() {
     // Early on the model guesses; after hundreds of users it knows the names.
     let early = &last.curve[0];
     assert!(last.accuracy() > 0.85, "accuracy {}", last.accuracy());
-    assert!(last.recent_accuracy() > early.2, "learning: {:?} then {}", early, last.recent_accuracy());
+    assert!(
+        last.recent_accuracy() > early.2,
+        "learning: {:?} then {}",
+        early,
+        last.recent_accuracy()
+    );
 
     // Trained on every user not held out, and on nobody held out.
-    let model = d.key_value_store::<String, Entry>(learn::MODEL_STORE).unwrap();
+    let model = d
+        .key_value_store::<String, Entry>(learn::MODEL_STORE)
+        .unwrap();
     let get = |k: &str| model.get(&k.to_string()).unwrap();
     let p = learn::predict("", "", learn::counts_in(get)).unwrap();
     assert_eq!(p.trained_on as usize, users.len() - held_out);

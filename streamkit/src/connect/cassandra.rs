@@ -255,7 +255,11 @@ impl CassandraSink<(), ()> {
     /// nodes; the driver discovers the others). Continue with
     /// [`topic`](CassandraSinkBuilder::topic).
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<I, S>(name: impl Into<String>, nodes: I, table: impl Into<String>) -> CassandraSinkBuilder
+    pub fn new<I, S>(
+        name: impl Into<String>,
+        nodes: I,
+        table: impl Into<String>,
+    ) -> CassandraSinkBuilder
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -281,7 +285,10 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
         S: Into<String>,
         T: Into<String>,
     {
-        self.key_columns = columns.into_iter().map(|(c, t)| (c.into(), t.into())).collect();
+        self.key_columns = columns
+            .into_iter()
+            .map(|(c, t)| (c.into(), t.into()))
+            .collect();
         self.key_fn = Some(Arc::new(values));
         self
     }
@@ -298,7 +305,10 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
         S: Into<String>,
         T: Into<String>,
     {
-        self.value_columns = columns.into_iter().map(|(c, t)| (c.into(), t.into())).collect();
+        self.value_columns = columns
+            .into_iter()
+            .map(|(c, t)| (c.into(), t.into()))
+            .collect();
         self.value_fn = Some(Arc::new(values));
         self
     }
@@ -376,10 +386,12 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
         let Some((keyspace, table)) = self.table.split_once('.') else {
             return Err(self.config_error("the table must be named keyspace.table"));
         };
-        for name in [keyspace, table]
-            .into_iter()
-            .chain(self.key_columns.iter().chain(&self.value_columns).map(|(c, _)| c.as_str()))
-        {
+        for name in [keyspace, table].into_iter().chain(
+            self.key_columns
+                .iter()
+                .chain(&self.value_columns)
+                .map(|(c, _)| c.as_str()),
+        ) {
             if !is_identifier(name) {
                 return Err(self.config_error(format!(
                     "{name:?} is not a plain CQL identifier (letters, digits, _)"
@@ -387,7 +399,11 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
             }
         }
         for (c, ty) in self.key_columns.iter().chain(&self.value_columns) {
-            if ty.is_empty() || !ty.chars().all(|ch| ch.is_ascii_alphanumeric() || "<>, _".contains(ch)) {
+            if ty.is_empty()
+                || !ty
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "<>, _".contains(ch))
+            {
                 return Err(self.config_error(format!("column {c}: bad type {ty:?}")));
             }
         }
@@ -402,11 +418,19 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
             .map(|(c, _)| c.as_str())
             .collect();
         let marks = vec!["?"; cols.len()].join(", ");
-        format!("INSERT INTO {} ({}) VALUES ({marks})", self.table, cols.join(", "))
+        format!(
+            "INSERT INTO {} ({}) VALUES ({marks})",
+            self.table,
+            cols.join(", ")
+        )
     }
 
     fn delete_cql(&self) -> String {
-        let wheres: Vec<String> = self.key_columns.iter().map(|(c, _)| format!("{c} = ?")).collect();
+        let wheres: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|(c, _)| format!("{c} = ?"))
+            .collect();
         format!("DELETE FROM {} WHERE {}", self.table, wheres.join(" AND "))
     }
 
@@ -506,7 +530,10 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
             .clone()
             .unwrap_or_else(|| format!("{}-cassandra-sink", self.name));
         let mut client = admin::base_client_config(config, "consumer")?;
-        if !config.client_settings("consumer").contains_key("session.timeout.ms") {
+        if !config
+            .client_settings("consumer")
+            .contains_key("session.timeout.ms")
+        {
             // As Kafka Connect's sink tasks: a restarted sink is not kept waiting long for
             // the member it replaces to time out.
             client.set("session.timeout.ms", "10000");
@@ -571,7 +598,7 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
                 self.key_columns.len()
             )));
         }
-        if key_cells.iter().any(|c| *c == Cell::Null) {
+        if key_cells.contains(&Cell::Null) {
             return Err(self.config_error(format!("the key of {} maps to a null key column", at())));
         }
         let row = match m.payload() {
@@ -603,7 +630,12 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
         Ok(())
     }
 
-    async fn write(&self, session: &Session, statements: &Statements, pending: &Pending) -> Result<()> {
+    async fn write(
+        &self,
+        session: &Session,
+        statements: &Statements,
+        pending: &Pending,
+    ) -> Result<()> {
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
         for (key, row) in pending.rows.values() {
@@ -629,7 +661,11 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
                 batch.set_consistency(self.consistency);
                 batch.set_is_idempotent(true);
                 self.execute(session, &batch, chunk).await?;
-                let counter = if deleting { &self.progress.rows_deleted } else { &self.progress.rows_written };
+                let counter = if deleting {
+                    &self.progress.rows_deleted
+                } else {
+                    &self.progress.rows_written
+                };
                 counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 self.progress.batches.fetch_add(1, Ordering::Relaxed);
             }
@@ -640,7 +676,12 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
         Ok(())
     }
 
-    async fn execute(&self, session: &Session, batch: &Batch, rows: &[Vec<Option<CqlValue>>]) -> Result<()> {
+    async fn execute(
+        &self,
+        session: &Session,
+        batch: &Batch,
+        rows: &[Vec<Option<CqlValue>>],
+    ) -> Result<()> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -665,7 +706,11 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
 
     /// Commits the next offsets after the rows are written. A failed commit (a rebalance took
     /// the partition) only means the records are written again by the next owner.
-    async fn commit(&self, consumer: &Arc<StreamConsumer>, positions: &HashMap<(String, i32), i64>) {
+    async fn commit(
+        &self,
+        consumer: &Arc<StreamConsumer>,
+        positions: &HashMap<(String, i32), i64>,
+    ) {
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), next) in positions {
             if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
@@ -673,7 +718,8 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
             }
         }
         let consumer = consumer.clone();
-        let result = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
         match result {
             Ok(Ok(())) => {
                 self.progress.commits.fetch_add(1, Ordering::Relaxed);
@@ -717,12 +763,15 @@ struct Statements {
     delete: PreparedStatement,
 }
 
+/// A row's key cells, and its value cells (`None`: delete the row).
+type PendingRow = (Vec<Cell>, Option<Vec<Cell>>);
+
 /// Records read since the last write: the newest row per key, and the next offset per
 /// partition.
 #[derive(Default)]
 struct Pending {
     /// Key identity → (key cells, value cells or `None` for a delete).
-    rows: HashMap<Vec<u8>, (Vec<Cell>, Option<Vec<Cell>>)>,
+    rows: HashMap<Vec<u8>, PendingRow>,
     positions: HashMap<(String, i32), i64>,
     records: usize,
 }
@@ -744,7 +793,10 @@ mod tests {
     #[test]
     fn statements_name_the_columns_in_order() {
         let s = sink();
-        assert_eq!(s.insert_cql(), "INSERT INTO ks.users (id, name, age) VALUES (?, ?, ?)");
+        assert_eq!(
+            s.insert_cql(),
+            "INSERT INTO ks.users (id, name, age) VALUES (?, ?, ?)"
+        );
         assert_eq!(s.delete_cql(), "DELETE FROM ks.users WHERE id = ?");
         assert_eq!(
             s.create_table_cql(),
@@ -760,7 +812,9 @@ mod tests {
             .key_columns([("id", "text")], |k: &String| vec![Cell::Text(k.clone())])
             .value_columns([("v", "text")], |v: &String| vec![Cell::Text(v.clone())]);
         assert!(no_keyspace.check().is_err());
-        let bad_column = sink().value_columns([("na me", "text")], |v: &String| vec![Cell::Text(v.clone())]);
+        let bad_column = sink().value_columns([("na me", "text")], |v: &String| {
+            vec![Cell::Text(v.clone())]
+        });
         assert!(bad_column.check().is_err());
         let no_values = CassandraSink::new("t", ["n"], "ks.users")
             .topic("users", Serdes::string(), Serdes::string())

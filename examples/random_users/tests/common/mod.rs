@@ -16,11 +16,19 @@ use streamkit::testing::EmbeddedBroker;
 pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, body.to_string())
 }
 
@@ -46,7 +54,15 @@ pub const NOW_MS: i64 = 1_796_083_200_000;
 
 /// `n` users of the local API for `seed`, page 1.
 pub fn users(seed: &str, n: usize) -> Vec<Value> {
-    api::generate(&Request { results: n, seed: seed.into(), page: 1, ..Request::default() }, NOW_MS)
+    api::generate(
+        &Request {
+            results: n,
+            seed: seed.into(),
+            page: 1,
+            ..Request::default()
+        },
+        NOW_MS,
+    )
 }
 
 /// One user written out by hand, as randomuser.me returns it (postcode a number).
