@@ -2,7 +2,7 @@
 //! started by scripts/test.sh through scripts/cassandra.sh; the tests fail without it) and an
 //! embedded broker: keyspace and table created on request, rows read back with the CQL driver
 //! (newest value per key, tombstones delete), offsets committed only after the writes, a
-//! replay from the beginning leaving the same rows, and a record that does not deserialize
+//! replay from the beginning (as CQL batches) leaving the same rows, and a record that does not deserialize
 //! stopping the sink with its position.
 #![cfg(feature = "cassandra")]
 
@@ -227,12 +227,14 @@ async fn rows_land_newest_per_key_offsets_commit_after_and_a_replay_changes_noth
     want.insert(uuid_of(500), ("late".to_string(), 30));
 
     // A replay of the whole topic (a group that has committed nothing, as after a crash
-    // before any commit) leaves exactly the same rows.
+    // before any commit) leaves exactly the same rows; written as CQL batches this time.
     let before = rows(&session, &table).await;
     assert_eq!(before, want);
-    let replay = run_until(sink(&table, "people", "replay"), &config, move |p| {
-        p.records_read() > total
-    })
+    let replay = run_until(
+        sink(&table, "people", "replay").cql_batches(true),
+        &config,
+        move |p| p.records_read() > total,
+    )
     .await
     .unwrap();
     assert_eq!(replay.records_read(), total + 1);

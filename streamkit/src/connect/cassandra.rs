@@ -5,16 +5,17 @@
 //! task, and turns each record into a row: the key columns from the record key, the other
 //! columns from the value. A record with a null value (a table's tombstone) deletes its row.
 //!
-//! **Writes before offsets.** The sink polls a batch of records, collapses them per row key
-//! (the newest wins), writes them with prepared statements in unlogged batches of
-//! [`batch_rows`](CassandraSink::batch_rows), waits until Cassandra has acknowledged every
-//! batch at the configured consistency, and only then commits the next offset of each
-//! partition it read. A crash after the writes and before the commit replays those records,
-//! and a replay is harmless: a CQL `INSERT` is an upsert that sets every column, so writing
-//! the same record again leaves the same row. Rows with the same key never share a batch
-//! (Cassandra gives every statement of a batch one write timestamp and would pick between
-//! them by value, not by order), and batches are sent one after another, so a key's newest
-//! value is written last.
+//! **Writes before offsets.** The sink polls up to [`max_records`](CassandraSink::max_records)
+//! records, collapses them per row key (the newest wins), writes the rows with prepared
+//! statements in groups of [`batch_rows`](CassandraSink::batch_rows) — the rows of a group in
+//! flight together, or as one `UNLOGGED BATCH` with [`cql_batches`](CassandraSink::cql_batches)
+//! — waits until Cassandra has acknowledged every row at the configured consistency, and only
+//! then commits the next offset of each partition it read. A crash after the writes and
+//! before the commit replays those records, and a replay is harmless: a CQL `INSERT` is an
+//! upsert that sets every column, so writing the same record again leaves the same row. A key
+//! appears once per write (so two values of one key are never in flight together, nor in one
+//! batch, where Cassandra would give both the same write timestamp and pick between them by
+//! value), and groups are written one after another, so a key's newest value is written last.
 //!
 //! The topic is usually the output of a topology (`KStream::to` or `KTable::to_stream().to`):
 //! the topology's source offsets are committed once its output is acknowledged by Kafka, and
@@ -208,6 +209,7 @@ impl CassandraSinkBuilder {
             max_records: DEFAULT_MAX_RECORDS,
             linger: Duration::from_millis(200),
             consistency: Consistency::LocalQuorum,
+            cql_batches: false,
             keyspace_replication: None,
             create_table: false,
             group_id: None,
@@ -232,6 +234,7 @@ pub struct CassandraSink<K, V> {
     max_records: usize,
     linger: Duration,
     consistency: Consistency,
+    cql_batches: bool,
     keyspace_replication: Option<u32>,
     create_table: bool,
     group_id: Option<String>,
@@ -313,7 +316,8 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
         self
     }
 
-    /// Most rows per unlogged batch. Default = 50.
+    /// Most rows written together: in flight at once, or in one CQL batch with
+    /// [`cql_batches`](Self::cql_batches). Default = 50.
     pub fn batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);
         self
@@ -329,6 +333,15 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
     /// How long the sink waits for more records before writing what it has. Default = 200 ms.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
+        self
+    }
+
+    /// Sends each group of rows as one `UNLOGGED BATCH` instead of concurrent single-row
+    /// writes. Default = off: the rows of a group are distinct partitions, and Cassandra warns
+    /// about (and coordinates expensively) batches spanning partitions; a batch saves round
+    /// trips when the coordinator is far. Either way a group is acknowledged before the next.
+    pub fn cql_batches(mut self, on: bool) -> Self {
+        self.cql_batches = on;
         self
     }
 
@@ -654,13 +667,25 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
             (&statements.delete, &deletes, true),
         ] {
             for chunk in rows.chunks(self.batch_rows) {
-                let mut batch = Batch::new(BatchType::Unlogged);
-                for _ in chunk {
-                    batch.append_statement(statement.clone());
+                if self.cql_batches {
+                    let mut batch = Batch::new(BatchType::Unlogged);
+                    for _ in chunk {
+                        batch.append_statement(statement.clone());
+                    }
+                    batch.set_consistency(self.consistency);
+                    batch.set_is_idempotent(true);
+                    self.execute(chunk.len(), || session.batch(&batch, chunk))
+                        .await?;
+                } else {
+                    // One write per row (each its own partition), the chunk's in flight
+                    // together; distinct keys, so their order does not matter.
+                    futures_util::future::try_join_all(chunk.iter().map(|row| {
+                        self.execute(1, move || async move {
+                            session.execute_unpaged(statement, row).await.map(|_| ())
+                        })
+                    }))
+                    .await?;
                 }
-                batch.set_consistency(self.consistency);
-                batch.set_is_idempotent(true);
-                self.execute(session, &batch, chunk).await?;
                 let counter = if deleting {
                     &self.progress.rows_deleted
                 } else {
@@ -676,23 +701,22 @@ impl<K: 'static, V: 'static> CassandraSink<K, V> {
         Ok(())
     }
 
-    async fn execute(
-        &self,
-        session: &Session,
-        batch: &Batch,
-        rows: &[Vec<Option<CqlValue>>],
-    ) -> Result<()> {
+    /// Runs `call` (writing `rows` rows), again after a retriable failure.
+    async fn execute<T, F>(&self, rows: usize, call: impl Fn() -> F) -> Result<()>
+    where
+        F: Future<Output = std::result::Result<T, scylla::errors::ExecutionError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let e = match session.batch(batch, rows).await {
+            let e = match call().await {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
             };
             let retriable = is_retriable(&e);
             let error = Error::Connector {
                 connector: self.connector(),
-                reason: format!("writing a batch of {} rows: {e}", rows.len()),
+                reason: format!("writing {rows} rows: {e}"),
                 retriable,
             };
             if !retriable || attempt >= RETRIES {
