@@ -61,7 +61,7 @@ pub struct Evaluation {
     /// The last results, oldest first.
     pub recent: Vec<bool>,
     /// (held-out users so far, training users then, accuracy so far) every
-    /// [`CURVE_EVERY`] held-out users.
+    /// ten held-out users.
     pub curve: Vec<(u64, u64, f64)>,
 }
 

@@ -77,7 +77,7 @@ pub struct Args {
     /// Replication factor of the keyspace when the sink creates it.
     #[arg(long, default_value_t = 1)]
     pub cassandra_replication: u32,
-    /// Poll this randomuser.me-compatible API (e.g. https://randomuser.me/api/) instead of the
+    /// Poll this randomuser.me-compatible API (e.g. `https://randomuser.me/api/`) instead of the
     /// local one.
     #[arg(long)]
     pub api_url: Option<String>,
