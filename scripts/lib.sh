@@ -76,6 +76,19 @@ start_throwaway_kafka() {
   echo "throwaway Apache Kafka at $STREAMKIT_TEST_KAFKA (logs in $dir/node-1)"
 }
 
+# Starts a throwaway Apache Cassandra node (scripts/cassandra.sh: jars from Maven Central into
+# a cache outside the repo, one node with a small heap on free loopback ports), stops it when
+# the calling shell exits, and exports STREAMKIT_TEST_CASSANDRA (host:port of its CQL port).
+start_throwaway_cassandra() {
+  local dir line
+  bash scripts/cassandra.sh fetch
+  dir=$(mktemp -d /tmp/streamkit-cassandra.XXXXXX)
+  line=$(bash scripts/cassandra.sh start "$dir") || { rm -rf "$dir"; return 1; }
+  on_exit "bash scripts/cassandra.sh stop $dir >/dev/null 2>&1; rm -rf $dir"
+  export STREAMKIT_TEST_CASSANDRA="${line#cassandra=}"
+  echo "throwaway Apache Cassandra at $STREAMKIT_TEST_CASSANDRA (logs in $dir/system.log)"
+}
+
 # Starts a throwaway PostgreSQL server (its own data directory under a temporary folder, a
 # loopback port, trust authentication), stops it when the calling shell exits, and exports
 # STREAMKIT_TEST_POSTGRES_URL for the tests. initdb refuses to run as root, so as root the

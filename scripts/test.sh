@@ -23,6 +23,9 @@ start_throwaway_postgres
 step "throwaway Apache Kafka broker (for the tests that need a real broker)"
 start_throwaway_kafka
 
+step "throwaway Apache Cassandra node (for the tests that write to Cassandra)"
+start_throwaway_cassandra
+
 step "Python confluent-kafka client (for the schema registry interop tests)"
 ensure_python_interop
 

@@ -6,6 +6,8 @@
 //! - [`postgres_source`]: [`PostgresSource`](postgres_source::PostgresSource) polls
 //!   PostgreSQL tables (or a query) into topics, as Kafka Connect's JDBC source does, its
 //!   position in a compacted topic.
+//! - `cassandra` (feature `cassandra`): `CassandraSink` upserts a topic's records into an
+//!   Apache Cassandra table, at least once, its offsets committed after the rows are written.
 //! - [`http_poll`]: [`HttpPollSource`](http_poll::HttpPollSource) polls a JSON API into a
 //!   topic, with backoff, dedup of unchanged records and its progress in a compacted topic.
 //!
@@ -21,6 +23,8 @@ use std::pin::Pin;
 use crate::config::StreamsConfig;
 use crate::error::Result;
 
+#[cfg(feature = "cassandra")]
+pub mod cassandra;
 pub mod http_poll;
 pub mod postgres;
 pub mod postgres_source;
