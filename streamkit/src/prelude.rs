@@ -4,7 +4,9 @@ pub use crate::config::StreamsConfig;
 pub use crate::error::{Error, Result};
 pub use crate::processor::{Processor, ProcessorContext, Punctuation, PunctuationType};
 pub use crate::record::{Headers, Record};
-pub use crate::runtime::{DeserializationHandler, KafkaStreams, State};
+pub use crate::KafkaStreams;
+pub use crate::error_policy::DeserializationHandler;
+pub use crate::runtime::State;
 pub use crate::serde::{Serde, Serdes};
 pub use crate::stream::{
     Consumed, Grouped, KStream, Materialized, Produced, Repartitioned, StreamJoined, StreamsBuilder,

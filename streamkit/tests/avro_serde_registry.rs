@@ -7,7 +7,7 @@ use apache_avro::{AvroSchema, Schema};
 use serde::{Deserialize, Serialize};
 use streamkit::prelude::*;
 use streamkit::registry::{EmbeddedRegistry, RegistryConfig};
-use streamkit::runtime::dead_letter_headers;
+use streamkit::error_policy::dead_letter_headers;
 use streamkit::serde::Serde;
 use streamkit::serde::avro::{Avro, AvroGeneric, RegistryClient, SubjectNameStrategy};
 use streamkit::testing::EmbeddedBroker;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use streamkit::prelude::*;
-use streamkit::runtime::ProcessingErrorHandler;
+use streamkit::error_policy::ProcessingErrorHandler;
 use streamkit::testing::EmbeddedBroker;
 use streamkit::window::TimeWindows;
 

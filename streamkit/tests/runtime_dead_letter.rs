@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use streamkit::prelude::*;
-use streamkit::runtime::dead_letter_headers as h;
+use streamkit::error_policy::dead_letter_headers as h;
 use streamkit::testing::EmbeddedBroker;
 
 #[derive(serde::Serialize, serde::Deserialize, Clone)]

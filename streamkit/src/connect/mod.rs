@@ -13,7 +13,7 @@
 //!
 //! A source runs on its own (`run(…)`, or the `streamkit connect` command) or inside an
 //! application: [`StreamsBuilder::stream_from_connector`](crate::stream::StreamsBuilder::stream_from_connector)
-//! reads the topics a [`SourceConnector`] writes, and [`KafkaStreams`](crate::runtime::KafkaStreams)
+//! reads the topics a [`SourceConnector`] writes, and [`KafkaStreams`](crate::KafkaStreams)
 //! creates those topics, runs the connector beside the stream threads from `start()` to
 //! `close()`, and stops the instance with the connector's error if it fails.
 

@@ -4,12 +4,14 @@
 use crate::error::Result;
 use crate::processor::{Data, Processor, ProcessorContext, SessionStore};
 use crate::record::Record;
-use crate::stream::grouped::Merger;
-use crate::table::Change;
+use crate::record::Change;
 use crate::window::{SessionWindows, Window, Windowed};
 
 use super::aggregate::Fold;
 use super::late::LateRecords;
+
+/// Combines two session aggregates when a record bridges their sessions.
+pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
 
 pub(crate) struct SessionAggregate<K, V, A> {
     pub windows: SessionWindows,

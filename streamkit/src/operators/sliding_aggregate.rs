@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::processor::{Data, Processor, ProcessorContext, WindowStore};
 use crate::record::Record;
 use crate::serde::{Serde, SerdeError, SerdeRef};
-use crate::table::Change;
+use crate::record::Change;
 use crate::window::{SlidingWindows, Window, Windowed};
 
 use super::aggregate::Fold;

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext, codec};
 use crate::record::Record;
 use crate::serde::SerdeRef;
-use crate::table::Change;
+use crate::record::Change;
 use crate::window::{Window, Windowed};
 
 /// What the buffer needs to know about the windows it holds.

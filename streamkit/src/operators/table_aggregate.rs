@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::table::Change;
+use crate::record::Change;
 
 /// `(key, value, aggregate or None before the group's first value) -> aggregate`.
 pub(crate) type TableFold<K, V, A> = Arc<dyn Fn(&K, &V, Option<A>) -> A + Send + Sync>;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::table::Change;
+use crate::record::Change;
 
 pub(crate) struct TableFilter<F> {
     pub predicate: Arc<F>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::table::Change;
+use crate::record::Change;
 
 pub(crate) struct TableGroupBy<F>(pub Arc<F>);
 

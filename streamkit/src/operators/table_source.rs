@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::table::Change;
+use crate::record::Change;
 
 pub(crate) struct TableSource<K, V> {
     pub store_name: String,

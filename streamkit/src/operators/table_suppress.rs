@@ -9,8 +9,8 @@ use crate::error::{Result, SerdeError};
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{Serde, SerdeRef};
-use crate::table::Change;
-use crate::table::serde::ChangeSerde;
+use crate::record::Change;
+use crate::serde::table::ChangeSerde;
 
 pub(crate) struct SuppressTimeLimit<K, V> {
     pub limit_ms: i64,

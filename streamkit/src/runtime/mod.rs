@@ -40,35 +40,13 @@
 //! stored there.
 
 pub(crate) mod admin;
-pub(crate) mod context;
-mod global;
-pub(crate) mod handler;
+mod lifecycle;
+pub(crate) mod global;
 pub(crate) mod partition_group;
 mod partition_map;
 pub(crate) mod restore;
-pub(crate) mod stores;
-mod streams;
 pub(crate) mod task;
-mod thread;
-
-use std::fmt;
+pub(crate) mod thread;
 
 pub use admin::ensure_topics;
-pub use handler::{DeserializationHandler, ProcessingErrorHandler, dead_letter_headers};
-pub use streams::{KafkaStreams, State, StateListener};
-
-/// A task: one sub-topology applied to one partition number. Printed `<sub-topology>_<partition>`
-/// as in Kafka Streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId {
-    /// The sub-topology.
-    pub subtopology: usize,
-    /// The partition of its input topics.
-    pub partition: i32,
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}_{}", self.subtopology, self.partition)
-    }
-}
+pub use lifecycle::{State, StateListener};

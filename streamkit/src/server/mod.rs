@@ -49,7 +49,7 @@ use crate::config::{QueryForwarding, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::runtime::State;
-use crate::runtime::stores::StoreRegistry;
+use crate::state::store::StoreRegistry;
 use crate::topology::{StoreSpec, Topology};
 
 pub(crate) use instances::Directory;

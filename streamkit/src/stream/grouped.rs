@@ -14,8 +14,10 @@ use crate::operators::suppress::SuppressSpec;
 use crate::operators::window_aggregate::WindowAggregate;
 use crate::processor::Data;
 use crate::serde::{Serde, SerdeRef, Serdes};
-use crate::table::{EmitConfig, KTable};
-use crate::topology::{StoreKind, StoreSpec};
+use crate::operators::session_aggregate::Merger;
+use crate::operators::window_aggregate::EmitConfig;
+use crate::table::KTable;
+use crate::state::spec::{StoreKind, StoreSpec};
 use crate::window::{SessionWindows, SlidingWindows, TimeWindows, Windowed};
 
 const ONE_DAY_MS: i64 = 86_400_000;
@@ -200,7 +202,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             backend: m.backend,
             logging: m.logging,
             caching: m.caching,
-            serdes: Arc::new(crate::processor::StoreSerdes::<K, A> { key, value }),
+            serdes: Arc::new(crate::state::handle::StoreSerdes::<K, A> { key, value }),
         };
         self.stream.graph.borrow_mut().add_store(spec);
     }
@@ -481,8 +483,6 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     }
 }
 
-/// Combines two session aggregates when a record bridges their sessions.
-pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
 
 /// A grouped stream over session windows.
 pub struct SessionWindowedKStream<K, V> {

@@ -20,7 +20,8 @@ pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,
 };
 pub use joined::StreamJoined;
-pub use materialized::{Materialized, StoreBackend};
+pub use crate::state::StoreBackend;
+pub use materialized::Materialized;
 pub use params::{Consumed, Produced, Repartitioned};
 
 use crate::error::Result;
@@ -97,7 +98,7 @@ impl StreamsBuilder {
     }
 
     /// Runs `connector` beside the application's stream threads (from
-    /// [`KafkaStreams::start`](crate::runtime::KafkaStreams::start) to `close`) and streams
+    /// [`KafkaStreams::start`](crate::KafkaStreams::start) to `close`) and streams
     /// the records it writes: a Postgres table or a polled API as a source of the topology.
     /// The connector's topics are created when missing; its failure stops the application.
     ///
@@ -152,7 +153,7 @@ impl StreamsBuilder {
     /// A table of the records of `topic`, read as a changelog: the latest value per key, a
     /// null value (a tombstone) deleting the key. Rows are kept in a key-value store named by
     /// `materialized` (serdes default to `consumed`'s), with its own changelog topic, and
-    /// each update flows on as a [`Change`](crate::table::Change). Values that cannot be
+    /// each update flows on as a [`Change`](crate::record::Change). Values that cannot be
     /// decoded go to `consumed`'s deserialization handler, as for streams.
     ///
     /// ```

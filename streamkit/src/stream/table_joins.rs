@@ -49,7 +49,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// record is processed is forwarded as `joiner(value, row)`, with the record's key and
     /// timestamp; records without a row are dropped. Table updates emit nothing. Both sides
     /// must be co-partitioned (same partition count, same key partitioning), which
-    /// [`KafkaStreams::start`](crate::runtime::KafkaStreams::start) checks. A table without a
+    /// [`KafkaStreams::start`](crate::KafkaStreams::start) checks. A table without a
     /// store of its own (after `filter`) gets one.
     ///
     /// ```

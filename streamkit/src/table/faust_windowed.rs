@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::processor::{Data, ProcessorContext, StoreBuilder, WindowStore};
-use crate::runtime::context::TaskClock;
-use crate::runtime::stores::SharedStore;
-use crate::stream::StoreBackend;
+use crate::processor::task_state::TaskClock;
+use crate::state::store::SharedStore;
+use crate::state::StoreBackend;
 use crate::table::faust::{DefaultFn, FaustTable};
-use crate::topology::StoreKind;
+use crate::state::spec::StoreKind;
 use crate::window::Window;
 
 fn millis(d: Duration) -> i64 {
@@ -166,7 +166,7 @@ impl<K: Data, V: Data> WindowedFaustTable<K, V> {
         ctx: &mut ProcessorContext<'_, K2, V2>,
     ) -> Result<WindowedTable<K, V>> {
         let store = ctx.window_store(self.name())?;
-        let clock = ctx.task_context().clock.clone();
+        let clock = ctx.clock();
         Ok(self.handle(store, clock))
     }
 

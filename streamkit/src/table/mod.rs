@@ -23,8 +23,6 @@ mod faust_windowed;
 mod global;
 mod grouped;
 mod join;
-mod query;
-pub(crate) mod serde;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -37,13 +35,15 @@ pub use faust_windowed::{RelativeTo, WindowSet, WindowedFaustTable, WindowedTabl
 pub use global::GlobalKTable;
 pub(crate) use global::global_table;
 pub use grouped::KGroupedTable;
-pub use query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
+pub use crate::state::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 
 use crate::operators::suppress::{SuppressSpec, SuppressUntilClose};
+use crate::operators::window_aggregate::EmitConfig;
 use crate::operators::table_filter::TableFilter;
 use crate::operators::table_group_by::TableGroupBy;
 use crate::operators::table_map_values::TableMapValues;
 use crate::operators::table_materialize::TableMaterialize;
+use crate::operators::table_changes::{PassChanges, ToChangeStream, ToStream};
 use crate::operators::table_source::TableSource;
 use crate::operators::table_suppress::SuppressTimeLimit;
 use crate::processor::{Data, Processor, ProcessorContext, StoreBuilder, StoreSerdes};
@@ -53,15 +53,6 @@ use crate::stream::{Consumed, Grouped, KStream, Materialized, Repartitioned, Str
 use crate::topology::node::ProcessorFactory;
 use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec, TopicName};
 use crate::window::Windowed;
-
-/// An update of one key in a table: the new value (`None` = deleted) and the old one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change<V> {
-    /// The value after the update; `None` when the key was deleted.
-    pub new: Option<V>,
-    /// The value before the update; `None` when the key was new.
-    pub old: Option<V>,
-}
 
 /// A table: the latest value per key. Read from a topic with
 /// [`StreamsBuilder::table`](crate::stream::StreamsBuilder::table) or produced by an
@@ -93,57 +84,6 @@ impl<K, V> Clone for KTable<K, V> {
             value_serde: self.value_serde.clone(),
             _types: PhantomData,
         }
-    }
-}
-
-/// How a windowed aggregation emits: on every update, or once per window when it closes.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct EmitConfig {
-    pub final_only: bool,
-    pub idle_close: Option<Duration>,
-    /// The store keeping how far final results were emitted.
-    pub marker_store: Option<String>,
-}
-
-struct ToStream;
-
-impl<K: Data, V: Data> Processor<K, Change<V>> for ToStream {
-    type KOut = K;
-    type VOut = V;
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, K, V>,
-        r: Record<K, Change<V>>,
-    ) -> crate::Result<()> {
-        let Record {
-            key,
-            value,
-            timestamp,
-            headers,
-        } = r;
-        match value.new {
-            Some(v) => ctx.forward(Record {
-                key,
-                value: v,
-                timestamp,
-                headers,
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-struct PassChanges;
-
-impl<K: Data, V: Data> Processor<K, Change<V>> for PassChanges {
-    type KOut = K;
-    type VOut = Change<V>;
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, K, Change<V>>,
-        r: Record<K, Change<V>>,
-    ) -> crate::Result<()> {
-        ctx.forward(r)
     }
 }
 
@@ -206,21 +146,6 @@ impl Suppressed {
     pub fn close_when_idle(mut self, idle: Duration) -> Self {
         self.idle_close = Some(idle);
         self
-    }
-}
-
-struct ToChangeStream;
-
-impl<K: Data, V: Data> Processor<K, Change<V>> for ToChangeStream {
-    type KOut = K;
-    type VOut = Option<V>;
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, K, Option<V>>,
-        r: Record<K, Change<V>>,
-    ) -> crate::Result<()> {
-        let new = r.value.new.clone();
-        ctx.forward(r.with_value(new))
     }
 }
 
@@ -373,7 +298,7 @@ pub(crate) fn nullable_consumed<K: Data, V: Data>(
     });
     Consumed {
         key_serde: consumed.key_serde,
-        value_serde: Arc::new(serde::NullableSerde(consumed.value_serde)),
+        value_serde: Arc::new(crate::serde::table::NullableSerde(consumed.value_serde)),
         handler: consumed.handler,
         timestamp_extractor: extractor,
         name: consumed.name,
@@ -634,7 +559,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         };
         let selected = KStream::<K2, Change<V2>>::from_node(self.graph.clone(), node);
         let change_serde: SerdeRef<Change<V2>> =
-            Arc::new(serde::ChangeSerde(grouped.value_serde.clone()));
+            Arc::new(crate::serde::table::ChangeSerde(grouped.value_serde.clone()));
         let repartitioned = selected.repartition(Repartitioned {
             key_serde: grouped.key_serde.clone(),
             value_serde: change_serde,
@@ -768,7 +693,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     limit_ms,
                     store_name: store_name.clone(),
                     key_serde: key_serde.clone(),
-                    change_serde: serde::ChangeSerde(value_serde.clone()),
+                    change_serde: crate::serde::table::ChangeSerde(value_serde.clone()),
                     buffer: None,
                     due: Default::default(),
                 }

@@ -146,7 +146,7 @@ pub fn init_logs() {
 /// progress committed in a revocation callback can be lost there; tests that count exactly
 /// start producing once the group has settled.)
 pub fn wait_stable(
-    apps: &[&streamkit::runtime::KafkaStreams],
+    apps: &[&streamkit::KafkaStreams],
     hold: Duration,
     timeout: Duration,
 ) -> bool {

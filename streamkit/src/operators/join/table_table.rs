@@ -7,7 +7,7 @@ use super::Joiner;
 use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::table::Change;
+use crate::record::Change;
 
 /// The joined row for a left and a right row, either possibly missing; `None` when the join
 /// has no row for them (the key is absent from, or deleted in, the result).

@@ -3,7 +3,7 @@
 
 use crate::error::SerdeError;
 use crate::serde::{Serde, SerdeRef};
-use crate::table::Change;
+use crate::record::Change;
 
 /// Reads a table topic: a null value (a tombstone) is `None`, anything else goes through the
 /// value serde, so a malformed value is still a deserialization error.

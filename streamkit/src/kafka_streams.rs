@@ -10,52 +10,13 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::processor::Data;
 use crate::runtime::admin::prepare_topics;
-use crate::runtime::stores::StoreRegistry;
+use crate::state::store::StoreRegistry;
 use crate::runtime::thread::{StatusSink, StreamThread, ThreadArgs, ThreadStatus};
 use crate::state::rocksdb::RocksDbShared;
 use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 
-/// Lifecycle state of an application instance.
-///
-/// ```text
-/// Created ──start──▶ Rebalancing ◀──▶ Running
-///                        │               │
-///                        └──close──▶ PendingShutdown ──▶ NotRunning
-/// any state ──a thread fails──▶ Error
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Built, not started.
-    Created,
-    /// Some thread is joining the group or moving partitions.
-    Rebalancing,
-    /// Every thread owns its tasks and processes.
-    Running,
-    /// `close()` was called; threads are committing and leaving the group.
-    PendingShutdown,
-    /// Stopped cleanly.
-    NotRunning,
-    /// A thread failed; the instance stopped. See [`KafkaStreams::error`].
-    Error,
-}
-
-impl State {
-    fn can_become(self, next: State) -> bool {
-        use State::*;
-        match (self, next) {
-            (a, b) if a == b => false,
-            (Created, Rebalancing | PendingShutdown | Error) => true,
-            (Rebalancing, Running | PendingShutdown | Error) => true,
-            (Running, Rebalancing | PendingShutdown | Error) => true,
-            (PendingShutdown, NotRunning | Error) => true,
-            _ => false,
-        }
-    }
-}
-
-/// Called with (old, new) on every state change.
-pub type StateListener = Arc<dyn Fn(State, State) + Send + Sync>;
+use crate::runtime::{State, StateListener};
 
 struct Shared {
     state: Mutex<State>,
@@ -349,7 +310,7 @@ impl KafkaStreams {
             .subtopologies
             .iter()
             .flat_map(|s| &s.stores)
-            .any(|s| s.backend == crate::stream::StoreBackend::RocksDb);
+            .any(|s| s.backend == crate::state::StoreBackend::RocksDb);
         let mut locks = self.dir_locks.lock().expect("dir locks lock");
         if persistent {
             let app_dir = self.config.state_dir.join(&self.config.application_id);
@@ -562,7 +523,7 @@ struct ThreadSpawner {
     shared: Arc<Shared>,
     registry: StoreRegistry,
     rocksdb: RocksDbShared,
-    global_stores: crate::runtime::stores::TaskStores,
+    global_stores: crate::state::store::TaskStores,
     handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Threads started so far: names run on (`StreamThread-3` replaces a failed one of two).
     started: std::sync::atomic::AtomicUsize,
