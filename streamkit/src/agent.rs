@@ -69,9 +69,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::processor::task_state::TaskClock;
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::processor::task_state::TaskClock;
 use crate::state::store::SharedStore;
 use crate::stream::{Consumed, KStream, StreamsBuilder};
 use crate::table::{FaustTable, Table, WindowedFaustTable, WindowedTable};

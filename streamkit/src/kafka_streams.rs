@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::processor::Data;
 use crate::runtime::admin::prepare_topics;
-use crate::state::store::StoreRegistry;
 use crate::runtime::thread::{StatusSink, StreamThread, ThreadArgs, ThreadStatus};
 use crate::state::rocksdb::RocksDbShared;
+use crate::state::store::StoreRegistry;
 use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 

@@ -1,11 +1,11 @@
 //! Everything a user imports to write a topology: `use streamkit::prelude::*;`.
 
+pub use crate::KafkaStreams;
 pub use crate::config::StreamsConfig;
 pub use crate::error::{Error, Result};
+pub use crate::error_policy::DeserializationHandler;
 pub use crate::processor::{Processor, ProcessorContext, Punctuation, PunctuationType};
 pub use crate::record::{Headers, Record};
-pub use crate::KafkaStreams;
-pub use crate::error_policy::DeserializationHandler;
 pub use crate::runtime::State;
 pub use crate::serde::{Serde, Serdes};
 pub use crate::stream::{

@@ -39,10 +39,7 @@ const RULES: &[(&str, &[&str])] = &[
         "operators",
         &["runtime", "server", "sql", "connect", "kafka_streams"],
     ),
-    (
-        "topology",
-        &["runtime", "server", "sql", "kafka_streams"],
-    ),
+    ("topology", &["runtime", "server", "sql", "kafka_streams"]),
 ];
 
 /// Every module a source text names through `crate::` — in paths (`crate::runtime::x`) and in
@@ -128,15 +125,11 @@ fn the_scanner_sees_paths_and_grouped_imports_but_not_comments() {
                 /// See [`KafkaStreams`](crate::kafka_streams::KafkaStreams).\n\
                 let x = crate::server::start(); // crate::sql::Engine\n";
     let names: BTreeSet<(usize, String)> = named_modules(text).into_iter().collect();
-    let expect: BTreeSet<(usize, String)> = [
-        (1, "runtime"),
-        (2, "error"),
-        (2, "stream"),
-        (4, "server"),
-    ]
-    .into_iter()
-    .map(|(n, s)| (n, s.to_string()))
-    .collect();
+    let expect: BTreeSet<(usize, String)> =
+        [(1, "runtime"), (2, "error"), (2, "stream"), (4, "server")]
+            .into_iter()
+            .map(|(n, s)| (n, s.to_string()))
+            .collect();
     assert_eq!(names, expect);
 }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use streamkit::prelude::*;
 use streamkit::error_policy::ProcessingErrorHandler;
+use streamkit::prelude::*;
 use streamkit::testing::EmbeddedBroker;
 use streamkit::window::TimeWindows;
 

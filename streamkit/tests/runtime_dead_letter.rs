@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use streamkit::prelude::*;
 use streamkit::error_policy::dead_letter_headers as h;
+use streamkit::prelude::*;
 use streamkit::testing::EmbeddedBroker;
 
 #[derive(serde::Serialize, serde::Deserialize, Clone)]

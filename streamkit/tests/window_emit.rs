@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use streamkit::prelude::*;
 use streamkit::error_policy::dead_letter_headers as h;
+use streamkit::prelude::*;
 use streamkit::window::{SessionWindows, SlidingWindows, TimeWindows, WindowedSerde};
 
 #[test]

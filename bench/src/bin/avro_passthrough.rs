@@ -42,7 +42,14 @@ struct Event {
 }
 
 fn events(n: usize) -> Vec<Event> {
-    let names = ["Clark/Lake", "Belmont", "Howard", "O'Hare", "Harlem/Lake", "Jackson"];
+    let names = [
+        "Clark/Lake",
+        "Belmont",
+        "Howard",
+        "O'Hare",
+        "Harlem/Lake",
+        "Jackson",
+    ];
     let lines = ["blue", "red", "green"];
     (0..n)
         .map(|i| Event {

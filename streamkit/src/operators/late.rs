@@ -2,11 +2,11 @@
 //! dead-letter topic.
 
 use crate::error::Result;
+use crate::error_policy::dead_letter_headers as h;
 use crate::metrics::names::REASON_LATE;
 use crate::processor::ProcessorContext;
-use crate::record::Record;
 use crate::processor::task_state::OutRecord;
-use crate::error_policy::dead_letter_headers as h;
+use crate::record::Record;
 use crate::serde::{SerdeRef, encode};
 
 pub(crate) struct LateRecords<K, V> {

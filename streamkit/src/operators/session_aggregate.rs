@@ -3,9 +3,11 @@
 
 use crate::error::Result;
 use crate::processor::{Data, Processor, ProcessorContext, SessionStore};
-use crate::record::Record;
 use crate::record::Change;
+use crate::record::Record;
 use crate::window::{SessionWindows, Window, Windowed};
+
+use std::sync::Arc;
 
 use super::aggregate::Fold;
 use super::late::LateRecords;

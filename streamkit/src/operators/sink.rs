@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::processor::task_state::OutRecord;
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::processor::task_state::OutRecord;
 use crate::serde::{SerdeRef, encode};
 use crate::topology::TopicName;
 

@@ -7,13 +7,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result, SerdeError};
+use crate::error_policy::{DeserializationHandler, dead_letter_headers as h};
+use crate::processor::Child;
+use crate::processor::task_state::{OutRecord, TaskState};
 use crate::processor::{Data, Punctuation};
 use crate::record::Record;
-use crate::processor::task_state::{OutRecord, TaskState};
-use crate::error_policy::{DeserializationHandler, dead_letter_headers as h};
 use crate::serde::{SerdeRef, decode};
 use crate::topology::node::{
-    Child, Instance, NodeControl, NodeFactory, RawRecord, RawSource, typed_children,
+    Instance, NodeControl, NodeFactory, RawRecord, RawSource, typed_children,
 };
 
 /// Computes a record's event time from its key, value and the Kafka record timestamp.

@@ -9,9 +9,9 @@ use crate::error::Result;
 use crate::processor::{
     Data, KeyValueStore, Processor, ProcessorContext, Punctuation, PunctuationType, WindowStore,
 };
+use crate::record::Change;
 use crate::record::Record;
 use crate::serde::SerdeRef;
-use crate::record::Change;
 use crate::window::{TimeWindows, Window, Windowed};
 
 use super::aggregate::Fold;

@@ -66,7 +66,6 @@ use crate::record::{Record, RecordMetadata, TaskId};
 use crate::state::store::SharedStore;
 use task_state::{OutRecord, Schedule, TaskClock, TaskState};
 
-
 /// Receives typed records from a parent node.
 pub(crate) trait Downstream<K, V> {
     fn receive(&mut self, task: &mut TaskState, record: Record<K, V>) -> Result<()>;

@@ -1,16 +1,12 @@
 //! [`StoreBuilder`]: declares a state store for a custom processor.
 
-use std::any::Any;
-use std::ops::Bound;
+use crate::processor::Data;
+use crate::serde::{Serde, SerdeRef};
+use crate::state::StoreBackend;
+use crate::state::handle::StoreSerdes;
+use crate::state::spec::{StoreKind, StoreSpec};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::error::{Error, Result};
-use crate::processor::Data;
-use crate::state::store::SharedStore;
-use crate::serde::{Serde, SerdeRef, decode};
-use crate::state::StoreBackend;
-use crate::state::spec::{StoreKind, StoreSpec};
-use crate::window::Window;
 
 /// Declares a store for [`KStream::process_with_stores`](crate::stream::KStream::process_with_stores).
 ///

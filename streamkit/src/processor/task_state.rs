@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::error::Result;
+use crate::error_policy::DeserializationHandler;
 use crate::metrics::TaskMetrics;
 use crate::processor::{PunctuationType, PunctuatorId};
-use crate::record::{Headers, RecordMetadata};
 use crate::record::TaskId;
-use crate::error_policy::DeserializationHandler;
+use crate::record::{Headers, RecordMetadata};
 use crate::state::store::TaskStores;
 
 /// Where sinks hand serialized records: the Kafka producer at runtime, memory under test.

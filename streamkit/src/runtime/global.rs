@@ -25,11 +25,13 @@ use crate::metrics::Metrics;
 use crate::record::Headers;
 use crate::record::TaskId;
 use crate::runtime::admin::base_client_config;
+use crate::runtime::task::{Task, TaskSetup};
+use crate::runtime::thread::{
+    DeliveryTracker, ProducerCollector, ThreadProducer, is_fatal, now_ms,
+};
+use crate::state::rocksdb::RocksDbShared;
 use crate::state::store::StoreRegistry;
 use crate::state::store::TaskStores;
-use crate::runtime::task::{Task, TaskSetup};
-use crate::runtime::thread::{DeliveryTracker, ThreadProducer, ProducerCollector, is_fatal, now_ms};
-use crate::state::rocksdb::RocksDbShared;
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
 

@@ -40,8 +40,8 @@
 //! stored there.
 
 pub(crate) mod admin;
-mod lifecycle;
 pub(crate) mod global;
+mod lifecycle;
 pub(crate) mod partition_group;
 mod partition_map;
 pub(crate) mod restore;

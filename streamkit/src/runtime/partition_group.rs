@@ -3,7 +3,7 @@
 //! `PartitionGroup` / `RecordQueue`).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::TaskIdle;
 use crate::record::Headers;
@@ -128,6 +128,7 @@ impl PartitionGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn rec(offset: i64, ts: i64) -> BufferedRecord {
         BufferedRecord {

@@ -7,22 +7,22 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::config::TaskIdle;
 use crate::error::{Error, Result};
+use crate::error_policy::{DeserializationHandler, ProcessingErrorHandler};
 use crate::metrics::TaskMetrics;
+use crate::processor::task_state::{OutRecord, RecordCollector, TaskState};
 use crate::processor::{Punctuation, PunctuationType};
 use crate::record::Headers;
 use crate::record::RecordMetadata;
 use crate::record::TaskId;
-use crate::processor::task_state::{OutRecord, RecordCollector, TaskState};
-use crate::error_policy::{DeserializationHandler, ProcessingErrorHandler};
-use crate::config::TaskIdle;
 use crate::runtime::partition_group::{BufferedRecord, Lag, PartitionGroup};
 use crate::runtime::restore::RestoreRequest;
 use crate::state::checkpoint::Checkpoint;
+use crate::state::rocksdb::RocksDbShared;
 use crate::state::store::StoreRegistry;
 use crate::state::store::TaskStore;
 use crate::state::store::TaskStores;
-use crate::state::rocksdb::RocksDbShared;
 use crate::topology::node::{ExternalCommitter, NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
 
@@ -143,7 +143,9 @@ impl OpenedTask {
             metrics: setup.metrics,
             stores,
             global_stores: setup.global_stores,
-            clock: Arc::new(crate::processor::task_state::TaskClock::new(setup.wall_clock_ms)),
+            clock: Arc::new(crate::processor::task_state::TaskClock::new(
+                setup.wall_clock_ms,
+            )),
             node_stores,
         };
         for i in &init_order {

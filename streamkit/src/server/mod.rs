@@ -49,8 +49,9 @@ use crate::config::{QueryForwarding, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::runtime::State;
+use crate::state::spec::StoreSpec;
 use crate::state::store::StoreRegistry;
-use crate::topology::{StoreSpec, Topology};
+use crate::topology::Topology;
 
 pub(crate) use instances::Directory;
 

@@ -50,7 +50,7 @@ pub fn split(raw: &[u8], n: usize) -> Option<(&[u8], Vec<i64>)> {
 
 #[cfg(test)]
 mod codec_properties {
-    use super::codec;
+    use crate::state::codec;
     use proptest::prelude::*;
 
     proptest! {

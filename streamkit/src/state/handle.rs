@@ -1,19 +1,15 @@
 //! Typed handles over a task's stores, as processors use them: keys and values through the
 //! store's serdes, windowed keys through [`codec`](super::codec).
 
-use std::any::Any;
-use std::ops::Bound;
-use std::sync::Arc;
-use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::record::Data;
-use crate::state::store::SharedStore;
 use crate::serde::{Serde, SerdeRef, decode};
-use crate::state::StoreBackend;
-use crate::state::spec::{StoreKind, StoreSpec};
-use crate::window::Window;
 use crate::state::codec;
-
+use crate::state::spec::StoreKind;
+use crate::state::store::SharedStore;
+use crate::window::Window;
+use std::any::Any;
+use std::ops::Bound;
 
 /// The serdes of a store, kept type-erased in the topology.
 pub(crate) struct StoreSerdes<K, V> {
@@ -216,7 +212,6 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
             .collect()
     }
 }
-
 
 /// Deletes every entry whose expiry time ([`codec::expiry_time`]) is before `cutoff`: a full
 /// scan, skipped while the store knows that no entry is that old.

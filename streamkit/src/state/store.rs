@@ -1,16 +1,16 @@
 //! A task's state stores: the backend holding the bytes, the changelog writes not yet sent,
 //! the poisoning that stops writes after a failed flush, and the registry queries find them in.
 
+use crate::error::{Error, Result};
+use crate::state::StoreBackend;
+use crate::state::backend::{Backend, BatchEntry, MemoryBackend};
+use crate::state::cache::{CacheBudget, RecordCache};
+use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
+use crate::state::spec::StoreSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use crate::error::{Error, Result};
-use crate::state::cache::{CacheBudget, RecordCache};
-use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
-use crate::state::StoreBackend;
-use crate::state::spec::StoreSpec;
-use crate::state::backend::{Backend, MemoryBackend};
 
 /// A write waiting for the changelog: key and value (`None` = a tombstone).
 pub(crate) type PendingWrite = (Vec<u8>, Option<Vec<u8>>);

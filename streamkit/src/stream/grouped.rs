@@ -8,16 +8,16 @@ use std::time::Duration;
 use super::{KStream, Materialized, Repartitioned};
 use crate::operators::aggregate::{Aggregate, Fold};
 use crate::operators::late::LateRecords;
+use crate::operators::session_aggregate::Merger;
 use crate::operators::session_aggregate::SessionAggregate;
 use crate::operators::sliding_aggregate::{SlidingAggregate, list_serde};
 use crate::operators::suppress::SuppressSpec;
+use crate::operators::window_aggregate::EmitConfig;
 use crate::operators::window_aggregate::WindowAggregate;
 use crate::processor::Data;
 use crate::serde::{Serde, SerdeRef, Serdes};
-use crate::operators::session_aggregate::Merger;
-use crate::operators::window_aggregate::EmitConfig;
-use crate::table::KTable;
 use crate::state::spec::{StoreKind, StoreSpec};
+use crate::table::KTable;
 use crate::window::{SessionWindows, SlidingWindows, TimeWindows, Windowed};
 
 const ONE_DAY_MS: i64 = 86_400_000;
@@ -482,7 +482,6 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         self.aggregate_with(fold, materialized, value)
     }
 }
-
 
 /// A grouped stream over session windows.
 pub struct SessionWindowedKStream<K, V> {

@@ -12,10 +12,12 @@ use crate::operators::join::stream_stream::{
 };
 use crate::operators::late::LateRecords;
 use crate::operators::sliding_aggregate::list_serde;
-use crate::processor::{Data, StoreSerdes};
+use crate::processor::Data;
 use crate::serde::Serdes;
+use crate::state::handle::StoreSerdes;
+use crate::state::spec::{StoreKind, StoreSpec};
+use crate::topology::NodeKind;
 use crate::topology::node::ProcessorFactory;
-use crate::topology::{NodeKind, StoreKind, StoreSpec};
 use crate::window::JoinWindows;
 
 impl<K: Data, V: Data> KStream<K, V> {

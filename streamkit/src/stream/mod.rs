@@ -16,11 +16,11 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use crate::state::StoreBackend;
 pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,
 };
 pub use joined::StreamJoined;
-pub use crate::state::StoreBackend;
 pub use materialized::Materialized;
 pub use params::{Consumed, Produced, Repartitioned};
 

@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::processor::{Data, KeyValueStore, ProcessorContext, StoreBuilder};
-use crate::state::store::SharedStore;
 use crate::serde::{Serde, SerdeRef};
 use crate::state::StoreBackend;
-use crate::table::faust_windowed::WindowedFaustTable;
 use crate::state::spec::StoreKind;
+use crate::state::store::SharedStore;
+use crate::table::faust_windowed::WindowedFaustTable;
 
 /// Builds a table's default value (Faust's `default=`).
 pub(crate) type DefaultFn<V> = Arc<dyn Fn() -> V + Send + Sync>;

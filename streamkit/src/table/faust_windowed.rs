@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::processor::{Data, ProcessorContext, StoreBuilder, WindowStore};
 use crate::processor::task_state::TaskClock;
-use crate::state::store::SharedStore;
+use crate::processor::{Data, ProcessorContext, StoreBuilder, WindowStore};
 use crate::state::StoreBackend;
-use crate::table::faust::{DefaultFn, FaustTable};
 use crate::state::spec::StoreKind;
+use crate::state::store::SharedStore;
+use crate::table::faust::{DefaultFn, FaustTable};
 use crate::window::Window;
 
 fn millis(d: Duration) -> i64 {

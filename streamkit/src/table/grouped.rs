@@ -5,9 +5,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Change, KTable, add_table_store};
+use super::{KTable, add_table_store};
 use crate::operators::table_aggregate::{TableAggregate, TableFold, TableRetract};
 use crate::processor::Data;
+use crate::record::Change;
 use crate::serde::{SerdeRef, Serdes};
 use crate::stream::Materialized;
 use crate::topology::node::ProcessorFactory;

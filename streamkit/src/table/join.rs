@@ -4,18 +4,21 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Change, KTable, materialize_for_lookup};
+use super::{KTable, materialize_for_lookup};
 use crate::operators::join::Joiner;
 use crate::operators::join::foreign_key::{
     AnswerRight, FkExtractor, LeftEvent, ResolveLeft, Response, ResponseSerde, RightEvent,
     SubscribeLeft, Subscription, SubscriptionSerde, Wrap,
 };
 use crate::operators::join::table_table::{TableJoinLeftSide, TableJoinMerge, TableJoinRightSide};
-use crate::processor::{Data, StoreSerdes};
+use crate::processor::Data;
+use crate::record::Change;
 use crate::serde::{SerdeRef, Serdes};
+use crate::state::handle::StoreSerdes;
+use crate::state::spec::{StoreKind, StoreSpec};
 use crate::stream::{KStream, Materialized, Repartitioned};
 use crate::topology::node::ProcessorFactory;
-use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec};
+use crate::topology::{GraphBuilder, NodeKind};
 
 /// The key and value serdes of a table's store.
 type RowSerdes<K, V> = (SerdeRef<K>, SerdeRef<V>);

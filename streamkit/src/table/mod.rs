@@ -30,28 +30,30 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::state::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 pub use faust::{FaustTable, Table};
 pub use faust_windowed::{RelativeTo, WindowSet, WindowedFaustTable, WindowedTable};
 pub use global::GlobalKTable;
 pub(crate) use global::global_table;
 pub use grouped::KGroupedTable;
-pub use crate::state::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 
 use crate::operators::suppress::{SuppressSpec, SuppressUntilClose};
-use crate::operators::window_aggregate::EmitConfig;
+use crate::operators::table_changes::{PassChanges, ToChangeStream, ToStream};
 use crate::operators::table_filter::TableFilter;
 use crate::operators::table_group_by::TableGroupBy;
 use crate::operators::table_map_values::TableMapValues;
 use crate::operators::table_materialize::TableMaterialize;
-use crate::operators::table_changes::{PassChanges, ToChangeStream, ToStream};
 use crate::operators::table_source::TableSource;
 use crate::operators::table_suppress::SuppressTimeLimit;
-use crate::processor::{Data, Processor, ProcessorContext, StoreBuilder, StoreSerdes};
-use crate::record::Record;
+use crate::operators::window_aggregate::EmitConfig;
+use crate::processor::{Data, Processor, StoreBuilder};
+use crate::record::Change;
 use crate::serde::{SerdeRef, Serdes};
+use crate::state::handle::StoreSerdes;
+use crate::state::spec::{StoreKind, StoreSpec};
 use crate::stream::{Consumed, Grouped, KStream, Materialized, Repartitioned, StreamsBuilder};
 use crate::topology::node::ProcessorFactory;
-use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec, TopicName};
+use crate::topology::{GraphBuilder, NodeKind, TopicName};
 use crate::window::Windowed;
 
 /// A table: the latest value per key. Read from a topic with
@@ -558,8 +560,9 @@ impl<K: Data, V: Data> KTable<K, V> {
             None => self.graph.borrow_mut().generate_name("KTABLE-AGGREGATE"),
         };
         let selected = KStream::<K2, Change<V2>>::from_node(self.graph.clone(), node);
-        let change_serde: SerdeRef<Change<V2>> =
-            Arc::new(crate::serde::table::ChangeSerde(grouped.value_serde.clone()));
+        let change_serde: SerdeRef<Change<V2>> = Arc::new(crate::serde::table::ChangeSerde(
+            grouped.value_serde.clone(),
+        ));
         let repartitioned = selected.repartition(Repartitioned {
             key_serde: grouped.key_serde.clone(),
             value_serde: change_serde,

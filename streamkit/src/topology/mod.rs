@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use describe::{NodeDescription, SubTopologyDescription, TopologyDescription};
 
 use crate::error::{Error, Result};
-use crate::state::StoreBackend;
+use crate::state::spec::{StoreKind, StoreSpec};
 use node::NodeFactory;
 
 impl StoreSpec {

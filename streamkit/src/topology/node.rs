@@ -13,10 +13,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::processor::{Child, Data, Downstream, Processor, ProcessorContext, Punctuation};
-use crate::record::{Headers, Record};
 use crate::processor::task_state::TaskState;
+use crate::processor::{Child, Data, Downstream, Processor, ProcessorContext, Punctuation};
 use crate::record::TaskId;
+use crate::record::{Headers, Record};
 use crate::state::store::TaskStores;
 
 /// A sink that commits its writes, together with the input offsets and store writes they

@@ -54,7 +54,7 @@ pub(super) fn is_retriable(e: &tokio_postgres::Error) -> bool {
 }
 
 impl PostgresCommitter {
-    fn new<K, V>(sink: &PostgresSink<K, V>, app_id: &str) -> Result<Self> {
+    pub(super) fn new<K, V>(sink: &PostgresSink<K, V>, app_id: &str) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -87,7 +87,11 @@ impl PostgresCommitter {
         }
     }
 
-    fn write_row(&mut self, key: Vec<SqlValue>, row: Option<Vec<SqlValue>>) -> Result<()> {
+    pub(super) fn write_row(
+        &mut self,
+        key: Vec<SqlValue>,
+        row: Option<Vec<SqlValue>>,
+    ) -> Result<()> {
         if key.len() != self.key_columns.len() {
             return Err(Error::Custom(format!(
                 "postgres sink {}: the key mapping gave {} values for {} key columns",
@@ -231,6 +235,21 @@ pub(super) fn quote_ident_one(name: &str) -> String {
 }
 
 pub(super) const CREATE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS streamkit_offsets (
+    application_id text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (application_id, topic, partition)
+);
+CREATE TABLE IF NOT EXISTS streamkit_state (
+    application_id text NOT NULL,
+    store text NOT NULL,
+    partition integer NOT NULL,
+    key bytea NOT NULL,
+    value bytea NOT NULL,
+    PRIMARY KEY (application_id, store, partition, key)
+);";
 /// Serializes concurrent `CREATE TABLE IF NOT EXISTS` (which can otherwise collide).
 pub(super) const CREATE_LOCK: i64 = 0x0053_5452_4d4b_4954; // "STRMKIT"
 

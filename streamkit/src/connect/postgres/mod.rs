@@ -37,16 +37,17 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, Result};
+use crate::processor::Downstream;
+use crate::processor::task_state::TaskState;
 use crate::processor::{Data, Punctuation};
+use crate::record::Change;
 use crate::record::Record;
 use crate::record::TaskId;
-use crate::processor::task_state::TaskState;
 use crate::state::store::TaskStores;
-use crate::topology::node::ExternalCommitter;
 use crate::stream::KStream;
-use crate::table::{Change, KTable};
+use crate::table::KTable;
 use crate::topology::NodeKind;
-use crate::processor::Downstream;
+use crate::topology::node::ExternalCommitter;
 use crate::topology::node::{Instance, NodeControl, NodeFactory, erase_input};
 
 mod commit;
@@ -54,9 +55,8 @@ mod node;
 mod value;
 
 use commit::PostgresCommitter;
-use node::{PostgresSinkFactory, RowChange};
+use node::PostgresSinkFactory;
 pub use value::SqlValue;
-use value::BoxError;
 
 /// Table holding, per application and source partition, the next input offset to process.
 pub const OFFSETS_TABLE: &str = "streamkit_offsets";
@@ -279,19 +279,3 @@ impl<K: Data, V: Data> KStream<K, Option<V>> {
         );
     }
 }
-
-CREATE TABLE IF NOT EXISTS streamkit_offsets (
-    application_id text NOT NULL,
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    next_offset bigint NOT NULL,
-    PRIMARY KEY (application_id, topic, partition)
-);
-CREATE TABLE IF NOT EXISTS streamkit_state (
-    application_id text NOT NULL,
-    store text NOT NULL,
-    partition integer NOT NULL,
-    key bytea NOT NULL,
-    value bytea NOT NULL,
-    PRIMARY KEY (application_id, store, partition, key)
-);";

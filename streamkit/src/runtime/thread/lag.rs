@@ -24,14 +24,14 @@ pub(super) struct LagProbe {
 
 impl LagProbe {
     /// Forgets every start (after an assignment change or a seek).
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.starts.clear();
         self.ends.clear();
     }
 
     /// Whether `topic`/`partition`, at consumer position `position` (`None` when nothing was
     /// delivered from it since its assignment), has records on the broker still to deliver.
-    fn lag(
+    pub(super) fn lag(
         &mut self,
         consumer: &BaseConsumer<StreamConsumerContext>,
         topic: &str,

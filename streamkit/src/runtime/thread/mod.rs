@@ -32,17 +32,17 @@ use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::metrics::kafka::{DEFAULT_STATISTICS_INTERVAL_MS, KafkaMetrics};
 use crate::metrics::{Metrics, RateMeter};
+use crate::processor::task_state::{OutRecord, RecordCollector};
 use crate::record::Headers;
 use crate::record::TaskId;
 use crate::runtime::admin::base_client_config;
-use crate::processor::task_state::{OutRecord, RecordCollector};
 use crate::runtime::partition_group::Lag;
 use crate::runtime::partition_map::PartitionMap;
 use crate::runtime::restore::ChangelogRestorer;
-use crate::state::checkpoint::Checkpoint;
-use crate::state::store::TaskStores;
 use crate::runtime::task::{OpenedTask, Task, TaskSetup};
 use crate::state::cache::CacheBudget;
+use crate::state::checkpoint::Checkpoint;
+use crate::state::store::TaskStores;
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
 
@@ -51,12 +51,11 @@ mod lag;
 mod producer;
 mod rebalance;
 
-use commit::{TxnFailure, classify_txn_error, commit, commit_offsets, is_rebalancing, is_unreachable, transaction_timeout};
+use commit::{TXN_TIMEOUT, TxnFailure, classify_txn_error, commit, transaction_timeout};
 use lag::LagProbe;
-pub(crate) use producer::{DeliveryTracker, ProducerCollector, ThreadProducer};
 use producer::FLUSH_TIMEOUT;
-use rebalance::{Position, RebalanceEvent, StreamConsumerContext, partitions, positions_of};
-
+pub(crate) use producer::{DeliveryTracker, ProducerCollector, ThreadProducer};
+use rebalance::{Position, StreamConsumerContext, positions_of};
 
 /// What a thread tells the application about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

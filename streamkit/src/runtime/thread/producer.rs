@@ -54,7 +54,7 @@ impl ProducerContext for DeliveryTracker {
 }
 
 impl DeliveryTracker {
-    fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+    pub(super) fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.changelog_offsets
             .lock()
             .ok()?
@@ -72,7 +72,7 @@ impl DeliveryTracker {
     }
 
     /// Forgets failed deliveries (after the transaction holding them was aborted).
-    fn reset(&self) {
+    pub(super) fn reset(&self) {
         if let Ok(mut first) = self.first_error.lock() {
             first.take();
         }

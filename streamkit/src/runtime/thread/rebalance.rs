@@ -151,7 +151,10 @@ impl StreamConsumerContext {
 }
 
 impl Worker {
-    pub(super) fn handle_rebalance(&mut self, consumer: &BaseConsumer<StreamConsumerContext>) -> Result<()> {
+    pub(super) fn handle_rebalance(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+    ) -> Result<()> {
         self.lag.reset();
         let context = consumer.context();
         context.has_events.store(false, Ordering::Release);

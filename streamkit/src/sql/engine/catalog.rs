@@ -93,11 +93,6 @@ pub(super) fn application_id(qid: &str) -> String {
     format!("streamkit-sql-{}", qid.to_lowercase())
 }
 
-/// What one statement did.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-// One per statement, matched by callers: boxing `Description`'s source would cost them an
-// indirection to save bytes nobody holds for long.
 impl Engine {
     /// Queries reading `name`.
     pub(super) fn readers(&self, name: &str) -> Vec<String> {
@@ -150,7 +145,7 @@ impl Engine {
         // As ksqlDB does: with no columns listed, an Avro source's value columns come from
         // the latest schema registered for its topic.
         let inferred = match (&self.registry, columns.is_empty(), value_format) {
-            (Some(r), true, Format::Avro) => super::format::avro_columns(r, &topic)
+            (Some(r), true, Format::Avro) => crate::sql::format::avro_columns(r, &topic)
                 .map_err(|e| SqlError::at(pos, e.to_string()))?,
             _ => Vec::new(),
         };
@@ -210,7 +205,7 @@ impl Engine {
                          instead)",
                     ));
                 }
-                if value.iter().any(|c| c.name == super::format::ROWKEY) {
+                if value.iter().any(|c| c.name == crate::sql::format::ROWKEY) {
                     return Err(SqlError::at(
                         p.pos,
                         "a table with KEY='…' has the key column ROWKEY; rename the ROWKEY column",
@@ -218,7 +213,7 @@ impl Engine {
                 }
                 key_hint = Some(wanted);
                 key_format = Format::Kafka;
-                key.push(super::format::rowkey_column());
+                key.push(crate::sql::format::rowkey_column());
             } else {
                 key_in_value = Some(idx);
                 key.push(value.remove(idx));
@@ -253,7 +248,10 @@ impl Engine {
                         format!("TIMESTAMP names an unknown value column {}", p.value),
                     )
                 })?;
-                if !matches!(read[idx].ty, super::SqlType::BigInt | super::SqlType::Int) {
+                if !matches!(
+                    read[idx].ty,
+                    crate::sql::SqlType::BigInt | crate::sql::SqlType::Int
+                ) {
                     return Err(SqlError::at(
                         p.pos,
                         "TIMESTAMP needs a BIGINT column of epoch milliseconds",

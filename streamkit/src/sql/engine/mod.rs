@@ -10,8 +10,8 @@ use super::parse::{self, ExplainTarget, Kind, Parsed, Pos, Property, Query, Stat
 use super::plan::{self, Planned, Qid, RowSink, WindowKind};
 use super::value::{Row, Value};
 use super::{SqlError, expr};
-use crate::config::StreamsConfig;
 use crate::KafkaStreams;
+use crate::config::StreamsConfig;
 use crate::stream::StreamsBuilder;
 use crate::topology::Topology;
 
@@ -20,13 +20,12 @@ mod queries;
 mod results;
 mod statements;
 
+use catalog::application_id;
 pub use catalog::{QueryInfo, SourceInfo};
 pub(crate) use queries::query_sources;
-use queries::{REQUEST_PROPERTIES, client_properties, partitions};
-pub use results::{MAX_PUSH_QUERIES, PUSH_BUFFER_ROWS, PushQuery, QueryResult, StatementResult};
+use queries::{client_properties, partitions};
 use results::PushSlot;
-use catalog::application_id;
-
+pub use results::{MAX_PUSH_QUERIES, PUSH_BUFFER_ROWS, PushQuery, QueryResult, StatementResult};
 
 enum Mode {
     /// Queries are planned on demand into one topology for the test driver.
@@ -262,7 +261,6 @@ impl Engine {
             Statement::Terminate(id) => self.terminate_statement(text, pos, id),
         }
     }
-
 }
 
 /// Parses `sql` as exactly one statement; `what` is the error for any other count.

@@ -96,7 +96,11 @@ impl Engine {
     }
 
     /// Answers a pull query from the materialized table's store.
-    pub(super) fn pull(&self, query: &Query, pos: Pos) -> Result<(Vec<Column>, Vec<Row>), SqlError> {
+    pub(super) fn pull(
+        &self,
+        query: &Query,
+        pos: Pos,
+    ) -> Result<(Vec<Column>, Vec<Row>), SqlError> {
         let names = query_sources(query);
         let [name] = names.as_slice() else {
             return Err(SqlError::at(pos, "pull queries read one table"));
@@ -128,7 +132,7 @@ impl Engine {
             .store::<Value, Row>(store)
             .map_err(|e| SqlError::at(pos, e.to_string()))?;
         // `WHERE key = literal` is a point lookup; anything else scans the store.
-        let rows = match super::pull::key_lookup(query, src) {
+        let rows = match crate::sql::pull::key_lookup(query, src) {
             Some(key) => kv
                 .get(&key)
                 .map_err(|e| SqlError::at(pos, e.to_string()))?
@@ -137,7 +141,7 @@ impl Engine {
             None => kv.all().map_err(|e| SqlError::at(pos, e.to_string()))?,
         };
         // Plan the projection and filter over the stored rows as a one-off table scan.
-        super::pull::answer(query, src, rows)
+        crate::sql::pull::answer(query, src, rows)
     }
 
     /// Runs a query as ksqlDB's `/query` endpoint does: a pull query (`SELECT … FROM table
@@ -246,7 +250,7 @@ impl Engine {
             for n in ["WINDOWSTART", "WINDOWEND"] {
                 columns.push(Column {
                     name: n.into(),
-                    ty: super::SqlType::BigInt,
+                    ty: crate::sql::SqlType::BigInt,
                 });
             }
         }

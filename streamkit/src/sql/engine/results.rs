@@ -4,6 +4,11 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+/// What one statement did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+// One per statement, matched by callers: boxing `Description`'s source would cost them an
+// indirection to save bytes nobody holds for long.
 #[allow(clippy::large_enum_variant)]
 pub enum StatementResult {
     /// A statement that changed the metastore (`CREATE`, `DROP`, `TERMINATE`, `INSERT`).
@@ -79,7 +84,7 @@ pub const PUSH_BUFFER_ROWS: usize = 10_000;
 pub const MAX_PUSH_QUERIES: usize = 32;
 
 /// One running push query's place in its engine's count.
-pub(super) struct PushSlot(Arc<std::sync::atomic::AtomicUsize>);
+pub(super) struct PushSlot(pub(super) Arc<std::sync::atomic::AtomicUsize>);
 
 impl Drop for PushSlot {
     fn drop(&mut self) {

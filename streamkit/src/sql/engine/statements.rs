@@ -15,15 +15,24 @@ fn status(text: &str, message: String, query_id: Option<String>) -> StatementRes
 
 impl Engine {
     /// `CREATE STREAM|TABLE name (…) WITH (…)`: declares a source over a topic.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the fields of `Statement::CreateSource`, passed on as they are matched"
+    )]
     pub(super) fn create_source(
         &mut self,
         text: String,
         pos: Pos,
-        kind: Kind, name: String, columns: Vec<parse::ColumnDef>, props: Vec<Property>, if_not_exists: bool,
+        kind: Kind,
+        name: String,
+        columns: Vec<parse::ColumnDef>,
+        props: Vec<Property>,
+        if_not_exists: bool,
     ) -> Result<StatementResult, SqlError> {
         if self.sources.contains_key(&name) {
             if if_not_exists {
-                return Ok(status(&text, 
+                return Ok(status(
+                    &text,
                     format!("{} {name} already exists", kind.name()),
                     None,
                 ));
@@ -32,7 +41,8 @@ impl Engine {
         }
         let info = self.declare(kind, &name, columns, &props, &text, pos)?;
         self.sources.insert(name.clone(), info);
-        Ok(status(&text, 
+        Ok(status(
+            &text,
             format!(
                 "{} created",
                 if kind == Kind::Stream {
@@ -43,7 +53,6 @@ impl Engine {
             ),
             None,
         ))
-    
     }
 
     /// `CREATE STREAM|TABLE name AS SELECT …`: a persistent query writing a new source.
@@ -51,7 +60,10 @@ impl Engine {
         &mut self,
         text: String,
         pos: Pos,
-        kind: Kind, name: String, props: Vec<Property>, query: Query,
+        kind: Kind,
+        name: String,
+        props: Vec<Property>,
+        query: Query,
     ) -> Result<StatementResult, SqlError> {
         if self.sources.contains_key(&name) {
             return Err(SqlError::at(pos, format!("{name} already exists")));
@@ -108,8 +120,11 @@ impl Engine {
         self.sources.insert(name.clone(), info);
         self.queries.insert(qid.clone(), q);
         self.next_query += 1;
-        Ok(status(&text, format!("Created query with ID {qid}"), Some(qid)))
-    
+        Ok(status(
+            &text,
+            format!("Created query with ID {qid}"),
+            Some(qid),
+        ))
     }
 
     /// `INSERT INTO name SELECT …`: a persistent query writing an existing stream.
@@ -117,7 +132,8 @@ impl Engine {
         &mut self,
         text: String,
         pos: Pos,
-        target: String, query: Query,
+        target: String,
+        query: Query,
     ) -> Result<StatementResult, SqlError> {
         let sink = self
             .sources
@@ -147,8 +163,11 @@ impl Engine {
         let q = self.start(&qid, &text, &target, query, &sink, None, &first)?;
         self.queries.insert(qid.clone(), q);
         self.next_query += 1;
-        Ok(status(&text, format!("Created query with ID {qid}"), Some(qid)))
-    
+        Ok(status(
+            &text,
+            format!("Created query with ID {qid}"),
+            Some(qid),
+        ))
     }
 
     /// A transient `SELECT`: a pull query (push queries go through [`Engine::push`]).
@@ -170,7 +189,6 @@ impl Engine {
             columns,
             rows,
         })
-    
     }
 
     /// `DROP STREAM|TABLE`: forgets a source no query reads; the query writing it stops.
@@ -178,7 +196,10 @@ impl Engine {
         &mut self,
         text: String,
         pos: Pos,
-        kind: Kind, name: String, if_exists: bool, delete_topic: bool,
+        kind: Kind,
+        name: String,
+        if_exists: bool,
+        delete_topic: bool,
     ) -> Result<StatementResult, SqlError> {
         let Some(src) = self.sources.get(&name) else {
             if if_exists {
@@ -214,7 +235,6 @@ impl Engine {
         }
         self.sources.remove(&name);
         Ok(status(&text, format!("Source `{name}` was dropped"), None))
-    
     }
 
     /// `SHOW STREAMS|TABLES|QUERIES`.
@@ -262,7 +282,6 @@ impl Engine {
             read_by: self.readers(&name),
             source,
         })
-    
     }
 
     /// `EXPLAIN query-id` or `EXPLAIN statement`: the topology of a running or planned query.
@@ -336,10 +355,10 @@ impl Engine {
         for id in &ids {
             self.terminate(id)?;
         }
-        Ok(status(&text, 
+        Ok(status(
+            &text,
             format!("Query terminated: {}", ids.join(", ")),
             None,
         ))
-    
     }
 }

@@ -25,10 +25,9 @@ use crate::window::{SessionWindows, TimeWindows, Windowed, WindowedSerde};
 mod aggregate;
 mod select;
 
-use aggregate::{millis, plan_aggregate};
-pub(crate) use select::{compile_where, projection, scope_row, select_parts};
+use aggregate::plan_aggregate;
 use select::{Item, SelectParts, columns, eval_or_null, make_key, relation_name, test_or_false};
-
+pub(crate) use select::{compile_where, projection, scope_row, select_parts};
 
 /// ksqlDB's default grace period when a window names none.
 const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);

@@ -96,7 +96,7 @@ pub(crate) fn select_parts(q: &Query) -> Result<SelectParts<'_>, SqlError> {
 pub(super) fn relation_name(f: &ast::TableFactor) -> Result<(String, Option<String>), SqlError> {
     match f {
         ast::TableFactor::Table { name, alias, .. } => Ok((
-            super::parse::object_name(name)?,
+            crate::sql::parse::object_name(name)?,
             alias.as_ref().map(|a| ident_name(&a.name)),
         )),
         other => Err(err(other, "expected a stream or table name")),
