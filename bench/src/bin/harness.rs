@@ -39,12 +39,12 @@ struct Args {
     /// Nexmark events per query.
     #[arg(long, env = "BENCH_NEXMARK_EVENTS", default_value_t = 1_000_000)]
     nexmark_events: u64,
-    /// Workloads to run, comma-separated: passthrough, window, engine, restore, nexmark.
+    /// Workloads to run, comma-separated: passthrough, window, engine, restore, nexmark, avro.
     #[arg(
         long,
         env = "BENCH_WORKLOADS",
         value_delimiter = ',',
-        default_value = "passthrough,window,engine,restore,nexmark"
+        default_value = "passthrough,window,engine,restore,nexmark,avro"
     )]
     workloads: Vec<String>,
     /// Brokers, comma-separated: embedded, tansu, kafka.
@@ -932,6 +932,32 @@ impl Ctx {
         Ok(())
     }
 
+    /// Workload 7: Avro against JSON through one passthrough topology, in-process.
+    fn avro(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(self.args.bin_dir.join("avro_passthrough"));
+        cmd.args(["--records", &self.args.records.to_string()])
+            .args(["--runs", &self.args.runs.to_string()]);
+        eprintln!("avro: {cmd:?}");
+        let out = cmd.output()?;
+        if !out.status.success() {
+            bail!(
+                "avro_passthrough failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        self.sections.push(format!(
+            "### 7. Avro against JSON (no broker) — {} records\n\n```\n{}```\n\n\
+             `bench/src/bin/avro_passthrough.rs`: the same `stream().to()` passthrough decoding \
+             into a typed 7-field record and encoding it again, through `TopologyTestDriver`, \
+             once with `Serdes::json` and once with `Avro` (Confluent wire format, embedded \
+             registry). Ratio = Avro ÷ JSON (target ≥ 0.70); registry requests are counted \
+             over the timed runs (the ids are cached after the warm-up).\n\n",
+            self.args.records,
+            String::from_utf8_lossy(&out.stdout)
+        ));
+        Ok(())
+    }
+
     /// Workload 6: Nexmark, through Kafka and in-process.
     fn nexmark(&mut self, brokers: &[Broker]) -> anyhow::Result<()> {
         let mut cmd = Command::new(self.args.bin_dir.join("nexmark"));
@@ -1105,6 +1131,7 @@ fn main() -> anyhow::Result<()> {
         wants("restore"),
         wants("nexmark"),
     );
+    let w_avro = wants("avro");
     let mut brokers = Vec::new();
     let mut broker_notes = Vec::new();
     for name in ctx.args.brokers.clone() {
@@ -1147,6 +1174,10 @@ fn main() -> anyhow::Result<()> {
     if w_engine && let Err(e) = ctx.engine() {
         ctx.sections
             .push(format!("### 3. Engine only\n\nFailed: {e:#}\n\n"));
+    }
+    if w_avro && let Err(e) = ctx.avro() {
+        ctx.sections
+            .push(format!("### 7. Avro against JSON\n\nFailed: {e:#}\n\n"));
     }
     if w_nex && let Err(e) = ctx.nexmark(&brokers) {
         ctx.sections
