@@ -100,6 +100,11 @@ pub struct Args {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Local time of the simulated city: UTC plus this many hours (1: Brussels in winter).
+    /// Another value runs the city's day at another hour of the clock, e.g. `--utc-offset-hours
+    /// 13` shows the afternoon's traffic at 02:00 UTC.
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    pub utc_offset_hours: i64,
     /// Where the page is served.
     #[arg(long, default_value = "127.0.0.1:8501")]
     pub listen: SocketAddr,
@@ -303,7 +308,12 @@ pub fn run_batch_day(args: &Args, day: &str) -> anyhow::Result<BatchReport> {
         .context("creating the topics")?;
     if cluster.embedded.is_some() {
         let from = day * DAY_MS - BATCH_LOOKBACK.as_millis() as i64;
-        let (_, records) = simulation::history(args.seed, from, (day + 1) * DAY_MS + HOUR_MS);
+        let (_, records) = simulation::history(
+            args.seed,
+            args.utc_offset_hours,
+            from,
+            (day + 1) * DAY_MS + HOUR_MS,
+        );
         produce(&cluster.servers, &records)?;
         tracing::info!(records = records.len(), day = %format_date(day), "embedded broker: wrote the simulated records of the day");
     }
@@ -370,7 +380,8 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
             let today = now.div_euclid(DAY_MS);
             let from = (today - 1) * DAY_MS - args.history_lookback_hours as i64 * HOUR_MS;
             let (sim, records) = if args.history_lookback_hours > 0 && topic_is_empty(&cluster)? {
-                let (sim, records) = simulation::history(args.seed, from, now);
+                let (sim, records) =
+                    simulation::history(args.seed, args.utc_offset_hours, from, now);
                 produce(&cluster.servers, &records)?;
                 tracing::info!(
                     records = records.len(),
@@ -379,7 +390,10 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
                 );
                 (sim, records.len())
             } else {
-                (Simulation::new(args.seed, now), 0)
+                (
+                    Simulation::new(args.seed, now).with_utc_offset_hours(args.utc_offset_hours),
+                    0,
+                )
             };
             let state = api::ApiState::new(sim, LOCAL_API_KEY);
             let sim = state.simulation();

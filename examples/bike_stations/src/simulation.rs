@@ -18,7 +18,7 @@ use crate::rng::Rng;
 
 /// One step of the simulation: the polling interval of the original.
 pub const STEP_MS: i64 = 10_000;
-/// Local time of the simulated city is UTC plus this (Brussels in winter).
+/// Local time of the simulated city is UTC plus this by default (Brussels in winter).
 pub const UTC_OFFSET_MS: i64 = HOUR_MS;
 /// Riding speed, km/h, and the minutes a trip takes on top (unlocking, finding a stand).
 const SPEED_KMH: f64 = 13.0;
@@ -52,6 +52,8 @@ pub struct Simulation {
     riding: BinaryHeap<Reverse<(i64, u64, usize)>>,
     trips: u64,
     now: i64,
+    /// Local time is UTC plus this ([`UTC_OFFSET_MS`] unless set).
+    utc_offset_ms: i64,
     rng: Rng,
 }
 
@@ -94,8 +96,8 @@ fn weights(kind: Kind, h: f64, weekend: bool) -> (f64, f64) {
 }
 
 /// Local hour of the day (fractional) and whether it is a Saturday or Sunday.
-fn local_hour(t: i64) -> (f64, bool) {
-    let local = t + UTC_OFFSET_MS;
+fn local_hour(t: i64, utc_offset_ms: i64) -> (f64, bool) {
+    let local = t + utc_offset_ms;
     let day = local.div_euclid(DAY_MS);
     // 1970-01-01 was a Thursday: day 0 → 3 (Monday = 0).
     let weekday = (day + 3).rem_euclid(7);
@@ -127,8 +129,17 @@ impl Simulation {
             riding: BinaryHeap::new(),
             trips: 0,
             now: start,
+            utc_offset_ms: UTC_OFFSET_MS,
             rng,
         }
+    }
+
+    /// The same city with its local time at UTC plus `hours` (default 1, Brussels in
+    /// winter): another offset runs the city's day at another hour of the clock, e.g. the
+    /// afternoon's traffic during the night here.
+    pub fn with_utc_offset_hours(mut self, hours: i64) -> Simulation {
+        self.utc_offset_ms = hours * HOUR_MS;
+        self
     }
 
     /// The simulated instant.
@@ -165,7 +176,7 @@ impl Simulation {
     fn step(&mut self) {
         let from = self.now;
         let to = from + STEP_MS;
-        let (hour, weekend) = local_hour(from);
+        let (hour, weekend) = local_hour(from, self.utc_offset_ms);
         // Arrivals due in this step.
         while let Some(&Reverse((at, trip, dest))) = self.riding.peek() {
             if at >= to {
@@ -345,9 +356,10 @@ impl ChangeFilter {
     }
 }
 
-/// The records the polling source would have produced from `from` to `to`, in order.
-pub fn history(seed: u64, from: i64, to: i64) -> (Simulation, Vec<Station>) {
-    let mut sim = Simulation::new(seed, from);
+/// The records the polling source would have produced from `from` to `to`, in order, in a
+/// city whose local time is UTC plus `utc_offset_hours`.
+pub fn history(seed: u64, utc_offset_hours: i64, from: i64, to: i64) -> (Simulation, Vec<Station>) {
+    let mut sim = Simulation::new(seed, from).with_utc_offset_hours(utc_offset_hours);
     let mut filter = ChangeFilter::default();
     let mut out = filter.changed(&sim);
     sim.advance_to(to, |s| out.extend(filter.changed(s)));
@@ -363,7 +375,7 @@ mod tests {
     fn a_weekday_has_commuter_flows_empty_and_full_stations_and_quiet_nights() {
         // Wednesday 2026-12-02, 00:00 UTC, for a day.
         let start = parse_date("2026-12-02").unwrap() * DAY_MS;
-        let (sim, records) = history(7, start, start + DAY_MS);
+        let (sim, records) = history(7, 1, start, start + DAY_MS);
         assert!(sim.trips() > 1_000, "{} trips", sim.trips());
         let specs = city::stations();
         let kind = |s: &Station| specs[(s.number - 1) as usize].kind;
@@ -414,8 +426,20 @@ mod tests {
         assert!(night * 10 < day, "night {night}, day {day}");
         // Deterministic.
         assert_eq!(
-            history(7, start, start + HOUR_MS).1,
-            history(7, start, start + HOUR_MS).1
+            history(7, 1, start, start + HOUR_MS).1,
+            history(7, 1, start, start + HOUR_MS).1
+        );
+    }
+
+    #[test]
+    fn another_utc_offset_runs_the_day_at_another_hour() {
+        // 01:00-03:00 UTC: the night in Brussels (UTC+1), the afternoon at UTC+14.
+        let start = parse_date("2026-12-02").unwrap() * DAY_MS + HOUR_MS;
+        let night = history(7, 1, start, start + 2 * HOUR_MS).0.trips();
+        let afternoon = history(7, 14, start, start + 2 * HOUR_MS).0.trips();
+        assert!(
+            night * 10 < afternoon,
+            "night {night}, afternoon {afternoon}"
         );
     }
 }

@@ -15,9 +15,10 @@ fn the_local_api_speaks_jcdecaux() {
         .enable_all()
         .build()
         .unwrap();
-    // Two hours ago: the first request moves the simulation to now.
+    // Two hours ago, in the city's afternoon: the first request moves the simulation to now.
     let start = now_ms() - 2 * 3_600_000;
-    let state = ApiState::new(Simulation::new(7, start), "k3y");
+    let sim = Simulation::new(7, start).with_utc_offset_hours(common::afternoon_utc_offset_hours());
+    let state = ApiState::new(sim, "k3y");
     let sim = state.simulation();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

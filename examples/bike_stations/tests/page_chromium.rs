@@ -86,6 +86,8 @@ fn the_map_shows_every_station_coloured_with_sparklines_totals_alerts_and_the_ba
         query_listen: "127.0.0.1:0".into(),
         poll_interval_secs: 1,
         postgres_url: None,
+        // The last hours are the city's busy afternoon, whatever the hour here.
+        utc_offset_hours: common::afternoon_utc_offset_hours(),
         ..Args::defaults()
     })
     .expect("the program starts");

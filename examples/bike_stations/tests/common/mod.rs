@@ -34,7 +34,7 @@ pub fn test_day() -> i64 {
 /// (seed 7).
 pub fn day_records(day: i64) -> Vec<Station> {
     let from = day * DAY_MS - 30 * HOUR_MS;
-    bike_stations::simulation::history(7, from, (day + 1) * DAY_MS + HOUR_MS).1
+    bike_stations::simulation::history(7, 1, from, (day + 1) * DAY_MS + HOUR_MS).1
 }
 
 /// Final hourly results of the streaming topology over `records` (piped in order with their
@@ -126,4 +126,13 @@ pub fn fresh_database(name: &str) -> String {
             .unwrap();
     });
     with_database(&url, name)
+}
+
+/// The UTC offset (hours) that puts the simulated city at about 15:00 local time now: tests
+/// that need riders see the afternoon's traffic whatever the hour they run at.
+pub fn afternoon_utc_offset_hours() -> i64 {
+    let hour_utc = bike_stations::model::now_ms()
+        .div_euclid(HOUR_MS)
+        .rem_euclid(24);
+    (15 - hour_utc).rem_euclid(24)
 }

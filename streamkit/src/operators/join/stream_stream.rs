@@ -113,6 +113,19 @@ fn waiting_key(time: i64, side: u8, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// How many records a waiting entry of `side` holds.
+fn waiting_count<K, V1: Data, V2: Data, VR>(
+    spec: &JoinSpec<K, V1, V2, VR>,
+    side: u8,
+    bytes: &[u8],
+) -> Result<usize> {
+    Ok(if side == LEFT {
+        spec.left_list.deserialize("", bytes)?.len()
+    } else {
+        spec.right_list.deserialize("", bytes)?.len()
+    })
+}
+
 fn append<K: Data, V: Data>(store: &WindowStore<K, Vec<V>>, key: &K, t: i64, v: V) -> Result<()> {
     let mut list = store.fetch(key, t)?.unwrap_or_default();
     list.push(v);
@@ -254,6 +267,11 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> StreamStreamJoin<K, V1, V2, VR> {
                     left_open = true;
                 } else {
                     right_open = true;
+                }
+                // Kafka Streams keeps duplicates as separate entries of its list store: a
+                // second record in this list is the entry that ends the scan, at this time.
+                if left_open && right_open && waiting_count(&spec, side, &v)? > 1 {
+                    break;
                 }
                 continue;
             }

@@ -90,10 +90,40 @@ impl SubjectNameStrategy {
     }
 }
 
+/// The serde's own schema with its names resolved once, and the reader and writer built on
+/// it: records written with this schema are read and written without resolving anything or
+/// going through [`Value`].
+#[ouroboros::self_referencing]
+struct OwnCodec {
+    schema: Arc<Schema>,
+    #[borrows(schema)]
+    #[covariant]
+    reader: GenericDatumReader<'this>,
+    #[borrows(schema)]
+    #[covariant]
+    writer: GenericDatumWriter<'this>,
+}
+
+impl OwnCodec {
+    fn resolve(schema: Arc<Schema>) -> Result<Self, String> {
+        OwnCodecTryBuilder {
+            schema,
+            reader_builder: |s: &Arc<Schema>| GenericDatumReader::builder(s).build(),
+            writer_builder: |s: &Arc<Schema>| GenericDatumWriter::builder(s).build(),
+        }
+        .try_build()
+        .map_err(|e| format!("avro: the schema does not resolve: {e}"))
+    }
+}
+
 /// What [`Avro`] and [`AvroGeneric`] share: the registry, the schema, and where ids come from.
 struct Core {
     registry: RegistryClient,
     schema: Arc<Schema>,
+    /// `schema` resolved once (an error names why it does not resolve).
+    own: Result<OwnCodec, String>,
+    /// Schema id → whether the registry's schema of that id is `schema` (read the fast way).
+    own_ids: RwLock<HashMap<u32, bool>>,
     record_name: Option<String>,
     strategy: SubjectNameStrategy,
     is_key: bool,
@@ -106,9 +136,12 @@ struct Core {
 impl Core {
     fn new(registry: &RegistryClient, schema: Schema) -> Self {
         let record_name = schema.name().map(|n| n.fullname(None));
+        let schema = Arc::new(schema);
         Core {
             registry: registry.clone(),
-            schema: Arc::new(schema),
+            own: OwnCodec::resolve(schema.clone()),
+            own_ids: RwLock::default(),
+            schema,
             record_name,
             strategy: SubjectNameStrategy::TopicName,
             is_key: false,
@@ -168,12 +201,37 @@ impl Core {
         Ok(value)
     }
 
+    fn own(&self) -> Result<&OwnCodec, SerdeError> {
+        self.own
+            .as_ref()
+            .map_err(|e| SerdeError::Invalid(e.clone()))
+    }
+
+    /// Whether records with schema id `id` were written with this serde's own schema (asked
+    /// of the registry once per id).
+    fn is_own(&self, id: u32) -> Result<bool, SerdeError> {
+        if let Some(same) = self
+            .own_ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(*same);
+        }
+        let same = *self.registry.schema_by_id(id)? == *self.schema;
+        self.own_ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, same);
+        Ok(same)
+    }
+
     fn write_value(&self, topic: &str, value: &Value, out: &mut Vec<u8>) -> Result<(), SerdeError> {
         let id = self.schema_id(topic)?;
         wire::write_header(id, out);
-        GenericDatumWriter::builder(&self.schema)
-            .build()
-            .and_then(|w| w.write_value_ref(out, value))
+        self.own()?
+            .borrow_writer()
+            .write_value_ref(out, value)
             .map_err(|e| SerdeError::Encode(format!("avro: {e}")))?;
         Ok(())
     }
@@ -249,14 +307,32 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for Avro<T> {
     fn serialize(&self, topic: &str, value: &T, out: &mut Vec<u8>) -> Result<(), SerdeError> {
         let id = self.core.schema_id(topic)?;
         wire::write_header(id, out);
-        GenericDatumWriter::builder(&self.core.schema)
-            .build()
-            .and_then(|w| w.write_ser(out, value))
+        self.core
+            .own()?
+            .borrow_writer()
+            .write_ser(out, value)
             .map_err(|e| SerdeError::Encode(format!("avro: {e}")))?;
         Ok(())
     }
 
     fn deserialize(&self, _topic: &str, data: &[u8]) -> Result<T, SerdeError> {
+        let (id, mut body) = wire::read_header(data)?;
+        if self.core.is_own(id)? {
+            // Written with this serde's schema: straight into `T`, no resolution.
+            let value = self
+                .core
+                .own()?
+                .borrow_reader()
+                .read_deser(&mut body)
+                .map_err(|e| SerdeError::Invalid(format!("avro: schema id {id}: {e}")))?;
+            if !body.is_empty() {
+                return Err(SerdeError::Invalid(format!(
+                    "avro: schema id {id}: {} bytes left after the datum",
+                    body.len()
+                )));
+            }
+            return Ok(value);
+        }
         let value = self.core.read_value(data, Some(&self.core.schema))?;
         apache_avro::from_value(&value).map_err(|e| SerdeError::Invalid(format!("avro: {e}")))
     }
