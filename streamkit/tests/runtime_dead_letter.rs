@@ -140,7 +140,7 @@ fn fail_stops_the_instance_naming_the_record() {
     .unwrap();
     app.start().unwrap();
     assert!(
-        app.wait_for_state(State::Error, Duration::from_secs(30)),
+        app.wait_for_state(StreamsState::Error, Duration::from_secs(30)),
         "state {:?}",
         app.state()
     );

@@ -33,7 +33,7 @@ mod ingest;
 mod instances;
 pub mod ksql;
 mod metrics;
-mod stores;
+mod store_endpoints;
 mod topology;
 
 use std::collections::HashMap;
@@ -241,10 +241,10 @@ fn subtopology_partitions(
 
 fn router(ctx: Arc<ServerContext>) -> Router {
     let mut routes = Router::new()
-        .route("/stores", get(stores::list))
-        .route("/stores/{name}", get(stores::range))
-        .route("/stores/{name}/changes", get(stores::changes))
-        .route("/stores/{name}/{key}", get(stores::key))
+        .route("/stores", get(store_endpoints::list))
+        .route("/stores/{name}", get(store_endpoints::range))
+        .route("/stores/{name}/changes", get(store_endpoints::changes))
+        .route("/stores/{name}/{key}", get(store_endpoints::key))
         .route("/topology", get(topology::topology))
         .route("/instances", get(instances::list))
         .route("/metrics", get(metrics::metrics));

@@ -8,8 +8,8 @@ pub(crate) mod grouped;
 mod join;
 mod joined;
 mod materialized;
-mod params;
 mod table_joins;
+mod topic_io;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -22,7 +22,7 @@ pub use grouped::{
 };
 pub use joined::StreamJoined;
 pub use materialized::Materialized;
-pub use params::{Consumed, Produced, Repartitioned};
+pub use topic_io::{Consumed, Produced, Repartitioned};
 
 use crate::error::Result;
 use crate::operators::branch::{Branch, BranchPredicate};
