@@ -64,6 +64,13 @@ impl Shared {
     }
 }
 
+/// The running query server: [`crate::server`]'s handle (nothing to hold without the `server`
+/// feature, where configuring one is an error at start).
+#[cfg(feature = "server")]
+type QueryServer = crate::server::ServerHandle;
+#[cfg(not(feature = "server"))]
+type QueryServer = std::convert::Infallible;
+
 /// A running streamkit application instance.
 ///
 /// ```no_run
@@ -89,7 +96,11 @@ pub struct KafkaStreams {
     rocksdb: RocksDbShared,
     /// Where this instance keeps its global tables' stores; removed at close.
     global_dir: std::path::PathBuf,
-    server: Mutex<Option<crate::server::ServerHandle>>,
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "no server to hold")
+    )]
+    server: Mutex<Option<QueryServer>>,
     /// Locks on the state directories this instance uses, held from `start()` to `close()`.
     dir_locks: Mutex<Vec<crate::state::dir::DirLock>>,
 }
@@ -199,11 +210,15 @@ impl KafkaStreams {
     /// The address the query server listens on, once [`start`](Self::start) bound it (see
     /// [`StreamsConfig::query_server`]).
     pub fn query_server_addr(&self) -> Option<std::net::SocketAddr> {
-        self.server
+        #[cfg(feature = "server")]
+        return self
+            .server
             .lock()
             .expect("server lock")
             .as_ref()
-            .map(|s| s.addr)
+            .map(|s| s.addr);
+        #[cfg(not(feature = "server"))]
+        None
     }
 
     /// The topology being run.
@@ -231,6 +246,15 @@ impl KafkaStreams {
             self.shared.transition(State::Error);
             return Err(e);
         }
+        #[cfg(not(feature = "server"))]
+        if self.config.query_server.is_some() {
+            self.shared.transition(State::Error);
+            return Err(Error::Config(
+                "a query server is configured, but streamkit was built without its `server` feature"
+                    .into(),
+            ));
+        }
+        #[cfg(feature = "server")]
         if self.config.query_server.is_some() {
             let shared = self.shared.clone();
             let started = crate::server::start(crate::server::ServerArgs {
@@ -391,6 +415,7 @@ impl KafkaStreams {
                 stuck.push(name);
             }
         }
+        #[cfg(feature = "server")]
         if let Some(mut server) = self.server.lock().expect("server lock").take() {
             server.stop();
         }

@@ -64,10 +64,13 @@ mod operators;
 pub mod prelude;
 pub mod processor;
 pub mod record;
+#[cfg(feature = "server")]
 pub mod registry;
 pub mod runtime;
 pub mod serde;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "sql")]
 pub mod sql;
 pub mod state;
 pub mod stream;
@@ -82,7 +85,7 @@ pub use kafka_streams::KafkaStreams;
 /// The user guide's pages (`docs/src/`, an mdBook), compiled and run as doc tests so that the
 /// book stays true: `cargo test --doc` runs every Rust snippet of every page listed here
 /// (`streamkit/tests/docs_book.rs` checks that every page with Rust in it is listed).
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "sql", feature = "server", feature = "postgres"))]
 mod book {
     macro_rules! pages {
         ($($name:ident = $path:literal;)*) => {

@@ -26,7 +26,9 @@ use crate::error::Result;
 #[cfg(feature = "cassandra")]
 pub mod cassandra;
 pub mod http_poll;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
 pub mod postgres_source;
 pub(crate) mod state_topic;
 
@@ -45,6 +47,7 @@ pub trait SourceConnector: Send + 'static {
     fn start(self: Box<Self>, config: StreamsConfig, shutdown: Shutdown) -> ConnectorFuture;
 }
 
+#[cfg(feature = "postgres")]
 impl SourceConnector for postgres_source::PostgresSource {
     fn name(&self) -> String {
         format!("{self:?}")

@@ -31,6 +31,7 @@ mod forward;
 pub(crate) mod http_thread;
 mod ingest;
 mod instances;
+#[cfg(feature = "sql")]
 pub mod ksql;
 mod metrics;
 mod store_endpoints;
@@ -277,6 +278,19 @@ pub(crate) fn error(
         axum::Json(serde_json::json!({ "error": message.to_string() })),
     )
         .into_response()
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -20,6 +20,10 @@ pub(crate) struct StoreSerdes<K, V> {
 /// A store's serdes as the type-erased topology holds them: downcast to [`StoreSerdes`] for a
 /// typed handle, or convert keys and values to and from JSON through the serdes without
 /// knowing the types (the query server).
+#[cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "the query server reads it")
+)]
 pub(crate) trait ErasedSerdes: Any + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     /// The store-key bytes of a key given as JSON.

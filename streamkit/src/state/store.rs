@@ -51,6 +51,10 @@ pub(crate) struct TaskStore {
 
 /// One write to a store, as change-stream subscribers see it (after the record cache).
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "the query server reads it")
+)]
 pub(crate) struct StoreChange {
     pub task: crate::record::TaskId,
     pub key: Arc<[u8]>,
@@ -152,6 +156,10 @@ impl TaskStore {
         }
     }
 
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "the query server reads it")
+    )]
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_with(key, |v| v.map(<[u8]>::to_vec))
     }
@@ -298,6 +306,10 @@ impl TaskStore {
     }
 
     /// Applies changelog records without logging them again (restore).
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(dead_code, reason = "the Postgres sink restores through it")
+    )]
     pub fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         self.restore_entries(&mut records.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
     }
@@ -458,6 +470,10 @@ impl StoreRegistry {
 
     /// Per open store, the partitions (tasks) of it this instance holds; and the registry
     /// version that snapshot reflects.
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "the query server reads it")
+    )]
     pub fn assignment(&self) -> (u64, BTreeMap<String, Vec<i32>>) {
         let all = self.0.lock().expect("registry lock");
         let map = all
@@ -473,6 +489,10 @@ impl StoreRegistry {
     /// moves to).
     /// A receiver of every write to store `name` on this instance, unless `max` subscribers
     /// already follow it.
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "the query server reads it")
+    )]
     pub fn subscribe_at_most(
         &self,
         name: &str,

@@ -33,6 +33,7 @@
 //! let values = Avro::<Turnstile>::registry(&sr); // subject <topic>-value
 //! ```
 
+#[cfg(feature = "server")]
 pub(crate) mod json;
 mod registry;
 pub mod wire;

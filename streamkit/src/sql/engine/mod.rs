@@ -126,6 +126,10 @@ impl Engine {
 
     /// The bearer token the engine's REST server requires (the application config's
     /// [`query_server_token`](StreamsConfig::query_server_token)); `None` offline or unset.
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "the query server reads it")
+    )]
     pub(crate) fn token(&self) -> Option<String> {
         match &self.mode {
             Mode::Live(config) => config.query_server_token.clone(),
