@@ -377,6 +377,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// [`AgentStream::forward`] (Faust's agent with a `sink`): they continue as the returned
     /// stream.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// use streamkit::agent::AgentStream;

@@ -73,6 +73,8 @@ type QueryServer = std::convert::Infallible;
 
 /// A running streamkit application instance.
 ///
+/// # Examples
+///
 /// ```no_run
 /// use streamkit::prelude::*;
 /// # async fn run() -> Result<()> {
@@ -116,6 +118,33 @@ impl std::fmt::Debug for KafkaStreams {
 
 impl KafkaStreams {
     /// An instance in state [`State::Created`]. Checks the configuration.
+    ///
+    /// # Examples
+    ///
+    /// A topology run on the embedded broker, started, running and closed:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("bus-delays", 1)?;
+    /// broker.create_topic("late-buses", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("bus-delays", Consumed::with(Serdes::string(), Serdes::f64()))
+    ///     .filter(|_line, minutes| *minutes > 5.0)
+    ///     .to("late-buses", Produced::with(Serdes::string(), Serdes::f64()));
+    /// let config = StreamsConfig::new("late-buses").embedded(&broker).state_dir(dir.path());
+    /// let app = KafkaStreams::new(builder.build()?, config)?;
+    /// assert_eq!(app.state(), StreamsState::Created);
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
         if config.bootstrap_servers.is_none() {
             return Err(Error::Config(

@@ -38,7 +38,7 @@
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
 //! - [`state`] — RocksDB stores, their memory budget and durability;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
-//! - [`runtime`] — [`KafkaStreams`](crate::KafkaStreams), stream threads, tasks, commits;
+//! - [`runtime`] — [`KafkaStreams`], stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
 //! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;

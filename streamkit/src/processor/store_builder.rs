@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// Declares a store for [`KStream::process_with_stores`](crate::stream::KStream::process_with_stores).
 ///
+/// # Examples
+///
 /// ```
 /// use streamkit::prelude::*;
 /// use streamkit::processor::{KeyValueStore, StoreBuilder};

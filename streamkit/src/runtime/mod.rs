@@ -1,6 +1,6 @@
-//! Running a topology against Kafka: [`KafkaStreams`], its stream threads and tasks.
+//! Running a topology against Kafka: [`KafkaStreams`](crate::KafkaStreams), its stream threads and tasks.
 //!
-//! An application instance ([`KafkaStreams`]) joins the consumer group named by its
+//! An application instance ([`KafkaStreams`](crate::KafkaStreams)) joins the consumer group named by its
 //! application id with `num_stream_threads` consumers. The group's **range** assignor gives
 //! each consumer whole partition numbers across co-partitioned topics, and each
 //! (sub-topology, partition) pair becomes a **task** that owns live processor instances. A

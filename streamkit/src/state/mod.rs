@@ -3,9 +3,9 @@
 //! Every state store of every task is a separate RocksDB instance under
 //! `state_dir/<application-id>/<task>/rocksdb/<store>` (or a sorted in-memory map, when a
 //! `Materialized` asks for `in_memory()`). Stores hold bytes; typed handles
-//! ([`KeyValueStore`](crate::processor::KeyValueStore),
-//! [`WindowStore`](crate::processor::WindowStore),
-//! [`SessionStore`](crate::processor::SessionStore)) apply the store's serdes, and the byte
+//! ([`KeyValueStore`],
+//! [`WindowStore`],
+//! [`SessionStore`]) apply the store's serdes, and the byte
 //! layouts of windowed keys live in one module (`state::codec`, versioned):
 //! `key ‖ start` for windows and `key ‖ end ‖ start` for sessions, timestamps big-endian with the
 //! sign bit flipped so that a range scan of one key runs in time order.

@@ -58,6 +58,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// `select_key`, `process`), records first go through a repartition topic so that each
     /// key is aggregated in one task.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -98,6 +100,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Groups by a new key computed from each record; always repartitions.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -254,6 +258,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Combines the values of a key with `reducer(aggregate, value)`; the first value is the
     /// first aggregate.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -282,6 +288,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// Folds the values of a key into an aggregate starting at `initializer()`. The
     /// `Materialized` must carry the aggregate's value serde.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -421,6 +429,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 
     /// Records per key and window.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::time::Duration;
     /// use streamkit::prelude::*;
@@ -552,6 +562,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     }
 
     /// Records per key and session.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
@@ -714,6 +726,8 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     }
 
     /// Records per key and sliding window.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;

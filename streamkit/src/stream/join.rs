@@ -31,6 +31,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// the application checks when it starts; an input whose key an upstream step changed
     /// is repartitioned first (`<name>-left-repartition`, `<name>-right-repartition`).
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::time::Duration;
     /// use streamkit::prelude::*;
@@ -67,6 +69,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// (stream time past its timestamp plus `after` plus grace), at its own timestamp. It
     /// waits in a changelogged store until then, so no `None` result is emitted for a record
     /// that later finds a partner (Kafka Streams 3.1+ semantics).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
@@ -105,6 +109,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Outer join with `other` within `windows`: like [`left_join`](Self::left_join), and
     /// likewise for records of `other` without a partner: `joiner(None, Some(other_value))`
     /// once their window (`before` past their timestamp, plus grace) has closed.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;

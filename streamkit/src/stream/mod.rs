@@ -43,6 +43,8 @@ use crate::topology::{GraphBuilder, InternalTopic, NodeKind, TopicName, Topology
 
 /// Builds a [`Topology`] with the typed DSL.
 ///
+/// # Examples
+///
 /// ```
 /// use streamkit::prelude::*;
 ///
@@ -73,6 +75,8 @@ impl StreamsBuilder {
 
     /// A stream of the records of several topics (one source node), e.g. all lines' feeds.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -101,6 +105,8 @@ impl StreamsBuilder {
     /// [`KafkaStreams::start`](crate::KafkaStreams::start) to `close`) and streams
     /// the records it writes: a Postgres table or a polled API as a source of the topology.
     /// The connector's topics are created when missing; its failure stops the application.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use streamkit::connect::postgres_source::PostgresSource;
@@ -153,8 +159,10 @@ impl StreamsBuilder {
     /// A table of the records of `topic`, read as a changelog: the latest value per key, a
     /// null value (a tombstone) deleting the key. Rows are kept in a key-value store named by
     /// `materialized` (serdes default to `consumed`'s), with its own changelog topic, and
-    /// each update flows on as a [`Change`](crate::record::Change). Values that cannot be
+    /// each update flows on as a change (new and old value). Values that cannot be
     /// decoded go to `consumed`'s deserialization handler, as for streams.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -182,6 +190,8 @@ impl StreamsBuilder {
     /// A [`GlobalKTable`](crate::table::GlobalKTable) of `topic`: every partition, on every
     /// instance, kept by the global thread in a store named by `materialized` (no changelog:
     /// the topic is one). A null value deletes its key.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -274,6 +284,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Renames the node that produced this stream (call it right after creating the node).
     /// Stable names keep internal topics, stores and metrics labels stable across changes.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -289,6 +301,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Keeps the records for which `predicate(key, value)` is true.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -316,6 +330,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Drops the records for which `predicate(key, value)` is true.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -345,6 +361,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// A new key and value for each record. Changing the key means records of one key may
     /// now sit in several partitions: [`repartition`](Self::repartition) before grouping.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -367,6 +385,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// A new value for each record; the key is kept, so no repartition is ever needed.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -387,6 +407,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Like [`map_values`](Self::map_values), with read access to the key.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -409,6 +431,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Zero or more (key, value) pairs for each record.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -438,6 +462,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Zero or more values for each record, each with the record's key.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -462,6 +488,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// A new key computed from each record; the value is kept.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -488,6 +516,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Calls `action` on each record and passes it on unchanged.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
     /// use streamkit::prelude::*;
@@ -512,6 +542,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Calls `action` on each record; ends the stream.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -538,6 +570,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Routes each record to the first branch whose predicate accepts it. Branch streams are
     /// named `<prefix><branch>`; the prefix defaults to the split node's name and `-`.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -569,6 +603,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Like [`split`](Self::split), with a prefix for the split node and branch names.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -592,6 +628,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// One stream with the records of both (no order between them is implied).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -624,6 +662,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Writes every record to `topic`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -643,6 +683,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Writes each record to the topic `extractor(key, value)` names.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -682,6 +724,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Sends the records through an internal topic `<application-id>-<name>-repartition`
     /// (created by the runtime) so that all records of a key land in one partition, and thus
     /// one task. Starts a new sub-topology.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -745,6 +789,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Runs a custom [`Processor`] on each record. `supplier` is called once per task.
     /// See [`processor`](crate::processor) for a complete example with punctuators.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;

@@ -43,6 +43,8 @@ pub(crate) type DefaultFn<V> = Arc<dyn Fn() -> V + Send + Sync>;
 ///
 /// Cheap to clone and `Send + Sync`, so processor suppliers and agents can capture it.
 ///
+/// # Examples
+///
 /// ```
 /// use streamkit::prelude::*;
 /// use streamkit::table::{FaustTable, Table};

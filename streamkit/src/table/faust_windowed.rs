@@ -42,6 +42,8 @@ pub enum RelativeTo {
 /// [`StreamsBuilder::add_state_store`](crate::stream::StreamsBuilder::add_state_store) and
 /// open a [`WindowedTable`] in the processors connected to it.
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// use streamkit::prelude::*;

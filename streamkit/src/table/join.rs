@@ -58,6 +58,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// The result is kept in a store when `materialized` names one or gives a value serde
     /// (`Materialized::default()` keeps none). The two tables must be co-partitioned.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -247,6 +249,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// if the new foreign key has no row, deleted); a deleted left row deletes its result at
     /// once. The result is kept in a store (`materialized` must give a value serde), so every
     /// change carries the row it replaces. `<name>` is the store's name, else generated.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;

@@ -1,7 +1,7 @@
 //! Tables: [`KTable`], a changelog view of a topic or stream where each key has one current
 //! value, and [`GlobalKTable`], a full copy of a topic on every instance.
 //!
-//! Records flowing out of a table operator carry a [`Change`]: the key's new value (`None` =
+//! Records flowing out of a table operator carry a `Change`: the key's new value (`None` =
 //! deleted) and the value it replaces, so downstream table aggregations can retract the old
 //! value. A table read from a topic ([`StreamsBuilder::table`](crate::stream::StreamsBuilder::table))
 //! treats a null value as a tombstone that deletes its key. `filter`, `filter_not` and
@@ -109,6 +109,8 @@ impl Suppressed {
     /// (Kafka Streams' `Suppressed.untilTimeLimit` with an unbounded buffer). A later update
     /// replaces the waiting one without restarting its timer. The buffer is a changelogged
     /// store, so waiting updates survive a restart.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
@@ -349,6 +351,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// The stream of the table's updates: the new value of each. Deletions are not
     /// forwarded (see [`to_change_stream`](Self::to_change_stream) for a stream with them).
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -372,6 +376,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// `None` for a deletion. A sink with [`Serdes::option`](crate::serde::Serdes::option)
     /// writes `None` as a Kafka tombstone, so the output topic is itself a table's changelog
     /// (Kafka Streams' `toStream()`, which forwards null for deletions).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -397,6 +403,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// the filtered table (downstream sees a deletion). The result has no store of its own;
     /// [`materialize`](Self::materialize) gives it one.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -417,6 +425,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 
     /// The rows for which `predicate(key, value)` is false.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -460,6 +470,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// A new value for every row, same key; the old and new side of each change are both
     /// mapped. The result has no store and no value serde: to join it or query it,
     /// [`materialize`](Self::materialize) it with a value serde.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -522,6 +534,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// changes, its old value is retracted from its old group and its new value added to its
     /// new group, so the aggregates of [`KGroupedTable`] always equal a recomputation from
     /// the table's current rows.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -615,6 +629,34 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// Holds updates back as [`Suppressed`] says: after a windowed aggregation (directly),
     /// [`Suppressed::until_window_closes`] emits each window once; on any table,
     /// [`Suppressed::until_time_limit`] emits each key at most once per period.
+    ///
+    /// # Examples
+    ///
+    /// One final count per key and minute, once the window has closed:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("taps-per-minute"))
+    ///     .suppress(Suppressed::until_window_closes())
+    ///     .to_stream()
+    ///     .map(|k, n| (format!("{}@{}", k.key, k.window.start), n))
+    ///     .to("final-counts", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("clark".into(), "tap".into(), 10_000)?;
+    /// taps.pipe_at("clark".into(), "tap".into(), 20_000)?;
+    /// let out = d.output_topic("final-counts", Serdes::string(), Serdes::i64());
+    /// assert!(out.read_key_values().is_empty()); // the minute is still open
+    /// taps.pipe_at("clark".into(), "tap".into(), 61_000)?; // closes it
+    /// assert_eq!(out.read_key_values(), vec![("clark@0".to_string(), 2)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
         let mut g = self.graph.borrow_mut();
         let unsuppressed = g.nodes[self.node].children.is_empty();

@@ -200,6 +200,32 @@ impl Engine {
     }
 
     /// Executes every statement in `sql` in order; stops at the first error.
+    ///
+    /// # Examples
+    ///
+    /// Statements planned offline and run through the test driver:
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::sql::{Engine, StatementResult};
+    ///
+    /// let mut engine = Engine::offline();
+    /// let results = engine.execute(
+    ///     "CREATE STREAM taps (station VARCHAR KEY, fare INT)
+    ///          WITH (KAFKA_TOPIC='taps', VALUE_FORMAT='JSON');
+    ///      CREATE TABLE fares WITH (KAFKA_TOPIC='fares') AS
+    ///          SELECT station, SUM(fare) AS total FROM taps GROUP BY station EMIT CHANGES;",
+    /// )?;
+    /// assert_eq!(results.len(), 2);
+    /// assert!(matches!(&results[0], StatementResult::Status { .. }));
+    /// let d = TopologyTestDriver::new(engine.topology()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe("clark".into(), r#"{"fare": 2}"#.into())?;
+    /// taps.pipe("clark".into(), r#"{"fare": 3}"#.into())?;
+    /// let fares = d.output_topic("fares", Serdes::string(), Serdes::string());
+    /// assert_eq!(fares.read_values(), vec![r#"{"TOTAL":2}"#, r#"{"TOTAL":5}"#]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>, SqlError> {
         self.execute_with(sql, &BTreeMap::new()).map_err(|(_, e)| e)
     }
