@@ -5,9 +5,9 @@
 use apache_avro::types::Value;
 use apache_avro::{AvroSchema, Schema};
 use serde::{Deserialize, Serialize};
+use streamkit::error_policy::dead_letter_headers;
 use streamkit::prelude::*;
 use streamkit::registry::{EmbeddedRegistry, RegistryConfig};
-use streamkit::runtime::dead_letter_headers;
 use streamkit::serde::Serde;
 use streamkit::serde::avro::{Avro, AvroGeneric, RegistryClient, SubjectNameStrategy};
 use streamkit::testing::EmbeddedBroker;

@@ -17,7 +17,7 @@
 //!
 //! A record with another magic byte, an unknown schema id, or bytes that do not decode fails
 //! with [`SerdeError::Invalid`] naming the reason, so it reaches the source's
-//! [`DeserializationHandler`](crate::runtime::DeserializationHandler) like any bad record.
+//! [`DeserializationHandler`](crate::error_policy::DeserializationHandler) like any bad record.
 //!
 //! ```no_run
 //! use streamkit::serde::avro::{Avro, RegistryClient};
@@ -33,6 +33,7 @@
 //! let values = Avro::<Turnstile>::registry(&sr); // subject <topic>-value
 //! ```
 
+#[cfg(feature = "server")]
 pub(crate) mod json;
 mod registry;
 pub mod wire;
