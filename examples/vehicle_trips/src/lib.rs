@@ -1,0 +1,8 @@
+//! Vehicle trips.
+
+pub mod lake;
+pub mod model;
+pub mod rng;
+pub mod roads;
+pub mod simulation;
+pub mod topology;

@@ -1,0 +1,2 @@
+//! Vehicle trips.
+fn main() {}

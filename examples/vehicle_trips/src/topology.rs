@@ -1,0 +1,259 @@
+//! The streaming job (the seed's Spark Structured Streaming job, and more): from the vehicles'
+//! reports on `vehicle-positions` it keeps the trip-state table (queryable as `trip-state`),
+//! computes speeds, detects stops and arrivals (transitions on `trip-transitions`), and lands
+//! every raw record in the lake's landing zone, exactly once per offset.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamkit::prelude::*;
+use streamkit::processor::{KeyValueStore, StoreBuilder};
+
+use crate::lake::{Lake, LandingRow};
+use crate::model::{Transition, TripState, VehicleEvent};
+
+/// The vehicles' reports (key: trip id, value: [`VehicleEvent`] as JSON).
+pub const POSITIONS: &str = "vehicle-positions";
+/// Trip transitions (key: trip id, value: [`Transition`] as JSON).
+pub const TRANSITIONS: &str = "trip-transitions";
+/// The trip-state table (key: trip id, value: [`TripState`]).
+pub const TRIPS: &str = "trip-state";
+/// Raw records waiting to be landed (key: offset), per task.
+pub const LANDING_BUFFER: &str = "landing-buffer";
+/// Partitions of the positions topic.
+pub const PARTITIONS: i32 = 2;
+/// The topics and their partition counts.
+pub const TOPICS: [(&str, i32); 2] = [(POSITIONS, PARTITIONS), (TRANSITIONS, PARTITIONS)];
+
+/// What the topology needs besides its topics.
+#[derive(Debug, Clone)]
+pub struct TopologyConfig {
+    /// The lake raw records land in (`None`: no landing).
+    pub lake: Option<Arc<Lake>>,
+    /// How often buffered records are landed (wall clock).
+    pub land_every: Duration,
+    /// Land as soon as this many records wait.
+    pub land_max_rows: usize,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        TopologyConfig {
+            lake: None,
+            land_every: Duration::from_secs(10),
+            land_max_rows: 10_000,
+        }
+    }
+}
+
+/// The topology.
+///
+/// ```
+/// use streamkit::prelude::*;
+/// use vehicle_trips::model::{Reported, TripState, TripStatus, VehicleEvent};
+/// use vehicle_trips::topology::{self, TopologyConfig};
+///
+/// let d = TopologyTestDriver::new(topology::topology(&TopologyConfig::default())?)?;
+/// let input = d.input_topic(topology::POSITIONS, Serdes::string(), Serdes::json::<VehicleEvent>());
+/// let e = |ts: i64, odometer_m: f64, state| VehicleEvent {
+///     vehicle_id: "v1".into(), vehicle_name: "Taxi".into(), trip_id: "t1".into(),
+///     origin: "sol".into(), destination: "mayor".into(), ts, lat: 40.4169,
+///     lng: -3.7035 - odometer_m / 85_000.0, speed_kmh: 30.0, odometer_m, route_m: 400.0, state,
+/// };
+/// input.pipe_at("t1".into(), e(1_000, 0.0, Reported::Driving), 1_000)?;
+/// input.pipe_at("t1".into(), e(2_000, 8.0, Reported::Driving), 2_000)?;
+/// input.pipe_at("t1".into(), e(3_000, 400.0, Reported::Arrived), 3_000)?;
+/// let trip = d.key_value_store::<String, TripState>(topology::TRIPS)?.get(&"t1".into())?.unwrap();
+/// assert_eq!(trip.status, TripStatus::Arrived);
+/// assert_eq!(trip.arrived_at, Some(3_000));
+/// # Ok::<(), streamkit::Error>(())
+/// ```
+pub fn topology(config: &TopologyConfig) -> streamkit::Result<Topology> {
+    let builder = StreamsBuilder::new();
+    builder.add_state_store(StoreBuilder::key_value(
+        TRIPS,
+        Serdes::string(),
+        Serdes::json::<TripState>(),
+    ));
+    let raw = builder.stream(
+        POSITIONS,
+        Consumed::with(Serdes::string(), Serdes::string()).named("positions"),
+    );
+    raw.flat_map_values(|v: String| serde_json::from_str::<VehicleEvent>(&v).ok())
+        .named("parse")
+        .process_with_stores(|| TripTracker { store: None }, &[TRIPS])
+        .named("trip-state-machine")
+        .to(
+            TRANSITIONS,
+            Produced::with(Serdes::string(), Serdes::json::<Transition>()),
+        );
+    if let Some(lake) = &config.lake {
+        builder.add_state_store(StoreBuilder::key_value(
+            LANDING_BUFFER,
+            Serdes::i64(),
+            Serdes::json::<LandingRow>(),
+        ));
+        let (lake, every, max_rows) = (lake.clone(), config.land_every, config.land_max_rows);
+        raw.process_with_stores(
+            move || Lander {
+                lake: lake.clone(),
+                every,
+                max_rows,
+                store: None,
+                landed_up_to: None,
+                waiting: 0,
+            },
+            &[LANDING_BUFFER],
+        )
+        .named("landing");
+    }
+    builder.build()
+}
+
+/// Runs each report through its trip's [`TripState`] and forwards the transitions.
+struct TripTracker {
+    store: Option<KeyValueStore<String, TripState>>,
+}
+
+impl Processor<String, VehicleEvent> for TripTracker {
+    type KOut = String;
+    type VOut = Transition;
+
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, Transition>) -> Result<()> {
+        self.store = Some(ctx.key_value_store(TRIPS)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, Transition>,
+        record: Record<String, VehicleEvent>,
+    ) -> Result<()> {
+        let store = self.store.as_ref().expect("initialized");
+        let e = &record.value;
+        let (state, transitions) = match store.get(&e.trip_id)? {
+            Some(mut s) => {
+                let t = s.apply(e);
+                (s, t)
+            }
+            None => TripState::start(e),
+        };
+        store.put(&e.trip_id, &state)?;
+        for t in transitions {
+            let ts = t.ts.max(record.timestamp);
+            ctx.forward(Record::new(t.trip_id.clone(), t, ts))?;
+        }
+        Ok(())
+    }
+}
+
+/// Lands raw records: buffers them in a changelogged store and writes them to the lake every
+/// `every` (and when `max_rows` wait, and at close), one file per hour, named by partition
+/// and offsets. Records at or below the last offset the lake holds for the partition are
+/// skipped, so a restart from an older commit writes nothing twice; the buffer survives a
+/// crash in its changelog, so nothing committed is lost.
+struct Lander {
+    lake: Arc<Lake>,
+    every: Duration,
+    max_rows: usize,
+    store: Option<KeyValueStore<i64, LandingRow>>,
+    landed_up_to: Option<i64>,
+    waiting: usize,
+}
+
+impl Lander {
+    fn landed_up_to(&mut self, partition: i32) -> Result<i64> {
+        if let Some(o) = self.landed_up_to {
+            return Ok(o);
+        }
+        let o = self
+            .lake
+            .landed_up_to(POSITIONS, partition)
+            .map_err(|e| Error::custom(format!("{e:#}")))?;
+        self.landed_up_to = Some(o);
+        Ok(o)
+    }
+
+    fn land(&mut self, partition: i32) -> Result<()> {
+        let store = self.store.as_ref().expect("initialized");
+        let mut rows: Vec<LandingRow> = store.all()?.into_iter().map(|(_, r)| r).collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        rows.sort_by_key(|r| r.offset);
+        let up_to = self.landed_up_to(partition)?;
+        let fresh: Vec<LandingRow> = rows.iter().filter(|r| r.offset > up_to).cloned().collect();
+        if !fresh.is_empty() {
+            let files = self
+                .lake
+                .land(POSITIONS, &fresh)
+                .map_err(|e| Error::custom(format!("landing: {e:#}")))?;
+            tracing::debug!(?files, rows = fresh.len(), "landed");
+        }
+        let store = self.store.as_ref().expect("initialized");
+        for r in &rows {
+            store.delete(&r.offset)?;
+        }
+        if let Some(last) = rows.last() {
+            self.landed_up_to = Some(up_to.max(last.offset));
+        }
+        self.waiting = 0;
+        Ok(())
+    }
+}
+
+impl Processor<String, String> for Lander {
+    type KOut = String;
+    type VOut = String;
+
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+        self.store = Some(ctx.key_value_store(LANDING_BUFFER)?);
+        ctx.schedule(self.every, PunctuationType::WallClockTime);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        record: Record<String, String>,
+    ) -> Result<()> {
+        let Some((partition, offset)) = ctx.record_metadata().map(|m| (m.partition, m.offset))
+        else {
+            return Ok(());
+        };
+        if offset <= self.landed_up_to(partition)? {
+            ctx.record_dropped("already-landed");
+            return Ok(());
+        }
+        let row = LandingRow {
+            partition,
+            offset,
+            timestamp: record.timestamp,
+            key: Some(record.key),
+            value: Some(record.value),
+        };
+        self.store
+            .as_ref()
+            .expect("initialized")
+            .put(&offset, &row)?;
+        self.waiting += 1;
+        if self.waiting >= self.max_rows {
+            self.land(partition)?;
+        }
+        Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, String, String>,
+        _p: Punctuation,
+    ) -> Result<()> {
+        let partition = ctx.task_id().partition;
+        self.land(partition)
+    }
+
+    fn close(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+        let partition = ctx.task_id().partition;
+        self.land(partition)
+    }
+}
