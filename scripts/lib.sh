@@ -139,3 +139,24 @@ ensure_python_interop() {
   export STREAMKIT_TEST_PYTHON="$PWD/$venv/bin/python"
   echo "python interop client: $("$STREAMKIT_TEST_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version())')"
 }
+
+# pyarrow for the vehicle_trips lake test (the Parquet files read back by an independent
+# reader), in a venv under the repo (.venv/pyarrow, git-ignored), pinned in
+# scripts/python-pyarrow.txt; reinstalled only when that file changes. Exports
+# STREAMKIT_TEST_PYARROW, the venv's interpreter, which the test requires.
+ensure_python_pyarrow() {
+  local venv=.venv/pyarrow req=scripts/python-pyarrow.txt stamp
+  stamp="$venv/.installed-$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      install_packages python3-venv
+      rm -rf "$venv"
+      /usr/bin/python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    touch "$stamp"
+  fi
+  export STREAMKIT_TEST_PYARROW="$PWD/$venv/bin/python"
+  echo "pyarrow: $("$STREAMKIT_TEST_PYARROW" -c 'import pyarrow; print(pyarrow.__version__)')"
+}

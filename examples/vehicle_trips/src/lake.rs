@@ -284,6 +284,16 @@ impl Lake {
             .with_context(|| format!("reading {relative} from {}", self.url))
     }
 
+    /// Whether a file is there.
+    pub fn exists(&self, relative: &str) -> anyhow::Result<bool> {
+        let p = self.path(relative);
+        match self.runtime.block_on(self.store.head(&p)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("looking for {relative} in {}", self.url)),
+        }
+    }
+
     /// Writes a file, replacing any.
     pub fn put(&self, relative: &str, bytes: Bytes) -> anyhow::Result<()> {
         let p = self.path(relative);

@@ -2,6 +2,7 @@
 
 pub mod lake;
 pub mod model;
+pub mod promotion;
 pub mod rng;
 pub mod roads;
 pub mod simulation;
