@@ -32,6 +32,9 @@ ensure_python_interop
 step "pyarrow (reads back the vehicle_trips lake's Parquet files)"
 ensure_python_pyarrow
 
+step "throwaway Azurite (the Azure Storage emulator, for the vehicle_trips Azure lake test)"
+start_throwaway_azurite
+
 step "Kafka Streams conformance suite: build its Java side (Maven fetches Kafka Streams once)"
 # Before the tests, so that tests/conformance_kafka_streams.rs finds it built and a first
 # download does not count against the test's time limit.

@@ -166,6 +166,13 @@ impl Lake {
     /// Opens the lake at `url`: a path or `file://` URL (created when missing), `az://`,
     /// `abfs://`, `https://…blob.core.windows.net/…`, or `s3://`.
     pub fn open(url: &str) -> anyhow::Result<Lake> {
+        Self::open_with(url, &[])
+    }
+
+    /// Like [`open`](Self::open), with `object_store` configuration keys for Azure or S3 on top
+    /// of the environment's (`azure_storage_account_name`, `azure_storage_use_emulator`,
+    /// `aws_endpoint`, `aws_allow_http`, …).
+    pub fn open_with(url: &str, options: &[(String, String)]) -> anyhow::Result<Lake> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("lake-io")
@@ -187,10 +194,15 @@ impl Lake {
                     h.ends_with(".blob.core.windows.net") || h.ends_with(".dfs.core.windows.net")
                 });
             if is_azure {
-                let store = object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(url)
-                    .build()
-                    .with_context(|| format!("opening {url}"))?;
+                let mut builder =
+                    object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url);
+                for (k, v) in options {
+                    let key = k
+                        .parse::<object_store::azure::AzureConfigKey>()
+                        .with_context(|| format!("--lake-option {k}: not an Azure setting"))?;
+                    builder = builder.with_config(key, v);
+                }
+                let store = builder.build().with_context(|| format!("opening {url}"))?;
                 // az://container/path: the path after the container.
                 let path = match scheme {
                     "https" => {
@@ -201,10 +213,14 @@ impl Lake {
                 };
                 (Arc::new(store), Path::from(path))
             } else if scheme == "s3" || scheme == "s3a" {
-                let store = object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(url)
-                    .build()
-                    .with_context(|| format!("opening {url}"))?;
+                let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+                for (k, v) in options {
+                    let key = k
+                        .parse::<object_store::aws::AmazonS3ConfigKey>()
+                        .with_context(|| format!("--lake-option {k}: not an S3 setting"))?;
+                    builder = builder.with_config(key, v);
+                }
+                let store = builder.build().with_context(|| format!("opening {url}"))?;
                 (
                     Arc::new(store),
                     Path::from(parsed.path().trim_start_matches('/')),

@@ -67,6 +67,10 @@ pub struct Args {
     /// fresh temporary directory, removed at exit, as the embedded broker's data is.
     #[arg(long)]
     pub lake: Option<String>,
+    /// An `object_store` setting for an Azure or S3 lake, `KEY=VALUE` (repeatable), e.g.
+    /// `azure_storage_use_emulator=true` for Azurite or `aws_endpoint=http://…` for MinIO.
+    #[arg(long = "lake-option", value_parser = parse_option)]
+    pub lake_options: Vec<(String, String)>,
     /// Where the page is served.
     #[arg(long, default_value = "127.0.0.1:8505")]
     pub listen: SocketAddr,
@@ -95,6 +99,12 @@ pub struct Args {
     /// State directory (default: a fresh temporary directory, removed at exit).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+}
+
+fn parse_option(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 impl std::fmt::Debug for Args {
@@ -145,6 +155,8 @@ pub struct Running {
     pub reports_sent: Arc<AtomicU64>,
     /// The promotions run.
     pub promotions: PromotionLog,
+    fleet_thread: Option<std::thread::JoinHandle<()>>,
+    fleet_stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -185,8 +197,18 @@ impl Running {
         }
     }
 
+    /// Stops the fleet: no more reports once this returns (every one sent is acknowledged),
+    /// while the rest keeps running.
+    pub fn stop_fleet(&mut self) {
+        self.fleet_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.fleet_thread.take() {
+            let _ = h.join();
+        }
+    }
+
     /// Stops the fleet, the scheduler, the servers and the application (landing what waits).
     pub fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop_fleet();
         self.stop.store(true, Ordering::Relaxed);
         for h in self.threads.drain(..) {
             let _ = h.join();
@@ -207,7 +229,7 @@ pub fn run_promote_day(args: &Args, day: &str) -> anyhow::Result<PromotionReport
         .lake
         .as_deref()
         .context("--promote-day needs --lake (the default lake lives only as long as a run)")?;
-    let lake = Lake::open(url)?;
+    let lake = Lake::open_with(url, &args.lake_options)?;
     promotion::promote(&lake, day)
 }
 
@@ -265,7 +287,7 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
 
     let lake = Arc::new(match &args.lake {
         Some(url) => {
-            let lake = Lake::open(url)?;
+            let lake = Lake::open_with(url, &args.lake_options)?;
             check_lake_matches_topic(&lake, &servers)?;
             lake
         }
@@ -310,19 +332,18 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
         .create()
         .context("creating the vehicles' producer")?;
     let mut threads = Vec::new();
-    {
-        let (fleet, stop, sent) = (fleet.clone(), stop.clone(), reports_sent.clone());
+    let fleet_stop = Arc::new(AtomicBool::new(false));
+    let fleet_thread = {
+        let (fleet, stop, sent) = (fleet.clone(), fleet_stop.clone(), reports_sent.clone());
         let (tick, demo, seed) = (
             Duration::from_millis(args.tick_ms.max(1)),
             args.demo_vehicles,
             args.seed,
         );
-        threads.push(
-            std::thread::Builder::new()
-                .name("fleet".into())
-                .spawn(move || drive(&fleet, &producer, tick, demo, seed, &sent, &stop))?,
-        );
-    }
+        std::thread::Builder::new()
+            .name("fleet".into())
+            .spawn(move || drive(&fleet, &producer, tick, demo, seed, &sent, &stop))?
+    };
     {
         let (lake, log, stop) = (lake.clone(), promotions.clone(), stop.clone());
         threads.push(
@@ -365,6 +386,8 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
         fleet,
         reports_sent,
         promotions,
+        fleet_thread: Some(fleet_thread),
+        fleet_stop,
         threads,
         stop,
         runtime: Some(runtime),
