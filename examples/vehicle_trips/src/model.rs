@@ -236,8 +236,10 @@ impl TripState {
                 self.stops += 1;
                 out.push(self.transition(TransitionKind::Stopped, since));
             }
-        } else if let Some(since) = self.still_since.take() {
-            if self.status == TripStatus::Stopped {
+        } else {
+            // Moving: a standstill ends, and resumes the trip if it was a stop.
+            let still_since = self.still_since.take();
+            if let (Some(since), TripStatus::Stopped) = (still_since, self.status) {
                 // The stop ended when the vehicle left, at the previous report.
                 self.stopped_ms += e.ts - dt_ms - since;
                 self.status = TripStatus::Driving;

@@ -22,7 +22,7 @@ pub struct Place {
 /// A street between two places, driven both ways.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Road {
-    /// One end (index into [`places`]).
+    /// One end (index into [`Graph::places`]).
     pub a: usize,
     /// The other end.
     pub b: usize,
