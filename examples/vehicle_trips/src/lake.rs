@@ -9,7 +9,6 @@
 //! with create-if-absent, so the lake itself records how far each partition has been written:
 //! a writer that restarts from an older committed offset skips what the files already hold.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -371,19 +370,22 @@ impl Lake {
             .unwrap_or(-1))
     }
 
-    /// Writes `rows` (one partition's, offsets ascending) to landing, one file per hour of
-    /// their timestamps, each named by the offsets it holds. Returns the files written (a
-    /// file already there is not written again).
+    /// Writes `rows` (one partition's, offsets ascending) to landing: each run of consecutive
+    /// rows in the same hour of their timestamps to one file under that hour, named by the
+    /// offsets it holds, in offset order. So every file holds a contiguous range, and after a
+    /// failure part-way the files written are a prefix: the highest landed offset says what
+    /// landed. Returns the files written (a file already there is not written again).
     pub fn land(&self, topic: &str, rows: &[LandingRow]) -> anyhow::Result<Vec<String>> {
-        let mut by_hour: BTreeMap<String, Vec<LandingRow>> = BTreeMap::new();
+        let mut runs: Vec<(String, Vec<LandingRow>)> = Vec::new();
         for r in rows {
-            by_hour
-                .entry(hour_partition(r.timestamp))
-                .or_default()
-                .push(r.clone());
+            let hour = hour_partition(r.timestamp);
+            match runs.last_mut() {
+                Some((h, run)) if *h == hour => run.push(r.clone()),
+                _ => runs.push((hour, vec![r.clone()])),
+            }
         }
         let mut written = Vec::new();
-        for (hour, rows) in by_hour {
+        for (hour, rows) in runs {
             let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
                 continue;
             };
@@ -494,5 +496,41 @@ mod tests {
         assert_eq!(lake.landed_up_to("pos", 0).unwrap(), 9);
         assert_eq!(lake.landed_up_to("pos", 1).unwrap(), -1);
         assert_eq!(lake.read_landing_day("pos", 20_792).unwrap(), rows);
+    }
+
+    #[test]
+    fn timestamps_going_back_across_an_hour_make_contiguous_files() {
+        let lake = Lake::with_store(Arc::new(object_store::memory::InMemory::new()), "").unwrap();
+        let at = |minute: i64| 20_792 * DAY_MS + 13 * HOUR_MS + minute * 60_000;
+        // Offsets 0..6 with times 12:58, 12:59, 13:00, 12:59 (late), 13:01, 13:02.
+        let rows: Vec<LandingRow> = [-2, -1, 0, -1, 1, 2]
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| LandingRow {
+                partition: 0,
+                offset: i as i64,
+                timestamp: at(m),
+                key: None,
+                value: None,
+            })
+            .collect();
+        let written = lake.land("pos", &rows).unwrap();
+        let ranges: Vec<(String, i64, i64)> = written
+            .iter()
+            .map(|p| {
+                let (dir, name) = p.rsplit_once('/').unwrap();
+                let r = parse_landing_name(name).unwrap();
+                (dir.rsplit('/').next().unwrap().to_string(), r.first, r.last)
+            })
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                ("hour=12".to_string(), 0, 1),
+                ("hour=13".to_string(), 2, 2),
+                ("hour=12".to_string(), 3, 3),
+                ("hour=13".to_string(), 4, 5),
+            ]
+        );
     }
 }

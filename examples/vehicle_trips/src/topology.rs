@@ -102,6 +102,7 @@ pub fn topology(config: &TopologyConfig) -> streamkit::Result<Topology> {
                 store: None,
                 landed_up_to: None,
                 waiting: 0,
+                failures: 0,
             },
             &[LANDING_BUFFER],
         )
@@ -148,8 +149,8 @@ impl Processor<String, VehicleEvent> for TripTracker {
 }
 
 /// Lands raw records: buffers them in a changelogged store and writes them to the lake every
-/// `every` (and when `max_rows` wait, and at close), one file per hour, named by partition
-/// and offsets. Records at or below the last offset the lake holds for the partition are
+/// `every` (and when `max_rows` wait, and at close), one file per run of records in the same
+/// hour, named by partition and offsets. Records at or below the last offset the lake holds for the partition are
 /// skipped, so a restart from an older commit writes nothing twice; the buffer survives a
 /// crash in its changelog, so nothing committed is lost.
 struct Lander {
@@ -159,7 +160,11 @@ struct Lander {
     store: Option<KeyValueStore<i64, LandingRow>>,
     landed_up_to: Option<i64>,
     waiting: usize,
+    failures: u32,
 }
+
+/// Landings that may fail in a row (the lake unreachable) before the stream thread fails.
+pub const MAX_LANDING_FAILURES: u32 = 5;
 
 impl Lander {
     fn landed_up_to(&mut self, partition: i32) -> Result<i64> {
@@ -184,11 +189,27 @@ impl Lander {
         let up_to = self.landed_up_to(partition)?;
         let fresh: Vec<LandingRow> = rows.iter().filter(|r| r.offset > up_to).cloned().collect();
         if !fresh.is_empty() {
-            let files = self
-                .lake
-                .land(POSITIONS, &fresh)
-                .map_err(|e| Error::custom(format!("landing: {e:#}")))?;
-            tracing::debug!(?files, rows = fresh.len(), "landed");
+            match self.lake.land(POSITIONS, &fresh) {
+                Ok(files) => {
+                    self.failures = 0;
+                    tracing::debug!(?files, rows = fresh.len(), "landed");
+                }
+                // A lake that is away for a moment: keep the buffer and try again at the next
+                // landing; the files written before the failure are a prefix of the buffer,
+                // which the lake's file names tell on the next try.
+                Err(e) if self.failures + 1 < MAX_LANDING_FAILURES => {
+                    self.failures += 1;
+                    self.landed_up_to = None;
+                    self.waiting = 0;
+                    tracing::warn!(error = %format!("{e:#}"), attempt = self.failures, "landing failed; retrying at the next landing");
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(Error::custom(format!(
+                        "landing failed {MAX_LANDING_FAILURES} times in a row: {e:#}"
+                    )));
+                }
+            }
         }
         let store = self.store.as_ref().expect("initialized");
         for r in &rows {
