@@ -61,6 +61,11 @@ pub struct Args {
     /// Kafka brokers (`host:port,…`); without it an embedded broker is started in-process.
     #[arg(long)]
     pub bootstrap_servers: Option<String>,
+    /// A librdkafka setting for every client, `KEY=VALUE` (repeatable), or for one kind with a
+    /// `consumer.`, `producer.` or `admin.` prefix: e.g. `security.protocol=SASL_SSL`,
+    /// `consumer.session.timeout.ms=10000`.
+    #[arg(long = "kafka-option", value_parser = parse_option)]
+    pub kafka_options: Vec<(String, String)>,
     /// The data lake: a directory or `file://` URL, `az://container/path` or
     /// `https://account.blob.core.windows.net/container/path` (Azure Blob Storage; credentials
     /// from `AZURE_STORAGE_*`), or `s3://bucket/path` (credentials from `AWS_*`). Default: a
@@ -233,14 +238,35 @@ pub fn run_promote_day(args: &Args, day: &str) -> anyhow::Result<PromotionReport
     promotion::promote(&lake, day)
 }
 
+/// A client of `kind` (`producer`, `consumer`): `--kafka-option`s without a prefix and those
+/// with its prefix, as streamkit's own clients take them.
+fn client_config(servers: &str, options: &[(String, String)], kind: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", servers);
+    for (k, v) in options {
+        match k.split_once('.') {
+            Some((prefix, key)) if prefix == kind => {
+                c.set(key, v);
+            }
+            Some(("producer" | "consumer" | "admin", _)) => {}
+            _ => {
+                c.set(k, v);
+            }
+        }
+    }
+    c
+}
+
 /// Refuses a lake whose landing files hold offsets the topic does not have yet: it was
 /// written from another cluster (or an earlier embedded broker), and its file names would
 /// hide this cluster's records.
-fn check_lake_matches_topic(lake: &Lake, servers: &str) -> anyhow::Result<()> {
+fn check_lake_matches_topic(
+    lake: &Lake,
+    servers: &str,
+    options: &[(String, String)],
+) -> anyhow::Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .create()?;
+    let c: BaseConsumer = client_config(servers, options, "consumer").create()?;
     for p in 0..topology::PARTITIONS {
         let landed = lake.landed_up_to(POSITIONS, p)?;
         if landed < 0 {
@@ -276,7 +302,10 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
         }
     };
     let config = |id: &str| {
-        let c = StreamsConfig::new(id);
+        let mut c = StreamsConfig::new(id);
+        for (k, v) in &args.kafka_options {
+            c = c.set(k, v);
+        }
         match &broker {
             Some(b) => c.embedded(b),
             None => c.bootstrap_servers(servers.as_str()),
@@ -288,7 +317,7 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
     let lake = Arc::new(match &args.lake {
         Some(url) => {
             let lake = Lake::open_with(url, &args.lake_options)?;
-            check_lake_matches_topic(&lake, &servers)?;
+            check_lake_matches_topic(&lake, &servers, &args.kafka_options)?;
             lake
         }
         None => Lake::open(temp.path().join("lake").to_str().context("temp path")?)?,
@@ -325,8 +354,7 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let reports_sent = Arc::new(AtomicU64::new(0));
     let promotions: PromotionLog = Arc::default();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &servers)
+    let producer: BaseProducer = client_config(&servers, &args.kafka_options, "producer")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
