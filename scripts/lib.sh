@@ -184,7 +184,9 @@ start_throwaway_azurite() {
   "$cache/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
     --location "$dir" --skipApiVersionCheck --silent >"$dir/azurite.log" 2>&1 &
   pid=$!
-  on_exit "kill $pid >/dev/null 2>&1; rm -rf $dir"
+  disown "$pid" 2>/dev/null || true
+  # SIGKILL: its data is thrown away anyway, and a busy Azurite may sit on a SIGTERM.
+  on_exit "kill -9 $pid >/dev/null 2>&1; rm -rf $dir"
   for i in $(seq 1 100); do
     if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
       break
