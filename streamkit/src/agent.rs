@@ -69,10 +69,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::processor::task_state::TaskClock;
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::runtime::context::TaskClock;
-use crate::runtime::stores::SharedStore;
+use crate::state::store::SharedStore;
 use crate::stream::{Consumed, KStream, StreamsBuilder};
 use crate::table::{FaustTable, Table, WindowedFaustTable, WindowedTable};
 
@@ -310,22 +310,12 @@ impl<K: Data, V: Data, KO: Data, VO: Data> Processor<K, V> for AgentProcessor<K,
     type VOut = VO;
 
     fn init(&mut self, ctx: &mut ProcessorContext<'_, KO, VO>) -> Result<()> {
-        let node = ctx.node;
-        let task = ctx.task_context();
-        let stores = task
-            .node_stores
-            .get(&node)
+        let stores = ctx
+            .connected_stores()
             .into_iter()
-            .flatten()
-            .filter_map(|name| {
-                let store = match task.stores.get(name) {
-                    Some(s) => (s.clone(), false),
-                    None => (task.global_stores.get(name)?.clone(), true),
-                };
-                Some((name.clone(), store))
-            })
+            .map(|(name, store, global)| (name, (store, global)))
             .collect();
-        self.parts = Some((stores, task.clock.clone()));
+        self.parts = Some((stores, ctx.clock()));
         self.start(ctx)
     }
 
@@ -386,6 +376,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Like [`agent`](Self::agent), for an agent that emits records with
     /// [`AgentStream::forward`] (Faust's agent with a `sink`): they continue as the returned
     /// stream.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;

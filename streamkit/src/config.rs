@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
+use crate::error_policy::{DeserializationHandler, ProcessingErrorHandler};
 use crate::serde::avro::RegistryClient;
 use crate::state::RocksDbMemory;
 use crate::testing::EmbeddedBroker;
@@ -138,7 +138,7 @@ pub struct StreamsConfig {
     pub(crate) close_timeout: Duration,
     pub(crate) max_poll_records: usize,
     pub(crate) buffered_records_per_partition: usize,
-    pub(crate) max_task_idle: crate::runtime::partition_group::TaskIdle,
+    pub(crate) max_task_idle: crate::config::TaskIdle,
     pub(crate) state_dir: PathBuf,
     pub(crate) processing_guarantee: ProcessingGuarantee,
     pub(crate) default_deserialization_handler: DeserializationHandler,
@@ -261,7 +261,7 @@ impl StreamsConfig {
             close_timeout: Duration::from_secs(120),
             max_poll_records: 1000,
             buffered_records_per_partition: 1000,
-            max_task_idle: crate::runtime::partition_group::TaskIdle::FetchedOnly,
+            max_task_idle: crate::config::TaskIdle::FetchedOnly,
             state_dir: default_state_dir(),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             default_deserialization_handler: DeserializationHandler::Fail,
@@ -318,7 +318,7 @@ impl StreamsConfig {
         self
     }
 
-    /// Longest [`KafkaStreams::close`](crate::runtime::KafkaStreams::close) waits for the
+    /// Longest [`KafkaStreams::close`](crate::KafkaStreams::close) waits for the
     /// stream and global threads to stop; a thread still running then is logged and left
     /// behind, and `close` returns an error. Default = 120 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
@@ -347,7 +347,6 @@ impl StreamsConfig {
     /// the consumer has not delivered yet, or whose end is not known yet, is always waited
     /// for (see [`never_idle`](Self::never_idle)). Default = 0 (Kafka Streams' default).
     pub fn max_task_idle(mut self, idle: Duration) -> Self {
-        use crate::runtime::partition_group::TaskIdle;
         self.max_task_idle = if idle.is_zero() {
             TaskIdle::FetchedOnly
         } else {
@@ -359,7 +358,7 @@ impl StreamsConfig {
     /// `max.task.idle.ms = -1`: a task never waits for an empty input partition; it processes
     /// the buffered records of the others in timestamp order as they come.
     pub fn never_idle(mut self) -> Self {
-        self.max_task_idle = crate::runtime::partition_group::TaskIdle::Never;
+        self.max_task_idle = crate::config::TaskIdle::Never;
         self
     }
 
@@ -427,7 +426,7 @@ impl StreamsConfig {
     /// Serves the HTTP query server (stores, change streams, topology, health, metrics; see
     /// [`crate::server`]) on `addr`: `"8080"` binds localhost (`127.0.0.1:8080`), a host
     /// makes it explicit (`"0.0.0.0:8080"`); port 0 picks a free port (see
-    /// [`KafkaStreams::query_server_addr`](crate::runtime::KafkaStreams::query_server_addr)).
+    /// [`KafkaStreams::query_server_addr`](crate::KafkaStreams::query_server_addr)).
     /// Default = off. Bind to a non-loopback address only with a
     /// [`query_server_token`](Self::query_server_token) or behind a trusted network.
     pub fn query_server(mut self, addr: impl Into<String>) -> Self {
@@ -545,4 +544,16 @@ mod tests {
         );
         assert!(printed.contains("<redacted>"));
     }
+}
+
+/// How long a task waits for an empty input partition (`max.task.idle.ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum TaskIdle {
+    /// Wait for data known to be on the broker, then no longer (Kafka Streams' default, 0).
+    #[default]
+    FetchedOnly,
+    /// Also wait this long for a caught-up partition to receive data.
+    Wait(Duration),
+    /// Never wait: process whatever is buffered (Kafka Streams' -1).
+    Never,
 }

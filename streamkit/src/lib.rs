@@ -38,7 +38,7 @@
 //! - [`processor`] — the Processor API that custom and built-in operators are written on;
 //! - [`state`] — RocksDB stores, their memory budget and durability;
 //! - [`topology`] — the graph the DSL builds, and `describe()`;
-//! - [`runtime`] — [`KafkaStreams`](runtime::KafkaStreams), stream threads, tasks, commits;
+//! - [`runtime`] — [`KafkaStreams`], stream threads, tasks, commits;
 //! - [`config`] — [`StreamsConfig`](config::StreamsConfig);
 //! - [`connect`] — connectors to other systems: the exactly-once Postgres sink;
 //! - [`metrics`] — Prometheus metrics;
@@ -57,15 +57,20 @@ pub mod agent;
 pub mod config;
 pub mod connect;
 mod error;
+pub mod error_policy;
+pub mod kafka_streams;
 pub mod metrics;
 mod operators;
 pub mod prelude;
 pub mod processor;
 pub mod record;
+#[cfg(feature = "server")]
 pub mod registry;
 pub mod runtime;
 pub mod serde;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "sql")]
 pub mod sql;
 pub mod state;
 pub mod stream;
@@ -75,11 +80,12 @@ pub mod topology;
 pub mod window;
 
 pub use error::{Error, ErrorKind, Result, SerdeError};
+pub use kafka_streams::KafkaStreams;
 
 /// The user guide's pages (`docs/src/`, an mdBook), compiled and run as doc tests so that the
 /// book stays true: `cargo test --doc` runs every Rust snippet of every page listed here
 /// (`streamkit/tests/docs_book.rs` checks that every page with Rust in it is listed).
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "sql", feature = "server", feature = "postgres"))]
 mod book {
     macro_rules! pages {
         ($($name:ident = $path:literal;)*) => {

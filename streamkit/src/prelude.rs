@@ -1,10 +1,14 @@
 //! Everything a user imports to write a topology: `use streamkit::prelude::*;`.
 
+pub use crate::KafkaStreams;
 pub use crate::config::StreamsConfig;
 pub use crate::error::{Error, Result};
+pub use crate::error_policy::DeserializationHandler;
 pub use crate::processor::{Processor, ProcessorContext, Punctuation, PunctuationType};
 pub use crate::record::{Headers, Record};
-pub use crate::runtime::{DeserializationHandler, KafkaStreams, State};
+/// The application's lifecycle state (Kafka Streams' `KafkaStreams.State`), named so that it
+/// does not collide with axum's `State` extractor in a web handler's imports.
+pub use crate::runtime::State as StreamsState;
 pub use crate::serde::{Serde, Serdes};
 pub use crate::stream::{
     Consumed, Grouped, KStream, Materialized, Produced, Repartitioned, StreamJoined, StreamsBuilder,
@@ -12,4 +16,6 @@ pub use crate::stream::{
 pub use crate::table::{GlobalKTable, KGroupedTable, KTable, Suppressed};
 pub use crate::testing::TopologyTestDriver;
 pub use crate::topology::Topology;
-pub use crate::window::JoinWindows;
+pub use crate::window::{
+    JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed, WindowedSerde,
+};

@@ -1,5 +1,6 @@
 //! Records flowing between processors, their headers and origin metadata.
 
+use std::fmt;
 use std::sync::Arc;
 
 /// A record: key, value, event timestamp (ms since the epoch) and headers.
@@ -135,4 +136,35 @@ pub struct RecordMetadata {
     pub partition: i32,
     /// Offset in the source partition.
     pub offset: i64,
+}
+
+/// Types that can flow through a topology as keys or values.
+///
+/// Records are cloned only when a processor forwards to more than one child.
+pub trait Data: Clone + 'static {}
+impl<T: Clone + 'static> Data for T {}
+
+/// A task: one sub-topology applied to one partition number. Printed `<sub-topology>_<partition>`
+/// as in Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The sub-topology.
+    pub subtopology: usize,
+    /// The partition of its input topics.
+    pub partition: i32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// An update of one key in a table: the new value (`None` = deleted) and the old one.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change<V> {
+    /// The value after the update; `None` when the key was deleted.
+    pub new: Option<V>,
+    /// The value before the update; `None` when the key was new.
+    pub old: Option<V>,
 }

@@ -5,9 +5,9 @@
 use apache_avro::types::Value;
 use apache_avro::{AvroSchema, Schema};
 use serde::{Deserialize, Serialize};
+use streamkit::error_policy::dead_letter_headers;
 use streamkit::prelude::*;
 use streamkit::registry::{EmbeddedRegistry, RegistryConfig};
-use streamkit::runtime::dead_letter_headers;
 use streamkit::serde::Serde;
 use streamkit::serde::avro::{Avro, AvroGeneric, RegistryClient, SubjectNameStrategy};
 use streamkit::testing::EmbeddedBroker;
@@ -251,4 +251,37 @@ fn bad_records_reach_the_dead_letter_topic_with_the_reason() {
     );
     assert_eq!(dead[1].value, unknown_id, "the original bytes are kept");
     assert_eq!(driver.metrics().dropped_records("deserialization"), 3);
+}
+
+/// A record as the CTA producers' schema files name it (`arrival.value`): Avro does not match
+/// record names against the reading type, so neither may the serde — every value reads back,
+/// from the first record on and for as long as the serde runs.
+#[test]
+fn a_record_named_unlike_its_type_reads_into_it() {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Arrival {
+        station_id: i32,
+        prev_station_id: Option<i32>,
+        prev_direction: Option<String>,
+    }
+    let (_broker, registry) = start();
+    let client = registry.client().unwrap();
+    let schema = Schema::parse_str(
+        r#"{"namespace": "com.udacity", "type": "record", "name": "arrival.value", "fields": [
+            {"name": "station_id", "type": "int"},
+            {"name": "prev_station_id", "type": ["null", "int"]},
+            {"name": "prev_direction", "type": ["null", "string"]}]}"#,
+    )
+    .unwrap();
+    let serde = Avro::<Arrival>::with_schema(&client, schema);
+    for i in 0..3 {
+        let a = Arrival {
+            station_id: 40_000 + i,
+            prev_station_id: (i > 0).then_some(40_000 + i - 1),
+            prev_direction: (i > 0).then(|| "a".to_string()),
+        };
+        let mut bytes = Vec::new();
+        serde.serialize("arrivals", &a, &mut bytes).unwrap();
+        assert_eq!(serde.deserialize("arrivals", &bytes).unwrap(), a);
+    }
 }

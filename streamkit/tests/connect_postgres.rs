@@ -307,7 +307,7 @@ fn a_missing_table_fails_the_thread_with_the_database_error() {
     )
     .unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Error, Duration::from_secs(60)));
+    assert!(app.wait_for_state(StreamsState::Error, Duration::from_secs(60)));
     let err = app.close().unwrap_err().to_string();
     assert!(err.contains(&format!("postgres sink {table}")), "{err}");
     assert!(err.contains("does not exist"), "{err}");
@@ -388,7 +388,7 @@ fn a_lost_database_connection_is_retried_without_losing_or_repeating_rows() {
     assert!(!killed.is_empty(), "the sink's connections were found");
     common::produce(&t.bootstrap, &t.topic, &taps(100..200));
     wait_for_offsets(&t.db, &t.app_id, 200);
-    assert_eq!(app.state(), State::Running, "{:?}", app.error());
+    assert_eq!(app.state(), StreamsState::Running, "{:?}", app.error());
     assert_counts(&t.db, &t.table, 20);
     app.close().unwrap();
 }

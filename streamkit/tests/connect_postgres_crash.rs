@@ -86,7 +86,7 @@ fn crash_child_process() {
     .unwrap();
     let announced = AtomicBool::new(false);
     app.set_state_listener(move |_, new| {
-        if new == State::Running && !announced.swap(true, Ordering::AcqRel) {
+        if new == StreamsState::Running && !announced.swap(true, Ordering::AcqRel) {
             println!("{RUNNING}");
         }
     });

@@ -472,7 +472,7 @@ fn an_application_streams_avro_rows_of_a_source_it_runs() {
     // A dropped table stops the application with the source's error.
     db.execute(&format!("DROP TABLE {t};"));
     assert!(
-        app.wait_for_state(State::Error, Duration::from_secs(30)),
+        app.wait_for_state(StreamsState::Error, Duration::from_secs(30)),
         "{:?}",
         app.state()
     );

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use streamkit::error_policy::ProcessingErrorHandler;
 use streamkit::prelude::*;
-use streamkit::runtime::ProcessingErrorHandler;
 use streamkit::testing::EmbeddedBroker;
 use streamkit::window::TimeWindows;
 
@@ -326,7 +326,7 @@ fn every_metric_of_the_dashboard_and_the_rules_is_in_a_live_scrape() {
     let second = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(topology(), config(&broker, second.path())).unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(60)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(60)));
     let addr = app.query_server_addr().unwrap().to_string();
     // Stream time is not restored: a first record moves the new task's past T + 10 s.
     send(&21i64.to_be_bytes(), T + 22_000);

@@ -136,7 +136,7 @@ fn an_agents_tables_are_queryable_logged_and_restored() {
     let dir2 = tempfile::tempdir().unwrap();
     let second = KafkaStreams::new(topology(), config(&broker, dir2.path())).unwrap();
     second.start().unwrap();
-    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(second.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     // 31 count records (30 updates and a tombstone) and 30 window updates.
     assert_eq!(second.metrics().restored_records(), 61);
     let counts = second.store::<String, i64>("event-counts").unwrap();

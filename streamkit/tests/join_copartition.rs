@@ -68,7 +68,7 @@ fn a_join_matches_records_of_every_partition() {
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(topology(false), config(&broker, "join-app", dir.path())).unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     let keys: Vec<String> = (0..30).map(|i| format!("order-{i}")).collect();
     let orders: Vec<(String, Vec<u8>)> = keys
         .iter()
@@ -119,7 +119,7 @@ fn mismatched_partition_counts_fail_at_start_naming_both_topics() {
         msg.contains("orders has 2 partitions") && msg.contains("payments has 3 partitions"),
         "{msg}"
     );
-    assert_eq!(app.state(), State::Error);
+    assert_eq!(app.state(), StreamsState::Error);
 }
 
 /// An order without payment waits in the outer store; the application stops and a new
@@ -140,7 +140,7 @@ fn waiting_records_survive_a_restart() {
     )
     .unwrap();
     first.start().unwrap();
-    assert!(first.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(first.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     produce_at(
         &broker,
         "orders",
@@ -167,7 +167,7 @@ fn waiting_records_survive_a_restart() {
     )
     .unwrap();
     second.start().unwrap();
-    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(second.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     // 61 s after o-1: its window (60 s, no grace) has closed.
     produce_at(&broker, "orders", &[("o-3", "ink", t0 + 61_000)]);
     let out = common::read_until(
@@ -222,7 +222,7 @@ fn a_foreign_key_join_spans_differently_partitioned_tables() {
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(b.build().unwrap(), config(&broker, "fk-app", dir.path())).unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     let products: Vec<(String, Vec<u8>)> = (0..5)
         .map(|p| (format!("p{p}"), format!("product {p}").into_bytes()))
         .collect();

@@ -474,7 +474,7 @@ fn late_records_can_be_dead_lettered() {
     assert!(
         dead[0]
             .headers
-            .last_str(streamkit::runtime::dead_letter_headers::ERROR)
+            .last_str(streamkit::error_policy::dead_letter_headers::ERROR)
             .is_some_and(|e| e.contains("late record"))
     );
 }

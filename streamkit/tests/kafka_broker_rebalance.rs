@@ -77,7 +77,7 @@ fn an_instance_joining_and_leaving_mid_stream_leaves_every_record_counted_once()
     .unwrap();
     a.start().unwrap();
     assert!(
-        a.wait_for_state(State::Running, Duration::from_secs(60)),
+        a.wait_for_state(StreamsState::Running, Duration::from_secs(60)),
         "a: {:?} {:?}",
         a.state(),
         a.error()
@@ -243,7 +243,7 @@ fn a_revocation_does_not_commit_offsets_past_output_the_broker_refused() {
     };
     let a = KafkaStreams::new(topology(), config()).unwrap();
     a.start().unwrap();
-    assert!(a.wait_for_state(State::Running, Duration::from_secs(60)));
+    assert!(a.wait_for_state(StreamsState::Running, Duration::from_secs(60)));
     let mut records: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| (format!("k{i}"), b"small".to_vec()))
         .collect();
@@ -259,7 +259,7 @@ fn a_revocation_does_not_commit_offsets_past_output_the_broker_refused() {
     let b = KafkaStreams::new(topology(), config()).unwrap();
     b.start().unwrap();
     assert!(
-        a.wait_for_state(State::Error, Duration::from_secs(60)),
+        a.wait_for_state(StreamsState::Error, Duration::from_secs(60)),
         "a refused delivery stops a: {:?}",
         a.state()
     );

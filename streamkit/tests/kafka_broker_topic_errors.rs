@@ -55,7 +55,7 @@ fn start_processing(app: &KafkaStreams, bootstrap: &str, input: &str) {
 /// error, and returns that error as `close()` reports it.
 fn stopped_with_error(app: &KafkaStreams) -> Error {
     assert!(
-        app.wait_for_state(State::Error, Duration::from_secs(60)),
+        app.wait_for_state(StreamsState::Error, Duration::from_secs(60)),
         "still {:?} after the fault",
         app.state()
     );
@@ -144,7 +144,7 @@ fn topics_the_acls_deny_stop_the_application_naming_them() {
         matches!(&err, Error::TopicAuthorization(t) if t == &["closed".to_string()]),
         "{err}"
     );
-    assert_eq!(app.state(), State::Error);
+    assert_eq!(app.state(), StreamsState::Error);
 
     // A sink denied mid-stream: the failed delivery stops the application.
     let app = KafkaStreams::new(

@@ -302,7 +302,7 @@ fn aborted_output_and_changelog_writes_are_invisible_to_read_committed_readers()
         &[("station-0".into(), b"bad".to_vec())],
     );
     assert!(
-        second.wait_for_state(State::Error, Duration::from_secs(60)),
+        second.wait_for_state(StreamsState::Error, Duration::from_secs(60)),
         "{:?}",
         second.state()
     );
@@ -455,7 +455,7 @@ fn a_producer_taking_over_the_transactional_id_fences_the_thread_and_its_writes(
     // The zombie goes on: its next writes are refused and the thread stops as fenced.
     produce(&bootstrap, &n.input, &taps(20..40));
     assert!(
-        app.wait_for_state(State::Error, Duration::from_secs(60)),
+        app.wait_for_state(StreamsState::Error, Duration::from_secs(60)),
         "{:?}",
         app.state()
     );
@@ -655,7 +655,7 @@ fn sigkill_child() {
     .unwrap();
     let announced = AtomicBool::new(false);
     app.set_state_listener(move |_, new| {
-        if new == State::Running && !announced.swap(true, Ordering::AcqRel) {
+        if new == StreamsState::Running && !announced.swap(true, Ordering::AcqRel) {
             println!("{RUNNING}");
         }
     });

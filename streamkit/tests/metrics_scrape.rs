@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use streamkit::error_policy::ProcessingErrorHandler;
 use streamkit::prelude::*;
-use streamkit::runtime::ProcessingErrorHandler;
 use streamkit::testing::EmbeddedBroker;
 use streamkit::window::TimeWindows;
 
@@ -78,7 +78,7 @@ fn scraped_counters_match_records_processed_and_dropped() {
         .query_server("127.0.0.1:0");
     let app = KafkaStreams::new(topology(), config).unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     let addr = app.query_server_addr().unwrap().to_string();
 
     // One partition, so stream time is exact: good records at T + 0 s … T + 39 s, then

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use streamkit::error_policy::dead_letter_headers as h;
 use streamkit::prelude::*;
-use streamkit::runtime::dead_letter_headers as h;
 use streamkit::testing::EmbeddedBroker;
 
 #[derive(serde::Serialize, serde::Deserialize, Clone)]
@@ -140,7 +140,7 @@ fn fail_stops_the_instance_naming_the_record() {
     .unwrap();
     app.start().unwrap();
     assert!(
-        app.wait_for_state(State::Error, Duration::from_secs(30)),
+        app.wait_for_state(StreamsState::Error, Duration::from_secs(30)),
         "state {:?}",
         app.state()
     );

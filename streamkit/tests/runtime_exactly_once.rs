@@ -180,7 +180,7 @@ fn an_aborted_transaction_resets_the_tasks_and_processing_goes_on() {
         "committed {}",
         committed(&bootstrap, "eos-abort", "eos-taps", 2)
     );
-    assert_eq!(app.state(), State::Running, "{:?}", app.error());
+    assert_eq!(app.state(), StreamsState::Running, "{:?}", app.error());
     // The reset rebuilt the stores from their changelogs and re-read the input from the last
     // commit: records after it were processed twice, once in the aborted transaction.
     assert!(app.metrics().restored_records() > restored_before);
@@ -205,7 +205,7 @@ fn transactions_aborted_again_and_again_stop_the_thread_instead_of_looping() {
     )
     .unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     // Every transactional offset commit refused: each commit aborts, the same input is
     // processed again, and its commit is refused again — a fault retrying cannot fix.
     broker
@@ -216,7 +216,7 @@ fn transactions_aborted_again_and_again_stop_the_thread_instead_of_looping() {
         .unwrap();
     common::produce(&bootstrap, "eos-taps", &taps(0..10));
     assert!(
-        app.wait_for_state(State::Error, Duration::from_secs(60)),
+        app.wait_for_state(StreamsState::Error, Duration::from_secs(60)),
         "{:?}",
         app.state()
     );
@@ -237,7 +237,7 @@ fn a_fenced_producer_stops_the_thread_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(topology(), config("eos-fenced", &broker, dir.path())).unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     // What a coordinator answers a producer whose epoch was bumped by a newer one.
     broker
         .fail_next_requests(
@@ -246,7 +246,7 @@ fn a_fenced_producer_stops_the_thread_with_a_clear_error() {
         )
         .unwrap();
     common::produce(&bootstrap, "eos-taps", &taps(0..10));
-    assert!(app.wait_for_state(State::Error, Duration::from_secs(60)));
+    assert!(app.wait_for_state(StreamsState::Error, Duration::from_secs(60)));
     let err = app.close().unwrap_err().to_string();
     assert!(err.contains("fenced"), "{err}");
     assert!(

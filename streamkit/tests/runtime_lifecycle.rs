@@ -28,9 +28,9 @@ fn states_follow_created_rebalancing_running_pending_shutdown_not_running() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     app.set_state_listener(move |old, new| log.lock().unwrap().push((old, new)));
-    assert_eq!(app.state(), State::Created);
+    assert_eq!(app.state(), StreamsState::Created);
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     assert!(app.start().is_err(), "a second start is refused");
     common::produce(
         broker.bootstrap_servers(),
@@ -48,17 +48,17 @@ fn states_follow_created_rebalancing_running_pending_shutdown_not_running() {
     let transitions = seen.lock().unwrap().clone();
     assert_eq!(
         transitions.first(),
-        Some(&(State::Created, State::Rebalancing))
+        Some(&(StreamsState::Created, StreamsState::Rebalancing))
     );
-    assert!(transitions.contains(&(State::Rebalancing, State::Running)));
+    assert!(transitions.contains(&(StreamsState::Rebalancing, StreamsState::Running)));
     assert_eq!(
         &transitions[transitions.len() - 2..],
         &[
-            (State::Running, State::PendingShutdown),
-            (State::PendingShutdown, State::NotRunning)
+            (StreamsState::Running, StreamsState::PendingShutdown),
+            (StreamsState::PendingShutdown, StreamsState::NotRunning)
         ]
     );
-    assert_eq!(app.state(), State::NotRunning);
+    assert_eq!(app.state(), StreamsState::NotRunning);
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn a_missing_source_topic_is_a_clear_error() {
         matches!(err, Error::MissingSourceTopics(ref t) if t == &["no-such-topic".to_string()]),
         "{err}"
     );
-    assert_eq!(app.state(), State::Error);
+    assert_eq!(app.state(), StreamsState::Error);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn the_repartition_topic_is_created_with_the_input_partition_count() {
     )
     .unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap_servers())
         .create()
@@ -151,7 +151,7 @@ fn two_instances_cannot_share_a_state_directory() {
         err.contains(&format!("pid {}", std::process::id())),
         "{err}"
     );
-    assert_eq!(second.state(), State::Error);
+    assert_eq!(second.state(), StreamsState::Error);
     first.close().unwrap();
 
     // Closed: the directory is free again.
@@ -208,7 +208,7 @@ fn global_store_directories_are_reaped_only_when_nobody_holds_them() {
         "a directory without a lock file is left alone"
     );
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     app.close().unwrap();
     drop(held);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -58,7 +58,7 @@ fn a_panicking_closure_stops_the_instance_with_the_panic_as_its_error() {
     let log = seen.clone();
     app.set_state_listener(move |old, new| log.lock().unwrap().push((old, new)));
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     let addr = app.query_server_addr().unwrap().to_string();
     assert_eq!(http::get(&addr, "/health", None).status, 200);
 
@@ -68,7 +68,7 @@ fn a_panicking_closure_stops_the_instance_with_the_panic_as_its_error() {
         &records(&["a", "boom", "b"]),
     );
     assert!(
-        app.wait_for_state(State::Error, Duration::from_secs(30)),
+        app.wait_for_state(StreamsState::Error, Duration::from_secs(30)),
         "state {:?}",
         app.state()
     );
@@ -76,7 +76,7 @@ fn a_panicking_closure_stops_the_instance_with_the_panic_as_its_error() {
         seen.lock()
             .unwrap()
             .iter()
-            .any(|(_, new)| *new == State::Error)
+            .any(|(_, new)| *new == StreamsState::Error)
     );
     let error = app.error().expect("the panic is the instance's error");
     assert!(
@@ -87,7 +87,7 @@ fn a_panicking_closure_stops_the_instance_with_the_panic_as_its_error() {
     assert_eq!(http::get(&addr, "/health", None).status, 503);
     let closed = app.close().unwrap_err();
     assert!(matches!(closed, Error::Panicked { .. }), "{closed:?}");
-    assert_eq!(app.state(), State::Error);
+    assert_eq!(app.state(), StreamsState::Error);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn a_replaced_thread_takes_over_and_every_record_arrives() {
     )
     .unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     common::produce(
         broker.bootstrap_servers(),
         "in",
@@ -122,7 +122,7 @@ fn a_replaced_thread_takes_over_and_every_record_arrives() {
         assert!(values.contains(&v), "{values:?}");
     }
     assert!(
-        app.wait_for_state(State::Running, Duration::from_secs(30)),
+        app.wait_for_state(StreamsState::Running, Duration::from_secs(30)),
         "{:?}",
         app.state()
     );

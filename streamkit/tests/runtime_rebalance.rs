@@ -51,7 +51,7 @@ fn stopping_one_of_two_instances_loses_no_record() {
     let a = KafkaStreams::new(topology(), config(&broker).num_stream_threads(2)).unwrap();
     a.start().unwrap();
     assert!(
-        a.wait_for_state(State::Running, Duration::from_secs(30)),
+        a.wait_for_state(StreamsState::Running, Duration::from_secs(30)),
         "a: {:?}",
         a.state()
     );
@@ -60,8 +60,9 @@ fn stopping_one_of_two_instances_loses_no_record() {
     let b = KafkaStreams::new(topology(), config(&broker)).unwrap();
     b.start().unwrap();
     assert!(
-        common::eventually(Duration::from_secs(30), || a.state() == State::Running
-            && b.state() == State::Running),
+        common::eventually(Duration::from_secs(30), || a.state()
+            == StreamsState::Running
+            && b.state() == StreamsState::Running),
         "both running: a={:?} {:?} b={:?} {:?}",
         a.state(),
         a.error(),
@@ -74,7 +75,7 @@ fn stopping_one_of_two_instances_loses_no_record() {
         a.metrics().records_processed() > 0 && b.metrics().records_processed() > 0
     }));
     b.close().unwrap();
-    assert_eq!(b.state(), State::NotRunning);
+    assert_eq!(b.state(), StreamsState::NotRunning);
     common::produce(&servers, "orders", &batch(2000..3000));
 
     let expected: HashSet<String> = (0..3000).map(|i| format!("seen:{i}")).collect();

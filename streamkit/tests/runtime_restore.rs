@@ -88,7 +88,7 @@ fn losing_the_state_directory_gives_identical_results() {
     let dir2 = tempfile::tempdir().unwrap();
     let second = KafkaStreams::new(topology(), config(&broker, dir2.path())).unwrap();
     second.start().unwrap();
-    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(second.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     // Every changelog record was read back (200 updates, no cache), and reported.
     assert_eq!(second.metrics().restored_records(), 200);
     assert!(
@@ -262,7 +262,7 @@ fn without_a_checkpoint_local_state_is_rebuilt_from_the_changelog_alone() {
 
     let second = KafkaStreams::new(topology(), config(&broker, dir.path())).unwrap();
     second.start().unwrap();
-    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(second.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     let store = second.store::<String, i64>("tap-counts").unwrap();
     assert_eq!(
         store.get(&"ghost".to_string()).unwrap(),
@@ -360,7 +360,7 @@ fn one_restore_brings_every_new_task_and_store_up_to_date_from_or_past_its_check
 
     let second = KafkaStreams::new(topology(), config()).unwrap();
     second.start().unwrap();
-    assert!(second.wait_for_state(State::Running, Duration::from_secs(30)));
+    assert!(second.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
     let counts = second.store::<String, i64>("counts").unwrap();
     assert!(
         common::eventually(Duration::from_secs(30), || counts

@@ -162,7 +162,7 @@ fn a_stream_stream_join_drops_no_record_of_the_side_behind_in_offsets() {
 /// among the merged inputs, and the others go on. A custom timestamp extractor orders them.
 #[test]
 fn merged_inputs_are_ordered_by_extracted_time_and_bad_records_keep_their_origin() {
-    use streamkit::runtime::dead_letter_headers as h;
+    use streamkit::error_policy::dead_letter_headers as h;
     common::init_logs();
     let broker = EmbeddedBroker::start().unwrap();
     for t in ["east", "west", "merged", "bad"] {

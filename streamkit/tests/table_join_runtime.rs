@@ -83,7 +83,7 @@ fn a_global_table_is_loaded_before_processing_and_follows_updates() {
     assert_eq!(store.all().unwrap().len(), 8);
     assert_eq!(store.get(&"s3".into()).unwrap(), Some("station 3".into()));
     assert_eq!(store.get(&"s9".into()).unwrap(), None);
-    assert!(app.wait_for_state(State::Running, WAIT));
+    assert!(app.wait_for_state(StreamsState::Running, WAIT));
 
     produce(
         &broker,
@@ -180,7 +180,7 @@ fn a_stream_table_join_runs_across_co_partitioned_topics() {
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(b.build().unwrap(), config("join-app", &broker, &dir)).unwrap();
     app.start().unwrap();
-    assert!(app.wait_for_state(State::Running, WAIT));
+    assert!(app.wait_for_state(StreamsState::Running, WAIT));
     let owners: Vec<(String, String)> = (0..6)
         .map(|i| (format!("acct-{i}"), format!("owner {i}")))
         .collect();
@@ -242,7 +242,7 @@ fn joined_topics_with_different_partition_counts_fail_at_start() {
         msg.contains("customers has 2 partitions") && msg.contains("orders has 3 partitions"),
         "{msg}"
     );
-    assert_eq!(app.state(), State::Error);
+    assert_eq!(app.state(), StreamsState::Error);
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use streamkit::error_policy::dead_letter_headers as h;
 use streamkit::prelude::*;
-use streamkit::runtime::dead_letter_headers as h;
 use streamkit::window::{SessionWindows, SlidingWindows, TimeWindows, WindowedSerde};
 
 #[test]

@@ -335,7 +335,7 @@ fn restore_streamkit(args: &Args, input: &str, app_id: &str) -> anyhow::Result<R
     let last_pending = args.records.saturating_sub(1);
     run_streamkit(args, b.build()?, app_id, WINDOW_COMMIT, |a| {
         let restored = a.metrics().restored_records();
-        if a.state() == State::Running {
+        if a.state() == StreamsState::Running {
             restored
         } else {
             restored.min(last_pending)

@@ -20,9 +20,9 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use streamkit::error_policy::dead_letter_headers;
 use streamkit::prelude::*;
 use streamkit::processor::{KeyValueStore, StoreBuilder};
-use streamkit::runtime::dead_letter_headers;
 use streamkit::window::{TimeWindows, WindowedSerde};
 
 use crate::clean::{self, Cleaned, Means, ProcessedRow};

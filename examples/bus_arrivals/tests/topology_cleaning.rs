@@ -6,8 +6,8 @@ use bus_arrivals::clean::ProcessedRow;
 use bus_arrivals::topology::{
     self, CLEAN_STATE, CleanState, DelayStats, LINE_STATS, TopologyConfig, VEHICLES,
 };
+use streamkit::error_policy::dead_letter_headers;
 use streamkit::prelude::*;
-use streamkit::runtime::dead_letter_headers;
 use streamkit::window::WindowedSerde;
 
 const HEADER_FREE_ROW: &str = "2017-06-01 00:03:34,0,B8,4 AV/95 ST,40.616104,-74.031143,BROWNSVILLE ROCKAWAY AV,40.656048,-73.907379,NYCT_430,40.635170,-73.960803,FOSTER AV/E 18 ST,approaching,76.0,2017-06-01 00:03:59,24:06:14";

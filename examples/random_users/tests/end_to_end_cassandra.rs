@@ -76,14 +76,21 @@ fn polled_users_land_in_cassandra_as_the_cleaned_rows() {
             })
             .collect()
     });
-    let users: BTreeMap<String, CreatedUser> = running
-        .app
-        .store::<String, CreatedUser>(USERS_STORE)
-        .unwrap()
-        .all()
-        .unwrap()
-        .into_iter()
-        .collect();
+    // The sink reads the cleaned topic on its own: the application's store of users may be a
+    // moment behind the rows it wrote, but reaches every one of them.
+    let users_now = |r: &random_users::Running| -> BTreeMap<String, CreatedUser> {
+        r.app
+            .store::<String, CreatedUser>(USERS_STORE)
+            .and_then(|s| s.all())
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    };
+    let _ = running.wait_until(Duration::from_secs(60), |r| {
+        let users = users_now(r);
+        rows.keys().all(|id| users.contains_key(id))
+    });
+    let users = users_now(&running);
     running.shutdown().unwrap();
     assert!(rows.len() >= 100, "{} rows", rows.len());
     for (id, cols) in &rows {

@@ -13,7 +13,7 @@
 //!
 //! A source runs on its own (`run(…)`, or the `streamkit connect` command) or inside an
 //! application: [`StreamsBuilder::stream_from_connector`](crate::stream::StreamsBuilder::stream_from_connector)
-//! reads the topics a [`SourceConnector`] writes, and [`KafkaStreams`](crate::runtime::KafkaStreams)
+//! reads the topics a [`SourceConnector`] writes, and [`KafkaStreams`](crate::KafkaStreams)
 //! creates those topics, runs the connector beside the stream threads from `start()` to
 //! `close()`, and stops the instance with the connector's error if it fails.
 
@@ -26,7 +26,9 @@ use crate::error::Result;
 #[cfg(feature = "cassandra")]
 pub mod cassandra;
 pub mod http_poll;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
 pub mod postgres_source;
 pub(crate) mod state_topic;
 
@@ -45,6 +47,7 @@ pub trait SourceConnector: Send + 'static {
     fn start(self: Box<Self>, config: StreamsConfig, shutdown: Shutdown) -> ConnectorFuture;
 }
 
+#[cfg(feature = "postgres")]
 impl SourceConnector for postgres_source::PostgresSource {
     fn name(&self) -> String {
         format!("{self:?}")

@@ -20,7 +20,7 @@ use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
-use crate::runtime::TaskId;
+use crate::record::TaskId;
 use names::*;
 
 /// Called before every scrape to refresh gauges read from elsewhere (stores, RocksDB).

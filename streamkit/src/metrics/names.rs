@@ -82,7 +82,7 @@ pub const REASON_DESERIALIZATION: &str = "deserialization";
 /// Drop reason: the record arrived after its window closed.
 pub const REASON_LATE: &str = "late";
 /// Drop reason: processing the record failed and the
-/// [`ProcessingErrorHandler`](crate::runtime::ProcessingErrorHandler) skipped it (or a
+/// [`ProcessingErrorHandler`](crate::error_policy::ProcessingErrorHandler) skipped it (or a
 /// processor reported it through `ProcessorContext::record_dropped`).
 pub const REASON_ERROR: &str = "error";
 

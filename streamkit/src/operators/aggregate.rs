@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
-use crate::table::Change;
 
 /// Folds a value into the aggregate: `(key, value, aggregate or None for the first) -> aggregate`.
 pub(crate) type Fold<K, V, A> = Arc<dyn Fn(&K, &V, Option<A>) -> A + Send + Sync>;

@@ -2,11 +2,11 @@
 //! dead-letter topic.
 
 use crate::error::Result;
+use crate::error_policy::dead_letter_headers as h;
 use crate::metrics::names::REASON_LATE;
 use crate::processor::ProcessorContext;
+use crate::processor::task_state::OutRecord;
 use crate::record::Record;
-use crate::runtime::context::OutRecord;
-use crate::runtime::handler::dead_letter_headers as h;
 use crate::serde::{SerdeRef, encode};
 
 pub(crate) struct LateRecords<K, V> {
@@ -60,7 +60,7 @@ impl<K: 'static, V: 'static> LateRecords<K, V> {
                 .add(h::PARTITION, m.partition.to_string())
                 .add(h::OFFSET, m.offset.to_string());
         }
-        ctx.task_context().collector.send(OutRecord {
+        ctx.send(OutRecord {
             topic,
             partition: None,
             key: has_key.then_some(k.as_slice()),

@@ -20,6 +20,7 @@ pub(crate) mod sliding_aggregate;
 pub(crate) mod source;
 pub(crate) mod suppress;
 pub(crate) mod table_aggregate;
+pub(crate) mod table_changes;
 pub(crate) mod table_filter;
 pub(crate) mod table_group_by;
 pub(crate) mod table_map_values;

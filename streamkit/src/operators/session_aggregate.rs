@@ -3,13 +3,17 @@
 
 use crate::error::Result;
 use crate::processor::{Data, Processor, ProcessorContext, SessionStore};
+use crate::record::Change;
 use crate::record::Record;
-use crate::stream::grouped::Merger;
-use crate::table::Change;
 use crate::window::{SessionWindows, Window, Windowed};
+
+use std::sync::Arc;
 
 use super::aggregate::Fold;
 use super::late::LateRecords;
+
+/// Combines two session aggregates when a record bridges their sessions.
+pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
 
 pub(crate) struct SessionAggregate<K, V, A> {
     pub windows: SessionWindows,

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::processor::task_state::OutRecord;
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::runtime::context::OutRecord;
 use crate::serde::{SerdeRef, encode};
 use crate::topology::TopicName;
 
@@ -80,7 +80,7 @@ impl<K: Data, V: Data> Processor<K, V> for Sink<K, V> {
             &record.value,
             &mut self.value_buf,
         )?;
-        ctx.task_context().collector.send(OutRecord {
+        ctx.send(OutRecord {
             topic,
             partition: None,
             key: has_key.then_some(self.key_buf.as_slice()),

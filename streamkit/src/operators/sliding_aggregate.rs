@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::processor::{Data, Processor, ProcessorContext, WindowStore};
+use crate::record::Change;
 use crate::record::Record;
 use crate::serde::{Serde, SerdeError, SerdeRef};
-use crate::table::Change;
 use crate::window::{SlidingWindows, Window, Windowed};
 
 use super::aggregate::Fold;

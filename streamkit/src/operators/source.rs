@@ -7,13 +7,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result, SerdeError};
+use crate::error_policy::{DeserializationHandler, dead_letter_headers as h};
+use crate::processor::Child;
+use crate::processor::task_state::{OutRecord, TaskState};
 use crate::processor::{Data, Punctuation};
 use crate::record::Record;
-use crate::runtime::context::{OutRecord, TaskContext};
-use crate::runtime::handler::{DeserializationHandler, dead_letter_headers as h};
 use crate::serde::{SerdeRef, decode};
 use crate::topology::node::{
-    Child, Instance, NodeControl, NodeFactory, RawRecord, RawSource, typed_children,
+    Instance, NodeControl, NodeFactory, RawRecord, RawSource, typed_children,
 };
 
 /// Computes a record's event time from its key, value and the Kafka record timestamp.
@@ -63,7 +64,7 @@ struct SourceNode<K, V> {
 impl<K: Data, V: Data> SourceNode<K, V> {
     fn on_error(
         &self,
-        task: &mut TaskContext,
+        task: &mut TaskState,
         raw: RawRecord<'_>,
         stage: &str,
         err: SerdeError,
@@ -130,7 +131,7 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
         }
     }
 
-    fn receive_raw(&mut self, task: &mut TaskContext, raw: RawRecord<'_>) -> Result<()> {
+    fn receive_raw(&mut self, task: &mut TaskState, raw: RawRecord<'_>) -> Result<()> {
         let topic = task
             .meta
             .as_ref()
@@ -167,13 +168,13 @@ impl<K: Data, V: Data> RawSource for SourceNode<K, V> {
 }
 
 impl<K, V> NodeControl for SourceNode<K, V> {
-    fn init(&mut self, _task: &mut TaskContext) -> Result<()> {
+    fn init(&mut self, _task: &mut TaskState) -> Result<()> {
         Ok(())
     }
-    fn punctuate(&mut self, _task: &mut TaskContext, _p: Punctuation) -> Result<()> {
+    fn punctuate(&mut self, _task: &mut TaskState, _p: Punctuation) -> Result<()> {
         Ok(())
     }
-    fn close(&mut self, _task: &mut TaskContext) -> Result<()> {
+    fn close(&mut self, _task: &mut TaskState) -> Result<()> {
         Ok(())
     }
 }

@@ -3,10 +3,11 @@
 //! goes downstream once. (Tumbling and hopping aggregations emit final results themselves.)
 
 use crate::error::Result;
-use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext, codec};
+use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
 use crate::serde::SerdeRef;
-use crate::table::Change;
+use crate::state::codec;
 use crate::window::{Window, Windowed};
 
 /// What the buffer needs to know about the windows it holds.

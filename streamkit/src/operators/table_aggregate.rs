@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
-use crate::table::Change;
 
 /// `(key, value, aggregate or None before the group's first value) -> aggregate`.
 pub(crate) type TableFold<K, V, A> = Arc<dyn Fn(&K, &V, Option<A>) -> A + Send + Sync>;

@@ -5,8 +5,8 @@
 use crate::error::Result;
 use crate::operators::table_source::apply_row;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
-use crate::table::Change;
 
 pub(crate) struct TableMaterialize<K, V> {
     pub store_name: String,

@@ -3,8 +3,8 @@
 
 use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
-use crate::table::Change;
 
 pub(crate) struct TableSource<K, V> {
     pub store_name: String,

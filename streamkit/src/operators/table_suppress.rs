@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 
 use crate::error::{Result, SerdeError};
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
+use crate::serde::table::ChangeSerde;
 use crate::serde::{Serde, SerdeRef};
-use crate::table::Change;
-use crate::table::serde::ChangeSerde;
 
 pub(crate) struct SuppressTimeLimit<K, V> {
     pub limit_ms: i64,

@@ -9,13 +9,22 @@ use crate::error::Result;
 use crate::processor::{
     Data, KeyValueStore, Processor, ProcessorContext, Punctuation, PunctuationType, WindowStore,
 };
+use crate::record::Change;
 use crate::record::Record;
 use crate::serde::SerdeRef;
-use crate::table::{Change, EmitConfig};
 use crate::window::{TimeWindows, Window, Windowed};
 
 use super::aggregate::Fold;
 use super::late::LateRecords;
+
+/// How a windowed aggregation emits: on every update, or once per window when it closes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EmitConfig {
+    pub final_only: bool,
+    pub idle_close: Option<Duration>,
+    /// The store keeping how far final results were emitted.
+    pub marker_store: Option<String>,
+}
 
 pub(crate) struct WindowAggregate<K, V, A> {
     pub windows: TimeWindows,

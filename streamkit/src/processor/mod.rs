@@ -48,24 +48,34 @@
 //! ]);
 //! ```
 
-mod stores;
+mod store_builder;
+pub(crate) mod task_state;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use stores::{ErasedSerdes, StoreSerdes, codec};
-pub use stores::{KeyValueStore, SessionStore, StoreBuilder, WindowStore};
+pub use store_builder::StoreBuilder;
+
+pub use crate::record::Data;
+pub use crate::state::{KeyValueStore, SessionStore, WindowStore};
 
 use crate::error::Result;
-use crate::record::{Record, RecordMetadata};
-use crate::runtime::TaskId;
-use crate::runtime::context::{Schedule, TaskContext};
-use crate::topology::node::Child;
+use crate::record::{Record, RecordMetadata, TaskId};
+use crate::state::store::SharedStore;
+use task_state::{OutRecord, Schedule, TaskClock, TaskState};
 
-/// Types that can flow through a topology as keys or values.
-///
-/// Records are cloned only when a processor forwards to more than one child.
-pub trait Data: Clone + 'static {}
-impl<T: Clone + 'static> Data for T {}
+/// Receives typed records from a parent node.
+pub(crate) trait Downstream<K, V> {
+    fn receive(&mut self, task: &mut TaskState, record: Record<K, V>) -> Result<()>;
+}
+
+/// A typed handle on a child node, with its name for `forward_to`.
+pub(crate) struct Child<K, V> {
+    pub name: Arc<str>,
+    pub node: Rc<RefCell<dyn Downstream<K, V>>>,
+}
 
 /// A custom operator. See the [module documentation](self) for a complete example.
 pub trait Processor<KIn, VIn>: 'static {
@@ -129,7 +139,7 @@ pub struct Punctuation {
 /// What a processor can do besides returning: forward records, read the current record's
 /// origin, schedule punctuators.
 pub struct ProcessorContext<'a, K, V> {
-    pub(crate) task: &'a mut TaskContext,
+    pub(crate) task: &'a mut TaskState,
     pub(crate) children: &'a [Child<K, V>],
     pub(crate) node: usize,
 }
@@ -214,7 +224,7 @@ impl<K, V> ProcessorContext<'_, K, V> {
         self.task.schedules.retain(|s| s.id != id);
     }
 
-    fn store(&self, name: &str) -> Result<crate::runtime::stores::SharedStore> {
+    fn store(&self, name: &str) -> Result<SharedStore> {
         let allowed = self
             .task
             .node_stores
@@ -265,7 +275,30 @@ impl<K, V> ProcessorContext<'_, K, V> {
         !self.children.is_empty()
     }
 
-    pub(crate) fn task_context(&mut self) -> &mut TaskContext {
-        self.task
+    /// Hands a serialized record to the task's collector (the producer at run time, the test
+    /// driver under test): the sealed "send to topic" of the byte-boundary nodes (sinks,
+    /// dead-letter queues). Users forward; only built-in operators write bytes.
+    pub(crate) fn send(&mut self, out: OutRecord<'_>) -> Result<()> {
+        self.task.collector.send(out)
+    }
+
+    /// The task's clocks, for handles that read them outside a `ProcessorContext` (Faust-style
+    /// tables).
+    pub(crate) fn clock(&self) -> Arc<TaskClock> {
+        self.task.clock.clone()
+    }
+
+    /// The stores this node is connected to, with whether each is a global (read-only) one.
+    pub(crate) fn connected_stores(&self) -> Vec<(String, SharedStore, bool)> {
+        let task = &*self.task;
+        task.node_stores
+            .get(&self.node)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| match task.stores.get(name) {
+                Some(s) => Some((name.clone(), s.clone(), false)),
+                None => Some((name.clone(), task.global_stores.get(name)?.clone(), true)),
+            })
+            .collect()
     }
 }

@@ -264,7 +264,7 @@ fn equalize_internal_groups(
 /// Creates those of `topics` (name, partitions) that do not exist yet, on the cluster or the
 /// embedded broker `config` points at, with the config's replication factor. For applications
 /// that create their own input and output topics at start; internal topics are created by
-/// [`KafkaStreams::start`](crate::runtime::KafkaStreams::start) itself. Works on clusters
+/// [`KafkaStreams::start`](crate::KafkaStreams::start) itself. Works on clusters
 /// without the admin API when every topic already exists.
 pub fn ensure_topics(config: &StreamsConfig, topics: &[(&str, i32)]) -> Result<()> {
     let existing = if config.embedded.is_some() {

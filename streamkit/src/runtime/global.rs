@@ -23,12 +23,15 @@ use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::record::Headers;
-use crate::runtime::TaskId;
+use crate::record::TaskId;
 use crate::runtime::admin::base_client_config;
-use crate::runtime::stores::{StoreRegistry, TaskStores};
 use crate::runtime::task::{Task, TaskSetup};
-use crate::runtime::thread::{DeliveryTracker, Producer_, ProducerCollector, is_fatal, now_ms};
+use crate::runtime::thread::{
+    DeliveryTracker, ProducerCollector, ThreadProducer, is_fatal, now_ms,
+};
 use crate::state::rocksdb::RocksDbShared;
+use crate::state::store::StoreRegistry;
+use crate::state::store::TaskStores;
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
 
@@ -129,7 +132,7 @@ pub(crate) fn start(
 struct GlobalThread {
     name: String,
     consumer: BaseConsumer,
-    producer: Arc<Producer_>,
+    producer: Arc<ThreadProducer>,
     tasks: Vec<Task>,
     /// Resolved topic → (task, source index in the task).
     routes: HashMap<String, (usize, usize)>,
@@ -146,7 +149,7 @@ impl GlobalThread {
         // Only records that cannot be decoded are produced (to a dead-letter topic).
         let mut pc = base_client_config(config, "producer")?;
         pc.set("client.id", format!("{name}-producer"));
-        let producer: Arc<Producer_> =
+        let producer: Arc<ThreadProducer> =
             Arc::new(pc.create_with_context(DeliveryTracker::default())?);
         let mut cc = base_client_config(config, "global.consumer")?;
         cc.set("group.id", format!("{app}-global"))

@@ -1,6 +1,6 @@
-//! Running a topology against Kafka: [`KafkaStreams`], its stream threads and tasks.
+//! Running a topology against Kafka: [`KafkaStreams`](crate::KafkaStreams), its stream threads and tasks.
 //!
-//! An application instance ([`KafkaStreams`]) joins the consumer group named by its
+//! An application instance ([`KafkaStreams`](crate::KafkaStreams)) joins the consumer group named by its
 //! application id with `num_stream_threads` consumers. The group's **range** assignor gives
 //! each consumer whole partition numbers across co-partitioned topics, and each
 //! (sub-topology, partition) pair becomes a **task** that owns live processor instances. A
@@ -40,35 +40,13 @@
 //! stored there.
 
 pub(crate) mod admin;
-pub(crate) mod context;
-mod global;
-pub(crate) mod handler;
+pub(crate) mod global;
+mod lifecycle;
 pub(crate) mod partition_group;
 mod partition_map;
 pub(crate) mod restore;
-pub(crate) mod stores;
-mod streams;
 pub(crate) mod task;
-mod thread;
-
-use std::fmt;
+pub(crate) mod thread;
 
 pub use admin::ensure_topics;
-pub use handler::{DeserializationHandler, ProcessingErrorHandler, dead_letter_headers};
-pub use streams::{KafkaStreams, State, StateListener};
-
-/// A task: one sub-topology applied to one partition number. Printed `<sub-topology>_<partition>`
-/// as in Kafka Streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId {
-    /// The sub-topology.
-    pub subtopology: usize,
-    /// The partition of its input topics.
-    pub partition: i32,
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}_{}", self.subtopology, self.partition)
-    }
-}
+pub use lifecycle::{State, StateListener};

@@ -3,8 +3,9 @@
 //! `PartitionGroup` / `RecordQueue`).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::config::TaskIdle;
 use crate::record::Headers;
 
 /// A polled record waiting in its partition's queue: an owned copy of the Kafka record, with
@@ -29,18 +30,6 @@ pub(crate) enum Lag {
     Pending,
     /// Everything the broker had was delivered.
     Zero,
-}
-
-/// How long a task waits for an empty input partition (`max.task.idle.ms`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum TaskIdle {
-    /// Wait for data known to be on the broker, then no longer (Kafka Streams' default, 0).
-    #[default]
-    FetchedOnly,
-    /// Also wait this long for a caught-up partition to receive data.
-    Wait(Duration),
-    /// Never wait: process whatever is buffered (Kafka Streams' -1).
-    Never,
 }
 
 /// Per-source record queues of one task. The source index is the task's.
@@ -139,6 +128,7 @@ impl PartitionGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn rec(offset: i64, ts: i64) -> BufferedRecord {
         BufferedRecord {

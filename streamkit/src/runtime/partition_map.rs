@@ -45,7 +45,7 @@ impl<T: Copy> PartitionMap<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::TaskId;
+    use crate::record::TaskId;
 
     fn id(subtopology: usize, partition: i32) -> TaskId {
         TaskId {

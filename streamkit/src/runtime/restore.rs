@@ -28,10 +28,13 @@ use rdkafka::message::Message;
 use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::runtime::TaskId;
+use crate::record::TaskId;
 use crate::runtime::admin::base_client_config;
 use crate::runtime::partition_map::PartitionMap;
-use crate::runtime::stores::{BatchEntry, Checkpoint, SharedStore, TaskStores};
+use crate::state::backend::BatchEntry;
+use crate::state::checkpoint::Checkpoint;
+use crate::state::store::SharedStore;
+use crate::state::store::TaskStores;
 
 /// Records buffered (over all partitions) before they are written to their stores.
 const RESTORE_BATCH: usize = 10_000;
@@ -71,7 +74,7 @@ pub(crate) struct RestoreRequest<'a> {
 pub(crate) type Restored = HashMap<TaskId, HashMap<String, i64>>;
 
 /// Restores of at least this many records reopen a RocksDB store tuned for a bulk load
-/// ([`TaskStore::bulk_load`](crate::runtime::stores::TaskStore::bulk_load)) and reopen it
+/// ([`TaskStore::bulk_load`](crate::state::store::TaskStore::bulk_load)) and reopen it
 /// for processing at the end (on the writer thread, while the next records are fetched);
 /// smaller ones are not worth the two reopens.
 const BULK_LOAD_RECORDS: i64 = 20_000;

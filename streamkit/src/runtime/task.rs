@@ -7,19 +7,23 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::config::TaskIdle;
 use crate::error::{Error, Result};
+use crate::error_policy::{DeserializationHandler, ProcessingErrorHandler};
 use crate::metrics::TaskMetrics;
+use crate::processor::task_state::{OutRecord, RecordCollector, TaskState};
 use crate::processor::{Punctuation, PunctuationType};
 use crate::record::Headers;
 use crate::record::RecordMetadata;
-use crate::runtime::TaskId;
-use crate::runtime::context::{OutRecord, RecordCollector, TaskContext};
-use crate::runtime::handler::{DeserializationHandler, ProcessingErrorHandler};
-use crate::runtime::partition_group::{BufferedRecord, Lag, PartitionGroup, TaskIdle};
+use crate::record::TaskId;
+use crate::runtime::partition_group::{BufferedRecord, Lag, PartitionGroup};
 use crate::runtime::restore::RestoreRequest;
-use crate::runtime::stores::{Checkpoint, StoreRegistry, TaskStore, TaskStores};
+use crate::state::checkpoint::Checkpoint;
 use crate::state::rocksdb::RocksDbShared;
-use crate::topology::node::{NodeControl, RawRecord, RawSource};
+use crate::state::store::StoreRegistry;
+use crate::state::store::TaskStore;
+use crate::state::store::TaskStores;
+use crate::topology::node::{ExternalCommitter, NodeControl, RawRecord, RawSource};
 use crate::topology::{NodeKind, Topology};
 
 /// What a task needs from its owner besides the topology.
@@ -43,32 +47,12 @@ pub(crate) struct TaskSetup {
     pub global_stores: TaskStores,
 }
 
-/// A sink that commits its writes, together with the input offsets and store writes they
-/// correspond to, to a system outside Kafka, and from which the task's state is loaded when
-/// the task starts (the Postgres sink). It replaces the changelog restore of its task.
-pub(crate) trait ExternalCommitter {
-    /// Names the sink in logs and errors.
-    fn describe(&self) -> String;
-    /// Empties and loads the task's stores; returns, for each of `sources` (resolved topics,
-    /// partition = the task's), the next offset to read, `None` for the beginning.
-    fn load(
-        &mut self,
-        task: TaskId,
-        stores: &TaskStores,
-        sources: &[&str],
-    ) -> Result<Vec<Option<i64>>>;
-    /// Records a store write (`None` = delete) made since the last commit.
-    fn capture(&mut self, store: &str, key: &[u8], value: Option<&[u8]>);
-    /// Commits the buffered writes with the next offset of each source topic.
-    fn commit(&mut self, positions: &[(String, i64)]) -> Result<()>;
-}
-
 /// A resolved topic and the source node reading it.
 type SourceRoute = (Arc<str>, Rc<RefCell<dyn RawSource>>);
 
 pub(crate) struct Task {
     pub id: TaskId,
-    ctx: TaskContext,
+    ctx: TaskState,
     /// Live nodes by their index in the topology.
     nodes: HashMap<usize, Rc<RefCell<dyn NodeControl>>>,
     /// (resolved topic, source node) for each topic the task reads.
@@ -146,7 +130,7 @@ impl OpenedTask {
             checkpoint: _,
             node_stores,
         } = self;
-        let mut ctx = TaskContext {
+        let mut ctx = TaskState {
             app_id: setup.app_id,
             task_id: id,
             meta: None,
@@ -159,7 +143,9 @@ impl OpenedTask {
             metrics: setup.metrics,
             stores,
             global_stores: setup.global_stores,
-            clock: Arc::new(crate::runtime::context::TaskClock::new(setup.wall_clock_ms)),
+            clock: Arc::new(crate::processor::task_state::TaskClock::new(
+                setup.wall_clock_ms,
+            )),
             node_stores,
         };
         for i in &init_order {

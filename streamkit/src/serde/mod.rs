@@ -11,6 +11,7 @@
 pub mod avro;
 mod json;
 mod primitive;
+pub(crate) mod table;
 
 pub use avro::{Avro, AvroGeneric, RegistryClient};
 pub use json::Json;

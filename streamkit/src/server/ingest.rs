@@ -227,7 +227,7 @@ async fn produce(
 fn guard(ingest: &Ingest, headers: &HeaderMap) -> std::result::Result<(), Failure> {
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let host = text(header::HOST).unwrap_or_default();
-    if ingest.loopback && !super::ksql::is_loopback_host(host) {
+    if ingest.loopback && !super::is_loopback_host(host) {
         return Err(fail(
             StatusCode::FORBIDDEN,
             403,

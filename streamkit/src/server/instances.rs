@@ -29,7 +29,7 @@ use super::{ServerContext, StateFn};
 use crate::config::StreamsConfig;
 use crate::error::Result;
 use crate::runtime::admin::{base_client_config, create_topics, topic_partitions};
-use crate::runtime::stores::StoreRegistry;
+use crate::state::store::StoreRegistry;
 
 /// How often an instance re-publishes its entry.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);

@@ -118,7 +118,7 @@ impl Guard {
             }
         }
         let host = text(header::HOST).unwrap_or_default();
-        if self.loopback && !is_loopback_host(host) {
+        if self.loopback && !super::is_loopback_host(host) {
             return Err(Box::new(generic_error(
                 StatusCode::FORBIDDEN,
                 40300,
@@ -154,19 +154,6 @@ impl Guard {
         }
         Ok(())
     }
-}
-
-/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
-pub(super) fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn require_guard(

@@ -31,9 +31,10 @@ mod forward;
 pub(crate) mod http_thread;
 mod ingest;
 mod instances;
+#[cfg(feature = "sql")]
 pub mod ksql;
 mod metrics;
-mod stores;
+mod store_endpoints;
 mod topology;
 
 use std::collections::HashMap;
@@ -49,8 +50,9 @@ use crate::config::{QueryForwarding, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::runtime::State;
-use crate::runtime::stores::StoreRegistry;
-use crate::topology::{StoreSpec, Topology};
+use crate::state::spec::StoreSpec;
+use crate::state::store::StoreRegistry;
+use crate::topology::Topology;
 
 pub(crate) use instances::Directory;
 
@@ -240,10 +242,10 @@ fn subtopology_partitions(
 
 fn router(ctx: Arc<ServerContext>) -> Router {
     let mut routes = Router::new()
-        .route("/stores", get(stores::list))
-        .route("/stores/{name}", get(stores::range))
-        .route("/stores/{name}/changes", get(stores::changes))
-        .route("/stores/{name}/{key}", get(stores::key))
+        .route("/stores", get(store_endpoints::list))
+        .route("/stores/{name}", get(store_endpoints::range))
+        .route("/stores/{name}/changes", get(store_endpoints::changes))
+        .route("/stores/{name}/{key}", get(store_endpoints::key))
         .route("/topology", get(topology::topology))
         .route("/instances", get(instances::list))
         .route("/metrics", get(metrics::metrics));
@@ -276,6 +278,19 @@ pub(crate) fn error(
         axum::Json(serde_json::json!({ "error": message.to_string() })),
     )
         .into_response()
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! [`Engine`] executes statements: `CREATE STREAM|TABLE` declares a topic's columns and
 //! formats in the metastore; `CREATE … AS SELECT` and `INSERT INTO` plan the query into
 //! DSL operators (`filter`, `map`, `group_by` + `aggregate`, `windowed_by`, `suppress`, joins)
-//! and run it as its own [`KafkaStreams`](crate::runtime::KafkaStreams) application
+//! and run it as its own [`KafkaStreams`](crate::KafkaStreams) application
 //! (`streamkit-sql-<query-id>`). Rows are dynamic: a [`Row`] of [`Value`]s whose
 //! [`SqlType`]s the schema gives; keys and values are read and written in the `JSON` or
 //! `KAFKA` formats.

@@ -3,10 +3,10 @@
 //! Every state store of every task is a separate RocksDB instance under
 //! `state_dir/<application-id>/<task>/rocksdb/<store>` (or a sorted in-memory map, when a
 //! `Materialized` asks for `in_memory()`). Stores hold bytes; typed handles
-//! ([`KeyValueStore`](crate::processor::KeyValueStore),
-//! [`WindowStore`](crate::processor::WindowStore),
-//! [`SessionStore`](crate::processor::SessionStore)) apply the store's serdes, and the byte
-//! layouts of windowed keys live in one module (`processor::stores::codec`, versioned):
+//! ([`KeyValueStore`],
+//! [`WindowStore`],
+//! [`SessionStore`]) apply the store's serdes, and the byte
+//! layouts of windowed keys live in one module (`state::codec`, versioned):
 //! `key ‖ start` for windows and `key ‖ end ‖ start` for sessions, timestamps big-endian with the
 //! sign bit flipped so that a range scan of one key runs in time order.
 //!
@@ -21,9 +21,20 @@
 //! [`StreamsConfig::rocksdb_memory`](crate::config::StreamsConfig::rocksdb_memory)), so a
 //! hundred tasks do not mean a hundred memtable budgets.
 
+pub(crate) mod backend;
 pub(crate) mod cache;
+pub(crate) mod checkpoint;
+pub(crate) mod codec;
 pub(crate) mod dir;
+pub(crate) mod handle;
+mod query;
 pub(crate) mod rocksdb;
+pub(crate) mod spec;
+pub(crate) mod store;
+
+pub use handle::{KeyValueStore, SessionStore, WindowStore};
+pub use query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
+pub use spec::StoreBackend;
 
 /// Memory budget shared by every RocksDB store of an application instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

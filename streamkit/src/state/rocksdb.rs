@@ -10,7 +10,8 @@ use rocksdb::{
 
 use super::RocksDbMemory;
 use crate::error::{Error, Result};
-use crate::runtime::stores::{Backend, BatchEntry};
+use crate::state::backend::Backend;
+use crate::state::backend::BatchEntry;
 
 /// The block cache and write-buffer manager all stores of an instance share.
 #[derive(Clone)]
@@ -47,7 +48,7 @@ impl RocksDbShared {
 /// store written by another layout version is refused rather than misread.
 fn check_layout(path: &Path) -> Result<()> {
     let file = path.join("STREAMKIT_LAYOUT");
-    let current = crate::processor::codec::LAYOUT_VERSION.to_string();
+    let current = crate::state::codec::LAYOUT_VERSION.to_string();
     match std::fs::read_to_string(&file) {
         Ok(found) if found.trim() == current => Ok(()),
         Ok(found) => Err(Error::IllegalState(format!(
@@ -219,7 +220,7 @@ impl Backend for RocksDbBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::stores::MemoryBackend;
+    use crate::state::backend::MemoryBackend;
 
     /// The same range queries give the same answers on both backends.
     fn exercise(b: &mut dyn Backend) {

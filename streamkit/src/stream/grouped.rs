@@ -8,14 +8,16 @@ use std::time::Duration;
 use super::{KStream, Materialized, Repartitioned};
 use crate::operators::aggregate::{Aggregate, Fold};
 use crate::operators::late::LateRecords;
+use crate::operators::session_aggregate::Merger;
 use crate::operators::session_aggregate::SessionAggregate;
 use crate::operators::sliding_aggregate::{SlidingAggregate, list_serde};
 use crate::operators::suppress::SuppressSpec;
+use crate::operators::window_aggregate::EmitConfig;
 use crate::operators::window_aggregate::WindowAggregate;
 use crate::processor::Data;
 use crate::serde::{Serde, SerdeRef, Serdes};
-use crate::table::{EmitConfig, KTable};
-use crate::topology::{StoreKind, StoreSpec};
+use crate::state::spec::{StoreKind, StoreSpec};
+use crate::table::KTable;
 use crate::window::{SessionWindows, SlidingWindows, TimeWindows, Windowed};
 
 const ONE_DAY_MS: i64 = 86_400_000;
@@ -55,6 +57,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Groups by the current key. If an upstream step changed the key (`map`, `flat_map`,
     /// `select_key`, `process`), records first go through a repartition topic so that each
     /// key is aggregated in one task.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -96,6 +100,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Groups by a new key computed from each record; always repartitions.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -200,7 +206,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             backend: m.backend,
             logging: m.logging,
             caching: m.caching,
-            serdes: Arc::new(crate::processor::StoreSerdes::<K, A> { key, value }),
+            serdes: Arc::new(crate::state::handle::StoreSerdes::<K, A> { key, value }),
         };
         self.stream.graph.borrow_mut().add_store(spec);
     }
@@ -252,6 +258,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Combines the values of a key with `reducer(aggregate, value)`; the first value is the
     /// first aggregate.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -280,6 +288,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     /// Folds the values of a key into an aggregate starting at `initializer()`. The
     /// `Materialized` must carry the aggregate's value serde.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -419,6 +429,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
 
     /// Records per key and window.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::time::Duration;
     /// use streamkit::prelude::*;
@@ -480,9 +492,6 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         self.aggregate_with(fold, materialized, value)
     }
 }
-
-/// Combines two session aggregates when a record bridges their sessions.
-pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
 
 /// A grouped stream over session windows.
 pub struct SessionWindowedKStream<K, V> {
@@ -553,6 +562,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     }
 
     /// Records per key and session.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
@@ -715,6 +726,8 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     }
 
     /// Records per key and sliding window.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;

@@ -12,10 +12,12 @@ use crate::operators::join::stream_stream::{
 };
 use crate::operators::late::LateRecords;
 use crate::operators::sliding_aggregate::list_serde;
-use crate::processor::{Data, StoreSerdes};
+use crate::processor::Data;
 use crate::serde::Serdes;
+use crate::state::handle::StoreSerdes;
+use crate::state::spec::{StoreKind, StoreSpec};
+use crate::topology::NodeKind;
 use crate::topology::node::ProcessorFactory;
-use crate::topology::{NodeKind, StoreKind, StoreSpec};
 use crate::window::JoinWindows;
 
 impl<K: Data, V: Data> KStream<K, V> {
@@ -28,6 +30,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// grace) are dropped and counted as late. The two inputs must be co-partitioned, which
     /// the application checks when it starts; an input whose key an upstream step changed
     /// is repartitioned first (`<name>-left-repartition`, `<name>-right-repartition`).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
@@ -66,6 +70,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// waits in a changelogged store until then, so no `None` result is emitted for a record
     /// that later finds a partner (Kafka Streams 3.1+ semantics).
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::time::Duration;
     /// use streamkit::prelude::*;
@@ -103,6 +109,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Outer join with `other` within `windows`: like [`left_join`](Self::left_join), and
     /// likewise for records of `other` without a partner: `joiner(None, Some(other_value))`
     /// once their window (`before` past their timestamp, plus grace) has closed.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;

@@ -1,20 +1,11 @@
 //! [`Materialized`]: how an aggregation's state store is built.
 
+use crate::state::StoreBackend;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::processor::Data;
 use crate::serde::{Serde, SerdeRef};
-
-/// Which engine holds a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StoreBackend {
-    /// RocksDB under `state_dir/<application-id>/<task>/`. Default.
-    #[default]
-    RocksDb,
-    /// A sorted in-memory map, rebuilt from the changelog on restart.
-    InMemory,
-}
 
 /// How to materialize an aggregation: the store's name (which names its changelog topic
 /// `<application-id>-<name>-changelog`), serdes, backend, changelog and retention.

@@ -8,20 +8,21 @@ pub(crate) mod grouped;
 mod join;
 mod joined;
 mod materialized;
-mod params;
 mod table_joins;
+mod topic_io;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use crate::state::StoreBackend;
 pub use grouped::{
     Grouped, KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,
 };
 pub use joined::StreamJoined;
-pub use materialized::{Materialized, StoreBackend};
-pub use params::{Consumed, Produced, Repartitioned};
+pub use materialized::Materialized;
+pub use topic_io::{Consumed, Produced, Repartitioned};
 
 use crate::error::Result;
 use crate::operators::branch::{Branch, BranchPredicate};
@@ -41,6 +42,8 @@ use crate::topology::node::ProcessorFactory;
 use crate::topology::{GraphBuilder, InternalTopic, NodeKind, TopicName, Topology};
 
 /// Builds a [`Topology`] with the typed DSL.
+///
+/// # Examples
 ///
 /// ```
 /// use streamkit::prelude::*;
@@ -72,6 +75,8 @@ impl StreamsBuilder {
 
     /// A stream of the records of several topics (one source node), e.g. all lines' feeds.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -97,9 +102,11 @@ impl StreamsBuilder {
     }
 
     /// Runs `connector` beside the application's stream threads (from
-    /// [`KafkaStreams::start`](crate::runtime::KafkaStreams::start) to `close`) and streams
+    /// [`KafkaStreams::start`](crate::KafkaStreams::start) to `close`) and streams
     /// the records it writes: a Postgres table or a polled API as a source of the topology.
     /// The connector's topics are created when missing; its failure stops the application.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use streamkit::connect::postgres_source::PostgresSource;
@@ -152,8 +159,10 @@ impl StreamsBuilder {
     /// A table of the records of `topic`, read as a changelog: the latest value per key, a
     /// null value (a tombstone) deleting the key. Rows are kept in a key-value store named by
     /// `materialized` (serdes default to `consumed`'s), with its own changelog topic, and
-    /// each update flows on as a [`Change`](crate::table::Change). Values that cannot be
+    /// each update flows on as a change (new and old value). Values that cannot be
     /// decoded go to `consumed`'s deserialization handler, as for streams.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -181,6 +190,8 @@ impl StreamsBuilder {
     /// A [`GlobalKTable`](crate::table::GlobalKTable) of `topic`: every partition, on every
     /// instance, kept by the global thread in a store named by `materialized` (no changelog:
     /// the topic is one). A null value deletes its key.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -273,6 +284,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Renames the node that produced this stream (call it right after creating the node).
     /// Stable names keep internal topics, stores and metrics labels stable across changes.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -288,6 +301,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Keeps the records for which `predicate(key, value)` is true.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -315,6 +330,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Drops the records for which `predicate(key, value)` is true.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -344,6 +361,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// A new key and value for each record. Changing the key means records of one key may
     /// now sit in several partitions: [`repartition`](Self::repartition) before grouping.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -366,6 +385,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// A new value for each record; the key is kept, so no repartition is ever needed.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -386,6 +407,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Like [`map_values`](Self::map_values), with read access to the key.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -408,6 +431,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Zero or more (key, value) pairs for each record.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -437,6 +462,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Zero or more values for each record, each with the record's key.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -461,6 +488,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// A new key computed from each record; the value is kept.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -487,6 +516,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Calls `action` on each record and passes it on unchanged.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
     /// use streamkit::prelude::*;
@@ -511,6 +542,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Calls `action` on each record; ends the stream.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -537,6 +570,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Routes each record to the first branch whose predicate accepts it. Branch streams are
     /// named `<prefix><branch>`; the prefix defaults to the split node's name and `-`.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -568,6 +603,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Like [`split`](Self::split), with a prefix for the split node and branch names.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -591,6 +628,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// One stream with the records of both (no order between them is implied).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -623,6 +662,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Writes every record to `topic`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -642,6 +683,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Writes each record to the topic `extractor(key, value)` names.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -681,6 +724,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Sends the records through an internal topic `<application-id>-<name>-repartition`
     /// (created by the runtime) so that all records of a key land in one partition, and thus
     /// one task. Starts a new sub-topology.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -744,6 +789,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Runs a custom [`Processor`] on each record. `supplier` is called once per task.
     /// See [`processor`](crate::processor) for a complete example with punctuators.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;

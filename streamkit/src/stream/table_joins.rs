@@ -49,8 +49,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// record is processed is forwarded as `joiner(value, row)`, with the record's key and
     /// timestamp; records without a row are dropped. Table updates emit nothing. Both sides
     /// must be co-partitioned (same partition count, same key partitioning), which
-    /// [`KafkaStreams::start`](crate::runtime::KafkaStreams::start) checks. A table without a
+    /// [`KafkaStreams::start`](crate::KafkaStreams::start) checks. A table without a
     /// store of its own (after `filter`) gets one.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -86,6 +88,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Left stream-table join: every record is forwarded as `joiner(value, row)`, the row
     /// `None` when the table has none for the key. Otherwise as
     /// [`join_table`](Self::join_table).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -144,6 +148,8 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// to look up; records with a row are forwarded as `joiner(value, row)` with the stream's
     /// key and timestamp, the others dropped. The global table holds every partition of its
     /// topic, so the stream needs no co-partitioning and may have changed its key.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;

@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::processor::{Data, KeyValueStore, ProcessorContext, StoreBuilder};
-use crate::runtime::stores::SharedStore;
 use crate::serde::{Serde, SerdeRef};
-use crate::stream::StoreBackend;
+use crate::state::StoreBackend;
+use crate::state::spec::StoreKind;
+use crate::state::store::SharedStore;
 use crate::table::faust_windowed::WindowedFaustTable;
-use crate::topology::StoreKind;
 
 /// Builds a table's default value (Faust's `default=`).
 pub(crate) type DefaultFn<V> = Arc<dyn Fn() -> V + Send + Sync>;
@@ -42,6 +42,8 @@ pub(crate) type DefaultFn<V> = Arc<dyn Fn() -> V + Send + Sync>;
 /// [`name`](Self::name), and open a [`Table`] handle in their `init`.
 ///
 /// Cheap to clone and `Send + Sync`, so processor suppliers and agents can capture it.
+///
+/// # Examples
 ///
 /// ```
 /// use streamkit::prelude::*;

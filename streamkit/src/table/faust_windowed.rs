@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::processor::task_state::TaskClock;
 use crate::processor::{Data, ProcessorContext, StoreBuilder, WindowStore};
-use crate::runtime::context::TaskClock;
-use crate::runtime::stores::SharedStore;
-use crate::stream::StoreBackend;
+use crate::state::StoreBackend;
+use crate::state::spec::StoreKind;
+use crate::state::store::SharedStore;
 use crate::table::faust::{DefaultFn, FaustTable};
-use crate::topology::StoreKind;
 use crate::window::Window;
 
 fn millis(d: Duration) -> i64 {
@@ -41,6 +41,8 @@ pub enum RelativeTo {
 /// [`FaustTable::hopping`]. Register its store with
 /// [`StreamsBuilder::add_state_store`](crate::stream::StreamsBuilder::add_state_store) and
 /// open a [`WindowedTable`] in the processors connected to it.
+///
+/// # Examples
 ///
 /// ```
 /// use std::time::Duration;
@@ -166,7 +168,7 @@ impl<K: Data, V: Data> WindowedFaustTable<K, V> {
         ctx: &mut ProcessorContext<'_, K2, V2>,
     ) -> Result<WindowedTable<K, V>> {
         let store = ctx.window_store(self.name())?;
-        let clock = ctx.task_context().clock.clone();
+        let clock = ctx.clock();
         Ok(self.handle(store, clock))
     }
 

@@ -5,9 +5,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Change, KTable, add_table_store};
+use super::{KTable, add_table_store};
 use crate::operators::table_aggregate::{TableAggregate, TableFold, TableRetract};
 use crate::processor::Data;
+use crate::record::Change;
 use crate::serde::{SerdeRef, Serdes};
 use crate::stream::Materialized;
 use crate::topology::node::ProcessorFactory;
@@ -81,6 +82,8 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
     /// Combines the rows of a group: `adder(aggregate, value)` when a row joins (the first
     /// value is the first aggregate), `subtractor(aggregate, value)` when it leaves.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -121,6 +124,8 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
     /// Folds the rows of a group into an aggregate starting at `initializer()`:
     /// `adder(key, value, aggregate)` when a row joins, `subtractor(key, value, aggregate)`
     /// when it leaves. The `Materialized` must carry the aggregate's value serde.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;

@@ -4,18 +4,21 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Change, KTable, materialize_for_lookup};
+use super::{KTable, materialize_for_lookup};
 use crate::operators::join::Joiner;
 use crate::operators::join::foreign_key::{
     AnswerRight, FkExtractor, LeftEvent, ResolveLeft, Response, ResponseSerde, RightEvent,
     SubscribeLeft, Subscription, SubscriptionSerde, Wrap,
 };
 use crate::operators::join::table_table::{TableJoinLeftSide, TableJoinMerge, TableJoinRightSide};
-use crate::processor::{Data, StoreSerdes};
+use crate::processor::Data;
+use crate::record::Change;
 use crate::serde::{SerdeRef, Serdes};
+use crate::state::handle::StoreSerdes;
+use crate::state::spec::{StoreKind, StoreSpec};
 use crate::stream::{KStream, Materialized, Repartitioned};
 use crate::topology::node::ProcessorFactory;
-use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec};
+use crate::topology::{GraphBuilder, NodeKind};
 
 /// The key and value serdes of a table's store.
 type RowSerdes<K, V> = (SerdeRef<K>, SerdeRef<V>);
@@ -54,6 +57,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// so downstream aggregations retract it); a deletion on either side deletes the result.
     /// The result is kept in a store when `materialized` names one or gives a value serde
     /// (`Materialized::default()` keeps none). The two tables must be co-partitioned.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -244,6 +249,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// if the new foreign key has no row, deleted); a deleted left row deletes its result at
     /// once. The result is kept in a store (`materialized` must give a value serde), so every
     /// change carries the row it replaces. `<name>` is the store's name, else generated.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;

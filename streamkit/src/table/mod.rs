@@ -1,7 +1,7 @@
 //! Tables: [`KTable`], a changelog view of a topic or stream where each key has one current
 //! value, and [`GlobalKTable`], a full copy of a topic on every instance.
 //!
-//! Records flowing out of a table operator carry a [`Change`]: the key's new value (`None` =
+//! Records flowing out of a table operator carry a `Change`: the key's new value (`None` =
 //! deleted) and the value it replaces, so downstream table aggregations can retract the old
 //! value. A table read from a topic ([`StreamsBuilder::table`](crate::stream::StreamsBuilder::table))
 //! treats a null value as a tombstone that deletes its key. `filter`, `filter_not` and
@@ -23,8 +23,6 @@ mod faust_windowed;
 mod global;
 mod grouped;
 mod join;
-mod query;
-pub(crate) mod serde;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -32,36 +30,31 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::state::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 pub use faust::{FaustTable, Table};
 pub use faust_windowed::{RelativeTo, WindowSet, WindowedFaustTable, WindowedTable};
 pub use global::GlobalKTable;
 pub(crate) use global::global_table;
 pub use grouped::KGroupedTable;
-pub use query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 
 use crate::operators::suppress::{SuppressSpec, SuppressUntilClose};
+use crate::operators::table_changes::{PassChanges, ToChangeStream, ToStream};
 use crate::operators::table_filter::TableFilter;
 use crate::operators::table_group_by::TableGroupBy;
 use crate::operators::table_map_values::TableMapValues;
 use crate::operators::table_materialize::TableMaterialize;
 use crate::operators::table_source::TableSource;
 use crate::operators::table_suppress::SuppressTimeLimit;
-use crate::processor::{Data, Processor, ProcessorContext, StoreBuilder, StoreSerdes};
-use crate::record::Record;
+use crate::operators::window_aggregate::EmitConfig;
+use crate::processor::{Data, Processor, StoreBuilder};
+use crate::record::Change;
 use crate::serde::{SerdeRef, Serdes};
+use crate::state::handle::StoreSerdes;
+use crate::state::spec::{StoreKind, StoreSpec};
 use crate::stream::{Consumed, Grouped, KStream, Materialized, Repartitioned, StreamsBuilder};
 use crate::topology::node::ProcessorFactory;
-use crate::topology::{GraphBuilder, NodeKind, StoreKind, StoreSpec, TopicName};
+use crate::topology::{GraphBuilder, NodeKind, TopicName};
 use crate::window::Windowed;
-
-/// An update of one key in a table: the new value (`None` = deleted) and the old one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change<V> {
-    /// The value after the update; `None` when the key was deleted.
-    pub new: Option<V>,
-    /// The value before the update; `None` when the key was new.
-    pub old: Option<V>,
-}
 
 /// A table: the latest value per key. Read from a topic with
 /// [`StreamsBuilder::table`](crate::stream::StreamsBuilder::table) or produced by an
@@ -96,57 +89,6 @@ impl<K, V> Clone for KTable<K, V> {
     }
 }
 
-/// How a windowed aggregation emits: on every update, or once per window when it closes.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct EmitConfig {
-    pub final_only: bool,
-    pub idle_close: Option<Duration>,
-    /// The store keeping how far final results were emitted.
-    pub marker_store: Option<String>,
-}
-
-struct ToStream;
-
-impl<K: Data, V: Data> Processor<K, Change<V>> for ToStream {
-    type KOut = K;
-    type VOut = V;
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, K, V>,
-        r: Record<K, Change<V>>,
-    ) -> crate::Result<()> {
-        let Record {
-            key,
-            value,
-            timestamp,
-            headers,
-        } = r;
-        match value.new {
-            Some(v) => ctx.forward(Record {
-                key,
-                value: v,
-                timestamp,
-                headers,
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-struct PassChanges;
-
-impl<K: Data, V: Data> Processor<K, Change<V>> for PassChanges {
-    type KOut = K;
-    type VOut = Change<V>;
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, K, Change<V>>,
-        r: Record<K, Change<V>>,
-    ) -> crate::Result<()> {
-        ctx.forward(r)
-    }
-}
-
 /// When a suppressed windowed table emits.
 #[derive(Debug, Clone, Default)]
 pub struct Suppressed {
@@ -167,6 +109,8 @@ impl Suppressed {
     /// (Kafka Streams' `Suppressed.untilTimeLimit` with an unbounded buffer). A later update
     /// replaces the waiting one without restarting its timer. The buffer is a changelogged
     /// store, so waiting updates survive a restart.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
@@ -206,21 +150,6 @@ impl Suppressed {
     pub fn close_when_idle(mut self, idle: Duration) -> Self {
         self.idle_close = Some(idle);
         self
-    }
-}
-
-struct ToChangeStream;
-
-impl<K: Data, V: Data> Processor<K, Change<V>> for ToChangeStream {
-    type KOut = K;
-    type VOut = Option<V>;
-    fn process(
-        &mut self,
-        ctx: &mut ProcessorContext<'_, K, Option<V>>,
-        r: Record<K, Change<V>>,
-    ) -> crate::Result<()> {
-        let new = r.value.new.clone();
-        ctx.forward(r.with_value(new))
     }
 }
 
@@ -373,7 +302,7 @@ pub(crate) fn nullable_consumed<K: Data, V: Data>(
     });
     Consumed {
         key_serde: consumed.key_serde,
-        value_serde: Arc::new(serde::NullableSerde(consumed.value_serde)),
+        value_serde: Arc::new(crate::serde::table::NullableSerde(consumed.value_serde)),
         handler: consumed.handler,
         timestamp_extractor: extractor,
         name: consumed.name,
@@ -422,6 +351,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// The stream of the table's updates: the new value of each. Deletions are not
     /// forwarded (see [`to_change_stream`](Self::to_change_stream) for a stream with them).
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -445,6 +376,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// `None` for a deletion. A sink with [`Serdes::option`](crate::serde::Serdes::option)
     /// writes `None` as a Kafka tombstone, so the output topic is itself a table's changelog
     /// (Kafka Streams' `toStream()`, which forwards null for deletions).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -470,6 +403,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// the filtered table (downstream sees a deletion). The result has no store of its own;
     /// [`materialize`](Self::materialize) gives it one.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -490,6 +425,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 
     /// The rows for which `predicate(key, value)` is false.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -533,6 +470,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// A new value for every row, same key; the old and new side of each change are both
     /// mapped. The result has no store and no value serde: to join it or query it,
     /// [`materialize`](Self::materialize) it with a value serde.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use streamkit::prelude::*;
@@ -596,6 +535,8 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// new group, so the aggregates of [`KGroupedTable`] always equal a recomputation from
     /// the table's current rows.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use streamkit::prelude::*;
     /// let b = StreamsBuilder::new();
@@ -633,8 +574,9 @@ impl<K: Data, V: Data> KTable<K, V> {
             None => self.graph.borrow_mut().generate_name("KTABLE-AGGREGATE"),
         };
         let selected = KStream::<K2, Change<V2>>::from_node(self.graph.clone(), node);
-        let change_serde: SerdeRef<Change<V2>> =
-            Arc::new(serde::ChangeSerde(grouped.value_serde.clone()));
+        let change_serde: SerdeRef<Change<V2>> = Arc::new(crate::serde::table::ChangeSerde(
+            grouped.value_serde.clone(),
+        ));
         let repartitioned = selected.repartition(Repartitioned {
             key_serde: grouped.key_serde.clone(),
             value_serde: change_serde,
@@ -687,6 +629,34 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// Holds updates back as [`Suppressed`] says: after a windowed aggregation (directly),
     /// [`Suppressed::until_window_closes`] emits each window once; on any table,
     /// [`Suppressed::until_time_limit`] emits each key at most once per period.
+    ///
+    /// # Examples
+    ///
+    /// One final count per key and minute, once the window has closed:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("taps-per-minute"))
+    ///     .suppress(Suppressed::until_window_closes())
+    ///     .to_stream()
+    ///     .map(|k, n| (format!("{}@{}", k.key, k.window.start), n))
+    ///     .to("final-counts", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("clark".into(), "tap".into(), 10_000)?;
+    /// taps.pipe_at("clark".into(), "tap".into(), 20_000)?;
+    /// let out = d.output_topic("final-counts", Serdes::string(), Serdes::i64());
+    /// assert!(out.read_key_values().is_empty()); // the minute is still open
+    /// taps.pipe_at("clark".into(), "tap".into(), 61_000)?; // closes it
+    /// assert_eq!(out.read_key_values(), vec![("clark@0".to_string(), 2)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
         let mut g = self.graph.borrow_mut();
         let unsuppressed = g.nodes[self.node].children.is_empty();
@@ -768,7 +738,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     limit_ms,
                     store_name: store_name.clone(),
                     key_serde: key_serde.clone(),
-                    change_serde: serde::ChangeSerde(value_serde.clone()),
+                    change_serde: crate::serde::table::ChangeSerde(value_serde.clone()),
                     buffer: None,
                     due: Default::default(),
                 }

@@ -11,13 +11,14 @@ use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::processor::Data;
+use crate::processor::task_state::{OutRecord, RecordCollector};
+use crate::record::TaskId;
 use crate::record::{Headers, Record};
-use crate::runtime::TaskId;
-use crate::runtime::context::{OutRecord, RecordCollector};
-use crate::runtime::stores::{StoreRegistry, TaskStores};
 use crate::runtime::task::{Task, TaskSetup};
 use crate::serde::{Serde, SerdeRef, decode, encode};
 use crate::state::rocksdb::RocksDbShared;
+use crate::state::store::StoreRegistry;
+use crate::state::store::TaskStores;
 use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 use crate::topology::node::RawRecord;
@@ -151,7 +152,7 @@ impl Inner {
 ///
 /// ```
 /// use streamkit::prelude::*;
-/// use streamkit::runtime::{DeserializationHandler, dead_letter_headers};
+/// use streamkit::error_policy::{DeserializationHandler, dead_letter_headers};
 ///
 /// let b = StreamsBuilder::new();
 /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64())

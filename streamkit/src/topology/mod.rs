@@ -22,34 +22,8 @@ use std::sync::Arc;
 pub use describe::{NodeDescription, SubTopologyDescription, TopologyDescription};
 
 use crate::error::{Error, Result};
-use crate::stream::StoreBackend;
+use crate::state::spec::{StoreKind, StoreSpec};
 use node::NodeFactory;
-
-/// The kind of a state store, with what its changelog needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StoreKind {
-    KeyValue,
-    /// Window store; entries older than the retention are dropped.
-    Window {
-        retention_ms: i64,
-    },
-    /// Session store.
-    Session {
-        retention_ms: i64,
-    },
-}
-
-/// A state store as the topology declares it; each task opens its own instance.
-pub(crate) struct StoreSpec {
-    pub name: String,
-    pub kind: StoreKind,
-    pub backend: StoreBackend,
-    pub logging: bool,
-    /// Whether a record cache collapses updates between commits.
-    pub caching: bool,
-    /// `StoreSerdes<K, V>` of the store's key and value types.
-    pub serdes: Arc<dyn crate::processor::ErasedSerdes>,
-}
 
 impl StoreSpec {
     /// `<name>-changelog`, prefixed with the application id at run time.
@@ -419,7 +393,7 @@ pub(crate) struct SubTopology {
     pub stores: Vec<Arc<StoreSpec>>,
 }
 
-/// A built, immutable topology: what [`KafkaStreams`](crate::runtime::KafkaStreams) runs and
+/// A built, immutable topology: what [`KafkaStreams`](crate::KafkaStreams) runs and
 /// [`TopologyTestDriver`](crate::testing::TopologyTestDriver) tests. Cheap to share between
 /// threads.
 pub struct Topology {

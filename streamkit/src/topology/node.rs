@@ -13,26 +13,37 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::processor::{Data, Processor, ProcessorContext, Punctuation};
+use crate::processor::task_state::TaskState;
+use crate::processor::{Child, Data, Downstream, Processor, ProcessorContext, Punctuation};
+use crate::record::TaskId;
 use crate::record::{Headers, Record};
-use crate::runtime::context::TaskContext;
+use crate::state::store::TaskStores;
 
-/// Receives typed records from a parent node.
-pub(crate) trait Downstream<K, V> {
-    fn receive(&mut self, task: &mut TaskContext, record: Record<K, V>) -> Result<()>;
-}
-
-/// A typed handle on a child node, with its name for `forward_to`.
-pub(crate) struct Child<K, V> {
-    pub name: Arc<str>,
-    pub node: Rc<RefCell<dyn Downstream<K, V>>>,
+/// A sink that commits its writes, together with the input offsets and store writes they
+/// correspond to, to a system outside Kafka, and from which the task's state is loaded when
+/// the task starts (the Postgres sink). It replaces the changelog restore of its task.
+pub(crate) trait ExternalCommitter {
+    /// Names the sink in logs and errors.
+    fn describe(&self) -> String;
+    /// Empties and loads the task's stores; returns, for each of `sources` (resolved topics,
+    /// partition = the task's), the next offset to read, `None` for the beginning.
+    fn load(
+        &mut self,
+        task: TaskId,
+        stores: &TaskStores,
+        sources: &[&str],
+    ) -> Result<Vec<Option<i64>>>;
+    /// Records a store write (`None` = delete) made since the last commit.
+    fn capture(&mut self, store: &str, key: &[u8], value: Option<&[u8]>);
+    /// Commits the buffered writes with the next offset of each source topic.
+    fn commit(&mut self, positions: &[(String, i64)]) -> Result<()>;
 }
 
 /// Type-erased lifecycle of a live node, called by its task.
 pub(crate) trait NodeControl {
-    fn init(&mut self, task: &mut TaskContext) -> Result<()>;
-    fn punctuate(&mut self, task: &mut TaskContext, punctuation: Punctuation) -> Result<()>;
-    fn close(&mut self, task: &mut TaskContext) -> Result<()>;
+    fn init(&mut self, task: &mut TaskState) -> Result<()>;
+    fn punctuate(&mut self, task: &mut TaskState, punctuation: Punctuation) -> Result<()>;
+    fn close(&mut self, task: &mut TaskState) -> Result<()>;
 }
 
 /// An undecoded input record as read from Kafka.
@@ -45,7 +56,7 @@ pub(crate) struct RawRecord<'a> {
 
 /// Entry point of a sub-topology: decodes raw records.
 pub(crate) trait RawSource {
-    fn receive_raw(&mut self, task: &mut TaskContext, record: RawRecord<'_>) -> Result<()>;
+    fn receive_raw(&mut self, task: &mut TaskState, record: RawRecord<'_>) -> Result<()>;
     /// The timestamp a polled record of `topic` is ordered by among the task's inputs: what
     /// the source's timestamp extractor makes of it, the Kafka timestamp when it has none
     /// or the record cannot be deserialized.
@@ -63,7 +74,7 @@ pub(crate) struct Instance {
     pub source: Option<Rc<RefCell<dyn RawSource>>>,
     /// Set by sinks that commit to an external system together with the input offsets (the
     /// Postgres sink).
-    pub committer: Option<Rc<RefCell<dyn crate::runtime::task::ExternalCommitter>>>,
+    pub committer: Option<Rc<RefCell<dyn ExternalCommitter>>>,
 }
 
 /// Creates a node's live instance for a task. Stored in the topology, shared by all threads.
@@ -167,7 +178,7 @@ struct ProcessorNode<KIn, VIn, P: Processor<KIn, VIn>> {
 
 impl<KIn, VIn, P: Processor<KIn, VIn>> ProcessorNode<KIn, VIn, P> {
     fn context<'a>(
-        task: &'a mut TaskContext,
+        task: &'a mut TaskState,
         children: &'a [Child<P::KOut, P::VOut>],
         index: usize,
     ) -> ProcessorContext<'a, P::KOut, P::VOut> {
@@ -180,7 +191,7 @@ impl<KIn, VIn, P: Processor<KIn, VIn>> ProcessorNode<KIn, VIn, P> {
 }
 
 impl<KIn, VIn, P: Processor<KIn, VIn>> Downstream<KIn, VIn> for ProcessorNode<KIn, VIn, P> {
-    fn receive(&mut self, task: &mut TaskContext, record: Record<KIn, VIn>) -> Result<()> {
+    fn receive(&mut self, task: &mut TaskState, record: Record<KIn, VIn>) -> Result<()> {
         if let Some(c) = &self.received {
             c.inc();
         }
@@ -192,20 +203,20 @@ impl<KIn, VIn, P: Processor<KIn, VIn>> Downstream<KIn, VIn> for ProcessorNode<KI
 }
 
 impl<KIn, VIn, P: Processor<KIn, VIn>> NodeControl for ProcessorNode<KIn, VIn, P> {
-    fn init(&mut self, task: &mut TaskContext) -> Result<()> {
+    fn init(&mut self, task: &mut TaskState) -> Result<()> {
         self.received = Some(task.metrics.processor(&self.name));
         let mut ctx = Self::context(task, &self.children, self.index);
         self.processor
             .init(&mut ctx)
             .map_err(|e| e.in_node(&self.name))
     }
-    fn punctuate(&mut self, task: &mut TaskContext, punctuation: Punctuation) -> Result<()> {
+    fn punctuate(&mut self, task: &mut TaskState, punctuation: Punctuation) -> Result<()> {
         let mut ctx = Self::context(task, &self.children, self.index);
         self.processor
             .punctuate(&mut ctx, punctuation)
             .map_err(|e| e.in_node(&self.name))
     }
-    fn close(&mut self, task: &mut TaskContext) -> Result<()> {
+    fn close(&mut self, task: &mut TaskState) -> Result<()> {
         let mut ctx = Self::context(task, &self.children, self.index);
         self.processor
             .close(&mut ctx)

@@ -15,6 +15,8 @@ use super::millis;
 /// emits the record if it found no partner (with `None` for the other side). So a `None`
 /// result is final: it is never followed by a joined result for the same record.
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// use streamkit::window::JoinWindows;

@@ -61,6 +61,8 @@ fn millis(d: Duration) -> i64 {
 
 /// Tumbling and hopping windows: fixed size, aligned to the epoch.
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// use streamkit::window::{TimeWindows, Window};
@@ -81,6 +83,29 @@ pub struct TimeWindows {
 
 impl TimeWindows {
     /// Non-overlapping windows of `size`. Grace = 0.
+    ///
+    /// # Examples
+    ///
+    /// A count per key and minute, with 10 s of grace for records out of order:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(10)))
+    ///     .count(Materialized::named("taps-per-minute"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("clark".into(), "tap".into(), 30_000)?;
+    /// taps.pipe_at("clark".into(), "tap".into(), 65_000)?;
+    /// taps.pipe_at("clark".into(), "tap".into(), 40_000)?; // out of order, within grace
+    /// let counts = d.window_store::<String, i64>("taps-per-minute")?;
+    /// assert_eq!(counts.fetch(&"clark".to_string(), 0, 60_000)?, vec![(0, 2), (60_000, 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn tumbling(size: Duration) -> Self {
         let size_ms = millis(size).max(1);
         TimeWindows {
@@ -139,6 +164,29 @@ pub struct SlidingWindows {
 
 impl SlidingWindows {
     /// Sliding windows of `time_difference`. Grace = 0.
+    ///
+    /// # Examples
+    ///
+    /// Taps within 10 s of one another, counted per key:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_sliding(SlidingWindows::with_time_difference(Duration::from_secs(10)))
+    ///     .count(Materialized::named("taps-within-10s"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("card-7".into(), "tap".into(), 20_000)?;
+    /// taps.pipe_at("card-7".into(), "tap".into(), 25_000)?;
+    /// let counts = d.window_store::<String, i64>("taps-within-10s")?;
+    /// // The window ending at the second tap holds both.
+    /// assert!(counts.fetch(&"card-7".to_string(), 0, 25_000)?.contains(&(15_000, 2)));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn with_time_difference(time_difference: Duration) -> Self {
         SlidingWindows {
             time_difference_ms: millis(time_difference),
@@ -164,6 +212,30 @@ pub struct SessionWindows {
 
 impl SessionWindows {
     /// Sessions separated by at least `gap` of inactivity. Grace = 0.
+    ///
+    /// # Examples
+    ///
+    /// Taps less than 5 minutes apart form one session:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(300)))
+    ///     .count(Materialized::named("sessions"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("card-7".into(), "tap".into(), 0)?;
+    /// taps.pipe_at("card-7".into(), "tap".into(), 60_000)?; // same session
+    /// taps.pipe_at("card-7".into(), "tap".into(), 900_000)?; // a new one
+    /// let sessions = d.session_store::<String, i64>("sessions")?;
+    /// let found = sessions.fetch(&"card-7".to_string())?;
+    /// assert_eq!(found, vec![(Window::new(0, 60_000), 2), (Window::new(900_000, 900_000), 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn with_inactivity_gap(gap: Duration) -> Self {
         SessionWindows {
             gap_ms: millis(gap),

@@ -9,6 +9,8 @@ use crate::serde::{Serde, SerdeError, SerdeRef};
 /// `key ‖ end ‖ start` (sessions), every timestamp 8 bytes big-endian, as Kafka Streams'
 /// `TimeWindowedSerde` and `SessionWindowedSerde` write them.
 ///
+/// # Examples
+///
 /// ```
 /// use streamkit::serde::{Serde, Serdes};
 /// use streamkit::window::{Window, Windowed, WindowedSerde};

@@ -113,7 +113,7 @@ pub fn run_through_fault(
     .unwrap();
     app.start().unwrap();
     assert!(
-        app.wait_for_state(State::Running, Duration::from_secs(60)),
+        app.wait_for_state(StreamsState::Running, Duration::from_secs(60)),
         "{:?} {:?}",
         app.state(),
         app.error()
@@ -157,7 +157,7 @@ pub fn run_through_fault(
         super::record_count(bootstrap, seen) >= records as i64
     });
     // Fails the test if a thread stopped on the fault rather than riding it out.
-    assert_ne!(app.state(), State::Error, "{:?}", app.error());
+    assert_ne!(app.state(), StreamsState::Error, "{:?}", app.error());
     app.close().unwrap();
     assert!(caught_up, "output stalled after the fault");
 

@@ -145,11 +145,7 @@ pub fn init_logs() {
 /// stable. (The embedded broker refuses offset commits while a rebalance is joining, so
 /// progress committed in a revocation callback can be lost there; tests that count exactly
 /// start producing once the group has settled.)
-pub fn wait_stable(
-    apps: &[&streamkit::runtime::KafkaStreams],
-    hold: Duration,
-    timeout: Duration,
-) -> bool {
+pub fn wait_stable(apps: &[&streamkit::KafkaStreams], hold: Duration, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut since: Option<Instant> = None;
     while Instant::now() < deadline {

@@ -9,9 +9,9 @@ use std::marker::PhantomData;
 use super::Joiner;
 use crate::error::{Error, Result};
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
 use crate::serde::{Serde, SerdeError, SerdeRef};
-use crate::table::Change;
 
 /// Extracts the foreign key from a left value.
 pub(crate) type FkExtractor<V, KO> = std::sync::Arc<dyn Fn(&V) -> KO + Send + Sync>;

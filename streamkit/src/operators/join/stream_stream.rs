@@ -8,9 +8,10 @@ use std::sync::Arc;
 use super::Joiner;
 use crate::error::{Error, Result};
 use crate::operators::late::LateRecords;
-use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext, WindowStore, codec};
+use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext, WindowStore};
 use crate::record::Record;
 use crate::serde::SerdeRef;
+use crate::state::codec;
 use crate::window::JoinWindows;
 
 /// A record of either input, as the join node receives it.

@@ -6,8 +6,8 @@ use std::marker::PhantomData;
 use super::Joiner;
 use crate::error::Result;
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::record::Change;
 use crate::record::Record;
-use crate::table::Change;
 
 /// The joined row for a left and a right row, either possibly missing; `None` when the join
 /// has no row for them (the key is absent from, or deleted in, the result).

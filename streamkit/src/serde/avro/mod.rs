@@ -17,7 +17,7 @@
 //!
 //! A record with another magic byte, an unknown schema id, or bytes that do not decode fails
 //! with [`SerdeError::Invalid`] naming the reason, so it reaches the source's
-//! [`DeserializationHandler`](crate::runtime::DeserializationHandler) like any bad record.
+//! [`DeserializationHandler`](crate::error_policy::DeserializationHandler) like any bad record.
 //!
 //! ```no_run
 //! use streamkit::serde::avro::{Avro, RegistryClient};
@@ -33,6 +33,7 @@
 //! let values = Avro::<Turnstile>::registry(&sr); // subject <topic>-value
 //! ```
 
+#[cfg(feature = "server")]
 pub(crate) mod json;
 mod registry;
 pub mod wire;
@@ -116,14 +117,25 @@ impl OwnCodec {
     }
 }
 
+/// How the records of one schema id become a typed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadPath {
+    /// Written with the serde's own schema: decoded straight into the type.
+    Direct,
+    /// Through [`Value`] and Avro schema resolution: another writer schema, or a type serde
+    /// sees differently from the schema where Avro does not care (a record named unlike the
+    /// struct).
+    Resolve,
+}
+
 /// What [`Avro`] and [`AvroGeneric`] share: the registry, the schema, and where ids come from.
 struct Core {
     registry: RegistryClient,
     schema: Arc<Schema>,
     /// `schema` resolved once (an error names why it does not resolve).
     own: Result<OwnCodec, String>,
-    /// Schema id → whether the registry's schema of that id is `schema` (read the fast way).
-    own_ids: RwLock<HashMap<u32, bool>>,
+    /// Schema id → how its records are read into a type.
+    read_paths: RwLock<HashMap<u32, ReadPath>>,
     record_name: Option<String>,
     strategy: SubjectNameStrategy,
     is_key: bool,
@@ -140,7 +152,7 @@ impl Core {
         Core {
             registry: registry.clone(),
             own: OwnCodec::resolve(schema.clone()),
-            own_ids: RwLock::default(),
+            read_paths: RwLock::default(),
             schema,
             record_name,
             strategy: SubjectNameStrategy::TopicName,
@@ -207,23 +219,31 @@ impl Core {
             .map_err(|e| SerdeError::Invalid(e.clone()))
     }
 
-    /// Whether records with schema id `id` were written with this serde's own schema (asked
-    /// of the registry once per id).
-    fn is_own(&self, id: u32) -> Result<bool, SerdeError> {
-        if let Some(same) = self
-            .own_ids
+    /// How records with schema id `id` are read: directly when they were written with this
+    /// serde's own schema (the registry is asked once per id).
+    fn read_path(&self, id: u32) -> Result<ReadPath, SerdeError> {
+        if let Some(path) = self
+            .read_paths
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
         {
-            return Ok(*same);
+            return Ok(*path);
         }
-        let same = *self.registry.schema_by_id(id)? == *self.schema;
-        self.own_ids
+        let path = if *self.registry.schema_by_id(id)? == *self.schema {
+            ReadPath::Direct
+        } else {
+            ReadPath::Resolve
+        };
+        self.set_read_path(id, path);
+        Ok(path)
+    }
+
+    fn set_read_path(&self, id: u32, path: ReadPath) {
+        self.read_paths
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, same);
-        Ok(same)
+            .insert(id, path);
     }
 
     fn write_value(&self, topic: &str, value: &Value, out: &mut Vec<u8>) -> Result<(), SerdeError> {
@@ -317,21 +337,20 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde<T> for Avro<T> {
 
     fn deserialize(&self, _topic: &str, data: &[u8]) -> Result<T, SerdeError> {
         let (id, mut body) = wire::read_header(data)?;
-        if self.core.is_own(id)? {
+        if self.core.read_path(id)? == ReadPath::Direct {
             // Written with this serde's schema: straight into `T`, no resolution.
-            let value = self
-                .core
-                .own()?
-                .borrow_reader()
-                .read_deser(&mut body)
-                .map_err(|e| SerdeError::Invalid(format!("avro: schema id {id}: {e}")))?;
-            if !body.is_empty() {
-                return Err(SerdeError::Invalid(format!(
-                    "avro: schema id {id}: {} bytes left after the datum",
-                    body.len()
-                )));
+            if let Ok(value) = self.core.own()?.borrow_reader().read_deser(&mut body)
+                && body.is_empty()
+            {
+                return Ok(value);
             }
-            return Ok(value);
+            // A bad record, or a type serde sees differently from the schema (a record
+            // named unlike the struct): the resolving path tells which, and names the reason.
+            let value = self.core.read_value(data, Some(&self.core.schema))?;
+            let typed: T = apache_avro::from_value(&value)
+                .map_err(|e| SerdeError::Invalid(format!("avro: {e}")))?;
+            self.core.set_read_path(id, ReadPath::Resolve);
+            return Ok(typed);
         }
         let value = self.core.read_value(data, Some(&self.core.schema))?;
         apache_avro::from_value(&value).map_err(|e| SerdeError::Invalid(format!("avro: {e}")))

@@ -10,52 +10,13 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::processor::Data;
 use crate::runtime::admin::prepare_topics;
-use crate::runtime::stores::StoreRegistry;
 use crate::runtime::thread::{StatusSink, StreamThread, ThreadArgs, ThreadStatus};
 use crate::state::rocksdb::RocksDbShared;
+use crate::state::store::StoreRegistry;
 use crate::table::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::topology::Topology;
 
-/// Lifecycle state of an application instance.
-///
-/// ```text
-/// Created ──start──▶ Rebalancing ◀──▶ Running
-///                        │               │
-///                        └──close──▶ PendingShutdown ──▶ NotRunning
-/// any state ──a thread fails──▶ Error
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Built, not started.
-    Created,
-    /// Some thread is joining the group or moving partitions.
-    Rebalancing,
-    /// Every thread owns its tasks and processes.
-    Running,
-    /// `close()` was called; threads are committing and leaving the group.
-    PendingShutdown,
-    /// Stopped cleanly.
-    NotRunning,
-    /// A thread failed; the instance stopped. See [`KafkaStreams::error`].
-    Error,
-}
-
-impl State {
-    fn can_become(self, next: State) -> bool {
-        use State::*;
-        match (self, next) {
-            (a, b) if a == b => false,
-            (Created, Rebalancing | PendingShutdown | Error) => true,
-            (Rebalancing, Running | PendingShutdown | Error) => true,
-            (Running, Rebalancing | PendingShutdown | Error) => true,
-            (PendingShutdown, NotRunning | Error) => true,
-            _ => false,
-        }
-    }
-}
-
-/// Called with (old, new) on every state change.
-pub type StateListener = Arc<dyn Fn(State, State) + Send + Sync>;
+use crate::runtime::{State, StateListener};
 
 struct Shared {
     state: Mutex<State>,
@@ -103,7 +64,16 @@ impl Shared {
     }
 }
 
+/// The running query server: [`crate::server`]'s handle (nothing to hold without the `server`
+/// feature, where configuring one is an error at start).
+#[cfg(feature = "server")]
+type QueryServer = crate::server::ServerHandle;
+#[cfg(not(feature = "server"))]
+type QueryServer = std::convert::Infallible;
+
 /// A running streamkit application instance.
+///
+/// # Examples
 ///
 /// ```no_run
 /// use streamkit::prelude::*;
@@ -128,7 +98,11 @@ pub struct KafkaStreams {
     rocksdb: RocksDbShared,
     /// Where this instance keeps its global tables' stores; removed at close.
     global_dir: std::path::PathBuf,
-    server: Mutex<Option<crate::server::ServerHandle>>,
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "no server to hold")
+    )]
+    server: Mutex<Option<QueryServer>>,
     /// Locks on the state directories this instance uses, held from `start()` to `close()`.
     dir_locks: Mutex<Vec<crate::state::dir::DirLock>>,
 }
@@ -144,6 +118,33 @@ impl std::fmt::Debug for KafkaStreams {
 
 impl KafkaStreams {
     /// An instance in state [`State::Created`]. Checks the configuration.
+    ///
+    /// # Examples
+    ///
+    /// A topology run on the embedded broker, started, running and closed:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("bus-delays", 1)?;
+    /// broker.create_topic("late-buses", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream("bus-delays", Consumed::with(Serdes::string(), Serdes::f64()))
+    ///     .filter(|_line, minutes| *minutes > 5.0)
+    ///     .to("late-buses", Produced::with(Serdes::string(), Serdes::f64()));
+    /// let config = StreamsConfig::new("late-buses").embedded(&broker).state_dir(dir.path());
+    /// let app = KafkaStreams::new(builder.build()?, config)?;
+    /// assert_eq!(app.state(), StreamsState::Created);
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
         if config.bootstrap_servers.is_none() {
             return Err(Error::Config(
@@ -238,11 +239,15 @@ impl KafkaStreams {
     /// The address the query server listens on, once [`start`](Self::start) bound it (see
     /// [`StreamsConfig::query_server`]).
     pub fn query_server_addr(&self) -> Option<std::net::SocketAddr> {
-        self.server
+        #[cfg(feature = "server")]
+        return self
+            .server
             .lock()
             .expect("server lock")
             .as_ref()
-            .map(|s| s.addr)
+            .map(|s| s.addr);
+        #[cfg(not(feature = "server"))]
+        None
     }
 
     /// The topology being run.
@@ -270,6 +275,15 @@ impl KafkaStreams {
             self.shared.transition(State::Error);
             return Err(e);
         }
+        #[cfg(not(feature = "server"))]
+        if self.config.query_server.is_some() {
+            self.shared.transition(State::Error);
+            return Err(Error::Config(
+                "a query server is configured, but streamkit was built without its `server` feature"
+                    .into(),
+            ));
+        }
+        #[cfg(feature = "server")]
         if self.config.query_server.is_some() {
             let shared = self.shared.clone();
             let started = crate::server::start(crate::server::ServerArgs {
@@ -349,7 +363,7 @@ impl KafkaStreams {
             .subtopologies
             .iter()
             .flat_map(|s| &s.stores)
-            .any(|s| s.backend == crate::stream::StoreBackend::RocksDb);
+            .any(|s| s.backend == crate::state::StoreBackend::RocksDb);
         let mut locks = self.dir_locks.lock().expect("dir locks lock");
         if persistent {
             let app_dir = self.config.state_dir.join(&self.config.application_id);
@@ -430,6 +444,7 @@ impl KafkaStreams {
                 stuck.push(name);
             }
         }
+        #[cfg(feature = "server")]
         if let Some(mut server) = self.server.lock().expect("server lock").take() {
             server.stop();
         }
@@ -562,7 +577,7 @@ struct ThreadSpawner {
     shared: Arc<Shared>,
     registry: StoreRegistry,
     rocksdb: RocksDbShared,
-    global_stores: crate::runtime::stores::TaskStores,
+    global_stores: crate::state::store::TaskStores,
     handles: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Threads started so far: names run on (`StreamThread-3` replaces a failed one of two).
     started: std::sync::atomic::AtomicUsize,

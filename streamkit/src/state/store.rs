@@ -1,112 +1,16 @@
 //! A task's state stores: the backend holding the bytes, the changelog writes not yet sent,
-//! and the poisoning that stops writes after a failed flush.
+//! the poisoning that stops writes after a failed flush, and the registry queries find them in.
 
+use crate::error::{Error, Result};
+use crate::state::StoreBackend;
+use crate::state::backend::{Backend, BatchEntry, MemoryBackend};
+use crate::state::cache::{CacheBudget, RecordCache};
+use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
+use crate::state::spec::StoreSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-use crate::error::{Error, Result};
-use crate::state::cache::{CacheBudget, RecordCache};
-use crate::state::rocksdb::{RocksDbBackend, RocksDbShared};
-use crate::stream::StoreBackend;
-use crate::topology::StoreSpec;
-
-/// A write (`Some` value) or delete (`None`) of a batch applied without logging.
-pub(crate) type BatchEntry<'a> = (&'a [u8], Option<&'a [u8]>);
-
-/// The bytes side of a store; typed handles in [`crate::processor`] wrap it with serdes.
-pub(crate) trait Backend: Send {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Copies the value of `key` into `out` (cleared first); `false` when there is none. Saves
-    /// the allocation of [`Backend::get`] on the hot path.
-    fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
-        out.clear();
-        Ok(self.get(key)?.map(|v| out.extend_from_slice(&v)).is_some())
-    }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
-    fn delete(&mut self, key: &[u8]) -> Result<()>;
-    /// Entries with keys in the range, in byte order.
-    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.range_limit(from, to, usize::MAX)
-    }
-    /// The first `limit` entries of [`range`](Self::range): a query asking for a page reads
-    /// a page, not the whole range.
-    fn range_limit(
-        &self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
-    fn approximate_len(&self) -> u64;
-    fn flush(&mut self) -> Result<()>;
-    /// Writes (`Some`) and deletes (`None`) in order, as one batch where the backend has
-    /// batches (RocksDB: one `WriteBatch`, which a restore of millions of records needs).
-    fn write_all(&mut self, records: &mut dyn Iterator<Item = BatchEntry<'_>>) -> Result<()> {
-        for (k, v) in records {
-            match v {
-                Some(v) => self.put(k, v)?,
-                None => self.delete(k)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A sorted in-memory map.
-#[derive(Default)]
-pub(crate) struct MemoryBackend(BTreeMap<Vec<u8>, Vec<u8>>);
-
-impl Backend for MemoryBackend {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.0.get(key).cloned())
-    }
-    fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
-        out.clear();
-        Ok(self.0.get(key).map(|v| out.extend_from_slice(v)).is_some())
-    }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        match self.0.get_mut(key) {
-            Some(v) => {
-                v.clear();
-                v.extend_from_slice(value);
-            }
-            None => {
-                self.0.insert(key.to_vec(), value.to_vec());
-            }
-        }
-        Ok(())
-    }
-    fn delete(&mut self, key: &[u8]) -> Result<()> {
-        self.0.remove(key);
-        Ok(())
-    }
-    fn range_limit(
-        &self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
-            (from, to)
-            && a > b
-        {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .0
-            .range::<[u8], _>((from, to))
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-    fn approximate_len(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
 
 /// A write waiting for the changelog: key and value (`None` = a tombstone).
 pub(crate) type PendingWrite = (Vec<u8>, Option<Vec<u8>>);
@@ -133,7 +37,7 @@ pub(crate) struct TaskStore {
     /// Where writes are announced to change-stream subscribers (set on registration).
     changes: Option<ChangeSender>,
     /// The task owning this instance (set on registration).
-    task: Option<crate::runtime::TaskId>,
+    task: Option<crate::record::TaskId>,
     /// For window and session stores: a lower bound of the time that decides when an entry
     /// expires (window start, session end) over every entry; `None` when unknown. Lets
     /// retention skip its full scan while nothing can have expired.
@@ -147,8 +51,12 @@ pub(crate) struct TaskStore {
 
 /// One write to a store, as change-stream subscribers see it (after the record cache).
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "the query server reads it")
+)]
 pub(crate) struct StoreChange {
-    pub task: crate::runtime::TaskId,
+    pub task: crate::record::TaskId,
     pub key: Arc<[u8]>,
     /// `None` when the key was deleted.
     pub value: Option<Arc<[u8]>>,
@@ -166,7 +74,7 @@ pub(crate) type SharedStore = Arc<Mutex<TaskStore>>;
 /// Tells change-stream subscribers and the changelog about a write that reached the backend.
 struct Announce<'a> {
     changes: &'a Option<ChangeSender>,
-    task: Option<crate::runtime::TaskId>,
+    task: Option<crate::record::TaskId>,
     /// `Some` when writes are queued for the changelog (or an external committer).
     pending: Option<&'a mut Vec<PendingWrite>>,
 }
@@ -248,6 +156,10 @@ impl TaskStore {
         }
     }
 
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "the query server reads it")
+    )]
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_with(key, |v| v.map(<[u8]>::to_vec))
     }
@@ -293,7 +205,7 @@ impl TaskStore {
         self.check()?;
         if value.is_some()
             && let Some(floor) = &mut self.expiry_floor
-            && let Some(t) = crate::processor::codec::expiry_time(self.spec.kind, key)
+            && let Some(t) = crate::state::codec::expiry_time(self.spec.kind, key)
         {
             *floor = (*floor).min(t);
         }
@@ -394,6 +306,10 @@ impl TaskStore {
     }
 
     /// Applies changelog records without logging them again (restore).
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(dead_code, reason = "the Postgres sink restores through it")
+    )]
     pub fn restore(&mut self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         self.restore_entries(&mut records.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
     }
@@ -417,7 +333,7 @@ impl TaskStore {
         let mut tracked = records.inspect(|(k, v)| {
             if v.is_some()
                 && let Some(floor) = floor.as_mut()
-                && let Some(t) = crate::processor::codec::expiry_time(kind, k)
+                && let Some(t) = crate::state::codec::expiry_time(kind, k)
             {
                 *floor = (*floor).min(t);
             }
@@ -477,7 +393,7 @@ pub(crate) struct StoreRegistry(Arc<Mutex<RegistryInner>>);
 
 #[derive(Default)]
 struct RegistryInner {
-    stores: HashMap<String, BTreeMap<crate::runtime::TaskId, SharedStore>>,
+    stores: HashMap<String, BTreeMap<crate::record::TaskId, SharedStore>>,
     changes: HashMap<String, ChangeSender>,
     /// Bumped on every (un)registration, so watchers see that the assignment changed.
     version: u64,
@@ -493,7 +409,7 @@ impl RegistryInner {
 }
 
 impl StoreRegistry {
-    pub fn register(&self, task: crate::runtime::TaskId, stores: &TaskStores) {
+    pub fn register(&self, task: crate::record::TaskId, stores: &TaskStores) {
         let mut all = self.0.lock().expect("registry lock");
         for (name, store) in stores {
             let tx = all.sender(name);
@@ -510,7 +426,7 @@ impl StoreRegistry {
         all.version += 1;
     }
 
-    pub fn unregister(&self, task: crate::runtime::TaskId) {
+    pub fn unregister(&self, task: crate::record::TaskId) {
         let mut all = self.0.lock().expect("registry lock");
         for by_task in all.stores.values_mut() {
             by_task.remove(&task);
@@ -530,7 +446,7 @@ impl StoreRegistry {
     }
 
     /// The instances of store `name` by task.
-    pub fn get_by_task(&self, name: &str) -> BTreeMap<crate::runtime::TaskId, SharedStore> {
+    pub fn get_by_task(&self, name: &str) -> BTreeMap<crate::record::TaskId, SharedStore> {
         self.0
             .lock()
             .expect("registry lock")
@@ -554,6 +470,10 @@ impl StoreRegistry {
 
     /// Per open store, the partitions (tasks) of it this instance holds; and the registry
     /// version that snapshot reflects.
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "the query server reads it")
+    )]
     pub fn assignment(&self) -> (u64, BTreeMap<String, Vec<i32>>) {
         let all = self.0.lock().expect("registry lock");
         let map = all
@@ -569,6 +489,10 @@ impl StoreRegistry {
     /// moves to).
     /// A receiver of every write to store `name` on this instance, unless `max` subscribers
     /// already follow it.
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "the query server reads it")
+    )]
     pub fn subscribe_at_most(
         &self,
         name: &str,
@@ -576,67 +500,6 @@ impl StoreRegistry {
     ) -> Option<tokio::sync::broadcast::Receiver<StoreChange>> {
         let sender = self.0.lock().expect("registry lock").sender(name);
         (sender.receiver_count() < max).then(|| sender.subscribe())
-    }
-}
-
-/// `<task dir>/.checkpoint`: per store, the changelog offset its persistent contents reflect.
-/// One `store offset` line each; rewritten atomically (write + rename) at every commit.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Checkpoint(pub BTreeMap<String, i64>);
-
-impl Checkpoint {
-    const FILE: &str = ".checkpoint";
-
-    pub fn read(dir: &Path) -> Result<Checkpoint> {
-        let path = dir.join(Self::FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::default()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut map = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let parsed = line
-                .rsplit_once(' ')
-                .and_then(|(s, o)| o.parse::<i64>().ok().map(|o| (s.to_string(), o)));
-            match parsed {
-                Some((store, offset)) => {
-                    map.insert(store, offset);
-                }
-                None => {
-                    // A torn or foreign file: restore everything from the beginning.
-                    tracing::warn!(path = %path.display(), "ignoring unreadable checkpoint");
-                    return Ok(Checkpoint::default());
-                }
-            }
-        }
-        Ok(Checkpoint(map))
-    }
-
-    /// Deletes the checkpoint file, if there is one.
-    pub fn remove(dir: &Path) -> Result<()> {
-        match std::fs::remove_file(dir.join(Self::FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
-    }
-
-    /// Writes the file durably, as Kafka Streams' `OffsetCheckpoint` does: the data is synced
-    /// before the rename and the directory after it, so a power loss leaves either the old
-    /// checkpoint or the new one — never a renamed file whose contents were not yet on disk,
-    /// which would claim offsets the stores do not hold.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        use std::io::Write;
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(".checkpoint.tmp");
-        let text: String = self.0.iter().map(|(s, o)| format!("{s} {o}\n")).collect();
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(tmp, dir.join(Self::FILE))?;
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok(())
     }
 }
 
@@ -692,20 +555,5 @@ mod tests {
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect();
         assert_eq!(all, expect);
-    }
-
-    #[test]
-    fn checkpoints_round_trip_and_tolerate_garbage() {
-        let dir = std::env::temp_dir().join(format!("streamkit-ckpt-{}", std::process::id()));
-        let c = Checkpoint(BTreeMap::from([
-            ("counts".to_string(), 42),
-            ("sums".to_string(), 7),
-        ]));
-        c.write(&dir).unwrap();
-        assert_eq!(Checkpoint::read(&dir).unwrap(), c);
-        std::fs::write(dir.join(".checkpoint"), "counts forty-two").unwrap();
-        assert_eq!(Checkpoint::read(&dir).unwrap(), Checkpoint::default());
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(Checkpoint::read(&dir).unwrap(), Checkpoint::default());
     }
 }

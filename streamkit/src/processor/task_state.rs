@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::error::Result;
+use crate::error_policy::DeserializationHandler;
 use crate::metrics::TaskMetrics;
 use crate::processor::{PunctuationType, PunctuatorId};
+use crate::record::TaskId;
 use crate::record::{Headers, RecordMetadata};
-use crate::runtime::TaskId;
-use crate::runtime::handler::DeserializationHandler;
-use crate::runtime::stores::TaskStores;
+use crate::state::store::TaskStores;
 
 /// Where sinks hand serialized records: the Kafka producer at runtime, memory under test.
 pub(crate) trait RecordCollector {
@@ -41,7 +41,7 @@ pub(crate) struct Schedule {
 }
 
 /// The state a task's nodes share.
-pub(crate) struct TaskContext {
+pub(crate) struct TaskState {
     pub app_id: Arc<str>,
     pub task_id: TaskId,
     pub meta: Option<RecordMetadata>,

@@ -16,10 +16,11 @@ use tokio::sync::broadcast::error::RecvError;
 use super::forward::{FORWARDED_BY, SERVED_BY, fetch_json, partition_of, to_owner};
 use super::{ServerContext, error};
 use crate::error::{Error, Result};
-use crate::processor::codec;
-use crate::runtime::stores::{SharedStore, StoreChange};
-use crate::stream::StoreBackend;
-use crate::topology::{StoreKind, StoreSpec};
+use crate::state::StoreBackend;
+use crate::state::codec;
+use crate::state::spec::{StoreKind, StoreSpec};
+use crate::state::store::SharedStore;
+use crate::state::store::StoreChange;
 
 /// Most entries one range page returns.
 const MAX_LIMIT: usize = 10_000;

@@ -2,8 +2,8 @@
 //! [`Change`] records a table `group_by` sends through its repartition topic.
 
 use crate::error::SerdeError;
+use crate::record::Change;
 use crate::serde::{Serde, SerdeRef};
-use crate::table::Change;
 
 /// Reads a table topic: a null value (a tombstone) is `None`, anything else goes through the
 /// value serde, so a malformed value is still a deserialization error.

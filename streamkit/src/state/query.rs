@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::processor::{Data, KeyValueStore, SessionStore, WindowStore};
-use crate::runtime::stores::{SharedStore, StoreRegistry};
+use crate::state::store::SharedStore;
+use crate::state::store::StoreRegistry;
 use crate::window::Window;
 
 fn instances(registry: &StoreRegistry, name: &str) -> Result<Vec<SharedStore>> {

@@ -1,22 +1,15 @@
-//! State stores as processors see them: typed handles over a task's stores, and the
-//! [`StoreBuilder`] that declares a store for a custom processor.
-//!
-//! Every write goes to the store and, when logging is on, to the store's changelog topic
-//! (`<application-id>-<store>-changelog`, written to the task's partition), from which the
-//! store is restored after a crash or when its task moves to another instance.
-
-use std::any::Any;
-use std::ops::Bound;
-use std::sync::Arc;
-use std::time::Duration;
+//! Typed handles over a task's stores, as processors use them: keys and values through the
+//! store's serdes, windowed keys through [`codec`](super::codec).
 
 use crate::error::{Error, Result};
-use crate::processor::Data;
-use crate::runtime::stores::SharedStore;
+use crate::record::Data;
 use crate::serde::{Serde, SerdeRef, decode};
-use crate::stream::StoreBackend;
-use crate::topology::{StoreKind, StoreSpec};
+use crate::state::codec;
+use crate::state::spec::StoreKind;
+use crate::state::store::SharedStore;
 use crate::window::Window;
+use std::any::Any;
+use std::ops::Bound;
 
 /// The serdes of a store, kept type-erased in the topology.
 pub(crate) struct StoreSerdes<K, V> {
@@ -27,6 +20,10 @@ pub(crate) struct StoreSerdes<K, V> {
 /// A store's serdes as the type-erased topology holds them: downcast to [`StoreSerdes`] for a
 /// typed handle, or convert keys and values to and from JSON through the serdes without
 /// knowing the types (the query server).
+#[cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "the query server reads it")
+)]
 pub(crate) trait ErasedSerdes: Any + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     /// The store-key bytes of a key given as JSON.
@@ -59,132 +56,6 @@ impl<K: Data, V: Data> ErasedSerdes for StoreSerdes<K, V> {
     fn value_json(&self, store: &str, bytes: &[u8]) -> Result<serde_json::Value> {
         let value = self.value.deserialize(store, bytes)?;
         Ok(self.value.to_json(&value)?)
-    }
-}
-
-/// Declares a store for [`KStream::process_with_stores`](crate::stream::KStream::process_with_stores).
-///
-/// ```
-/// use streamkit::prelude::*;
-/// use streamkit::processor::{KeyValueStore, StoreBuilder};
-///
-/// /// Emits the running total per key, kept in a store.
-/// struct Total { store: Option<KeyValueStore<String, i64>> }
-///
-/// impl Processor<String, i64> for Total {
-///     type KOut = String;
-///     type VOut = i64;
-///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
-///         self.store = Some(ctx.key_value_store("totals")?);
-///         Ok(())
-///     }
-///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, i64>) -> Result<()> {
-///         let store = self.store.as_ref().unwrap();
-///         let total = store.get(&r.key)?.unwrap_or(0) + r.value;
-///         store.put(&r.key, &total)?;
-///         ctx.forward(r.with_value(total))
-///     }
-/// }
-///
-/// let b = StreamsBuilder::new();
-/// b.add_state_store(StoreBuilder::key_value("totals", Serdes::string(), Serdes::i64()).in_memory());
-/// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
-///     .process_with_stores(|| Total { store: None }, &["totals"])
-///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
-/// let d = TopologyTestDriver::new(b.build()?)?;
-/// let input = d.input_topic("in", Serdes::string(), Serdes::i64());
-/// input.pipe_all([("a".to_string(), 2), ("a".to_string(), 3)])?;
-/// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::i64()).read_values(), vec![2, 5]);
-/// // The changelog got both writes.
-/// assert_eq!(d.output_topic("test-app-totals-changelog", Serdes::string(), Serdes::i64()).read_values(), vec![2, 5]);
-/// # Ok::<(), streamkit::Error>(())
-/// ```
-pub struct StoreBuilder {
-    pub(crate) spec: StoreSpec,
-}
-
-impl StoreBuilder {
-    fn new<K: Data, V: Data>(
-        name: &str,
-        kind: StoreKind,
-        key: impl Serde<K>,
-        value: impl Serde<V>,
-    ) -> Self {
-        Self::from_refs(name, kind, Arc::new(key), Arc::new(value))
-    }
-
-    /// A logged RocksDB store of `kind` over shared serdes.
-    pub(crate) fn from_refs<K: Data, V: Data>(
-        name: &str,
-        kind: StoreKind,
-        key: SerdeRef<K>,
-        value: SerdeRef<V>,
-    ) -> Self {
-        StoreBuilder {
-            spec: StoreSpec {
-                name: name.to_string(),
-                kind,
-                backend: StoreBackend::RocksDb,
-                logging: true,
-                caching: false,
-                serdes: Arc::new(StoreSerdes::<K, V> { key, value }),
-            },
-        }
-    }
-
-    /// A key-value store.
-    pub fn key_value<K: Data, V: Data>(
-        name: &str,
-        key: impl Serde<K>,
-        value: impl Serde<V>,
-    ) -> Self {
-        Self::new(name, StoreKind::KeyValue, key, value)
-    }
-
-    /// A window store keeping windows for `retention`.
-    pub fn window<K: Data, V: Data>(
-        name: &str,
-        key: impl Serde<K>,
-        value: impl Serde<V>,
-        retention: Duration,
-    ) -> Self {
-        Self::new(
-            name,
-            StoreKind::Window {
-                retention_ms: retention.as_millis() as i64,
-            },
-            key,
-            value,
-        )
-    }
-
-    /// A session store keeping sessions for `retention`.
-    pub fn session<K: Data, V: Data>(
-        name: &str,
-        key: impl Serde<K>,
-        value: impl Serde<V>,
-        retention: Duration,
-    ) -> Self {
-        Self::new(
-            name,
-            StoreKind::Session {
-                retention_ms: retention.as_millis() as i64,
-            },
-            key,
-            value,
-        )
-    }
-
-    /// Keep the store in memory (rebuilt from its changelog on restart). Default = RocksDB.
-    pub fn in_memory(mut self) -> Self {
-        self.spec.backend = StoreBackend::InMemory;
-        self
-    }
-
-    /// No changelog: the store starts empty after a restart or move.
-    pub fn with_logging_disabled(mut self) -> Self {
-        self.spec.logging = false;
-        self
     }
 }
 
@@ -343,57 +214,6 @@ impl<K: Data, V: Data> KeyValueStore<K, V> {
                 ))
             })
             .collect()
-    }
-}
-
-/// Byte layouts of windowed store keys: `key ‖ t1 ‖ [t2]`, timestamps 8 bytes big-endian with
-/// the sign bit flipped so that negative times sort before positive ones. A variable-length
-/// key followed by a fixed suffix sorts by (key, time) only among entries of the *same* key,
-/// so every scan is per key and checks the key bytes of what it finds.
-pub(crate) mod codec {
-    /// Layout version, written next to every persistent store and checked when it opens; bump
-    /// it (with a migration) if a layout ever changes.
-    pub const LAYOUT_VERSION: u8 = 1;
-
-    pub fn time(ts: i64) -> [u8; 8] {
-        ((ts as u64) ^ (1 << 63)).to_be_bytes()
-    }
-
-    pub fn read_time(b: &[u8]) -> i64 {
-        (u64::from_be_bytes(b.try_into().expect("8 bytes")) ^ (1 << 63)) as i64
-    }
-
-    pub fn key_with(key: &[u8], times: &[i64]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(key.len() + 8 * times.len());
-        out.extend_from_slice(key);
-        for t in times {
-            out.extend_from_slice(&time(*t));
-        }
-        out
-    }
-
-    /// The time that decides when an entry of a store of `kind` expires: a window's start, a
-    /// session's end; `None` for key-value stores (and keys too short to hold it).
-    pub fn expiry_time(kind: crate::topology::StoreKind, raw: &[u8]) -> Option<i64> {
-        use crate::topology::StoreKind;
-        // Window keys end with the start; session keys with end ‖ start.
-        let from_end = match kind {
-            StoreKind::KeyValue => return None,
-            StoreKind::Window { .. } => 8,
-            StoreKind::Session { .. } => 16,
-        };
-        let at = raw.len().checked_sub(from_end)?;
-        Some(read_time(&raw[at..at + 8]))
-    }
-
-    /// Splits `key ‖ n timestamps`; `None` if too short.
-    pub fn split(raw: &[u8], n: usize) -> Option<(&[u8], Vec<i64>)> {
-        let suffix = 8 * n;
-        if raw.len() < suffix {
-            return None;
-        }
-        let (key, times) = raw.split_at(raw.len() - suffix);
-        Some((key, times.chunks(8).map(read_time).collect()))
     }
 }
 
@@ -606,63 +426,5 @@ impl<K: Data, V: Data> SessionStore<K, V> {
             ));
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod codec_properties {
-    use super::codec;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn window_keys_round_trip(key in proptest::collection::vec(any::<u8>(), 0..40), t in any::<i64>()) {
-            let raw = codec::key_with(&key, &[t]);
-            let (k, times) = codec::split(&raw, 1).unwrap();
-            prop_assert_eq!(k, key.as_slice());
-            prop_assert_eq!(times, vec![t]);
-        }
-
-        #[test]
-        fn byte_order_is_time_order_within_a_key(key in proptest::collection::vec(any::<u8>(), 0..20), a in any::<i64>(), b in any::<i64>()) {
-            let (ka, kb) = (codec::key_with(&key, &[a]), codec::key_with(&key, &[b]));
-            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
-        }
-
-        #[test]
-        fn byte_order_is_key_then_time_order_for_equal_length_keys(
-            k1 in proptest::collection::vec(any::<u8>(), 8),
-            k2 in proptest::collection::vec(any::<u8>(), 8),
-            a in any::<i64>(),
-            b in any::<i64>(),
-        ) {
-            let (x, y) = (codec::key_with(&k1, &[a]), codec::key_with(&k2, &[b]));
-            prop_assert_eq!(x.cmp(&y), (&k1, a).cmp(&(&k2, b)));
-        }
-
-        #[test]
-        fn session_keys_order_by_end_then_start(key in proptest::collection::vec(any::<u8>(), 0..20), e1 in any::<i64>(), s1 in any::<i64>(), e2 in any::<i64>(), s2 in any::<i64>()) {
-            let (x, y) = (codec::key_with(&key, &[e1, s1]), codec::key_with(&key, &[e2, s2]));
-            prop_assert_eq!(x.cmp(&y), (e1, s1).cmp(&(e2, s2)));
-            let (k, times) = codec::split(&x, 2).unwrap();
-            prop_assert_eq!(k, key.as_slice());
-            prop_assert_eq!(times, vec![e1, s1]);
-        }
-
-        #[test]
-        fn expiry_time_is_the_window_start_or_the_session_end(key in proptest::collection::vec(any::<u8>(), 0..20), a in any::<i64>(), b in any::<i64>()) {
-            use crate::topology::StoreKind;
-            let window = StoreKind::Window { retention_ms: 1 };
-            let session = StoreKind::Session { retention_ms: 1 };
-            prop_assert_eq!(codec::expiry_time(window, &codec::key_with(&key, &[a])), Some(a));
-            prop_assert_eq!(codec::expiry_time(session, &codec::key_with(&key, &[a, b])), Some(a));
-            prop_assert_eq!(codec::expiry_time(StoreKind::KeyValue, &codec::key_with(&key, &[a])), None);
-            prop_assert_eq!(codec::expiry_time(session, &key[..key.len().min(15)]), None);
-        }
-
-        #[test]
-        fn short_input_is_rejected(raw in proptest::collection::vec(any::<u8>(), 0..8)) {
-            prop_assert!(codec::split(&raw, 1).is_none());
-        }
     }
 }

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::error_policy::DeserializationHandler;
 use crate::operators::source::TimestampExtractor;
 use crate::processor::Data;
-use crate::runtime::handler::DeserializationHandler;
 use crate::serde::{Serde, SerdeRef};
 
 /// How to read a topic: key and value serdes, deserialization-error policy, timestamps.

@@ -1,0 +1,420 @@
+//! The committer: one Postgres transaction per task commit holding the changed rows, the
+//! store writes and the input offsets; and the load of a task's stores and offsets at start.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Rows and store writes of one task since its last commit, and the connection they go to.
+pub(super) struct PostgresCommitter {
+    pub(super) url: String,
+    pub(super) table: String,
+    /// The table, quoted (`"schema"."table"`).
+    pub(super) quoted_table: String,
+    pub(super) key_columns: Vec<String>,
+    pub(super) value_columns: Vec<String>,
+    pub(super) batch_rows: usize,
+    pub(super) app_id: String,
+    pub(super) task: Option<TaskId>,
+    /// Key column values → new row values (`None` = delete).
+    pub(super) rows: HashMap<Vec<SqlValue>, Option<Vec<SqlValue>>>,
+    /// Store name → key → value (`None` = delete).
+    pub(super) state: HashMap<String, HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// The positions stored by the last commit (an idle task does not commit again).
+    pub(super) committed: Vec<(String, i64)>,
+    pub(super) runtime: tokio::runtime::Runtime,
+    pub(super) client: Option<Client>,
+}
+
+pub(super) fn quote_ident(name: &str) -> String {
+    name.split('.')
+        .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Whether a Postgres error may go away when the transaction is tried again.
+pub(super) fn is_retriable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || code.code().starts_with("08")
+        }
+        // No SQLSTATE: the connection or the socket failed.
+        None => e.as_db_error().is_none(),
+    }
+}
+
+impl PostgresCommitter {
+    pub(super) fn new<K, V>(sink: &PostgresSink<K, V>, app_id: &str) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(PostgresCommitter {
+            url: sink.url.clone(),
+            table: sink.table.clone(),
+            quoted_table: quote_ident(&sink.table),
+            key_columns: sink.key_columns.clone(),
+            value_columns: sink.value_columns.clone(),
+            batch_rows: sink.batch_rows,
+            app_id: app_id.to_string(),
+            task: None,
+            rows: HashMap::new(),
+            state: HashMap::new(),
+            committed: Vec::new(),
+            runtime,
+            client: None,
+        })
+    }
+
+    fn error(&self, doing: &str, e: &tokio_postgres::Error) -> Error {
+        let detail = match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        };
+        Error::Connector {
+            connector: format!("postgres sink {}", self.table),
+            reason: format!("{doing}: {detail}"),
+            retriable: is_retriable(e),
+        }
+    }
+
+    pub(super) fn write_row(
+        &mut self,
+        key: Vec<SqlValue>,
+        row: Option<Vec<SqlValue>>,
+    ) -> Result<()> {
+        if key.len() != self.key_columns.len() {
+            return Err(Error::Custom(format!(
+                "postgres sink {}: the key mapping gave {} values for {} key columns",
+                self.table,
+                key.len(),
+                self.key_columns.len()
+            )));
+        }
+        if let Some(r) = &row
+            && r.len() != self.value_columns.len()
+        {
+            return Err(Error::Custom(format!(
+                "postgres sink {}: the value mapping gave {} values for {} value columns",
+                self.table,
+                r.len(),
+                self.value_columns.len()
+            )));
+        }
+        self.rows.insert(key, row);
+        Ok(())
+    }
+
+    /// Runs `op` with a connected client (`op` drives its futures with `this.runtime`),
+    /// reconnecting and retrying while it fails with a retriable error.
+    fn with_retries<T>(
+        &mut self,
+        doing: &str,
+        mut op: impl FnMut(
+            &mut Client,
+            &PostgresCommitter,
+        ) -> std::result::Result<T, tokio_postgres::Error>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let connected = match self.client.take() {
+                Some(c) => Ok(c),
+                None => self.connect(),
+            };
+            let e = match connected {
+                Ok(mut client) => match op(&mut client, self) {
+                    Ok(v) => {
+                        self.client = Some(client);
+                        return Ok(v);
+                    }
+                    Err(e) => {
+                        // A failed transaction is rolled back when dropped; the connection
+                        // stays usable unless it closed.
+                        if !e.is_closed() {
+                            self.client = Some(client);
+                        }
+                        e
+                    }
+                },
+                Err(e) => e,
+            };
+            let error = self.error(doing, &e);
+            if !is_retriable(&e) || attempt >= RETRIES {
+                return Err(error);
+            }
+            tracing::warn!(error = %error, attempt, "postgres call failed; retrying");
+            self.client = None;
+            std::thread::sleep(Duration::from_millis(100 << attempt.min(5)));
+        }
+    }
+
+    fn connect(&self) -> std::result::Result<Client, tokio_postgres::Error> {
+        self.runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "postgres connection closed");
+                }
+            });
+            Ok(client)
+        })
+    }
+
+    /// `INSERT … VALUES (…),(…) ON CONFLICT (keys) DO UPDATE SET v = EXCLUDED.v` for `n` rows.
+    fn upsert_sql(&self, n: usize) -> String {
+        let cols: Vec<String> = self
+            .key_columns
+            .iter()
+            .chain(&self.value_columns)
+            .map(|c| quote_ident_one(c))
+            .collect();
+        let width = cols.len();
+        let values: Vec<String> = (0..n)
+            .map(|r| {
+                let params: Vec<String> =
+                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                format!("({})", params.join(","))
+            })
+            .collect();
+        let keys: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|c| quote_ident_one(c))
+            .collect();
+        let updates: Vec<String> = self
+            .value_columns
+            .iter()
+            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident_one(c)))
+            .collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
+            self.quoted_table,
+            cols.join(","),
+            values.join(","),
+            keys.join(","),
+            updates.join(",")
+        )
+    }
+
+    /// `DELETE … WHERE (keys) IN ((…),(…))` for `n` keys.
+    fn delete_sql(&self, n: usize) -> String {
+        let width = self.key_columns.len();
+        let keys: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|c| quote_ident_one(c))
+            .collect();
+        let tuples: Vec<String> = (0..n)
+            .map(|r| {
+                let params: Vec<String> =
+                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                format!("({})", params.join(","))
+            })
+            .collect();
+        format!(
+            "DELETE FROM {} WHERE ({}) IN ({})",
+            self.quoted_table,
+            keys.join(","),
+            tuples.join(",")
+        )
+    }
+}
+
+pub(super) fn quote_ident_one(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub(super) const CREATE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS streamkit_offsets (
+    application_id text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (application_id, topic, partition)
+);
+CREATE TABLE IF NOT EXISTS streamkit_state (
+    application_id text NOT NULL,
+    store text NOT NULL,
+    partition integer NOT NULL,
+    key bytea NOT NULL,
+    value bytea NOT NULL,
+    PRIMARY KEY (application_id, store, partition, key)
+);";
+/// Serializes concurrent `CREATE TABLE IF NOT EXISTS` (which can otherwise collide).
+pub(super) const CREATE_LOCK: i64 = 0x0053_5452_4d4b_4954; // "STRMKIT"
+
+impl ExternalCommitter for PostgresCommitter {
+    fn describe(&self) -> String {
+        format!("postgres sink {}", self.table)
+    }
+
+    fn load(
+        &mut self,
+        task: TaskId,
+        stores: &TaskStores,
+        sources: &[&str],
+    ) -> Result<Vec<Option<i64>>> {
+        self.task = Some(task);
+        self.with_retries("creating streamkit's tables", |client, this| {
+            this.runtime.block_on(async {
+                let tx = client.transaction().await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
+                    .await?;
+                tx.batch_execute(CREATE_TABLES).await?;
+                tx.commit().await
+            })
+        })?;
+        let partition = task.partition;
+        for (name, store) in stores {
+            let rows = self.with_retries("loading store contents", |client, this| {
+                this.runtime.block_on(client.query(
+                    "SELECT key, value FROM streamkit_state \
+                     WHERE application_id = $1 AND store = $2 AND partition = $3",
+                    &[&this.app_id, name, &partition],
+                ))
+            })?;
+            let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = rows
+                .iter()
+                .map(|r| (r.get::<_, Vec<u8>>(0), Some(r.get::<_, Vec<u8>>(1))))
+                .collect();
+            let mut s = store.lock().expect("store lock");
+            s.wipe()?;
+            s.restore(&batch)?;
+            tracing::info!(%task, store = %name, keys = batch.len(), "store loaded from postgres");
+        }
+        let topics: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        let offsets = self.with_retries("loading offsets", |client, this| {
+            this.runtime.block_on(client.query(
+                "SELECT topic, next_offset FROM streamkit_offsets \
+                 WHERE application_id = $1 AND partition = $2 AND topic = ANY($3)",
+                &[&this.app_id, &partition, &topics],
+            ))
+        })?;
+        let found: HashMap<String, i64> = offsets
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect();
+        self.committed = sources
+            .iter()
+            .filter_map(|t| found.get(*t).map(|o| (t.to_string(), *o)))
+            .collect();
+        Ok(sources.iter().map(|t| found.get(*t).copied()).collect())
+    }
+
+    fn capture(&mut self, store: &str, key: &[u8], value: Option<&[u8]>) {
+        let by_key = match self.state.get_mut(store) {
+            Some(m) => m,
+            None => self.state.entry(store.to_string()).or_default(),
+        };
+        by_key.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+    }
+
+    fn commit(&mut self, positions: &[(String, i64)]) -> Result<()> {
+        let Some(task) = self.task else {
+            return Err(Error::Internal(
+                "postgres sink committed before load".into(),
+            ));
+        };
+        if self.rows.is_empty() && self.state.is_empty() && positions == self.committed {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let state = std::mem::take(&mut self.state);
+        let (upserts, deletes): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, r)| r.is_some());
+        let upserts: Vec<Vec<&SqlValue>> = upserts
+            .iter()
+            .map(|(k, r)| k.iter().chain(r.iter().flatten()).collect())
+            .collect();
+        let deletes: Vec<&Vec<SqlValue>> = deletes.iter().map(|(k, _)| *k).collect();
+        let partition = task.partition;
+        let result = self.with_retries("committing", |client, this| {
+            let (upserts, deletes, state) = (&upserts, &deletes, &state);
+            this.runtime.block_on(async move {
+                let tx = client.transaction().await?;
+                for chunk in upserts.chunks(this.batch_rows) {
+                    let sql = this.upsert_sql(chunk.len());
+                    let params: Vec<&(dyn ToSql + Sync)> = chunk
+                        .iter()
+                        .flatten()
+                        .map(|v| *v as &(dyn ToSql + Sync))
+                        .collect();
+                    tx.execute(&sql, &params).await?;
+                }
+                for chunk in deletes.chunks(this.batch_rows) {
+                    let sql = this.delete_sql(chunk.len());
+                    let params: Vec<&(dyn ToSql + Sync)> = chunk
+                        .iter()
+                        .flat_map(|k| k.iter())
+                        .map(|v| v as &(dyn ToSql + Sync))
+                        .collect();
+                    tx.execute(&sql, &params).await?;
+                }
+                let put = tx
+                    .prepare(
+                        "INSERT INTO streamkit_state (application_id, store, partition, key, value) \
+                         SELECT $1, $2, $3, k, v FROM UNNEST($4::bytea[], $5::bytea[]) AS t(k, v) \
+                         ON CONFLICT (application_id, store, partition, key) DO UPDATE SET value = EXCLUDED.value",
+                    )
+                    .await?;
+                let del = tx
+                    .prepare(
+                        "DELETE FROM streamkit_state WHERE application_id = $1 AND store = $2 \
+                         AND partition = $3 AND key = ANY($4::bytea[])",
+                    )
+                    .await?;
+                for (store, writes) in state {
+                    let (mut keys, mut values, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+                    for (k, v) in writes {
+                        match v {
+                            Some(v) => {
+                                keys.push(k.as_slice());
+                                values.push(v.as_slice());
+                            }
+                            None => gone.push(k.as_slice()),
+                        }
+                    }
+                    if !keys.is_empty() {
+                        tx.execute(&put, &[&this.app_id, store, &partition, &keys, &values])
+                            .await?;
+                    }
+                    if !gone.is_empty() {
+                        tx.execute(&del, &[&this.app_id, store, &partition, &gone])
+                            .await?;
+                    }
+                }
+                let offsets = tx
+                    .prepare(
+                        "INSERT INTO streamkit_offsets (application_id, topic, partition, next_offset) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (application_id, topic, partition) \
+                         DO UPDATE SET next_offset = EXCLUDED.next_offset",
+                    )
+                    .await?;
+                for (topic, next) in positions {
+                    tx.execute(&offsets, &[&this.app_id, topic, &partition, next])
+                        .await?;
+                }
+                tx.commit().await
+            })
+        });
+        drop((upserts, deletes));
+        if result.is_ok() {
+            self.committed = positions.to_vec();
+        } else {
+            // Keep the work for a retry by a caller that survives the error (none today: the
+            // thread stops, and the task restarts from the last commit).
+            self.rows = rows;
+            self.state = state;
+        }
+        result
+    }
+}

@@ -1,0 +1,281 @@
+//! The Postgres sink: a table's changes upserted into a PostgreSQL table, exactly once.
+//!
+//! [`KTable::to_postgres`] writes every change of the table as an upsert (`INSERT … ON
+//! CONFLICT (key columns) DO UPDATE`) or, for a deleted key, a `DELETE`, collapsed per key and
+//! sent in multi-row statements. At each commit of the task, **one Postgres transaction**
+//! holds three things:
+//!
+//! 1. the rows changed since the last commit;
+//! 2. the writes made since then to every state store of the sub-topology
+//!    (`streamkit_state`: application, store, partition, key, value);
+//! 3. the next input offset of every source partition of the task (`streamkit_offsets`:
+//!    application, topic, partition, next offset).
+//!
+//! When the task starts (on assignment, after a crash, on another instance) it empties its
+//! stores, loads them from `streamkit_state`, and the thread seeks its source partitions to
+//! the offsets in `streamkit_offsets` (the beginning when there is none). Rows, store contents
+//! and offsets therefore always describe the same prefix of the input: records after it are
+//! processed again from a state that has not seen them, and their effects land in Postgres
+//! once. The Kafka changelogs of these stores are still written but never read for this
+//! task, because a changelog can run ahead of Postgres (written before a crash that lost the
+//! matching Postgres commit) and replaying it would count those records twice.
+//!
+//! Failed Postgres calls are classified: a lost connection, a serialization failure or a
+//! deadlock is retried with a fresh connection (the whole transaction is replayed; upserts and
+//! offsets are absolute values, so replaying one that did commit changes nothing); anything
+//! else fails the stream thread with the statement's error.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::{Error, Result};
+use crate::processor::Downstream;
+use crate::processor::task_state::TaskState;
+use crate::processor::{Data, Punctuation};
+use crate::record::Change;
+use crate::record::Record;
+use crate::record::TaskId;
+use crate::state::store::TaskStores;
+use crate::stream::KStream;
+use crate::table::KTable;
+use crate::topology::NodeKind;
+use crate::topology::node::ExternalCommitter;
+use crate::topology::node::{Instance, NodeControl, NodeFactory, erase_input};
+
+mod commit;
+mod node;
+mod value;
+
+use commit::PostgresCommitter;
+use node::PostgresSinkFactory;
+pub use value::SqlValue;
+
+/// Table holding, per application and source partition, the next input offset to process.
+pub const OFFSETS_TABLE: &str = "streamkit_offsets";
+/// Table holding the state stores of the sub-topologies that write to Postgres.
+pub const STATE_TABLE: &str = "streamkit_state";
+
+/// Rows per multi-row statement.
+const DEFAULT_BATCH_ROWS: usize = 500;
+/// Attempts of a commit that fails with a retriable error.
+const RETRIES: u32 = 6;
+
+macro_rules! sql_from {
+    ($($t:ty => $v:ident $(as $c:ty)?),* $(,)?) => {$(
+        impl From<$t> for SqlValue {
+            fn from(v: $t) -> Self {
+                SqlValue::$v(v $(as $c)?)
+            }
+        }
+    )*};
+}
+
+sql_from!(bool => Bool, i16 => Int as i64, i32 => Int as i64, i64 => Int, u32 => Int as i64,
+    f32 => Float as f64, f64 => Float, String => Text, Vec<u8> => Bytes, serde_json::Value => Json);
+
+type Columns<T> = Arc<dyn Fn(&T) -> Vec<SqlValue> + Send + Sync>;
+
+/// Where and how [`KTable::to_postgres`] writes: the connection, the table, and how a key and
+/// a value become column values.
+///
+/// The table must exist, with a primary key or unique constraint on the key columns.
+/// Streamkit creates its own two tables ([`OFFSETS_TABLE`], [`STATE_TABLE`]) when missing.
+///
+/// ```no_run
+/// use streamkit::prelude::*;
+/// use streamkit::connect::postgres::PostgresSink;
+///
+/// let b = StreamsBuilder::new();
+/// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+///     .count(Materialized::named("tap-counts"))
+///     // CREATE TABLE station_taps (station text PRIMARY KEY, taps bigint NOT NULL)
+///     .to_postgres(
+///         PostgresSink::new("postgres://app@db/cta", "station_taps")
+///             .key_columns(["station"], |station: &String| vec![station.clone().into()])
+///             .value_columns(["taps"], |taps: &i64| vec![(*taps).into()]),
+///     );
+/// ```
+pub struct PostgresSink<K, V> {
+    url: String,
+    table: String,
+    key_columns: Vec<String>,
+    value_columns: Vec<String>,
+    key_fn: Option<Columns<K>>,
+    value_fn: Option<Columns<V>>,
+    batch_rows: usize,
+}
+
+impl<K, V> Clone for PostgresSink<K, V> {
+    fn clone(&self) -> Self {
+        PostgresSink {
+            url: self.url.clone(),
+            table: self.table.clone(),
+            key_columns: self.key_columns.clone(),
+            value_columns: self.value_columns.clone(),
+            key_fn: self.key_fn.clone(),
+            value_fn: self.value_fn.clone(),
+            batch_rows: self.batch_rows,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for PostgresSink<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSink")
+            .field("table", &self.table)
+            .field("key_columns", &self.key_columns)
+            .field("value_columns", &self.value_columns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> PostgresSink<K, V> {
+    /// A sink writing to `table` (optionally `schema.table`) of the database at `url`
+    /// (`postgres://user:password@host:port/database`, or the key=value form). No TLS.
+    pub fn new(url: impl Into<String>, table: impl Into<String>) -> Self {
+        PostgresSink {
+            url: url.into(),
+            table: table.into(),
+            key_columns: Vec::new(),
+            value_columns: Vec::new(),
+            key_fn: None,
+            value_fn: None,
+            batch_rows: DEFAULT_BATCH_ROWS,
+        }
+    }
+
+    /// The columns identifying a row (the table's primary key or a unique constraint), and
+    /// how a record key becomes their values, in the same order. Required.
+    pub fn key_columns<I, S>(
+        mut self,
+        columns: I,
+        values: impl Fn(&K) -> Vec<SqlValue> + Send + Sync + 'static,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.key_columns = columns.into_iter().map(Into::into).collect();
+        self.key_fn = Some(Arc::new(values));
+        self
+    }
+
+    /// The other columns, and how a value becomes theirs, in the same order. Required.
+    pub fn value_columns<I, S>(
+        mut self,
+        columns: I,
+        values: impl Fn(&V) -> Vec<SqlValue> + Send + Sync + 'static,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.value_columns = columns.into_iter().map(Into::into).collect();
+        self.value_fn = Some(Arc::new(values));
+        self
+    }
+
+    /// Most rows per `INSERT` or `DELETE` statement. Default = 500.
+    pub fn batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.key_fn.is_none() || self.key_columns.is_empty() {
+            return Err(format!(
+                "postgres sink {}: key_columns(..) is required",
+                self.table
+            ));
+        }
+        if self.value_fn.is_none() || self.value_columns.is_empty() {
+            return Err(format!(
+                "postgres sink {}: value_columns(..) is required",
+                self.table
+            ));
+        }
+        for c in self.key_columns.iter().chain(&self.value_columns) {
+            if c.is_empty() || c.contains('"') {
+                return Err(format!(
+                    "postgres sink {}: bad column name {c:?}",
+                    self.table
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// Writes the table into a PostgreSQL table, exactly once: each commit of a task upserts
+    /// the changed rows and deletes the deleted keys in one Postgres transaction that also
+    /// stores the input offsets and store contents they correspond to; a restarted task
+    /// resumes from those. See [`crate::connect::postgres`] for the design and
+    /// [`PostgresSink`] for an example.
+    ///
+    /// At most one Postgres sink per sub-topology. Exactly-once holds for this sub-topology's
+    /// input topics; if they are repartition topics written by another sub-topology, that one
+    /// must run with [`ProcessingGuarantee::ExactlyOnce`](crate::config::ProcessingGuarantee)
+    /// on a broker that implements transactions, or its replays show up as duplicates.
+    pub fn to_postgres(&self, sink: PostgresSink<K, V>) {
+        let mut g = self.graph.borrow_mut();
+        if let Err(e) = sink.check() {
+            g.errors.push(e);
+        }
+        let name = g.generate_name("KTABLE-POSTGRES-SINK");
+        g.add_node(
+            name,
+            NodeKind::Processor,
+            &[self.node],
+            Arc::new(PostgresSinkFactory::<K, V, Change<V>> {
+                sink,
+                _input: PhantomData,
+            }),
+        );
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, Option<V>> {
+    /// Writes a changelog stream into a PostgreSQL table, exactly once: a record with a
+    /// value upserts its key's row, a record without one (a tombstone) deletes it. Same
+    /// transactions, offsets and restart behaviour as [`KTable::to_postgres`].
+    ///
+    /// ```no_run
+    /// use streamkit::prelude::*;
+    /// use streamkit::connect::postgres::PostgresSink;
+    ///
+    /// let b = StreamsBuilder::new();
+    /// // Bus positions keyed by vehicle; a null value means the bus left service.
+    /// b.stream("bus-positions", Consumed::with(Serdes::string(), Serdes::option(Serdes::string())))
+    ///     .to_postgres(
+    ///         PostgresSink::new("postgres://app@db/cta", "bus_positions")
+    ///             .key_columns(["vehicle"], |v: &String| vec![v.clone().into()])
+    ///             .value_columns(["position"], |p: &String| vec![p.clone().into()]),
+    ///     );
+    /// ```
+    pub fn to_postgres(&self, sink: PostgresSink<K, V>) {
+        let mut g = self.graph.borrow_mut();
+        if let Err(e) = sink.check() {
+            g.errors.push(e);
+        }
+        let name = g.generate_name("KSTREAM-POSTGRES-SINK");
+        g.add_node(
+            name,
+            NodeKind::Processor,
+            &[self.node],
+            Arc::new(PostgresSinkFactory::<K, V, Option<V>> {
+                sink,
+                _input: PhantomData,
+            }),
+        );
+    }
+}
