@@ -145,12 +145,20 @@ pub fn landing_batch(rows: &[LandingRow]) -> anyhow::Result<RecordBatch> {
 
 /// A record batch as a Parquet file (Snappy).
 pub fn to_parquet(batch: &RecordBatch) -> anyhow::Result<Bytes> {
+    to_parquet_batches(std::slice::from_ref(batch))
+}
+
+/// Record batches of one schema (at least one) as a Parquet file (Snappy), in order.
+pub fn to_parquet_batches(batches: &[RecordBatch]) -> anyhow::Result<Bytes> {
+    let first = batches.first().context("no batch to write")?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
     let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
-    w.write(batch)?;
+    let mut w = ArrowWriter::try_new(&mut out, first.schema(), Some(props))?;
+    for b in batches {
+        w.write(b)?;
+    }
     w.close()?;
     Ok(Bytes::from(out))
 }
@@ -335,6 +343,14 @@ impl Lake {
         }
     }
 
+    /// Deletes a file.
+    pub fn delete(&self, relative: &str) -> anyhow::Result<()> {
+        let p = self.path(relative);
+        self.runtime
+            .block_on(self.store.delete(&p))
+            .with_context(|| format!("deleting {relative} from {}", self.url))
+    }
+
     /// Deletes the files under `relative`.
     pub fn delete_under(&self, relative: &str) -> anyhow::Result<usize> {
         let files = self.list(relative)?;
@@ -376,6 +392,19 @@ impl Lake {
     /// failure part-way the files written are a prefix: the highest landed offset says what
     /// landed. Returns the files written (a file already there is not written again).
     pub fn land(&self, topic: &str, rows: &[LandingRow]) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .land_runs(topic, rows)?
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect())
+    }
+
+    /// Like [`land`](Self::land), returning each file written with the rows it holds.
+    pub fn land_runs(
+        &self,
+        topic: &str,
+        rows: &[LandingRow],
+    ) -> anyhow::Result<Vec<(String, Vec<LandingRow>)>> {
         let mut runs: Vec<(String, Vec<LandingRow>)> = Vec::new();
         for r in rows {
             let hour = hour_partition(r.timestamp);
@@ -396,7 +425,7 @@ impl Lake {
             });
             let path = format!("{LANDING}/{topic}/{hour}/{name}");
             if self.create(&path, to_parquet(&landing_batch(&rows)?)?)? {
-                written.push(path);
+                written.push((path, rows));
             }
         }
         Ok(written)

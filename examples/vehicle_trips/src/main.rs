@@ -16,14 +16,14 @@ fn main() -> anyhow::Result<()> {
     if let Some(day) = &args.promote_day {
         let r = vehicle_trips::run_promote_day(&args, day)?;
         println!(
-            "{}: {} landing rows ({} malformed, {} invalid, {} duplicates) → {} staged in {} files; {} trips ({} arrived), {} vehicles in common",
+            "{}: {} landing rows in {} files ({} staged now) → {} staged reports in {} files ({} dropped), consolidated; {} trips ({} arrived), {} vehicles in common",
             r.day,
             r.landing_rows,
-            r.malformed,
-            r.invalid,
-            r.duplicates,
+            r.landing_files,
+            r.staged_by_promotion,
             r.staged,
             r.staging_files,
+            r.dropped,
             r.trips,
             r.arrived,
             r.vehicles

@@ -1,11 +1,17 @@
-//! The daily promotion (the seed's Airflow DAG): a bounded run over one day of the landing
-//! zone that writes the day cleaned and typed to `staging/` and summarised per trip and per
-//! vehicle to `common/`, through the same trip state machine as the streaming job.
+//! Staging and common: the cleaning the streaming job applies to each landed range before it
+//! writes the range to `staging/`, the summaries it writes to `common/` when a trip arrives,
+//! and the daily promotion (the seed's Airflow DAG), a bounded run over one day that
+//! consolidates what the streaming job wrote that day.
 //!
-//! A run replaces what an earlier run of the same day wrote (its files have fixed names), so
-//! running a day again, by hand or after a failure, leaves one copy.
+//! The streaming files are each written once: a staging file has the name of the landing file
+//! it cleans (partition and offset range, create-if-absent), a trip summary is named by its
+//! trip, a vehicle's summary by the vehicle and day (both overwritten, with the same content,
+//! by a replay). The daily promotion first stages any landing file of the day that has no
+//! staging file yet (a crash between the two writes), then writes the day's staging files as
+//! one file, the day's trip summaries as one file, and the day's per-vehicle summary from
+//! those, all with fixed names: running a day again, by hand or after a failure, replaces them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -16,16 +22,22 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use serde::{Deserialize, Serialize};
 
-use crate::lake::{COMMON, Lake, STAGING, hour_partition, to_parquet};
-use crate::model::{DAY_MS, HOUR_MS, TripState, TripStatus, VehicleEvent, format_date};
+use crate::lake::{COMMON, LANDING, Lake, LandingRow, STAGING, from_parquet, to_parquet_batches};
+use crate::model::{DAY_MS, TripState, TripStatus, VehicleEvent, format_date};
 use crate::roads::haversine_m;
 use crate::topology::POSITIONS;
 
-/// Staging's table of positions.
+/// Staging's table of positions, one file per landed range (written by the streaming job).
 pub const STAGED_POSITIONS: &str = "vehicle_positions";
-/// Common's table of trips.
+/// Staging's positions, one file per day (written by the daily promotion).
+pub const STAGED_POSITIONS_DAILY: &str = "vehicle_positions_daily";
+/// Common's table of trips, one file per trip that arrived (written by the streaming job).
 pub const TRIP_SUMMARIES: &str = "trip_summaries";
-/// Common's table of vehicles per day.
+/// Common's trips, one file per day (written by the daily promotion).
+pub const TRIP_SUMMARIES_DAILY: &str = "trip_summaries_daily";
+/// Common's vehicles per day, one file per vehicle and day (written by the streaming job).
+pub const VEHICLE_SUMMARIES: &str = "vehicle_summaries";
+/// Common's vehicles per day, one file per day (written by the daily promotion).
 pub const VEHICLE_DAILY: &str = "vehicle_daily";
 /// Where each promoted day's report is kept.
 pub const PROMOTIONS: &str = "_promotions";
@@ -35,24 +47,47 @@ pub const PROMOTIONS: &str = "_promotions";
 pub struct PromotionReport {
     /// The day, `YYYY-MM-DD`.
     pub day: String,
-    /// Landing rows read.
+    /// Landing files of the day.
+    pub landing_files: usize,
+    /// Landing rows in them.
     pub landing_rows: usize,
+    /// Landing files that had no staging file yet, staged by the promotion.
+    pub staged_by_promotion: usize,
+    /// Staging files of the day (one per landing file), consolidated.
+    pub staging_files: usize,
+    /// Rows in them: the day's cleaned reports.
+    pub staged: usize,
+    /// Landing rows not staged (malformed, impossible, repeated or late).
+    pub dropped: usize,
+    /// Trip summaries of the day (trips that arrived that day), consolidated.
+    pub trips: usize,
+    /// Of which arrived (all: a summary is written at the arrival).
+    pub arrived: usize,
+    /// Vehicles summarised.
+    pub vehicles: usize,
+}
+
+/// What cleaning dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanCounts {
     /// Rows whose value was not a vehicle report.
     pub malformed: usize,
     /// Reports with impossible values (coordinates, distances).
     pub invalid: usize,
-    /// Reports seen before (same trip and time).
+    /// Reports at or before a report of the same trip already staged (retried sends, late).
     pub duplicates: usize,
-    /// Rows written to staging.
-    pub staged: usize,
-    /// Files written to staging.
-    pub staging_files: usize,
-    /// Trips summarised.
-    pub trips: usize,
-    /// Trips that arrived.
-    pub arrived: usize,
-    /// Vehicles summarised.
-    pub vehicles: usize,
+}
+
+/// The latest staged report of a trip: what the next one's speed is computed from, and
+/// what a repeated or late report is recognised by.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LastReport {
+    /// Its time.
+    pub ts: i64,
+    /// Where.
+    pub lat: f64,
+    /// Where.
+    pub lng: f64,
 }
 
 /// A staged report: a [`VehicleEvent`] with where it came from and its computed speed.
@@ -115,7 +150,8 @@ pub fn staging_schema() -> Arc<Schema> {
     ]))
 }
 
-fn staging_batch(rows: &[&StagedRow]) -> anyhow::Result<RecordBatch> {
+/// Staged rows as a record batch.
+pub fn staging_batch(rows: &[&StagedRow]) -> anyhow::Result<RecordBatch> {
     let mut s: Vec<StringBuilder> = (0..5).map(|_| StringBuilder::new()).collect();
     let mut ts = ts_builder();
     let mut f: Vec<Float64Builder> = (0..6).map(|_| Float64Builder::new()).collect();
@@ -179,7 +215,8 @@ pub fn trips_schema() -> Arc<Schema> {
     ]))
 }
 
-fn trips_batch(trips: &[TripState]) -> anyhow::Result<RecordBatch> {
+/// Trip summaries as a record batch.
+pub fn trips_batch(trips: &[TripState]) -> anyhow::Result<RecordBatch> {
     let mut s: Vec<StringBuilder> = (0..6).map(|_| StringBuilder::new()).collect();
     let (mut started, mut arrived) = (ts_builder(), ts_builder());
     let mut reports = Int64Builder::new();
@@ -223,7 +260,7 @@ fn trips_batch(trips: &[TripState]) -> anyhow::Result<RecordBatch> {
 }
 
 /// One vehicle's day.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VehicleDay {
     /// The vehicle.
     pub vehicle_id: String,
@@ -258,7 +295,8 @@ pub fn vehicles_schema() -> Arc<Schema> {
     ]))
 }
 
-fn vehicles_batch(day: &str, vehicles: &[VehicleDay]) -> anyhow::Result<RecordBatch> {
+/// Vehicle days as a record batch.
+pub fn vehicles_batch(day: &str, vehicles: &[VehicleDay]) -> anyhow::Result<RecordBatch> {
     let mut s: Vec<StringBuilder> = (0..3).map(|_| StringBuilder::new()).collect();
     let mut i: Vec<Int64Builder> = (0..2).map(|_| Int64Builder::new()).collect();
     let mut f: Vec<Float64Builder> = (0..3).map(|_| Float64Builder::new()).collect();
@@ -288,48 +326,115 @@ fn vehicles_batch(day: &str, vehicles: &[VehicleDay]) -> anyhow::Result<RecordBa
     Ok(RecordBatch::try_new(vehicles_schema(), columns)?)
 }
 
-/// Cleans one day's landing rows: parsed, valid, each (trip, time) once, by trip and time,
-/// with speeds computed between consecutive reports of a trip.
-pub fn clean(rows: &[crate::lake::LandingRow], report: &mut PromotionReport) -> Vec<StagedRow> {
-    let mut seen = HashSet::new();
-    let mut staged = Vec::new();
+fn parse_valid(r: &LandingRow) -> Result<VehicleEvent, bool> {
+    let event = r
+        .value
+        .as_deref()
+        .and_then(|v| serde_json::from_str::<VehicleEvent>(v).ok())
+        .ok_or(false)?;
+    if valid(&event) { Ok(event) } else { Err(true) }
+}
+
+/// Cleans landing rows: parsed, valid, by trip and time, a report at or before the latest
+/// report of its trip in `last` dropped (a retried send, or late), with speeds computed from
+/// the trip's previous report. `last` is updated with the rows kept.
+pub fn clean_with(
+    rows: &[LandingRow],
+    counts: &mut CleanCounts,
+    last: &mut HashMap<String, LastReport>,
+) -> Vec<StagedRow> {
+    let mut parsed = Vec::new();
     for r in rows {
-        let Some(event) = r
-            .value
-            .as_deref()
-            .and_then(|v| serde_json::from_str::<VehicleEvent>(v).ok())
-        else {
-            report.malformed += 1;
-            continue;
-        };
-        if !valid(&event) {
-            report.invalid += 1;
-            continue;
+        match parse_valid(r) {
+            Ok(event) => parsed.push(StagedRow {
+                event,
+                speed_kmh: None,
+                partition: r.partition,
+                offset: r.offset,
+            }),
+            Err(false) => counts.malformed += 1,
+            Err(true) => counts.invalid += 1,
         }
-        if !seen.insert((event.trip_id.clone(), event.ts)) {
-            report.duplicates += 1;
-            continue;
-        }
-        staged.push(StagedRow {
-            event,
-            speed_kmh: None,
-            partition: r.partition,
-            offset: r.offset,
-        });
     }
-    staged.sort_by(|a, b| (&a.event.trip_id, a.event.ts).cmp(&(&b.event.trip_id, b.event.ts)));
-    for i in 1..staged.len() {
-        let (prev, cur) = (&staged[i - 1].event, &staged[i].event);
-        if prev.trip_id == cur.trip_id {
-            let dt = (cur.ts - prev.ts) as f64 / 1000.0;
-            let d = haversine_m(prev.lat, prev.lng, cur.lat, cur.lng);
-            staged[i].speed_kmh = Some(d / dt * 3.6);
+    parsed.sort_by(|a, b| {
+        (&a.event.trip_id, a.event.ts, a.partition, a.offset).cmp(&(
+            &b.event.trip_id,
+            b.event.ts,
+            b.partition,
+            b.offset,
+        ))
+    });
+    let mut staged = Vec::with_capacity(parsed.len());
+    for mut r in parsed {
+        let e = &r.event;
+        if let Some(prev) = last.get(&e.trip_id) {
+            if e.ts <= prev.ts {
+                counts.duplicates += 1;
+                continue;
+            }
+            let dt = (e.ts - prev.ts) as f64 / 1000.0;
+            r.speed_kmh = Some(haversine_m(prev.lat, prev.lng, e.lat, e.lng) / dt * 3.6);
         }
+        last.insert(
+            e.trip_id.clone(),
+            LastReport {
+                ts: e.ts,
+                lat: e.lat,
+                lng: e.lng,
+            },
+        );
+        staged.push(r);
     }
     staged
 }
 
-/// Trip summaries: each trip's reports of the day through the trip state machine.
+/// Cleans landing rows on their own (no earlier report of any trip): see [`clean_with`].
+pub fn clean(rows: &[LandingRow], counts: &mut CleanCounts) -> Vec<StagedRow> {
+    clean_with(rows, counts, &mut HashMap::new())
+}
+
+/// What a row already staged (in an earlier run) leaves in `last`: the latest valid report of
+/// each trip. (Order does not matter: the latest wins.)
+pub fn note_staged(row: &LandingRow, last: &mut HashMap<String, LastReport>) {
+    if let Ok(e) = parse_valid(row) {
+        let newer = last.get(&e.trip_id).is_none_or(|p| e.ts > p.ts);
+        if newer {
+            last.insert(
+                e.trip_id.clone(),
+                LastReport {
+                    ts: e.ts,
+                    lat: e.lat,
+                    lng: e.lng,
+                },
+            );
+        }
+    }
+}
+
+/// The staging file of a landing file: the same hour and name
+/// (`landing/vehicle-positions/date=…/hour=…/part-p…` → `staging/vehicle_positions/…`).
+pub fn staging_path(landing_path: &str) -> Option<String> {
+    let rest = landing_path.strip_prefix(&format!("{LANDING}/{POSITIONS}/"))?;
+    Some(format!("{STAGING}/{STAGED_POSITIONS}/{rest}"))
+}
+
+/// Writes the staging file of the landing file `landing_path` holding `rows`, cleaned with
+/// `last`, unless it is there. Returns whether it wrote it.
+pub fn stage(
+    lake: &Lake,
+    landing_path: &str,
+    rows: &[LandingRow],
+    counts: &mut CleanCounts,
+    last: &mut HashMap<String, LastReport>,
+) -> anyhow::Result<bool> {
+    let path = staging_path(landing_path)
+        .with_context(|| format!("{landing_path} is not a landing file of {POSITIONS}"))?;
+    let staged = clean_with(rows, counts, last);
+    let refs: Vec<&StagedRow> = staged.iter().collect();
+    lake.create(&path, to_parquet_batches(&[staging_batch(&refs)?])?)
+}
+
+/// Trip summaries: each trip's reports through the trip state machine.
 pub fn summarise_trips(staged: &[StagedRow]) -> Vec<TripState> {
     let mut trips: BTreeMap<&str, TripState> = BTreeMap::new();
     for r in staged {
@@ -345,62 +450,245 @@ pub fn summarise_trips(staged: &[StagedRow]) -> Vec<TripState> {
     trips.into_values().collect()
 }
 
+impl VehicleDay {
+    /// Adds a trip.
+    pub fn add(&mut self, t: &TripState) {
+        if self.vehicle_id.is_empty() {
+            self.vehicle_id = t.vehicle_id.clone();
+            self.vehicle_name = t.vehicle_name.clone();
+        }
+        self.trips += 1;
+        self.arrived += i64::from(t.status == TripStatus::Arrived);
+        self.distance_m += t.distance_m;
+        self.on_trips_s += (t.updated_at - t.started_at) as f64 / 1000.0;
+        self.max_speed_kmh = self.max_speed_kmh.max(t.max_speed_kmh);
+        self.stops += t.stops as i32;
+    }
+}
+
 /// Vehicle days from trip summaries.
 pub fn summarise_vehicles(trips: &[TripState]) -> Vec<VehicleDay> {
     let mut by: BTreeMap<&str, VehicleDay> = BTreeMap::new();
     for t in trips {
-        let v = by.entry(&t.vehicle_id).or_insert_with(|| VehicleDay {
-            vehicle_id: t.vehicle_id.clone(),
-            vehicle_name: t.vehicle_name.clone(),
-            ..VehicleDay::default()
-        });
-        v.trips += 1;
-        v.arrived += i64::from(t.status == TripStatus::Arrived);
-        v.distance_m += t.distance_m;
-        v.on_trips_s += (t.updated_at - t.started_at) as f64 / 1000.0;
-        v.max_speed_kmh = v.max_speed_kmh.max(t.max_speed_kmh);
-        v.stops += t.stops as i32;
+        by.entry(&t.vehicle_id).or_default().add(t);
     }
     by.into_values().collect()
 }
 
-/// Promotes day `day` (days since the epoch): landing → staging → common. Returns what it did;
-/// the report is also written to `common/_promotions/date=YYYY-MM-DD.json`.
+/// Only letters, digits, `-` and `_` of an id, for a file name.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The day (`YYYY-MM-DD`) a trip's summary belongs to: the day it arrived (or was last
+/// updated).
+pub fn trip_day(t: &TripState) -> String {
+    format_date(t.arrived_at.unwrap_or(t.updated_at).div_euclid(DAY_MS))
+}
+
+/// `common/trip_summaries/date=…/trip-<trip>.parquet`.
+pub fn trip_summary_path(t: &TripState) -> String {
+    format!(
+        "{COMMON}/{TRIP_SUMMARIES}/date={}/trip-{}.parquet",
+        trip_day(t),
+        file_safe(&t.trip_id)
+    )
+}
+
+/// `common/vehicle_summaries/date=…/vehicle-<vehicle>.parquet`.
+pub fn vehicle_summary_path(date: &str, vehicle_id: &str) -> String {
+    format!(
+        "{COMMON}/{VEHICLE_SUMMARIES}/date={date}/vehicle-{}.parquet",
+        file_safe(vehicle_id)
+    )
+}
+
+/// Writes a trip's summary (replacing one of the same trip: a replay writes the same).
+pub fn write_trip_summary(lake: &Lake, t: &TripState) -> anyhow::Result<()> {
+    lake.put(
+        &trip_summary_path(t),
+        to_parquet_batches(&[trips_batch(std::slice::from_ref(t))?])?,
+    )
+}
+
+/// Writes a vehicle's day so far (replacing the earlier one of the same vehicle and day).
+pub fn write_vehicle_summary(lake: &Lake, date: &str, v: &VehicleDay) -> anyhow::Result<()> {
+    lake.put(
+        &vehicle_summary_path(date, &v.vehicle_id),
+        to_parquet_batches(&[vehicles_batch(date, std::slice::from_ref(v))?])?,
+    )
+}
+
+/// The Parquet files under `relative`, read, in file-name order.
+pub fn read_batches(lake: &Lake, relative: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for f in lake.list(relative)? {
+        if f.ends_with(".parquet") {
+            out.extend(from_parquet(lake.get(&f)?)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The trips of trip-summary batches (the columns the files hold; position, speedometer and
+/// ETA fields are NaN or `None`).
+pub fn trip_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<TripState>> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Float64Type, Int32Type, Int64Type, TimestampMillisecondType,
+    };
+    let mut out = Vec::new();
+    for b in batches {
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .with_context(|| format!("a trip summary without column {name}"))
+        };
+        let s = |name: &str| -> anyhow::Result<arrow_array::StringArray> {
+            Ok(col(name)?.as_string_opt::<i32>().context("a string")?.clone())
+        };
+        let f = |name: &str| -> anyhow::Result<arrow_array::Float64Array> {
+            Ok(col(name)?
+                .as_primitive_opt::<Float64Type>()
+                .context("a float")?
+                .clone())
+        };
+        let ts = |name: &str| -> anyhow::Result<arrow_array::TimestampMillisecondArray> {
+            Ok(col(name)?
+                .as_primitive_opt::<TimestampMillisecondType>()
+                .context("a timestamp")?
+                .clone())
+        };
+        let (trip, vehicle, name, origin, destination, status) = (
+            s("trip_id")?,
+            s("vehicle_id")?,
+            s("vehicle_name")?,
+            s("origin")?,
+            s("destination")?,
+            s("status")?,
+        );
+        let (started, arrived) = (ts("started_at")?, ts("arrived_at")?);
+        let reports = col("reports")?
+            .as_primitive_opt::<Int64Type>()
+            .context("reports")?
+            .clone();
+        let stops = col("stops")?
+            .as_primitive_opt::<Int32Type>()
+            .context("stops")?
+            .clone();
+        let (distance, duration, max_speed, stopped) = (
+            f("distance_m")?,
+            f("duration_s")?,
+            f("max_speed_kmh")?,
+            f("stopped_s")?,
+        );
+        for i in 0..b.num_rows() {
+            let status = [TripStatus::Driving, TripStatus::Stopped, TripStatus::Arrived]
+                .into_iter()
+                .find(|s| s.as_str() == status.value(i))
+                .with_context(|| format!("trip status {:?}", status.value(i)))?;
+            let t = TripState {
+                trip_id: trip.value(i).to_string(),
+                vehicle_id: vehicle.value(i).to_string(),
+                vehicle_name: name.value(i).to_string(),
+                origin: origin.value(i).to_string(),
+                destination: destination.value(i).to_string(),
+                status,
+                started_at: started.value(i),
+                updated_at: started.value(i) + (duration.value(i) * 1000.0).round() as i64,
+                lat: f64::NAN,
+                lng: f64::NAN,
+                odometer_m: f64::NAN,
+                route_m: f64::NAN,
+                distance_m: distance.value(i),
+                speed_kmh: f64::NAN,
+                max_speed_kmh: max_speed.value(i),
+                stops: stops.value(i) as u32,
+                stopped_ms: (stopped.value(i) * 1000.0).round() as i64,
+                still_since: None,
+                arrived_at: (!arrived.is_null(i)).then(|| arrived.value(i)),
+                eta: None,
+                reports: reports.value(i) as u64,
+                ignored: 0,
+            };
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// Promotes day `day` (days since the epoch), the bounded daily run: stages the day's landing
+/// files that have no staging file yet, writes the day's staging files as
+/// `staging/vehicle_positions_daily/date=…/part-0.parquet`, its trip summaries as
+/// `common/trip_summaries_daily/date=…/part-0.parquet` and the per-vehicle summary of those
+/// trips as `common/vehicle_daily/date=…/part-0.parquet`. Returns what it did; the report is
+/// also written to `common/_promotions/date=YYYY-MM-DD.json`.
 pub fn promote(lake: &Lake, day: i64) -> anyhow::Result<PromotionReport> {
     let date = format_date(day);
     let mut report = PromotionReport {
         day: date.clone(),
+        landing_files: 0,
         landing_rows: 0,
-        malformed: 0,
-        invalid: 0,
-        duplicates: 0,
-        staged: 0,
+        staged_by_promotion: 0,
         staging_files: 0,
+        staged: 0,
+        dropped: 0,
         trips: 0,
         arrived: 0,
         vehicles: 0,
     };
-    let rows = lake.read_landing_day(POSITIONS, day)?;
-    report.landing_rows = rows.len();
-    let staged = clean(&rows, &mut report);
-    report.staged = staged.len();
-
-    // staging/vehicle_positions/date=…/hour=…/part-0.parquet, replacing an earlier run's.
-    lake.delete_under(&format!("{STAGING}/{STAGED_POSITIONS}/date={date}"))?;
-    let mut by_hour: BTreeMap<String, Vec<&StagedRow>> = BTreeMap::new();
-    for r in &staged {
-        let ts = r.event.ts.clamp(day * DAY_MS, (day + 1) * DAY_MS - HOUR_MS);
-        by_hour.entry(hour_partition(ts)).or_default().push(r);
+    // Landing → staging for what the streaming job did not stage (cleaned file by file).
+    let staging_dir = format!("{STAGING}/{STAGED_POSITIONS}/date={date}");
+    let staged_files: std::collections::HashSet<String> =
+        lake.list(&staging_dir)?.into_iter().collect();
+    for f in lake.list(&format!("{LANDING}/{POSITIONS}/date={date}"))? {
+        if !f.ends_with(".parquet") {
+            continue;
+        }
+        let mut rows = Vec::new();
+        for b in from_parquet(lake.get(&f)?)? {
+            rows.extend(crate::lake::landing_rows(&b)?);
+        }
+        report.landing_files += 1;
+        report.landing_rows += rows.len();
+        let twin = staging_path(&f).context("a landing file")?;
+        if !staged_files.contains(&twin)
+            && stage(lake, &f, &rows, &mut CleanCounts::default(), &mut HashMap::new())?
+        {
+            report.staged_by_promotion += 1;
+        }
     }
-    for (hour, rows) in &by_hour {
-        lake.put(
-            &format!("{STAGING}/{STAGED_POSITIONS}/{hour}/part-0.parquet"),
-            to_parquet(&staging_batch(rows)?)?,
-        )?;
-        report.staging_files += 1;
-    }
 
-    let trips = summarise_trips(&staged);
+    // The day's staging files as one.
+    let staging = read_batches(lake, &staging_dir)?;
+    report.staging_files = lake
+        .list(&staging_dir)?
+        .iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .count();
+    report.staged = staging.iter().map(|b| b.num_rows()).sum();
+    report.dropped = report.landing_rows.saturating_sub(report.staged);
+    let staging = if staging.is_empty() {
+        vec![staging_batch(&[])?]
+    } else {
+        staging
+    };
+    lake.put(
+        &format!("{STAGING}/{STAGED_POSITIONS_DAILY}/date={date}/part-0.parquet"),
+        to_parquet_batches(&staging)?,
+    )?;
+
+    // The day's trips as one, and its vehicles from them.
+    let trip_batches = read_batches(lake, &format!("{COMMON}/{TRIP_SUMMARIES}/date={date}"))?;
+    let trips = trip_rows(&trip_batches)?;
     report.trips = trips.len();
     report.arrived = trips
         .iter()
@@ -408,13 +696,18 @@ pub fn promote(lake: &Lake, day: i64) -> anyhow::Result<PromotionReport> {
         .count();
     let vehicles = summarise_vehicles(&trips);
     report.vehicles = vehicles.len();
+    let trip_batches = if trip_batches.is_empty() {
+        vec![trips_batch(&[])?]
+    } else {
+        trip_batches
+    };
     lake.put(
-        &format!("{COMMON}/{TRIP_SUMMARIES}/date={date}/part-0.parquet"),
-        to_parquet(&trips_batch(&trips)?)?,
+        &format!("{COMMON}/{TRIP_SUMMARIES_DAILY}/date={date}/part-0.parquet"),
+        to_parquet_batches(&trip_batches)?,
     )?;
     lake.put(
         &format!("{COMMON}/{VEHICLE_DAILY}/date={date}/part-0.parquet"),
-        to_parquet(&vehicles_batch(&date, &vehicles)?)?,
+        to_parquet_batches(&[vehicles_batch(&date, &vehicles)?])?,
     )?;
     lake.put(
         &format!("{COMMON}/{PROMOTIONS}/date={date}.json"),

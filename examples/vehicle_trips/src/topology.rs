@@ -1,8 +1,12 @@
 //! The streaming job (the seed's Spark Structured Streaming job, and more): from the vehicles'
 //! reports on `vehicle-positions` it keeps the trip-state table (queryable as `trip-state`),
-//! computes speeds, detects stops and arrivals (transitions on `trip-transitions`), and lands
-//! every raw record in the lake's landing zone, exactly once per offset.
+//! computes speeds, detects stops and arrivals (transitions on `trip-transitions`), and writes
+//! the lake: every raw record to `landing/` and every cleaned report to `staging/`, each
+//! exactly once per offset (files named by partition and offset range), and, when a trip
+//! arrives, its summary and its vehicle's day so far to `common/` (files named by trip, and by
+//! vehicle and day, which a replay overwrites with the same content).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +14,8 @@ use streamkit::prelude::*;
 use streamkit::processor::{KeyValueStore, StoreBuilder};
 
 use crate::lake::{Lake, LandingRow};
-use crate::model::{Transition, TripState, VehicleEvent};
+use crate::model::{Transition, TransitionKind, TripState, VehicleEvent};
+use crate::promotion::{self, CleanCounts, LastReport, VehicleDay};
 
 /// The vehicles' reports (key: trip id, value: [`VehicleEvent`] as JSON).
 pub const POSITIONS: &str = "vehicle-positions";
@@ -20,6 +25,10 @@ pub const TRANSITIONS: &str = "trip-transitions";
 pub const TRIPS: &str = "trip-state";
 /// Raw records waiting to be landed (key: offset), per task.
 pub const LANDING_BUFFER: &str = "landing-buffer";
+/// The latest staged report of each trip (key: trip id), per task: speeds across staging files.
+pub const STAGING_LAST: &str = "staging-last";
+/// Each vehicle's day of arrived trips (key: `YYYY-MM-DD/vehicle id`), per task.
+pub const VEHICLE_DAYS: &str = "vehicle-days";
 /// Partitions of the positions topic.
 pub const PARTITIONS: i32 = 2;
 /// The topics and their partition counts.
@@ -28,7 +37,7 @@ pub const TOPICS: [(&str, i32); 2] = [(POSITIONS, PARTITIONS), (TRANSITIONS, PAR
 /// What the topology needs besides its topics.
 #[derive(Debug, Clone)]
 pub struct TopologyConfig {
-    /// The lake raw records land in (`None`: no landing).
+    /// The lake the topology writes (`None`: no lake).
     pub lake: Option<Arc<Lake>>,
     /// How often buffered records are landed (wall clock).
     pub land_every: Duration,
@@ -79,9 +88,26 @@ pub fn topology(config: &TopologyConfig) -> streamkit::Result<Topology> {
         POSITIONS,
         Consumed::with(Serdes::string(), Serdes::string()).named("positions"),
     );
+    let mut tracker_stores = vec![TRIPS];
+    if config.lake.is_some() {
+        builder.add_state_store(StoreBuilder::key_value(
+            VEHICLE_DAYS,
+            Serdes::string(),
+            Serdes::json::<VehicleDay>(),
+        ));
+        tracker_stores.push(VEHICLE_DAYS);
+    }
+    let tracker_lake = config.lake.clone();
     raw.flat_map_values(|v: String| serde_json::from_str::<VehicleEvent>(&v).ok())
         .named("parse")
-        .process_with_stores(|| TripTracker { store: None }, &[TRIPS])
+        .process_with_stores(
+            move || TripTracker {
+                store: None,
+                lake: tracker_lake.clone(),
+                vehicle_days: None,
+            },
+            &tracker_stores,
+        )
         .named("trip-state-machine")
         .to(
             TRANSITIONS,
@@ -93,6 +119,11 @@ pub fn topology(config: &TopologyConfig) -> streamkit::Result<Topology> {
             Serdes::i64(),
             Serdes::json::<LandingRow>(),
         ));
+        builder.add_state_store(StoreBuilder::key_value(
+            STAGING_LAST,
+            Serdes::string(),
+            Serdes::json::<LastReport>(),
+        ));
         let (lake, every, max_rows) = (lake.clone(), config.land_every, config.land_max_rows);
         raw.process_with_stores(
             move || Lander {
@@ -100,20 +131,44 @@ pub fn topology(config: &TopologyConfig) -> streamkit::Result<Topology> {
                 every,
                 max_rows,
                 store: None,
+                last: None,
                 landed_up_to: None,
                 waiting: 0,
                 failures: 0,
             },
-            &[LANDING_BUFFER],
+            &[LANDING_BUFFER, STAGING_LAST],
         )
         .named("landing");
     }
     builder.build()
 }
 
-/// Runs each report through its trip's [`TripState`] and forwards the transitions.
+/// Runs each report through its trip's [`TripState`] and forwards the transitions; with a
+/// lake, writes an arrived trip's summary and its vehicle's day to `common/`.
 struct TripTracker {
     store: Option<KeyValueStore<String, TripState>>,
+    lake: Option<Arc<Lake>>,
+    vehicle_days: Option<KeyValueStore<String, VehicleDay>>,
+}
+
+impl TripTracker {
+    /// `common/`: the trip's summary, and its vehicle's day with it added. The files are named
+    /// by trip, and by vehicle and day, and replaced: a replay from an older commit (the
+    /// stores restored to that commit) writes the same again.
+    fn arrived(&self, trip: &TripState) -> Result<()> {
+        let Some(lake) = &self.lake else {
+            return Ok(());
+        };
+        let fail = |e: anyhow::Error| Error::custom(format!("writing common/: {e:#}"));
+        promotion::write_trip_summary(lake, trip).map_err(fail)?;
+        let date = promotion::trip_day(trip);
+        let days = self.vehicle_days.as_ref().expect("initialized");
+        let key = format!("{date}/{}", trip.vehicle_id);
+        let mut day = days.get(&key)?.unwrap_or_default();
+        day.add(trip);
+        days.put(&key, &day)?;
+        promotion::write_vehicle_summary(lake, &date, &day).map_err(fail)
+    }
 }
 
 impl Processor<String, VehicleEvent> for TripTracker {
@@ -122,6 +177,9 @@ impl Processor<String, VehicleEvent> for TripTracker {
 
     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, Transition>) -> Result<()> {
         self.store = Some(ctx.key_value_store(TRIPS)?);
+        if self.lake.is_some() {
+            self.vehicle_days = Some(ctx.key_value_store(VEHICLE_DAYS)?);
+        }
         Ok(())
     }
 
@@ -140,6 +198,9 @@ impl Processor<String, VehicleEvent> for TripTracker {
             None => TripState::start(e),
         };
         store.put(&e.trip_id, &state)?;
+        if transitions.iter().any(|t| t.kind == TransitionKind::Arrived) {
+            self.arrived(&state)?;
+        }
         for t in transitions {
             let ts = t.ts.max(record.timestamp);
             ctx.forward(Record::new(t.trip_id.clone(), t, ts))?;
@@ -150,14 +211,19 @@ impl Processor<String, VehicleEvent> for TripTracker {
 
 /// Lands raw records: buffers them in a changelogged store and writes them to the lake every
 /// `every` (and when `max_rows` wait, and at close), one file per run of records in the same
-/// hour, named by partition and offsets. Records at or below the last offset the lake holds for the partition are
-/// skipped, so a restart from an older commit writes nothing twice; the buffer survives a
-/// crash in its changelog, so nothing committed is lost.
+/// hour, named by partition and offsets. Records at or below the last offset the lake holds
+/// for the partition are skipped, so a restart from an older commit writes nothing twice; the
+/// buffer survives a crash in its changelog, so nothing committed is lost. Each landing file
+/// written is then cleaned into the staging file of the same name (create-if-absent), with
+/// the latest staged report of each trip kept in a store (and rebuilt from the rows skipped
+/// on a replay) for speeds and repeats across files; a staging file not written (a failure,
+/// a crash between the two writes) is written by the daily promotion.
 struct Lander {
     lake: Arc<Lake>,
     every: Duration,
     max_rows: usize,
     store: Option<KeyValueStore<i64, LandingRow>>,
+    last: Option<KeyValueStore<String, LastReport>>,
     landed_up_to: Option<i64>,
     waiting: usize,
     failures: u32,
@@ -179,6 +245,54 @@ impl Lander {
         Ok(o)
     }
 
+    /// Notes rows landed and staged in an earlier run in the latest-report store.
+    fn note_staged(&self, rows: &[LandingRow]) -> Result<()> {
+        let last = self.last.as_ref().expect("initialized");
+        for r in rows {
+            let mut one = HashMap::new();
+            let key = r.key.clone().unwrap_or_default();
+            if let Some(l) = last.get(&key)? {
+                one.insert(key, l);
+            }
+            promotion::note_staged(r, &mut one);
+            for (trip, l) in one {
+                last.put(&trip, &l)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the staging file of each landing file written.
+    fn stage(&self, written: &[(String, Vec<LandingRow>)]) -> Result<()> {
+        let store = self.last.as_ref().expect("initialized");
+        for (path, rows) in written {
+            let mut last = HashMap::new();
+            for r in rows {
+                if let Ok(e) = serde_json::from_str::<VehicleEvent>(r.value.as_deref().unwrap_or(""))
+                    && !last.contains_key(&e.trip_id)
+                    && let Some(l) = store.get(&e.trip_id)?
+                {
+                    last.insert(e.trip_id, l);
+                }
+            }
+            let mut counts = CleanCounts::default();
+            match promotion::stage(&self.lake, path, rows, &mut counts, &mut last) {
+                Ok(_) => tracing::debug!(path, ?counts, "staged"),
+                Err(e) => {
+                    // The daily promotion stages a landing file without a staging file.
+                    tracing::warn!(path, error = %format!("{e:#}"), "staging failed; the daily promotion will stage it");
+                    for r in rows {
+                        promotion::note_staged(r, &mut last);
+                    }
+                }
+            }
+            for (trip, l) in last {
+                store.put(&trip, &l)?;
+            }
+        }
+        Ok(())
+    }
+
     fn land(&mut self, partition: i32) -> Result<()> {
         let store = self.store.as_ref().expect("initialized");
         let mut rows: Vec<LandingRow> = store.all()?.into_iter().map(|(_, r)| r).collect();
@@ -187,12 +301,15 @@ impl Lander {
         }
         rows.sort_by_key(|r| r.offset);
         let up_to = self.landed_up_to(partition)?;
-        let fresh: Vec<LandingRow> = rows.iter().filter(|r| r.offset > up_to).cloned().collect();
+        let (fresh, old): (Vec<LandingRow>, Vec<LandingRow>) =
+            rows.iter().cloned().partition(|r| r.offset > up_to);
+        self.note_staged(&old)?;
         if !fresh.is_empty() {
-            match self.lake.land(POSITIONS, &fresh) {
-                Ok(files) => {
+            match self.lake.land_runs(POSITIONS, &fresh) {
+                Ok(written) => {
                     self.failures = 0;
-                    tracing::debug!(?files, rows = fresh.len(), "landed");
+                    tracing::debug!(files = written.len(), rows = fresh.len(), "landed");
+                    self.stage(&written)?;
                 }
                 // A lake that is away for a moment: keep the buffer and try again at the next
                 // landing; the files written before the failure are a prefix of the buffer,
@@ -229,6 +346,7 @@ impl Processor<String, String> for Lander {
 
     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
         self.store = Some(ctx.key_value_store(LANDING_BUFFER)?);
+        self.last = Some(ctx.key_value_store(STAGING_LAST)?);
         ctx.schedule(self.every, PunctuationType::WallClockTime);
         Ok(())
     }
@@ -242,10 +360,6 @@ impl Processor<String, String> for Lander {
         else {
             return Ok(());
         };
-        if offset <= self.landed_up_to(partition)? {
-            ctx.record_dropped("already-landed");
-            return Ok(());
-        }
         let row = LandingRow {
             partition,
             offset,
@@ -253,6 +367,12 @@ impl Processor<String, String> for Lander {
             key: Some(record.key),
             value: Some(record.value),
         };
+        if offset <= self.landed_up_to(partition)? {
+            // Landed and staged before: only what staging it left behind.
+            self.note_staged(std::slice::from_ref(&row))?;
+            ctx.record_dropped("already-landed");
+            return Ok(());
+        }
         self.store
             .as_ref()
             .expect("initialized")

@@ -131,8 +131,34 @@ fn a_trip_created_on_the_api_drives_arrives_lands_and_is_promoted() {
         .unwrap_or_else(|e| panic!("{e}: {landed} of {sent} landed"));
     assert_eq!(landed, sent);
 
-    // The promotion by hand (the page's button) puts the day in staging and common.
+    // The topology staged each landing file (same name) and, at the arrival, wrote the trip's
+    // summary and its vehicle's day to common.
     let day = t.started_at.div_euclid(DAY_MS);
+    let date = format_date(day);
+    let names = |dir: &str| -> Vec<String> {
+        running
+            .lake
+            .list(dir)
+            .unwrap()
+            .into_iter()
+            .map(|f| f[dir.len()..].to_string())
+            .collect()
+    };
+    running
+        .wait_until(Duration::from_secs(30), |_| {
+            names("staging/vehicle_positions") == names("landing/vehicle-positions")
+        })
+        .unwrap();
+    assert_eq!(
+        running.lake.list("common/trip_summaries").unwrap(),
+        [format!("common/trip_summaries/date={date}/trip-t1.parquet")]
+    );
+    assert_eq!(
+        running.lake.list("common/vehicle_summaries").unwrap().len(),
+        1
+    );
+
+    // The promotion by hand (the page's button) consolidates the day.
     let (status, body) = common::request(
         addr,
         "POST",
@@ -144,13 +170,17 @@ fn a_trip_created_on_the_api_drives_arrives_lands_and_is_promoted() {
     assert_eq!(report["trips"], 1, "{body}");
     assert_eq!(report["arrived"], 1, "{body}");
     assert_eq!(report["staged"], sent, "{body}");
-    assert!(
-        !running
-            .lake
-            .list("common/trip_summaries")
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(report["staged_by_promotion"], 0, "{body}");
+    for table in [
+        "staging/vehicle_positions_daily",
+        "common/trip_summaries_daily",
+        "common/vehicle_daily",
+    ] {
+        assert_eq!(
+            running.lake.list(&format!("{table}/date={date}")).unwrap(),
+            [format!("{table}/date={date}/part-0.parquet")]
+        );
+    }
     // In the page's log (after the scheduler's catch-up of yesterday, if it was due).
     assert!(running.promotions.lock().unwrap().iter().any(|r| {
         r.as_ref()
