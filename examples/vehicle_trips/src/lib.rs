@@ -1,16 +1,18 @@
 //! Vehicle trips: vehicles and trips created on a web page drive a bundled road graph and
-//! report every second to Kafka; a streamkit topology keeps the trip-state table and lands the
-//! raw reports in a Parquet data lake, which a daily job promotes to staging and common.
+//! report every second to Kafka; a streamkit topology keeps the trip-state table and writes a
+//! Parquet data lake — raw reports to landing, cleaned ones to staging, trip and vehicle
+//! summaries to common — which a daily job consolidates day by day.
 //!
 //! A rebuild of a pipeline made of a FastAPI web app, Kafka, Spark Structured Streaming into an
 //! Azure Data Lake (containers landing, staging, common) and an Airflow DAG, as one program:
 //!
 //! - [`roads`] and [`simulation`]: the road graph with fastest routes, and the fleet driving it;
 //! - [`model`]: the reports and the trip state machine (speeds, stops, arrivals, ETA);
-//! - [`topology`]: the streaming job — trip-state table, transitions, landing;
+//! - [`topology`]: the streaming job — trip-state table, transitions, landing, staging, common;
 //! - [`lake`]: the lake on `object_store` (local, Azure Blob, S3), Parquet, landing named by
 //!   partition and offset range;
-//! - [`promotion`]: the daily bounded run, landing → staging → common;
+//! - [`promotion`]: the cleaning and the summaries the topology writes, and the daily bounded
+//!   run consolidating a day of staging and common;
 //! - [`web`]: the page at `http://127.0.0.1:8505` with a live map over a WebSocket.
 //!
 //! [`start`] runs all of it; `cargo run -p vehicle_trips` is [`start`] plus waiting for Ctrl-C.
@@ -53,7 +55,7 @@ pub const APPLICATION_ID: &str = "vehicle-trips";
     about = "Vehicle trips on streamkit: vehicles and trips from a web page, a trip-state table, a Parquet data lake (landing, staging, common) and a live map",
     long_about = "Starts an embedded broker (unless --bootstrap-servers is given), the simulated \
                   fleet (with --demo-vehicles driving on their own), the streaming topology \
-                  (trip-state table, transitions, landing into the lake), the daily promotion \
+                  (trip-state table, transitions, the lake's landing, staging and common), the daily promotion \
                   at --promote-at, and serves the page at --listen until Ctrl-C. With \
                   --promote-day it only promotes that day of --lake and exits."
 )]
@@ -95,7 +97,8 @@ pub struct Args {
     /// When the daily promotion of the day before runs, `HH:MM` UTC.
     #[arg(long, default_value = "02:00")]
     pub promote_at: String,
-    /// Promote this day (`YYYY-MM-DD`) of --lake (landing → staging → common) and exit.
+    /// Promote this day (`YYYY-MM-DD`) of --lake (stage landing files without a staging file,
+    /// consolidate the day's staging and common files) and exit.
     #[arg(long)]
     pub promote_day: Option<String>,
     /// Seed of the simulation.

@@ -103,7 +103,9 @@ pub struct StagedRow {
     pub offset: i64,
 }
 
-fn valid(e: &VehicleEvent) -> bool {
+/// Whether a report's values are possible (finite coordinates on the globe, no negative
+/// speed or distance, ids given): what staging keeps and the trip state machine takes.
+pub fn valid(e: &VehicleEvent) -> bool {
     let finite = [e.lat, e.lng, e.speed_kmh, e.odometer_m, e.route_m]
         .iter()
         .all(|x| x.is_finite());
@@ -543,9 +545,7 @@ pub fn read_batches(lake: &Lake, relative: &str) -> anyhow::Result<Vec<RecordBat
 pub fn trip_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<TripState>> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{
-        Float64Type, Int32Type, Int64Type, TimestampMillisecondType,
-    };
+    use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
     let mut out = Vec::new();
     for b in batches {
         let col = |name: &str| {
@@ -553,7 +553,10 @@ pub fn trip_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<TripState>> {
                 .with_context(|| format!("a trip summary without column {name}"))
         };
         let s = |name: &str| -> anyhow::Result<arrow_array::StringArray> {
-            Ok(col(name)?.as_string_opt::<i32>().context("a string")?.clone())
+            Ok(col(name)?
+                .as_string_opt::<i32>()
+                .context("a string")?
+                .clone())
         };
         let f = |name: &str| -> anyhow::Result<arrow_array::Float64Array> {
             Ok(col(name)?
@@ -591,10 +594,14 @@ pub fn trip_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<TripState>> {
             f("stopped_s")?,
         );
         for i in 0..b.num_rows() {
-            let status = [TripStatus::Driving, TripStatus::Stopped, TripStatus::Arrived]
-                .into_iter()
-                .find(|s| s.as_str() == status.value(i))
-                .with_context(|| format!("trip status {:?}", status.value(i)))?;
+            let status = [
+                TripStatus::Driving,
+                TripStatus::Stopped,
+                TripStatus::Arrived,
+            ]
+            .into_iter()
+            .find(|s| s.as_str() == status.value(i))
+            .with_context(|| format!("trip status {:?}", status.value(i)))?;
             let t = TripState {
                 trip_id: trip.value(i).to_string(),
                 vehicle_id: vehicle.value(i).to_string(),
@@ -661,7 +668,13 @@ pub fn promote(lake: &Lake, day: i64) -> anyhow::Result<PromotionReport> {
         report.landing_rows += rows.len();
         let twin = staging_path(&f).context("a landing file")?;
         if !staged_files.contains(&twin)
-            && stage(lake, &f, &rows, &mut CleanCounts::default(), &mut HashMap::new())?
+            && stage(
+                lake,
+                &f,
+                &rows,
+                &mut CleanCounts::default(),
+                &mut HashMap::new(),
+            )?
         {
             report.staged_by_promotion += 1;
         }

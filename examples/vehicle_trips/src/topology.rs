@@ -98,21 +98,26 @@ pub fn topology(config: &TopologyConfig) -> streamkit::Result<Topology> {
         tracker_stores.push(VEHICLE_DAYS);
     }
     let tracker_lake = config.lake.clone();
-    raw.flat_map_values(|v: String| serde_json::from_str::<VehicleEvent>(&v).ok())
-        .named("parse")
-        .process_with_stores(
-            move || TripTracker {
-                store: None,
-                lake: tracker_lake.clone(),
-                vehicle_days: None,
-            },
-            &tracker_stores,
-        )
-        .named("trip-state-machine")
-        .to(
-            TRANSITIONS,
-            Produced::with(Serdes::string(), Serdes::json::<Transition>()),
-        );
+    // Reports that staging would drop as impossible do not reach the state machine either.
+    raw.flat_map_values(|v: String| {
+        serde_json::from_str::<VehicleEvent>(&v)
+            .ok()
+            .filter(promotion::valid)
+    })
+    .named("parse")
+    .process_with_stores(
+        move || TripTracker {
+            store: None,
+            lake: tracker_lake.clone(),
+            vehicle_days: None,
+        },
+        &tracker_stores,
+    )
+    .named("trip-state-machine")
+    .to(
+        TRANSITIONS,
+        Produced::with(Serdes::string(), Serdes::json::<Transition>()),
+    );
     if let Some(lake) = &config.lake {
         builder.add_state_store(StoreBuilder::key_value(
             LANDING_BUFFER,
@@ -198,7 +203,10 @@ impl Processor<String, VehicleEvent> for TripTracker {
             None => TripState::start(e),
         };
         store.put(&e.trip_id, &state)?;
-        if transitions.iter().any(|t| t.kind == TransitionKind::Arrived) {
+        if transitions
+            .iter()
+            .any(|t| t.kind == TransitionKind::Arrived)
+        {
             self.arrived(&state)?;
         }
         for t in transitions {
@@ -268,7 +276,8 @@ impl Lander {
         for (path, rows) in written {
             let mut last = HashMap::new();
             for r in rows {
-                if let Ok(e) = serde_json::from_str::<VehicleEvent>(r.value.as_deref().unwrap_or(""))
+                if let Ok(e) =
+                    serde_json::from_str::<VehicleEvent>(r.value.as_deref().unwrap_or(""))
                     && !last.contains_key(&e.trip_id)
                     && let Some(l) = store.get(&e.trip_id)?
                 {

@@ -127,7 +127,10 @@ fn the_program_lands_and_promotes_into_azure_blob_storage() {
     for &day in &days {
         let report = promotion::promote(&lake, day).unwrap();
         assert_eq!(report.dropped, 0);
-        assert_eq!(report.staged_by_promotion, 0, "the topology staged every landing file");
+        assert_eq!(
+            report.staged_by_promotion, 0,
+            "the topology staged every landing file"
+        );
         assert_eq!(report.staging_files, report.landing_files);
         staged += report.staged;
         trips += report.trips;
@@ -136,7 +139,10 @@ fn the_program_lands_and_promotes_into_azure_blob_storage() {
     let other = Lake::open_with(&lake_url, &options).unwrap();
     // The trips the topology summarised at their arrival, consolidated per day.
     let streamed = other.list("common/trip_summaries").unwrap();
-    assert!(streamed.iter().all(|f| f.contains("/trip-")), "{streamed:?}");
+    assert!(
+        streamed.iter().all(|f| f.contains("/trip-")),
+        "{streamed:?}"
+    );
     // (The daily scheduler may have promoted yesterday, empty, at start: a catch-up.)
     let summaries: Vec<String> = other
         .list("common/trip_summaries_daily")

@@ -88,13 +88,28 @@ fn check_streaming_zones(lake: &Lake, reports: usize, trips_in_table: &[TripStat
             .unwrap();
         assert_eq!(t.status, TripStatus::Arrived);
         assert_eq!(
-            (t.vehicle_id.as_str(), t.started_at, t.arrived_at, t.reports, t.stops),
-            (s.vehicle_id.as_str(), s.started_at, s.arrived_at, s.reports, s.stops)
+            (
+                t.vehicle_id.as_str(),
+                t.started_at,
+                t.arrived_at,
+                t.reports,
+                t.stops
+            ),
+            (
+                s.vehicle_id.as_str(),
+                s.started_at,
+                s.arrived_at,
+                s.reports,
+                s.stops
+            )
         );
         assert!((t.distance_m - s.distance_m).abs() < 1e-9);
         assert_eq!(
             promotion::trip_summary_path(s),
-            format!("common/trip_summaries/date=2026-12-02/trip-{}.parquet", s.trip_id)
+            format!(
+                "common/trip_summaries/date=2026-12-02/trip-{}.parquet",
+                s.trip_id
+            )
         );
     }
     assert!(trips.iter().any(|t| t.stops > 0));
@@ -159,7 +174,10 @@ fn a_replay_from_an_older_commit_duplicates_no_staging_or_common_file() {
     let staged_first = file_names(&lake, "staging/vehicle_positions");
     let arrived_first = file_names(&lake, "common/trip_summaries");
     assert!(!staged_first.is_empty());
-    assert!(!arrived_first.is_empty() && arrived_first.len() < 6, "{arrived_first:?}");
+    assert!(
+        !arrived_first.is_empty() && arrived_first.len() < 6,
+        "{arrived_first:?}"
+    );
     // A crash: everything again from offset 0, in a fresh driver with its stores lost.
     let d = common::land(&lake, &records);
     let trips = table_trips(&d);
@@ -174,9 +192,9 @@ fn the_daily_promotion_consolidates_what_streaming_wrote() {
     let (reports, records) = records();
     common::land(&lake, &records).close().unwrap();
     let day = common::test_day();
-    let streaming_staging = staging_rows(&read_batches(&lake, "staging/vehicle_positions").unwrap());
-    let streaming_trips =
-        read_batches(&lake, "common/trip_summaries/date=2026-12-02").unwrap();
+    let streaming_staging =
+        staging_rows(&read_batches(&lake, "staging/vehicle_positions").unwrap());
+    let streaming_trips = read_batches(&lake, "common/trip_summaries/date=2026-12-02").unwrap();
     let streaming_vehicles =
         vehicle_rows(&read_batches(&lake, "common/vehicle_summaries/date=2026-12-02").unwrap());
 
