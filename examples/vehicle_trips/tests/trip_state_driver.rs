@@ -177,6 +177,22 @@ fn late_and_repeated_reports_change_nothing() {
 }
 
 #[test]
+fn impossible_reports_do_not_reach_the_state_machine() {
+    let h = Harness::new();
+    h.send(&[at(0, 0.0), at(1, 10.0)]);
+    let before = h.trip("t1");
+    // Off the globe, a NaN odometer: what staging drops, the table does not take either.
+    let mut far = at(2, 20.0);
+    far.lat = 999.0;
+    let mut nan = at(3, 30.0);
+    nan.odometer_m = f64::NAN;
+    h.send(&[far, nan]);
+    assert_eq!(h.trip("t1"), before);
+    h.send(&[at(4, 40.0)]);
+    assert_eq!(h.trip("t1").reports, before.reports + 1);
+}
+
+#[test]
 fn a_simulated_trip_goes_through_the_table_from_start_to_arrival() {
     let mut fleet = Fleet::new(Arc::new(Graph::bundled()), 3, 1_700_000_000_000);
     let v = fleet.add_vehicle("Bus 27", "espana").unwrap();
