@@ -2,9 +2,10 @@
 //! store's instances in every task this application instance runs.
 
 use crate::error::{Error, Result};
-use crate::processor::{Data, KeyValueStore, SessionStore, WindowStore};
+use crate::record::Data;
 use crate::state::store::SharedStore;
 use crate::state::store::StoreRegistry;
+use crate::state::{KeyValueStore, SessionStore, WindowStore};
 use crate::window::Window;
 
 fn instances(registry: &StoreRegistry, name: &str) -> Result<Vec<SharedStore>> {

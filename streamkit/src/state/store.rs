@@ -521,12 +521,17 @@ mod tests {
     #[test]
     fn a_store_reopened_for_a_bulk_load_and_back_keeps_every_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = crate::processor::StoreBuilder::key_value(
-            "bulk",
-            crate::serde::Serdes::string(),
-            crate::serde::Serdes::string(),
-        )
-        .spec;
+        let spec = crate::state::spec::StoreSpec {
+            name: "bulk".into(),
+            kind: crate::state::spec::StoreKind::KeyValue,
+            backend: crate::state::StoreBackend::RocksDb,
+            logging: true,
+            caching: false,
+            serdes: Arc::new(crate::state::handle::StoreSerdes::<String, String> {
+                key: Arc::new(crate::serde::Serdes::string()),
+                value: Arc::new(crate::serde::Serdes::string()),
+            }),
+        };
         let shared = RocksDbShared::new(crate::state::RocksDbMemory::default());
         let mut store = TaskStore::open(
             Arc::new(spec),
