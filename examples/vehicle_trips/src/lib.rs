@@ -48,6 +48,10 @@ use crate::topology::{POSITIONS, TopologyConfig};
 /// The streaming application's id.
 pub const APPLICATION_ID: &str = "vehicle-trips";
 
+/// Where in the lake the fleet keeps the number of its next trip, so that a restarted program
+/// never reuses a trip id (reports of the earlier trip would be taken for late ones of the new).
+pub const TRIP_COUNTER: &str = "_fleet/next_trip";
+
 /// Command-line options.
 #[derive(Clone, clap::Parser)]
 #[command(
@@ -344,7 +348,28 @@ pub fn start(args: &Args) -> anyhow::Result<Running> {
         .context("the query server did not start")?;
 
     let graph = Arc::new(Graph::bundled());
-    let fleet = Arc::new(Mutex::new(Fleet::new(graph.clone(), args.seed, now_ms())));
+    // Trip numbers go on after the last run's, kept in the lake beside the data they name.
+    let next_trip = match lake.exists(TRIP_COUNTER)? {
+        true => {
+            let text = lake.get(TRIP_COUNTER)?;
+            std::str::from_utf8(&text)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .with_context(|| format!("{TRIP_COUNTER} in the lake holds no trip number"))?
+        }
+        false => 1,
+    };
+    let counter_lake = lake.clone();
+    let fleet = Arc::new(Mutex::new(
+        Fleet::new(graph.clone(), args.seed, now_ms()).with_trip_counter(
+            next_trip,
+            Box::new(move |n| {
+                counter_lake
+                    .put(TRIP_COUNTER, n.to_string().into())
+                    .map_err(|e| format!("{e:#}"))
+            }),
+        ),
+    ));
     {
         let mut f = fleet.lock().expect("fleet");
         for i in 0..args.demo_vehicles {

@@ -55,14 +55,28 @@ pub struct ActiveTrip {
     pub pace: f64,
 }
 
+/// Keeps the number of the next trip somewhere durable before a trip with the number before
+/// it starts, so that a restarted program never gives a trip an id a report already carries.
+pub type TripCounterStore = Box<dyn Fn(u64) -> Result<(), String> + Send>;
+
 /// The fleet and its clock.
-#[derive(Debug)]
 pub struct Fleet {
     graph: Arc<Graph>,
     vehicles: Vec<Vehicle>,
     rng: Rng,
     next_trip: u64,
     clock_ms: i64,
+    keep_counter: Option<TripCounterStore>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("vehicles", &self.vehicles.len())
+            .field("next_trip", &self.next_trip)
+            .field("clock_ms", &self.clock_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fleet {
@@ -74,7 +88,21 @@ impl Fleet {
             rng: Rng::new(seed),
             next_trip: 1,
             clock_ms,
+            keep_counter: None,
         }
+    }
+
+    /// Numbers trips from `next_trip` on (a restart goes on after the trips of earlier runs)
+    /// and hands every new next number to `keep` before the trip starts.
+    pub fn with_trip_counter(mut self, next_trip: u64, keep: TripCounterStore) -> Self {
+        self.next_trip = next_trip.max(1);
+        self.keep_counter = Some(keep);
+        self
+    }
+
+    /// The number the next trip gets.
+    pub fn next_trip(&self) -> u64 {
+        self.next_trip
     }
 
     /// The road graph.
@@ -148,6 +176,10 @@ impl Fleet {
             .graph
             .route(origin, destination)
             .ok_or("origin and destination are the same place")?;
+        if let Some(keep) = &self.keep_counter {
+            keep(self.next_trip + 1)
+                .map_err(|e| format!("keeping the trip counter: {e}; the trip did not start"))?;
+        }
         let id = format!("t{}", self.next_trip);
         self.next_trip += 1;
         let pace = 0.7 + 0.3 * self.rng.unit();
@@ -273,5 +305,30 @@ mod tests {
             f.graph().place_index("atocha").unwrap()
         );
         assert!(events.iter().all(|e| e.speed_kmh <= 50.0));
+    }
+
+    #[test]
+    fn trip_numbers_go_on_from_the_kept_counter_and_a_counter_not_kept_starts_no_trip() {
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let k = kept.clone();
+        let mut f = Fleet::new(Arc::new(Graph::bundled()), 1, 0).with_trip_counter(
+            41,
+            Box::new(move |n| {
+                k.lock().unwrap().push(n);
+                Ok(())
+            }),
+        );
+        let v = f.add_vehicle("van", "sol").unwrap();
+        assert_eq!(f.start_trip(&v, None, "atocha").unwrap(), "t41");
+        assert_eq!(*kept.lock().unwrap(), vec![42]);
+        assert_eq!(f.next_trip(), 42);
+
+        let mut f = Fleet::new(Arc::new(Graph::bundled()), 1, 0)
+            .with_trip_counter(7, Box::new(|_| Err("the lake is gone".into())));
+        let v = f.add_vehicle("van", "sol").unwrap();
+        let err = f.start_trip(&v, None, "atocha").unwrap_err();
+        assert!(err.contains("the lake is gone"), "{err}");
+        assert_eq!(f.next_trip(), 7);
+        assert!(f.vehicles()[0].trip.is_none());
     }
 }

@@ -312,6 +312,13 @@ async fn create_trip(
     State(state): State<WebState>,
     axum::Json(t): axum::Json<NewTrip>,
 ) -> Response {
+    // Off the async workers: starting a trip writes the trip counter to the lake.
+    tokio::task::spawn_blocking(move || start_trip(&state, &t))
+        .await
+        .unwrap_or_else(|e| bad_request(format!("starting the trip failed: {e}")))
+}
+
+fn start_trip(state: &WebState, t: &NewTrip) -> Response {
     let mut f = state.fleet.lock().expect("fleet");
     let origin = t.origin.as_deref().filter(|o| !o.is_empty());
     match f.start_trip(&t.vehicle_id, origin, &t.destination) {
