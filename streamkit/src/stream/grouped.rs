@@ -364,32 +364,81 @@ fn retention(m: &Option<Duration>, at_least: i64) -> i64 {
         .max(at_least)
 }
 
-/// A grouped stream over tumbling or hopping windows.
-pub struct TimeWindowedKStream<K, V> {
-    grouped: KGroupedStream<K, V>,
-    windows: TimeWindows,
-    late_topic: Option<String>,
-}
+/// What count, reduce and aggregate share over time, sliding and session windows, written
+/// once: each windowed stream says only how it folds values into its store (`fold_into`;
+/// `merger` combines two sessions' aggregates when a record bridges them, and is never called
+/// for windows of a fixed length).
+trait WindowedAggregation<K: Data, V: Data> {
+    fn grouped(&self) -> &KGroupedStream<K, V>;
 
-impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
-    /// Also send late records (dropped because their window closed) to `topic`, serialized
-    /// with the grouping's serdes, with headers naming the reason and the record's origin.
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.late_topic = Some(topic.to_string());
-        self
-    }
-
-    fn late(&self) -> LateRecords<K, V> {
-        LateRecords {
-            topic: self.late_topic.clone(),
-            key_serde: self.grouped.key_serde.clone(),
-            value_serde: self.grouped.value_serde.clone(),
-        }
-    }
-
-    fn aggregate_with<A: Data>(
+    fn fold_into<A: Data>(
         &self,
         fold: Fold<K, V, A>,
+        merger: Merger<K, A>,
+        m: Materialized<K, A>,
+        value: SerdeRef<A>,
+    ) -> KTable<Windowed<K>, A>;
+
+    fn count_windows(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| Arc::new(Serdes::i64()));
+        self.fold_into(count_fold(), Arc::new(|_, a, b| a + b), materialized, value)
+    }
+
+    fn reduce_windows<F>(
+        &self,
+        reducer: F,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let reducer = Arc::new(reducer);
+        let r = reducer.clone();
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| self.grouped().value_serde.clone());
+        self.fold_into(
+            reduce_fold(move |a, b| r(a, b)),
+            Arc::new(move |_, a, b| reducer(a, b)),
+            materialized,
+            value,
+        )
+    }
+
+    fn aggregate_windows<A: Data, I, F>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        merger: Merger<K, A>,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    {
+        let value = value_serde_or_error(&self.grouped().stream, &materialized, "aggregate");
+        self.fold_into(
+            aggregate_fold(initializer, aggregator),
+            merger,
+            materialized,
+            value,
+        )
+    }
+}
+
+impl<K: Data, V: Data> WindowedAggregation<K, V> for TimeWindowedKStream<K, V> {
+    fn grouped(&self) -> &KGroupedStream<K, V> {
+        &self.grouped
+    }
+
+    fn fold_into<A: Data>(
+        &self,
+        fold: Fold<K, V, A>,
+        _merger: Merger<K, A>,
         m: Materialized<K, A>,
         value: SerdeRef<A>,
     ) -> KTable<Windowed<K>, A> {
@@ -426,97 +475,14 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             _types: PhantomData,
         }
     }
-
-    /// Records per key and window.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use streamkit::prelude::*;
-    /// use streamkit::window::{TimeWindows, WindowedSerde};
-    /// let b = StreamsBuilder::new();
-    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
-    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
-    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
-    ///     .count(Materialized::named("taps-per-minute").in_memory())
-    ///     .suppress(Suppressed::until_window_closes())
-    ///     .to_stream()
-    ///     .to("final-counts", Produced::with(WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64()));
-    /// let d = TopologyTestDriver::new(b.build()?)?;
-    /// let input = d.input_topic("taps", Serdes::string(), Serdes::string());
-    /// input.pipe_at("clark".into(), "tap".into(), 1_000)?;
-    /// input.pipe_at("clark".into(), "tap".into(), 59_000)?;
-    /// input.pipe_at("clark".into(), "tap".into(), 61_000)?; // closes [0 s, 60 s)
-    /// let out = d.output_topic("final-counts", WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64());
-    /// let (key, count) = out.read_key_value().unwrap();
-    /// assert_eq!((key.key.as_str(), key.window.start, count), ("clark", 0, 2));
-    /// assert!(out.is_empty());
-    /// # Ok::<(), streamkit::Error>(())
-    /// ```
-    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold = count_fold();
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| Arc::new(Serdes::i64()));
-        self.aggregate_with(fold, materialized, value)
-    }
-
-    /// Reduces the values per key and window.
-    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        let fold = reduce_fold(reducer);
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| self.grouped.value_serde.clone());
-        self.aggregate_with(fold, materialized, value)
-    }
-
-    /// Folds the values per key and window, starting at `initializer()`.
-    pub fn aggregate<A: Data, I, F>(
-        &self,
-        initializer: I,
-        aggregator: F,
-        materialized: Materialized<K, A>,
-    ) -> KTable<Windowed<K>, A>
-    where
-        I: Fn() -> A + Send + Sync + 'static,
-        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
-    {
-        let fold = aggregate_fold(initializer, aggregator);
-        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
-        self.aggregate_with(fold, materialized, value)
-    }
 }
 
-/// A grouped stream over session windows.
-pub struct SessionWindowedKStream<K, V> {
-    grouped: KGroupedStream<K, V>,
-    windows: SessionWindows,
-    late_topic: Option<String>,
-}
-
-impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
-    /// Also send late records (dropped because their window closed) to `topic`, serialized
-    /// with the grouping's serdes, with headers naming the reason and the record's origin.
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.late_topic = Some(topic.to_string());
-        self
+impl<K: Data, V: Data> WindowedAggregation<K, V> for SessionWindowedKStream<K, V> {
+    fn grouped(&self) -> &KGroupedStream<K, V> {
+        &self.grouped
     }
 
-    fn late(&self) -> LateRecords<K, V> {
-        LateRecords {
-            topic: self.late_topic.clone(),
-            key_serde: self.grouped.key_serde.clone(),
-            value_serde: self.grouped.value_serde.clone(),
-        }
-    }
-
-    fn aggregate_with<A: Data>(
+    fn fold_into<A: Data>(
         &self,
         fold: Fold<K, V, A>,
         merger: Merger<K, A>,
@@ -560,110 +526,17 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             _types: PhantomData,
         }
     }
-
-    /// Records per key and session.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use streamkit::prelude::*;
-    /// use streamkit::window::{SessionWindows, WindowedSerde};
-    /// let b = StreamsBuilder::new();
-    /// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
-    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
-    ///     // Grace keeps the first session open long enough for the late record to bridge it.
-    ///     .windowed_by_session(
-    ///         SessionWindows::with_inactivity_gap(Duration::from_secs(5)).grace(Duration::from_secs(10)),
-    ///     )
-    ///     .count(Materialized::named("sessions").in_memory())
-    ///     .to_stream()
-    ///     .to("session-counts", Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()));
-    /// let d = TopologyTestDriver::new(b.build()?)?;
-    /// let input = d.input_topic("clicks", Serdes::string(), Serdes::string());
-    /// input.pipe_at("ann".into(), "c".into(), 0)?;
-    /// input.pipe_at("ann".into(), "c".into(), 10_000)?; // a second session
-    /// input.pipe_at("ann".into(), "c".into(), 5_000)?;  // bridges both: one session of 3
-    /// let out = d.output_topic("session-counts", WindowedSerde::session(Serdes::string()), Serdes::i64());
-    /// let last = out.read_key_values().pop().unwrap();
-    /// assert_eq!((last.0.window.start, last.0.window.end, last.1), (0, 10_000, 3));
-    /// # Ok::<(), streamkit::Error>(())
-    /// ```
-    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold = count_fold();
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| Arc::new(Serdes::i64()));
-        self.aggregate_with(fold, Arc::new(|_, a, b| a + b), materialized, value)
-    }
-
-    /// Reduces the values per key and session.
-    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        let reducer = Arc::new(reducer);
-        let r = reducer.clone();
-        let fold = reduce_fold(move |a, b| r(a, b));
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| self.grouped.value_serde.clone());
-        self.aggregate_with(
-            fold,
-            Arc::new(move |_, a, b| reducer(a, b)),
-            materialized,
-            value,
-        )
-    }
-
-    /// Folds the values per key and session; `merger` combines two sessions' aggregates when
-    /// a record bridges them.
-    pub fn aggregate<A: Data, I, F, M>(
-        &self,
-        initializer: I,
-        aggregator: F,
-        merger: M,
-        materialized: Materialized<K, A>,
-    ) -> KTable<Windowed<K>, A>
-    where
-        I: Fn() -> A + Send + Sync + 'static,
-        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
-        M: Fn(&K, A, A) -> A + Send + Sync + 'static,
-    {
-        let fold = aggregate_fold(initializer, aggregator);
-        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
-        self.aggregate_with(fold, Arc::new(merger), materialized, value)
-    }
 }
 
-/// A grouped stream over sliding windows.
-pub struct SlidingWindowedKStream<K, V> {
-    grouped: KGroupedStream<K, V>,
-    windows: SlidingWindows,
-    late_topic: Option<String>,
-}
-
-impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
-    /// Also send late records (dropped because their window closed) to `topic`, serialized
-    /// with the grouping's serdes, with headers naming the reason and the record's origin.
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.late_topic = Some(topic.to_string());
-        self
+impl<K: Data, V: Data> WindowedAggregation<K, V> for SlidingWindowedKStream<K, V> {
+    fn grouped(&self) -> &KGroupedStream<K, V> {
+        &self.grouped
     }
 
-    fn late(&self) -> LateRecords<K, V> {
-        LateRecords {
-            topic: self.late_topic.clone(),
-            key_serde: self.grouped.key_serde.clone(),
-            value_serde: self.grouped.value_serde.clone(),
-        }
-    }
-
-    fn aggregate_with<A: Data>(
+    fn fold_into<A: Data>(
         &self,
         fold: Fold<K, V, A>,
+        _merger: Merger<K, A>,
         m: Materialized<K, A>,
         value: SerdeRef<A>,
     ) -> KTable<Windowed<K>, A> {
@@ -724,7 +597,187 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             _types: PhantomData,
         }
     }
+}
 
+/// A grouped stream over tumbling or hopping windows.
+pub struct TimeWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: TimeWindows,
+    late_topic: Option<String>,
+}
+
+impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
+    /// Records per key and window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::window::{TimeWindows, WindowedSerde};
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("taps-per-minute").in_memory())
+    ///     .suppress(Suppressed::until_window_closes())
+    ///     .to_stream()
+    ///     .to("final-counts", Produced::with(WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// input.pipe_at("clark".into(), "tap".into(), 1_000)?;
+    /// input.pipe_at("clark".into(), "tap".into(), 59_000)?;
+    /// input.pipe_at("clark".into(), "tap".into(), 61_000)?; // closes [0 s, 60 s)
+    /// let out = d.output_topic("final-counts", WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64());
+    /// let (key, count) = out.read_key_value().unwrap();
+    /// assert_eq!((key.key.as_str(), key.window.start, count), ("clark", 0, 2));
+    /// assert!(out.is_empty());
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        self.count_windows(materialized)
+    }
+
+    /// Reduces the values per key and window.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_windows(reducer, materialized)
+    }
+
+    /// Folds the values per key and window, starting at `initializer()`.
+    pub fn aggregate<A: Data, I, F>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    {
+        // Windows of a fixed length never merge: the merger is never called.
+        self.aggregate_windows(initializer, aggregator, Arc::new(|_, a, _| a), materialized)
+    }
+}
+
+/// A grouped stream over session windows.
+pub struct SessionWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SessionWindows,
+    late_topic: Option<String>,
+}
+
+impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
+    /// Records per key and session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::window::{SessionWindows, WindowedSerde};
+    /// let b = StreamsBuilder::new();
+    /// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     // Grace keeps the first session open long enough for the late record to bridge it.
+    ///     .windowed_by_session(
+    ///         SessionWindows::with_inactivity_gap(Duration::from_secs(5)).grace(Duration::from_secs(10)),
+    ///     )
+    ///     .count(Materialized::named("sessions").in_memory())
+    ///     .to_stream()
+    ///     .to("session-counts", Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("clicks", Serdes::string(), Serdes::string());
+    /// input.pipe_at("ann".into(), "c".into(), 0)?;
+    /// input.pipe_at("ann".into(), "c".into(), 10_000)?; // a second session
+    /// input.pipe_at("ann".into(), "c".into(), 5_000)?;  // bridges both: one session of 3
+    /// let out = d.output_topic("session-counts", WindowedSerde::session(Serdes::string()), Serdes::i64());
+    /// let last = out.read_key_values().pop().unwrap();
+    /// assert_eq!((last.0.window.start, last.0.window.end, last.1), (0, 10_000, 3));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        self.count_windows(materialized)
+    }
+
+    /// Reduces the values per key and session.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_windows(reducer, materialized)
+    }
+
+    /// Folds the values per key and session; `merger` combines two sessions' aggregates when
+    /// a record bridges them.
+    pub fn aggregate<A: Data, I, F, M>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        merger: M,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+        M: Fn(&K, A, A) -> A + Send + Sync + 'static,
+    {
+        self.aggregate_windows(initializer, aggregator, Arc::new(merger), materialized)
+    }
+}
+
+/// A grouped stream over sliding windows.
+pub struct SlidingWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SlidingWindows,
+    late_topic: Option<String>,
+}
+
+impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
     /// Records per key and sliding window.
     ///
     /// # Examples
@@ -748,12 +801,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     /// # Ok::<(), streamkit::Error>(())
     /// ```
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold = count_fold();
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| Arc::new(Serdes::i64()));
-        self.aggregate_with(fold, materialized, value)
+        self.count_windows(materialized)
     }
 
     /// Reduces the values per key and sliding window.
@@ -761,12 +809,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let fold = reduce_fold(reducer);
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| self.grouped.value_serde.clone());
-        self.aggregate_with(fold, materialized, value)
+        self.reduce_windows(reducer, materialized)
     }
 
     /// Folds the values per key and sliding window, starting at `initializer()`.
@@ -780,8 +823,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         I: Fn() -> A + Send + Sync + 'static,
         F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
     {
-        let fold = aggregate_fold(initializer, aggregator);
-        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
-        self.aggregate_with(fold, materialized, value)
+        // Windows of a fixed length never merge: the merger is never called.
+        self.aggregate_windows(initializer, aggregator, Arc::new(|_, a, _| a), materialized)
     }
 }
