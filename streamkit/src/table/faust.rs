@@ -356,12 +356,99 @@ impl<K: Data, V: Data> FaustTable<K, V> {
 
     /// A windowed table of non-overlapping windows of `size`, each kept until `expires` after
     /// it ends (Faust's `.tumbling(size, expires=…)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| {
+    ///     t.update(k, |n| n + 1)?;
+    ///     Ok(format!("{:?}", t.windows_containing(70_000).iter().map(|w| (w.start, w.end)).collect::<Vec<_>>()))
+    /// }, &[("a", "", 0)])?;
+    /// assert_eq!(out, ["[(60000, 120000)]"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn tumbling(self, size: Duration, expires: Duration) -> WindowedFaustTable<K, V> {
         WindowedFaustTable::new(self, size, size, expires)
     }
 
     /// A windowed table of windows of `size` starting every `step` (`0 < step <= size`), each
     /// kept until `expires` after it ends (Faust's `.hopping(size, step, expires=…)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// // 2-minute windows every minute: a record lands in two of them.
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .hopping(Duration::from_secs(120), Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| Ok(t.update(k, |n| n + 1)?.to_string()), &[("a", "", 70_000), ("a", "", 100_000)])?;
+    /// // Both records fall in [0 s, 120 s) and [60 s, 180 s); the newest of those holds 2.
+    /// assert_eq!(out, ["1", "2"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn hopping(
         self,
         size: Duration,
