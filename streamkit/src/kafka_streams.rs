@@ -834,6 +834,33 @@ impl KafkaStreams {
     }
 
     /// Starts, runs until SIGINT or SIGTERM (or a thread fails), then closes gracefully.
+    ///
+    /// # Examples
+    ///
+    /// `run` returns when the application stops; here a record that cannot be deserialized stops
+    /// it (the default handler is `Fail`) and `run` returns that error:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("fares", 1)?;
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new()
+    ///     .set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    /// producer.send(BaseRecord::<str, str>::to("fares").key("bus").payload("not a long")).map_err(|(e, _)| e).unwrap();
+    /// producer.flush(Duration::from_secs(30)).unwrap();
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .to("fares-copy", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("runner").embedded(&broker).state_dir(dir.path()))?;
+    /// let result = tokio::runtime::Runtime::new().unwrap().block_on(app.run());
+    /// assert!(result.is_err());
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub async fn run(self) -> Result<()> {
         self.start()?;
         let shared = self.shared.clone();

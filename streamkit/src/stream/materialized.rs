@@ -177,8 +177,13 @@ impl<K: Data, V: Data> Materialized<K, V> {
     ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
     ///     .count(Materialized::named("counts").with_caching_enabled());
     /// let d = TopologyTestDriver::new(b.build()?)?;
-    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe_all([("k".into(), "a".into()), ("k".into(), "b".into())])?;
-    /// assert_eq!(d.key_value_store::<String, i64>("counts")?.get(&"k".to_string())?, Some(2));
+    /// d.set_commit_every(3); // as if three records arrived within one commit interval
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// input.pipe_all([("k".into(), "a".into()), ("k".into(), "b".into()), ("k".into(), "c".into())])?;
+    /// // The three updates of the key collapse into one changelog write at the commit.
+    /// let changelog = d.output_topic("test-app-counts-changelog", Serdes::string(), Serdes::i64());
+    /// assert_eq!(changelog.read_values(), vec![3]);
+    /// assert_eq!(d.key_value_store::<String, i64>("counts")?.get(&"k".to_string())?, Some(3));
     /// # Ok::<(), streamkit::Error>(())
     /// ```
     pub fn with_caching_enabled(mut self) -> Self {

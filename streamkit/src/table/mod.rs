@@ -408,6 +408,20 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 
     /// Renames the node that produced this table (call it right after creating the node).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"))
+    ///     .filter(|_, cents| *cents > 0)
+    ///     .named("priced-only")
+    ///     .to_stream()
+    ///     .to("priced", Produced::with(Serdes::string(), Serdes::i64()));
+    /// assert!(b.build()?.describe().to_string().contains("Processor: priced-only"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn named(self, name: &str) -> Self {
         self.graph.borrow_mut().rename(self.node, name);
         self
