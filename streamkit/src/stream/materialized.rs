@@ -165,8 +165,10 @@ impl<K: Data, V: Data> Materialized<K, V> {
         self
     }
 
-    /// Cache updates between commits and emit one per key (Kafka Streams' record cache).
-    /// Default = off: every update is emitted.
+    /// Cache the store's updates between commits (Kafka Streams' record cache): the store and
+    /// its changelog get one write per key and commit. Updates downstream are still forwarded
+    /// one per record (Kafka Streams also collapses those). Default = off: every update is
+    /// written.
     ///
     /// # Examples
     ///
