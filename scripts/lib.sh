@@ -139,3 +139,66 @@ ensure_python_interop() {
   export STREAMKIT_TEST_PYTHON="$PWD/$venv/bin/python"
   echo "python interop client: $("$STREAMKIT_TEST_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version())')"
 }
+
+# pyarrow for the vehicle_trips lake test (the Parquet files read back by an independent
+# reader), in a venv under the repo (.venv/pyarrow, git-ignored), pinned in
+# scripts/python-pyarrow.txt; reinstalled only when that file changes. Exports
+# STREAMKIT_TEST_PYARROW, the venv's interpreter, which the test requires.
+ensure_python_pyarrow() {
+  local venv=.venv/pyarrow req=scripts/python-pyarrow.txt stamp
+  stamp="$venv/.installed-$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      install_packages python3-venv
+      rm -rf "$venv"
+      /usr/bin/python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    touch "$stamp"
+  fi
+  export STREAMKIT_TEST_PYARROW="$PWD/$venv/bin/python"
+  echo "pyarrow: $("$STREAMKIT_TEST_PYARROW" -c 'import pyarrow; print(pyarrow.__version__)')"
+}
+
+# The Azurite version start_throwaway_azurite installs from npm.
+AZURITE_VERSION=3.37.0
+
+# Starts a throwaway Azurite (the Azure Storage emulator, from npm into
+# ~/.cache/streamkit/azurite-VERSION once; needs node and npm) serving Blob Storage on a free
+# loopback port with its data in a temporary folder, creates the container `streamkit-test`,
+# stops it when the calling shell exits, and exports STREAMKIT_TEST_AZURITE (its blob URL) and
+# AZURITE_BLOB_STORAGE_URL (the same, where object_store's emulator mode looks) for the
+# vehicle_trips Azure lake test.
+start_throwaway_azurite() {
+  local cache="${STREAMKIT_AZURITE_CACHE:-$HOME/.cache/streamkit}/azurite-$AZURITE_VERSION" dir port pid i
+  if ! command -v npm >/dev/null 2>&1; then
+    install_packages nodejs npm
+  fi
+  if [ ! -x "$cache/node_modules/.bin/azurite-blob" ]; then
+    mkdir -p "$cache"
+    npm install --no-audit --no-fund --loglevel=error --prefix "$cache" "azurite@$AZURITE_VERSION"
+  fi
+  dir=$(mktemp -d /tmp/streamkit-azurite.XXXXXX)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$cache/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
+    --location "$dir" --skipApiVersionCheck --silent >"$dir/azurite.log" 2>&1 &
+  pid=$!
+  disown "$pid" 2>/dev/null || true
+  # SIGKILL: its data is thrown away anyway, and a busy Azurite may sit on a SIGTERM.
+  on_exit "kill -9 $pid >/dev/null 2>&1; rm -rf $dir"
+  for i in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
+      break
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$dir/azurite.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  export STREAMKIT_TEST_AZURITE="http://127.0.0.1:$port"
+  export AZURITE_BLOB_STORAGE_URL="$STREAMKIT_TEST_AZURITE"
+  python3 scripts/azurite-container.py "$STREAMKIT_TEST_AZURITE" streamkit-test || return 1
+  echo "throwaway Azurite (Blob Storage) at $STREAMKIT_TEST_AZURITE (data in $dir)"
+}

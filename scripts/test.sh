@@ -29,6 +29,12 @@ start_throwaway_cassandra
 step "Python confluent-kafka client (for the schema registry interop tests)"
 ensure_python_interop
 
+step "pyarrow (reads back the vehicle_trips lake's Parquet files)"
+ensure_python_pyarrow
+
+step "throwaway Azurite (the Azure Storage emulator, for the vehicle_trips Azure lake test)"
+start_throwaway_azurite
+
 step "Kafka Streams conformance suite: build its Java side (Maven fetches Kafka Streams once)"
 # Before the tests, so that tests/conformance_kafka_streams.rs finds it built and a first
 # download does not count against the test's time limit.

@@ -194,16 +194,95 @@ impl KafkaStreams {
     }
 
     /// Calls `listener(old, new)` on every state change (from the thread causing it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("listened").embedded(&broker).state_dir(dir.path()))?;
+    /// let changes = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = changes.clone();
+    /// app.set_state_listener(move |old, new| seen.lock().unwrap().push((old, new)));
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close()?;
+    /// let changes = changes.lock().unwrap();
+    /// assert!(changes.iter().any(|&(_, new)| new == StreamsState::Running));
+    /// assert_eq!(changes.last(), Some(&(StreamsState::PendingShutdown, StreamsState::NotRunning)));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn set_state_listener(&self, listener: impl Fn(State, State) + Send + Sync + 'static) {
         *self.shared.listener.lock().expect("listener lock") = Some(Arc::new(listener));
     }
 
     /// The current state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("stateful").embedded(&broker).state_dir(dir.path()))?;
+    /// assert_eq!(app.state(), StreamsState::Created);
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close()?;
+    /// assert_eq!(app.state(), StreamsState::NotRunning);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn state(&self) -> State {
         *self.shared.state.lock().expect("state lock")
     }
 
     /// The error that stopped the instance, if one did.
+    ///
+    /// # Examples
+    ///
+    /// A record that cannot be deserialized stops the instance (the default handler is `Fail`):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("fares", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .to("fares-copy", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("strict").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// assert_eq!(app.error(), None);
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new()
+    ///     .set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    /// producer.send(BaseRecord::<str, str>::to("fares").key("bus").payload("not a long")).map_err(|(e, _)| e).unwrap();
+    /// producer.flush(Duration::from_secs(30)).unwrap();
+    /// assert!(app.wait_for_state(StreamsState::Error, Duration::from_secs(30)));
+    /// assert!(app.error().is_some());
+    /// assert!(app.close().is_err());
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn error(&self) -> Option<String> {
         self.shared
             .error
@@ -214,21 +293,163 @@ impl KafkaStreams {
     }
 
     /// The instance's metrics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("measured").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new()
+    ///     .set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    /// for _ in 0..3 {
+    ///     producer.send(BaseRecord::<str, str>::to("in").key("k").payload("v")).map_err(|(e, _)| e).unwrap();
+    /// }
+    /// producer.flush(Duration::from_secs(30)).unwrap();
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// while app.metrics().records_processed() < 3 {
+    ///     assert!(Instant::now() < deadline, "records not processed");
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
     /// A read-only view of key-value store `name` over this instance's tasks.
+    ///
+    /// # Examples
+    ///
+    /// Taps counted on the embedded broker, read back while the application runs:
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("taps", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .count(Materialized::named("taps"));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("tap-counter").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new()
+    ///     .set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    /// for _ in 0..2 {
+    ///     producer.send(BaseRecord::<str, str>::to("taps").key("clark").payload("tap")).map_err(|(e, _)| e).unwrap();
+    /// }
+    /// producer.flush(Duration::from_secs(30)).unwrap();
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// while app.store::<String, i64>("taps").and_then(|s| s.get(&"clark".to_string())).ok().flatten() != Some(2) {
+    ///     assert!(Instant::now() < deadline, "count not reached");
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn store<K: Data, V: Data>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>> {
         ReadOnlyKeyValueStore::open(&self.registry, name)
     }
 
     /// A read-only view of window store `name` over this instance's tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("taps", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("per-minute"));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("per-minute").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new()
+    ///     .set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    /// for ts in [1_000, 2_000, 61_000] {
+    ///     producer.send(BaseRecord::<str, str>::to("taps").key("clark").payload("tap").timestamp(ts))
+    ///         .map_err(|(e, _)| e).unwrap();
+    /// }
+    /// producer.flush(Duration::from_secs(30)).unwrap();
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// loop {
+    ///     let windows = app.window_store::<String, i64>("per-minute")
+    ///         .and_then(|s| s.fetch(&"clark".to_string(), 0, 60_000));
+    ///     if let Ok(w) = windows && w == vec![(0, 2), (60_000, 1)] { break; }
+    ///     assert!(Instant::now() < deadline, "windows not counted");
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn window_store<K: Data, V: Data>(&self, name: &str) -> Result<ReadOnlyWindowStore<K, V>> {
         ReadOnlyWindowStore::open(&self.registry, name)
     }
 
     /// A read-only view of session store `name` over this instance's tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("taps", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(60)))
+    ///     .count(Materialized::named("visits"));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("visits").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new()
+    ///     .set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    /// for ts in [1_000, 30_000] {
+    ///     producer.send(BaseRecord::<str, str>::to("taps").key("card").payload("tap").timestamp(ts))
+    ///         .map_err(|(e, _)| e).unwrap();
+    /// }
+    /// producer.flush(Duration::from_secs(30)).unwrap();
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// loop {
+    ///     let sessions = app.session_store::<String, i64>("visits").and_then(|s| s.fetch(&"card".to_string()));
+    ///     if let Ok(s) = sessions && s == vec![(Window::new(1_000, 30_000), 2)] { break; }
+    ///     assert!(Instant::now() < deadline, "session not counted");
+    ///     std::thread::sleep(Duration::from_millis(50));
+    /// }
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn session_store<K: Data, V: Data>(
         &self,
         name: &str,
@@ -238,6 +459,30 @@ impl KafkaStreams {
 
     /// The address the query server listens on, once [`start`](Self::start) bound it (see
     /// [`StreamsConfig::query_server`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let config = StreamsConfig::new("queried").embedded(&broker).state_dir(dir.path())
+    ///     .query_server("127.0.0.1:0"); // any free port
+    /// let app = KafkaStreams::new(b.build()?, config)?;
+    /// assert_eq!(app.query_server_addr(), None);
+    /// app.start()?;
+    /// let addr = app.query_server_addr().expect("bound at start");
+    /// assert!(addr.ip().is_loopback() && addr.port() != 0);
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn query_server_addr(&self) -> Option<std::net::SocketAddr> {
         #[cfg(feature = "server")]
         return self
@@ -251,6 +496,23 @@ impl KafkaStreams {
     }
 
     /// The topology being run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    /// use streamkit::topology::TopicName;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("described").embedded(&broker))?;
+    /// assert_eq!(app.topology().source_topics(), vec![TopicName::External("in".into())]);
+    /// assert!(app.topology().describe().to_string().contains("(topic: out)"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn topology(&self) -> &Topology {
         &self.topology
     }
@@ -258,6 +520,27 @@ impl KafkaStreams {
     /// Checks source topics, creates internal topics, checks co-partitioning and starts the
     /// stream threads. Returns once they run; processing starts when the group assigns
     /// partitions ([`State::Running`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("started").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.start().is_err()); // only once
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn start(&self) -> Result<()> {
         if self.state() != State::Created {
             return Err(Error::IllegalState(format!(
@@ -412,6 +695,27 @@ impl KafkaStreams {
     /// leaves the group. Blocks until done, but at most the configured
     /// [`close_timeout`](StreamsConfig::close_timeout). Returns the error that stopped the
     /// instance, if one did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("closed").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close()?;
+    /// assert_eq!(app.state(), StreamsState::NotRunning);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn close(&self) -> Result<()> {
         self.close_timeout(self.config.close_timeout)
     }
@@ -421,6 +725,27 @@ impl KafkaStreams {
     /// behind (its partitions move once its consumer leaves the group or its session times
     /// out; what it processed but did not commit is processed again, so nothing is lost), the
     /// state stays `PendingShutdown` and an [`Error::IllegalState`] is returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("closed-in-time").embedded(&broker).state_dir(dir.path()))?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close_timeout(Duration::from_secs(30))?;
+    /// assert_eq!(app.state(), StreamsState::NotRunning);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn close_timeout(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         self.shared.shutdown.store(true, Ordering::Release);
@@ -475,6 +800,28 @@ impl KafkaStreams {
     }
 
     /// Blocks until the state is `target` (true) or `timeout` passes (false).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("waited").embedded(&broker).state_dir(dir.path()))?;
+    /// // Not started: never Running.
+    /// assert!(!app.wait_for_state(StreamsState::Running, Duration::from_millis(100)));
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// app.close()?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn wait_for_state(&self, target: State, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -487,6 +834,33 @@ impl KafkaStreams {
     }
 
     /// Starts, runs until SIGINT or SIGTERM (or a thread fails), then closes gracefully.
+    ///
+    /// # Examples
+    ///
+    /// `run` returns when the application stops; here a record that cannot be deserialized stops
+    /// it (the default handler is `Fail`) and `run` returns that error:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("fares", 1)?;
+    /// let producer: BaseProducer = rdkafka::ClientConfig::new()
+    ///     .set("bootstrap.servers", broker.bootstrap_servers()).create().unwrap();
+    /// producer.send(BaseRecord::<str, str>::to("fares").key("bus").payload("not a long")).map_err(|(e, _)| e).unwrap();
+    /// producer.flush(Duration::from_secs(30)).unwrap();
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .to("fares-copy", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let app = KafkaStreams::new(b.build()?, StreamsConfig::new("runner").embedded(&broker).state_dir(dir.path()))?;
+    /// let result = tokio::runtime::Runtime::new().unwrap().block_on(app.run());
+    /// assert!(result.is_err());
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub async fn run(self) -> Result<()> {
         self.start()?;
         let shared = self.shared.clone();

@@ -184,7 +184,7 @@ fn an_avro_source_without_columns_takes_them_from_the_registered_schema() {
         panic!("{results:?}")
     };
     let columns: Vec<(String, String)> = source
-        .value
+        .value()
         .iter()
         .map(|c| (c.name.clone(), c.ty.to_string()))
         .collect();
@@ -234,7 +234,7 @@ fn nested_avro_records_are_struct_columns_read_with_arrows_and_written_back_as_r
     };
     assert_eq!(
         source
-            .value
+            .value()
             .last()
             .map(|c| (c.name.as_str(), c.ty.to_string())),
         Some((

@@ -66,7 +66,7 @@ fn json(s: &str) -> serde_json::Value {
 fn source_for<'a>(engine: &'a Engine, topic: &str) -> &'a SourceInfo {
     engine
         .sources()
-        .find(|s| s.topic == topic)
+        .find(|s| s.topic() == topic)
         .unwrap_or_else(|| panic!("no stream or table over topic {topic}"))
 }
 
@@ -115,16 +115,16 @@ fn run(path: &Path) {
     for i in &inputs {
         let src = source_for(&engine, &i.topic);
         let key_serde = KeySerde::new(
-            src.key_format,
-            if src.key_in_value.is_some() {
+            src.key_format(),
+            if src.key_in_value().is_some() {
                 vec![]
             } else {
-                src.key.clone()
+                src.key().to_vec()
             },
         );
         let key = if i.key.is_null() {
             None
-        } else if src.key_in_value.is_some() || src.key_hint.is_some() {
+        } else if src.key_in_value().is_some() || src.key_hint().is_some() {
             // The message key as written, whatever it holds.
             Some(i.key.to_string().into_bytes())
         } else {
@@ -133,7 +133,7 @@ fn run(path: &Path) {
             key_serde.serialize(&i.topic, &v, &mut out).unwrap();
             Some(out)
         };
-        let value = match (i.value.as_str(), src.value_format) {
+        let value = match (i.value.as_str(), src.value_format()) {
             ("null", _) => None,
             (v, Format::Json) => Some(v.as_bytes().to_vec()),
             (v, Format::Kafka) => {
@@ -156,14 +156,14 @@ fn run(path: &Path) {
     for topic in driver.produced_topic_names() {
         let Some(src) = engine
             .sources()
-            .find(|s| s.topic == topic && s.writer.is_some())
+            .find(|s| s.topic() == topic && s.writer().is_some())
         else {
             continue;
         };
-        let key = KeySerde::new(src.key_format, src.key.clone());
-        let value = Serdes::option(RowSerde::new(src.value_format, src.value.clone()));
+        let key = KeySerde::new(src.key_format(), src.key().to_vec());
+        let value = Serdes::option(RowSerde::new(src.value_format(), src.value().to_vec()));
         let rows = value.clone();
-        let records: Vec<_> = match src.window {
+        let records: Vec<_> = match src.window() {
             None => driver
                 .output_topic(&topic, key.clone(), value)
                 .read_key_values()

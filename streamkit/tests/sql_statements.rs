@@ -24,20 +24,20 @@ fn show_and_describe_list_the_metastore() {
         StatementResult::Sources { sources, .. } => {
             assert_eq!(sources.len(), 1);
             assert_eq!(
-                (sources[0].name.as_str(), sources[0].kind),
+                (sources[0].name(), sources[0].kind()),
                 ("TAPS", Kind::Stream)
             );
         }
         other => panic!("{other:?}"),
     }
     match one(&mut e, "LIST TABLES;") {
-        StatementResult::Sources { sources, .. } => assert_eq!(sources[0].name, "FARES"),
+        StatementResult::Sources { sources, .. } => assert_eq!(sources[0].name(), "FARES"),
         other => panic!("{other:?}"),
     }
     match one(&mut e, "SHOW QUERIES;") {
         StatementResult::Queries { queries, .. } => {
-            assert_eq!(queries[0].id, "CTAS_FARES_0");
-            assert_eq!(queries[0].sink, "FARES");
+            assert_eq!(queries[0].id(), "CTAS_FARES_0");
+            assert_eq!(queries[0].sink(), "FARES");
         }
         other => panic!("{other:?}"),
     }
@@ -45,10 +45,10 @@ fn show_and_describe_list_the_metastore() {
         StatementResult::Description {
             source, read_by, ..
         } => {
-            assert_eq!(source.key[0].name, "STATION");
-            assert_eq!(source.value[0].name, "TOTAL");
-            assert_eq!(source.value[0].ty, SqlType::Int);
-            assert_eq!(source.writer.as_deref(), Some("CTAS_FARES_0"));
+            assert_eq!(source.key()[0].name, "STATION");
+            assert_eq!(source.value()[0].name, "TOTAL");
+            assert_eq!(source.value()[0].ty, SqlType::Int);
+            assert_eq!(source.writer().as_deref(), Some("CTAS_FARES_0"));
             assert!(read_by.is_empty());
         }
         other => panic!("{other:?}"),

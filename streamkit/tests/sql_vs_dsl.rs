@@ -56,9 +56,9 @@ fn run_sql(emit: &str) -> Vec<Out> {
             .unwrap();
     }
     let sink = engine.source("per_minute").unwrap();
-    assert_eq!(sink.value[0].ty, SqlType::BigInt);
-    let key = KeySerde::new(sink.key_format, sink.key.clone());
-    let value = RowSerde::new(sink.value_format, sink.value.clone());
+    assert_eq!(sink.value()[0].ty, SqlType::BigInt);
+    let key = KeySerde::new(sink.key_format(), sink.key().to_vec());
+    let value = RowSerde::new(sink.value_format(), sink.value().to_vec());
     let out = d.output_topic(
         "out",
         WindowedSerde::time(key.clone(), 60_000),

@@ -68,7 +68,7 @@ pub fn close(engine: &Engine) -> anyhow::Result<()> {
     for q in engine.queries() {
         if let Some(app) = q.app() {
             app.close()
-                .with_context(|| format!("closing query {}", q.id))?;
+                .with_context(|| format!("closing query {}", q.id()))?;
         }
     }
     Ok(())

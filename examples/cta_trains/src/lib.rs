@@ -245,7 +245,11 @@ impl Running {
                 .lock()
                 .expect("engine lock")
                 .queries()
-                .find_map(|q| q.app().and_then(|a| a.error()).map(|e| (q.id.clone(), e)))
+                .find_map(|q| {
+                    q.app()
+                        .and_then(|a| a.error())
+                        .map(|e| (q.id().to_string(), e))
+                })
             {
                 bail!("query {} failed: {}", e.0, e.1);
             }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::TaskIdle;
 use crate::error::{Error, Result};
@@ -62,6 +63,9 @@ pub(crate) struct Task {
     state_dir: PathBuf,
     /// Per store, the changelog offset its contents reflect (restored or written).
     changelog_offsets: HashMap<String, i64>,
+    /// Per store, a flag it raises when it queues a changelog write: after a record only the
+    /// stores it wrote are locked to send their writes.
+    changelog_unsent: Vec<(String, Arc<AtomicBool>)>,
     /// The sink committing this task's progress outside Kafka, if there is one.
     external: Option<Rc<RefCell<dyn ExternalCommitter>>>,
     /// Per source: the next offset to process (from the external committer at start, then
@@ -148,6 +152,18 @@ impl OpenedTask {
             )),
             node_stores,
         };
+        let changelog_unsent: Vec<(String, Arc<AtomicBool>)> = ctx
+            .stores
+            .iter()
+            .map(|(name, store)| {
+                let flag = Arc::new(AtomicBool::new(false));
+                store
+                    .lock()
+                    .expect("store lock")
+                    .share_unsent_flag(flag.clone());
+                (name.clone(), flag)
+            })
+            .collect();
         for i in &init_order {
             nodes[i].borrow_mut().init(&mut ctx)?;
         }
@@ -162,6 +178,7 @@ impl OpenedTask {
             registry: setup.registry,
             state_dir: setup.state_dir,
             changelog_offsets: restored,
+            changelog_unsent,
             external,
             group: PartitionGroup::new(sources_len),
             positions,
@@ -420,7 +437,13 @@ impl Task {
     /// the external committer).
     fn send_changelogs(&mut self) -> Result<()> {
         let no_headers = Headers::new();
-        for (name, store) in &self.ctx.stores {
+        for (name, unsent) in &self.changelog_unsent {
+            if !unsent.swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            let Some(store) = self.ctx.stores.get(name) else {
+                continue;
+            };
             let mut store = store.lock().expect("store lock");
             if store.pending.is_empty() {
                 continue;

@@ -10,6 +10,7 @@ use crate::state::spec::StoreSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A write waiting for the changelog: key and value (`None` = a tombstone).
@@ -23,6 +24,9 @@ pub(crate) struct TaskStore {
     pub changelog: Option<(String, i32)>,
     /// Writes to send to the changelog: `None` value = delete (a tombstone).
     pub pending: Vec<PendingWrite>,
+    /// Raised with every write queued in `pending`, so that the task locks only the stores
+    /// that have writes to send.
+    unsent: Arc<AtomicBool>,
     /// Set when a flush failed: the store's contents can no longer be trusted.
     poisoned: bool,
     /// Queue writes in `pending` even without a changelog (for an external committer).
@@ -77,6 +81,7 @@ struct Announce<'a> {
     task: Option<crate::record::TaskId>,
     /// `Some` when writes are queued for the changelog (or an external committer).
     pending: Option<&'a mut Vec<PendingWrite>>,
+    unsent: &'a AtomicBool,
 }
 
 impl Announce<'_> {
@@ -93,6 +98,7 @@ impl Announce<'_> {
         }
         if let Some(p) = &mut self.pending {
             p.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+            self.unsent.store(true, Ordering::Release);
         }
     }
 }
@@ -122,6 +128,7 @@ impl TaskStore {
             backend,
             changelog,
             pending: Vec::new(),
+            unsent: Arc::default(),
             poisoned: false,
             capture: false,
             // A new in-memory store is empty; a persistent one may hold anything.
@@ -147,12 +154,22 @@ impl TaskStore {
         Ok(())
     }
 
+    /// The flag the task watches: raised when a write is queued for the changelog (now, if
+    /// one is already queued).
+    pub fn share_unsent_flag(&mut self, flag: Arc<AtomicBool>) {
+        if !self.pending.is_empty() {
+            flag.store(true, Ordering::Release);
+        }
+        self.unsent = flag;
+    }
+
     fn announce(&mut self) -> Announce<'_> {
         let log = self.changelog.is_some() || self.capture;
         Announce {
             changes: &self.changes,
             task: self.task,
             pending: log.then_some(&mut self.pending),
+            unsent: &self.unsent,
         }
     }
 
@@ -253,6 +270,7 @@ impl TaskStore {
             changes: &self.changes,
             task: self.task,
             pending: log.then_some(&mut self.pending),
+            unsent: &self.unsent,
         };
         for (k, v) in cache.dirty_entries() {
             announce.write(k, v);

@@ -31,6 +31,20 @@ pub struct Grouped<K, V> {
 
 impl<K: Data, V: Data> Grouped<K, V> {
     /// Group with these serdes (for the store and, if needed, the repartition topic).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+    ///     .reduce(|a, b| a.max(b), Materialized::named("max"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("k".to_string(), 3), ("k".to_string(), 9), ("k".to_string(), 4)])?;
+    /// assert_eq!(d.key_value_store::<String, i64>("max")?.get(&"k".to_string())?, Some(9));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
         Grouped {
             key_serde: Arc::new(key_serde),
@@ -40,6 +54,24 @@ impl<K: Data, V: Data> Grouped<K, V> {
     }
 
     /// Names the repartition topic `<application-id>-<name>-repartition`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::topology::TopicName;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by(|_k: &String, v: &String| v.clone(), Grouped::with(Serdes::string(), Serdes::string()).named("by-line"))
+    ///     .count(Materialized::named("per-line"));
+    /// let topology = b.build()?;
+    /// let topics: Vec<_> = topology.internal_topics().iter().map(|t| t.name.clone()).collect();
+    /// assert!(topics.contains(&TopicName::Internal("by-line-repartition".into())));
+    /// let d = TopologyTestDriver::new(topology)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("bus-1".into(), "red".into())?;
+    /// assert_eq!(d.key_value_store::<String, i64>("per-line")?.get(&"red".to_string())?, Some(1));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -246,6 +278,24 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Number of records per key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .count(Materialized::named("taps"))
+    ///     .to_stream()
+    ///     .to("tap-counts", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_all([("a".into(), "t".into()), ("b".into(), "t".into()), ("a".into(), "t".into())])?;
+    /// let out = d.output_topic("tap-counts", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_key_values(), vec![("a".to_string(), 1), ("b".to_string(), 1), ("a".to_string(), 2)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
         let fold = count_fold();
         let value = materialized
@@ -323,6 +373,25 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Aggregates per key and tumbling or hopping window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("per-minute"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("a".into(), "t".into(), 10_000)?;
+    /// taps.pipe_at("a".into(), "t".into(), 70_000)?;
+    /// let store = d.window_store::<String, i64>("per-minute")?;
+    /// assert_eq!(store.fetch(&"a".to_string(), 0, 60_000)?, vec![(0, 1), (60_000, 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
         TimeWindowedKStream {
             grouped: self.clone_grouped(),
@@ -332,6 +401,25 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Aggregates per key and sliding window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_sliding(SlidingWindows::with_time_difference(Duration::from_secs(10)))
+    ///     .count(Materialized::named("within-10s"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("a".into(), "t".into(), 30_000)?;
+    /// let store = d.window_store::<String, i64>("within-10s")?;
+    /// // The window ending at the record: [20 s, 30 s].
+    /// assert_eq!(store.fetch(&"a".to_string(), i64::MIN, i64::MAX)?, vec![(20_000, 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
         SlidingWindowedKStream {
             grouped: self.clone_grouped(),
@@ -341,6 +429,25 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Aggregates per key and session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(60)))
+    ///     .count(Materialized::named("visits"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("a".into(), "t".into(), 0)?;
+    /// taps.pipe_at("a".into(), "t".into(), 30_000)?;
+    /// let sessions = d.session_store::<String, i64>("visits")?.fetch(&"a".to_string())?;
+    /// assert_eq!(sessions, vec![(Window::new(0, 30_000), 2)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
         SessionWindowedKStream {
             grouped: self.clone_grouped(),
@@ -364,32 +471,81 @@ fn retention(m: &Option<Duration>, at_least: i64) -> i64 {
         .max(at_least)
 }
 
-/// A grouped stream over tumbling or hopping windows.
-pub struct TimeWindowedKStream<K, V> {
-    grouped: KGroupedStream<K, V>,
-    windows: TimeWindows,
-    late_topic: Option<String>,
-}
+/// What count, reduce and aggregate share over time, sliding and session windows, written
+/// once: each windowed stream says only how it folds values into its store (`fold_into`;
+/// `merger` combines two sessions' aggregates when a record bridges them, and is never called
+/// for windows of a fixed length).
+trait WindowedAggregation<K: Data, V: Data> {
+    fn grouped(&self) -> &KGroupedStream<K, V>;
 
-impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
-    /// Also send late records (dropped because their window closed) to `topic`, serialized
-    /// with the grouping's serdes, with headers naming the reason and the record's origin.
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.late_topic = Some(topic.to_string());
-        self
-    }
-
-    fn late(&self) -> LateRecords<K, V> {
-        LateRecords {
-            topic: self.late_topic.clone(),
-            key_serde: self.grouped.key_serde.clone(),
-            value_serde: self.grouped.value_serde.clone(),
-        }
-    }
-
-    fn aggregate_with<A: Data>(
+    fn fold_into<A: Data>(
         &self,
         fold: Fold<K, V, A>,
+        merger: Merger<K, A>,
+        m: Materialized<K, A>,
+        value: SerdeRef<A>,
+    ) -> KTable<Windowed<K>, A>;
+
+    fn count_windows(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| Arc::new(Serdes::i64()));
+        self.fold_into(count_fold(), Arc::new(|_, a, b| a + b), materialized, value)
+    }
+
+    fn reduce_windows<F>(
+        &self,
+        reducer: F,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let reducer = Arc::new(reducer);
+        let r = reducer.clone();
+        let value = materialized
+            .value_serde
+            .clone()
+            .unwrap_or_else(|| self.grouped().value_serde.clone());
+        self.fold_into(
+            reduce_fold(move |a, b| r(a, b)),
+            Arc::new(move |_, a, b| reducer(a, b)),
+            materialized,
+            value,
+        )
+    }
+
+    fn aggregate_windows<A: Data, I, F>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        merger: Merger<K, A>,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    {
+        let value = value_serde_or_error(&self.grouped().stream, &materialized, "aggregate");
+        self.fold_into(
+            aggregate_fold(initializer, aggregator),
+            merger,
+            materialized,
+            value,
+        )
+    }
+}
+
+impl<K: Data, V: Data> WindowedAggregation<K, V> for TimeWindowedKStream<K, V> {
+    fn grouped(&self) -> &KGroupedStream<K, V> {
+        &self.grouped
+    }
+
+    fn fold_into<A: Data>(
+        &self,
+        fold: Fold<K, V, A>,
+        _merger: Merger<K, A>,
         m: Materialized<K, A>,
         value: SerdeRef<A>,
     ) -> KTable<Windowed<K>, A> {
@@ -426,97 +582,14 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             _types: PhantomData,
         }
     }
-
-    /// Records per key and window.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use streamkit::prelude::*;
-    /// use streamkit::window::{TimeWindows, WindowedSerde};
-    /// let b = StreamsBuilder::new();
-    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
-    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
-    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
-    ///     .count(Materialized::named("taps-per-minute").in_memory())
-    ///     .suppress(Suppressed::until_window_closes())
-    ///     .to_stream()
-    ///     .to("final-counts", Produced::with(WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64()));
-    /// let d = TopologyTestDriver::new(b.build()?)?;
-    /// let input = d.input_topic("taps", Serdes::string(), Serdes::string());
-    /// input.pipe_at("clark".into(), "tap".into(), 1_000)?;
-    /// input.pipe_at("clark".into(), "tap".into(), 59_000)?;
-    /// input.pipe_at("clark".into(), "tap".into(), 61_000)?; // closes [0 s, 60 s)
-    /// let out = d.output_topic("final-counts", WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64());
-    /// let (key, count) = out.read_key_value().unwrap();
-    /// assert_eq!((key.key.as_str(), key.window.start, count), ("clark", 0, 2));
-    /// assert!(out.is_empty());
-    /// # Ok::<(), streamkit::Error>(())
-    /// ```
-    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold = count_fold();
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| Arc::new(Serdes::i64()));
-        self.aggregate_with(fold, materialized, value)
-    }
-
-    /// Reduces the values per key and window.
-    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        let fold = reduce_fold(reducer);
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| self.grouped.value_serde.clone());
-        self.aggregate_with(fold, materialized, value)
-    }
-
-    /// Folds the values per key and window, starting at `initializer()`.
-    pub fn aggregate<A: Data, I, F>(
-        &self,
-        initializer: I,
-        aggregator: F,
-        materialized: Materialized<K, A>,
-    ) -> KTable<Windowed<K>, A>
-    where
-        I: Fn() -> A + Send + Sync + 'static,
-        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
-    {
-        let fold = aggregate_fold(initializer, aggregator);
-        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
-        self.aggregate_with(fold, materialized, value)
-    }
 }
 
-/// A grouped stream over session windows.
-pub struct SessionWindowedKStream<K, V> {
-    grouped: KGroupedStream<K, V>,
-    windows: SessionWindows,
-    late_topic: Option<String>,
-}
-
-impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
-    /// Also send late records (dropped because their window closed) to `topic`, serialized
-    /// with the grouping's serdes, with headers naming the reason and the record's origin.
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.late_topic = Some(topic.to_string());
-        self
+impl<K: Data, V: Data> WindowedAggregation<K, V> for SessionWindowedKStream<K, V> {
+    fn grouped(&self) -> &KGroupedStream<K, V> {
+        &self.grouped
     }
 
-    fn late(&self) -> LateRecords<K, V> {
-        LateRecords {
-            topic: self.late_topic.clone(),
-            key_serde: self.grouped.key_serde.clone(),
-            value_serde: self.grouped.value_serde.clone(),
-        }
-    }
-
-    fn aggregate_with<A: Data>(
+    fn fold_into<A: Data>(
         &self,
         fold: Fold<K, V, A>,
         merger: Merger<K, A>,
@@ -560,110 +633,17 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             _types: PhantomData,
         }
     }
-
-    /// Records per key and session.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use streamkit::prelude::*;
-    /// use streamkit::window::{SessionWindows, WindowedSerde};
-    /// let b = StreamsBuilder::new();
-    /// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
-    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
-    ///     // Grace keeps the first session open long enough for the late record to bridge it.
-    ///     .windowed_by_session(
-    ///         SessionWindows::with_inactivity_gap(Duration::from_secs(5)).grace(Duration::from_secs(10)),
-    ///     )
-    ///     .count(Materialized::named("sessions").in_memory())
-    ///     .to_stream()
-    ///     .to("session-counts", Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()));
-    /// let d = TopologyTestDriver::new(b.build()?)?;
-    /// let input = d.input_topic("clicks", Serdes::string(), Serdes::string());
-    /// input.pipe_at("ann".into(), "c".into(), 0)?;
-    /// input.pipe_at("ann".into(), "c".into(), 10_000)?; // a second session
-    /// input.pipe_at("ann".into(), "c".into(), 5_000)?;  // bridges both: one session of 3
-    /// let out = d.output_topic("session-counts", WindowedSerde::session(Serdes::string()), Serdes::i64());
-    /// let last = out.read_key_values().pop().unwrap();
-    /// assert_eq!((last.0.window.start, last.0.window.end, last.1), (0, 10_000, 3));
-    /// # Ok::<(), streamkit::Error>(())
-    /// ```
-    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold = count_fold();
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| Arc::new(Serdes::i64()));
-        self.aggregate_with(fold, Arc::new(|_, a, b| a + b), materialized, value)
-    }
-
-    /// Reduces the values per key and session.
-    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        let reducer = Arc::new(reducer);
-        let r = reducer.clone();
-        let fold = reduce_fold(move |a, b| r(a, b));
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| self.grouped.value_serde.clone());
-        self.aggregate_with(
-            fold,
-            Arc::new(move |_, a, b| reducer(a, b)),
-            materialized,
-            value,
-        )
-    }
-
-    /// Folds the values per key and session; `merger` combines two sessions' aggregates when
-    /// a record bridges them.
-    pub fn aggregate<A: Data, I, F, M>(
-        &self,
-        initializer: I,
-        aggregator: F,
-        merger: M,
-        materialized: Materialized<K, A>,
-    ) -> KTable<Windowed<K>, A>
-    where
-        I: Fn() -> A + Send + Sync + 'static,
-        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
-        M: Fn(&K, A, A) -> A + Send + Sync + 'static,
-    {
-        let fold = aggregate_fold(initializer, aggregator);
-        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
-        self.aggregate_with(fold, Arc::new(merger), materialized, value)
-    }
 }
 
-/// A grouped stream over sliding windows.
-pub struct SlidingWindowedKStream<K, V> {
-    grouped: KGroupedStream<K, V>,
-    windows: SlidingWindows,
-    late_topic: Option<String>,
-}
-
-impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
-    /// Also send late records (dropped because their window closed) to `topic`, serialized
-    /// with the grouping's serdes, with headers naming the reason and the record's origin.
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.late_topic = Some(topic.to_string());
-        self
+impl<K: Data, V: Data> WindowedAggregation<K, V> for SlidingWindowedKStream<K, V> {
+    fn grouped(&self) -> &KGroupedStream<K, V> {
+        &self.grouped
     }
 
-    fn late(&self) -> LateRecords<K, V> {
-        LateRecords {
-            topic: self.late_topic.clone(),
-            key_serde: self.grouped.key_serde.clone(),
-            value_serde: self.grouped.value_serde.clone(),
-        }
-    }
-
-    fn aggregate_with<A: Data>(
+    fn fold_into<A: Data>(
         &self,
         fold: Fold<K, V, A>,
+        _merger: Merger<K, A>,
         m: Materialized<K, A>,
         value: SerdeRef<A>,
     ) -> KTable<Windowed<K>, A> {
@@ -724,7 +704,329 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
             _types: PhantomData,
         }
     }
+}
 
+/// A grouped stream over tumbling or hopping windows.
+pub struct TimeWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: TimeWindows,
+    late_topic: Option<String>,
+}
+
+impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .late_records_to("late-taps")
+    ///     .count(Materialized::named("per-minute"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("a".into(), "on time".into(), 61_000)?; // closes [0 s, 60 s)
+    /// taps.pipe_at("a".into(), "late".into(), 5_000)?;
+    /// let late = d.output_topic("late-taps", Serdes::string(), Serdes::string());
+    /// assert_eq!(late.read_key_values(), vec![("a".to_string(), "late".to_string())]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
+    /// Records per key and window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::window::{TimeWindows, WindowedSerde};
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("taps-per-minute").in_memory())
+    ///     .suppress(Suppressed::until_window_closes())
+    ///     .to_stream()
+    ///     .to("final-counts", Produced::with(WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// input.pipe_at("clark".into(), "tap".into(), 1_000)?;
+    /// input.pipe_at("clark".into(), "tap".into(), 59_000)?;
+    /// input.pipe_at("clark".into(), "tap".into(), 61_000)?; // closes [0 s, 60 s)
+    /// let out = d.output_topic("final-counts", WindowedSerde::time(Serdes::string(), 60_000), Serdes::i64());
+    /// let (key, count) = out.read_key_value().unwrap();
+    /// assert_eq!((key.key.as_str(), key.window.start, count), ("clark", 0, 2));
+    /// assert!(out.is_empty());
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        self.count_windows(materialized)
+    }
+
+    /// Reduces the values per key and window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .reduce(|a, b| a + b, Materialized::named("fares-per-minute"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let fares = d.input_topic("fares", Serdes::string(), Serdes::i64());
+    /// fares.pipe_at("bus".into(), 250, 1_000)?;
+    /// fares.pipe_at("bus".into(), 125, 2_000)?;
+    /// fares.pipe_at("bus".into(), 250, 61_000)?;
+    /// let store = d.window_store::<String, i64>("fares-per-minute")?;
+    /// assert_eq!(store.fetch(&"bus".to_string(), 0, 60_000)?, vec![(0, 375), (60_000, 250)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_windows(reducer, materialized)
+    }
+
+    /// Folds the values per key and window, starting at `initializer()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .aggregate(|| 0i64, |_k: &String, v: &i64, max: i64| max.max(*v),
+    ///         Materialized::named("max-fare").value_serde(Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let fares = d.input_topic("fares", Serdes::string(), Serdes::i64());
+    /// fares.pipe_at("bus".into(), 250, 1_000)?;
+    /// fares.pipe_at("bus".into(), 500, 2_000)?;
+    /// fares.pipe_at("bus".into(), 125, 3_000)?;
+    /// let store = d.window_store::<String, i64>("max-fare")?;
+    /// assert_eq!(store.fetch(&"bus".to_string(), 0, 0)?, vec![(0, 500)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn aggregate<A: Data, I, F>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    {
+        // Windows of a fixed length never merge: the merger is never called.
+        self.aggregate_windows(initializer, aggregator, Arc::new(|_, a, _| a), materialized)
+    }
+}
+
+/// A grouped stream over session windows.
+pub struct SessionWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SessionWindows,
+    late_topic: Option<String>,
+}
+
+impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(10)))
+    ///     .late_records_to("late-taps")
+    ///     .count(Materialized::named("visits"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("a".into(), "now".into(), 100_000)?;
+    /// taps.pipe_at("a".into(), "stale".into(), 1_000)?; // its session closed at 11 s
+    /// let late = d.output_topic("late-taps", Serdes::string(), Serdes::string());
+    /// assert_eq!(late.read_values(), vec!["stale".to_string()]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
+    /// Records per key and session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::window::{SessionWindows, WindowedSerde};
+    /// let b = StreamsBuilder::new();
+    /// b.stream("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     // Grace keeps the first session open long enough for the late record to bridge it.
+    ///     .windowed_by_session(
+    ///         SessionWindows::with_inactivity_gap(Duration::from_secs(5)).grace(Duration::from_secs(10)),
+    ///     )
+    ///     .count(Materialized::named("sessions").in_memory())
+    ///     .to_stream()
+    ///     .to("session-counts", Produced::with(WindowedSerde::session(Serdes::string()), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("clicks", Serdes::string(), Serdes::string());
+    /// input.pipe_at("ann".into(), "c".into(), 0)?;
+    /// input.pipe_at("ann".into(), "c".into(), 10_000)?; // a second session
+    /// input.pipe_at("ann".into(), "c".into(), 5_000)?;  // bridges both: one session of 3
+    /// let out = d.output_topic("session-counts", WindowedSerde::session(Serdes::string()), Serdes::i64());
+    /// let last = out.read_key_values().pop().unwrap();
+    /// assert_eq!((last.0.window.start, last.0.window.end, last.1), (0, 10_000, 3));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        self.count_windows(materialized)
+    }
+
+    /// Reduces the values per key and session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(10)))
+    ///     .reduce(|a, b| a + b, Materialized::named("trip-fares"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let fares = d.input_topic("fares", Serdes::string(), Serdes::i64());
+    /// fares.pipe_at("card".into(), 250, 0)?;
+    /// fares.pipe_at("card".into(), 100, 5_000)?;
+    /// let sessions = d.session_store::<String, i64>("trip-fares")?.fetch(&"card".to_string())?;
+    /// assert_eq!(sessions, vec![(Window::new(0, 5_000), 350)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_windows(reducer, materialized)
+    }
+
+    /// Folds the values per key and session; `merger` combines two sessions' aggregates when
+    /// a record bridges them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(10)))
+    ///     .aggregate(String::new,
+    ///         |_k: &String, v: &String, acc: String| acc + v,
+    ///         |_k: &String, a: String, b: String| a + &b,
+    ///         Materialized::named("trips").value_serde(Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("card".into(), "a".into(), 0)?;
+    /// taps.pipe_at("card".into(), "b".into(), 3_000)?;
+    /// let sessions = d.session_store::<String, String>("trips")?.fetch(&"card".to_string())?;
+    /// assert_eq!(sessions, vec![(Window::new(0, 3_000), "ab".to_string())]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn aggregate<A: Data, I, F, M>(
+        &self,
+        initializer: I,
+        aggregator: F,
+        merger: M,
+        materialized: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A>
+    where
+        I: Fn() -> A + Send + Sync + 'static,
+        F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
+        M: Fn(&K, A, A) -> A + Send + Sync + 'static,
+    {
+        self.aggregate_windows(initializer, aggregator, Arc::new(merger), materialized)
+    }
+}
+
+/// A grouped stream over sliding windows.
+pub struct SlidingWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SlidingWindows,
+    late_topic: Option<String>,
+}
+
+impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    /// Also send late records (dropped because their window closed) to `topic`, serialized
+    /// with the grouping's serdes, with headers naming the reason and the record's origin.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by_sliding(SlidingWindows::with_time_difference(Duration::from_secs(10)))
+    ///     .late_records_to("late-taps")
+    ///     .count(Materialized::named("within-10s"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("a".into(), "now".into(), 100_000)?;
+    /// taps.pipe_at("a".into(), "stale".into(), 1_000)?;
+    /// let late = d.output_topic("late-taps", Serdes::string(), Serdes::string());
+    /// assert_eq!(late.read_values(), vec!["stale".to_string()]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    fn late(&self) -> LateRecords<K, V> {
+        LateRecords {
+            topic: self.late_topic.clone(),
+            key_serde: self.grouped.key_serde.clone(),
+            value_serde: self.grouped.value_serde.clone(),
+        }
+    }
     /// Records per key and sliding window.
     ///
     /// # Examples
@@ -748,28 +1050,58 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     /// # Ok::<(), streamkit::Error>(())
     /// ```
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let fold = count_fold();
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| Arc::new(Serdes::i64()));
-        self.aggregate_with(fold, materialized, value)
+        self.count_windows(materialized)
     }
 
     /// Reduces the values per key and sliding window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+    ///     .windowed_by_sliding(SlidingWindows::with_time_difference(Duration::from_secs(10)))
+    ///     .reduce(|a, b| a + b, Materialized::named("fares-10s"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let fares = d.input_topic("fares", Serdes::string(), Serdes::i64());
+    /// fares.pipe_at("card".into(), 250, 20_000)?;
+    /// fares.pipe_at("card".into(), 100, 25_000)?;
+    /// let store = d.window_store::<String, i64>("fares-10s")?;
+    /// // The window [15 s, 25 s] holds both fares.
+    /// assert!(store.fetch(&"card".to_string(), i64::MIN, i64::MAX)?.contains(&(15_000, 350)));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<Windowed<K>, V>
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let fold = reduce_fold(reducer);
-        let value = materialized
-            .value_serde
-            .clone()
-            .unwrap_or_else(|| self.grouped.value_serde.clone());
-        self.aggregate_with(fold, materialized, value)
+        self.reduce_windows(reducer, materialized)
     }
 
     /// Folds the values per key and sliding window, starting at `initializer()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("fares", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+    ///     .windowed_by_sliding(SlidingWindows::with_time_difference(Duration::from_secs(10)))
+    ///     .aggregate(|| 0i64, |_k: &String, v: &i64, max: i64| max.max(*v),
+    ///         Materialized::named("max-10s").value_serde(Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let fares = d.input_topic("fares", Serdes::string(), Serdes::i64());
+    /// fares.pipe_at("card".into(), 250, 20_000)?;
+    /// fares.pipe_at("card".into(), 100, 25_000)?;
+    /// let store = d.window_store::<String, i64>("max-10s")?;
+    /// assert!(store.fetch(&"card".to_string(), i64::MIN, i64::MAX)?.contains(&(15_000, 250)));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn aggregate<A: Data, I, F>(
         &self,
         initializer: I,
@@ -780,8 +1112,7 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         I: Fn() -> A + Send + Sync + 'static,
         F: Fn(&K, &V, A) -> A + Send + Sync + 'static,
     {
-        let fold = aggregate_fold(initializer, aggregator);
-        let value = value_serde_or_error(&self.grouped.stream, &materialized, "aggregate");
-        self.aggregate_with(fold, materialized, value)
+        // Windows of a fixed length never merge: the merger is never called.
+        self.aggregate_windows(initializer, aggregator, Arc::new(|_, a, _| a), materialized)
     }
 }

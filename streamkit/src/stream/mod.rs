@@ -64,11 +64,37 @@ pub struct StreamsBuilder {
 
 impl StreamsBuilder {
     /// An empty builder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let topology = b.build()?;
+    /// assert_eq!(topology.subtopology_count(), 1);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A stream of the records of `topic`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .filter(|_, v| *v > 0)
+    ///     .to("positive", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("a".to_string(), -1), ("b".to_string(), 4)])?;
+    /// assert_eq!(d.output_topic("positive", Serdes::string(), Serdes::i64()).read_key_values(), vec![("b".to_string(), 4)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn stream<K: Data, V: Data>(&self, topic: &str, consumed: Consumed<K, V>) -> KStream<K, V> {
         self.stream_from(&[topic], consumed)
     }
@@ -215,11 +241,55 @@ impl StreamsBuilder {
 
     /// Declares a state store for processors added with
     /// [`KStream::process_with_stores`]. See [`StoreBuilder`](crate::processor::StoreBuilder).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::processor::{KeyValueStore, StoreBuilder};
+    ///
+    /// struct Total { store: Option<KeyValueStore<String, i64>> }
+    /// impl Processor<String, i64> for Total {
+    ///     type KOut = String;
+    ///     type VOut = i64;
+    ///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) -> Result<()> {
+    ///         self.store = Some(ctx.key_value_store("totals")?);
+    ///         Ok(())
+    ///     }
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, i64>) -> Result<()> {
+    ///         let store = self.store.as_ref().unwrap();
+    ///         let total = store.get(&r.key)?.unwrap_or(0) + r.value;
+    ///         store.put(&r.key, &total)?;
+    ///         ctx.forward(r.with_value(total))
+    ///     }
+    /// }
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.add_state_store(StoreBuilder::key_value("totals", Serdes::string(), Serdes::i64()));
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .process_with_stores(|| Total { store: None }, &["totals"]);
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("a".to_string(), 2), ("a".to_string(), 3)])?;
+    /// assert_eq!(d.key_value_store::<String, i64>("totals")?.get(&"a".to_string())?, Some(5));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn add_state_store(&self, store: crate::processor::StoreBuilder) {
         self.graph.borrow_mut().add_store(store.spec);
     }
 
     /// Freezes the graph into a [`Topology`]; reports naming conflicts and dangling parts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let topology = b.build()?;
+    /// assert!(topology.describe().to_string().contains("(topic: out)"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn build(self) -> Result<Topology> {
         let graph = std::mem::take(&mut *self.graph.borrow_mut());
         graph.build()
@@ -827,6 +897,43 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Like [`process`](Self::process), with access to the named stores (declared with
     /// [`StreamsBuilder::add_state_store`]). See [`StoreBuilder`](crate::processor::StoreBuilder)
     /// for an example.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::processor::{KeyValueStore, StoreBuilder};
+    ///
+    /// /// Forwards only the first record of each key.
+    /// struct FirstSeen { seen: Option<KeyValueStore<String, i64>> }
+    /// impl Processor<String, String> for FirstSeen {
+    ///     type KOut = String;
+    ///     type VOut = String;
+    ///     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    ///         self.seen = Some(ctx.key_value_store("seen")?);
+    ///         Ok(())
+    ///     }
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    ///         let seen = self.seen.as_ref().unwrap();
+    ///         if seen.get(&r.key)?.is_none() {
+    ///             seen.put(&r.key, &r.timestamp)?;
+    ///             ctx.forward(r)?;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.add_state_store(StoreBuilder::key_value("seen", Serdes::string(), Serdes::i64()).in_memory());
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .process_with_stores(|| FirstSeen { seen: None }, &["seen"])
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// for (k, v) in [("a", "1"), ("a", "2"), ("b", "3")] { input.pipe(k.into(), v.into())?; }
+    /// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::string()).read_values(), vec!["1", "3"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn process_with_stores<P, S>(
         &self,
         supplier: S,
@@ -856,6 +963,25 @@ pub struct Split<K, V> {
 
 impl<K: Data, V: Data> Split<K, V> {
     /// Adds a branch for the records `predicate` accepts (and no earlier branch took).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let branches = b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split()
+    ///     .branch("even", |_, v| v % 2 == 0)
+    ///     .branch("odd", |_, _| true)
+    ///     .no_default_branch();
+    /// branches["even"].to("even", Produced::with(Serdes::string(), Serdes::i64()));
+    /// branches["odd"].to("odd", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all((1..=4).map(|i| ("k".to_string(), i)))?;
+    /// assert_eq!(d.output_topic("even", Serdes::string(), Serdes::i64()).read_values(), vec![2, 4]);
+    /// assert_eq!(d.output_topic("odd", Serdes::string(), Serdes::i64()).read_values(), vec![1, 3]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn branch<F>(mut self, name: &str, predicate: F) -> Self
     where
         F: Fn(&K, &V) -> bool + Send + Sync + 'static,
@@ -866,12 +992,45 @@ impl<K: Data, V: Data> Split<K, V> {
     }
 
     /// Finishes with a branch for the records no predicate accepted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let branches = b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split()
+    ///     .branch("big", |_, v| *v >= 100)
+    ///     .default_branch("small");
+    /// branches["small"].to("small", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("k".to_string(), 500), ("k".to_string(), 7)])?;
+    /// assert_eq!(d.output_topic("small", Serdes::string(), Serdes::i64()).read_values(), vec![7]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn default_branch(mut self, name: &str) -> Branches<K, V> {
         self.branches.push((name.to_string(), None));
         self.finish()
     }
 
     /// Finishes; records no predicate accepts are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let branches = b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split()
+    ///     .branch("big", |_, v| *v >= 100)
+    ///     .no_default_branch();
+    /// branches["big"].to("big", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("k".to_string(), 500), ("k".to_string(), 7)])?;
+    /// // 7 matched no branch and was dropped.
+    /// assert_eq!(d.output_topic("big", Serdes::string(), Serdes::i64()).read_values(), vec![500]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn no_default_branch(self) -> Branches<K, V> {
         self.finish()
     }
@@ -926,11 +1085,49 @@ pub struct Branches<K, V> {
 
 impl<K, V> Branches<K, V> {
     /// The branch called `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let branches = b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split()
+    ///     .branch("neg", |_, v| *v < 0)
+    ///     .default_branch("rest");
+    /// assert!(branches.get("missing").is_none());
+    /// branches.get("neg").unwrap().to("neg", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("k".to_string(), -3), ("k".to_string(), 3)])?;
+    /// assert_eq!(d.output_topic("neg", Serdes::string(), Serdes::i64()).read_values(), vec![-3]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn get(&self, name: &str) -> Option<&KStream<K, V>> {
         self.streams.iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
 
     /// Branch names and streams in the order the branches were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let branches = b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .split()
+    ///     .branch("neg", |_, v| *v < 0)
+    ///     .default_branch("rest")
+    ///     .into_vec();
+    /// let names: Vec<&str> = branches.iter().map(|(n, _)| n.as_str()).collect();
+    /// assert_eq!(names, ["neg", "rest"]);
+    /// for (name, stream) in &branches {
+    ///     stream.to(name, Produced::with(Serdes::string(), Serdes::i64()));
+    /// }
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("k".to_string(), -3), ("k".to_string(), 3)])?;
+    /// assert_eq!(d.output_topic("rest", Serdes::string(), Serdes::i64()).read_values(), vec![3]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn into_vec(self) -> Vec<(String, KStream<K, V>)> {
         self.streams
     }

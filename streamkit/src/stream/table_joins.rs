@@ -188,6 +188,26 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Left stream-global-table join: every record is forwarded as `joiner(value, row)`, the
     /// row `None` when the global table has none for `key_mapper(key, value)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let lines = b.global_table("lines", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("lines"));
+    /// b.stream("positions", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .left_join_global(&lines, |_bus, line| line.clone(),
+    ///         |line: &String, colour: Option<&String>| format!("{line} ({})", colour.map_or("?", |c| c.as_str())))
+    ///     .to("coloured", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("lines", Serdes::string(), Serdes::string()).pipe("M15".into(), "red".into())?;
+    /// let positions = d.input_topic("positions", Serdes::string(), Serdes::string());
+    /// positions.pipe("bus-1".into(), "M15".into())?;
+    /// positions.pipe("bus-2".into(), "B63".into())?; // no such line: kept, with None
+    /// let out = d.output_topic("coloured", Serdes::string(), Serdes::string());
+    /// assert_eq!(out.read_values(), vec!["M15 (red)".to_string(), "B63 (?)".to_string()]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn left_join_global<GK: Data, VT: Data, VR: Data, M, F>(
         &self,
         global: &GlobalKTable<GK, VT>,

@@ -18,6 +18,20 @@ pub struct Consumed<K, V> {
 
 impl<K: Data, V: Data> Consumed<K, V> {
     /// Reads keys and values with these serdes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .map_values(|v: i64| v * 2)
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe("k".into(), 21)?;
+    /// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::i64()).read_values(), vec![42]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
         Consumed {
             key_serde: Arc::new(key_serde),
@@ -31,6 +45,24 @@ impl<K: Data, V: Data> Consumed<K, V> {
     /// What to do with records that cannot be deserialized. Default = the application's
     /// [`default_deserialization_handler`](crate::config::StreamsConfig::default_deserialization_handler),
     /// itself `Fail` by default.
+    ///
+    /// # Examples
+    ///
+    /// Skip records whose value is not a long, and go on:
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64())
+    ///         .on_deserialization_error(DeserializationHandler::LogAndContinue))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("k".into(), "oops".into())?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe("k".into(), 7)?;
+    /// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::i64()).read_values(), vec![7]);
+    /// assert_eq!(d.metrics().dropped_records("deserialization"), 1);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn on_deserialization_error(mut self, handler: DeserializationHandler) -> Self {
         self.handler = Some(handler);
         self
@@ -38,6 +70,23 @@ impl<K: Data, V: Data> Consumed<K, V> {
 
     /// Event time from the record's contents: `f(key, value, kafka_timestamp) -> ms`.
     /// Default = the Kafka record timestamp.
+    ///
+    /// # Examples
+    ///
+    /// Event time taken from the value instead of the Kafka timestamp:
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64())
+    ///         .with_timestamp_extractor(|_k: &String, v: &i64, _kafka_ts| *v))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_at("k".into(), 5_000, 1)?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::i64()).read_record().unwrap();
+    /// assert_eq!(out.timestamp, 5_000);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn with_timestamp_extractor(
         mut self,
         f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
@@ -47,6 +96,17 @@ impl<K: Data, V: Data> Consumed<K, V> {
     }
 
     /// Names the source node. Default = `KSTREAM-SOURCE-<n>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()).named("read-in"))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// assert!(b.build()?.describe().to_string().contains("Source: read-in (topics: [in])"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -62,6 +122,21 @@ pub struct Produced<K, V> {
 
 impl<K: Data, V: Data> Produced<K, V> {
     /// Writes keys and values with these serdes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .map_values(|v: String| v.len() as i64)
+    ///     .to("lengths", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe("k".into(), "abc".into())?;
+    /// let out = d.output_topic("lengths", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_key_values(), vec![("k".to_string(), 3)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
         Produced {
             key_serde: Arc::new(key_serde),
@@ -71,6 +146,17 @@ impl<K: Data, V: Data> Produced<K, V> {
     }
 
     /// Names the sink node. Default = `KSTREAM-SINK-<n>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()).named("write-out"));
+    /// assert!(b.build()?.describe().to_string().contains("Sink: write-out (topic: out)"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -87,6 +173,22 @@ pub struct Repartitioned<K, V> {
 
 impl<K: Data, V: Data> Repartitioned<K, V> {
     /// Writes and reads the repartition topic with these serdes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .select_key(|_, v: &i64| v.to_string())
+    ///     .repartition(Repartitioned::with(Serdes::string(), Serdes::i64()))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe("k".into(), 9)?;
+    /// let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_key_values(), vec![("9".to_string(), 9)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn with(key_serde: impl Serde<K>, value_serde: impl Serde<V>) -> Self {
         Repartitioned {
             key_serde: Arc::new(key_serde),
@@ -98,6 +200,21 @@ impl<K: Data, V: Data> Repartitioned<K, V> {
 
     /// The topic is `<application-id>-<name>-repartition`. Default name =
     /// `KSTREAM-REPARTITION-<n>`; give a name so the topic survives topology changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::topology::TopicName;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .repartition(Repartitioned::with(Serdes::string(), Serdes::string()).named("by-line"))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let topology = b.build()?;
+    /// let names: Vec<_> = topology.internal_topics().iter().map(|t| t.name.clone()).collect();
+    /// assert!(names.contains(&TopicName::Internal("by-line-repartition".into())));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -105,6 +222,20 @@ impl<K: Data, V: Data> Repartitioned<K, V> {
 
     /// Partition count of the topic. Default = the partition count of the sub-topology's
     /// input topics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .repartition(Repartitioned::with(Serdes::string(), Serdes::string()).named("by-line").partitions(6))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let topology = b.build()?;
+    /// let topic = topology.internal_topics().iter().find(|t| t.name.is_internal()).unwrap();
+    /// assert_eq!(topic.partitions, Some(6));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn partitions(mut self, n: i32) -> Self {
         self.partitions = Some(n);
         self

@@ -125,6 +125,50 @@ impl<K: Data, V: Data> WindowedFaustTable<K, V> {
     }
 
     /// [`WindowSet::value`] reads the window of the wall clock (Faust's `relative_to_now()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// // The test driver's wall clock stays at 0: `value()` keeps reading minute 0.
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600))
+    ///     .relative_to_now();
+    /// let out = run(views, |t, k, _| { t.update(k, |n| n + 1)?; Ok(format!("{:?}", t.get(k).value()?)) },
+    ///     &[("a", "", 10_000), ("a", "", 70_000), ("a", "", 80_000)])?;
+    /// assert_eq!(out, ["Some(1)", "Some(1)", "Some(1)"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn relative_to_now(mut self) -> Self {
         self.relative_to = RelativeTo::Now;
         self
@@ -132,12 +176,95 @@ impl<K: Data, V: Data> WindowedFaustTable<K, V> {
 
     /// [`WindowSet::value`] reads the window of the current record's event time (Faust's
     /// `relative_to_stream()`). The default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600))
+    ///     .relative_to_stream();
+    /// let out = run(views, |t, k, _| { t.update(k, |n| n + 1)?; Ok(format!("{:?}", t.get(k).value()?)) },
+    ///     &[("a", "", 10_000), ("a", "", 70_000), ("a", "", 80_000)])?;
+    /// assert_eq!(out, ["Some(1)", "Some(1)", "Some(2)"]); // the record's own minute
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn relative_to_stream(mut self) -> Self {
         self.relative_to = RelativeTo::Stream;
         self
     }
 
     /// The table's name, which is its store's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// assert_eq!(views.name(), "views"); // the store's name, for process_with_stores
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         self.base.name()
     }
@@ -146,6 +273,54 @@ impl<K: Data, V: Data> WindowedFaustTable<K, V> {
     /// [`StreamsBuilder::add_state_store`](crate::stream::StreamsBuilder::add_state_store).
     /// Its changelog keeps windows for `size + expires` (plus a day, as every window
     /// changelog does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let b = StreamsBuilder::new();
+    /// b.add_state_store(views.store());
+    /// let def = views.clone();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .process_with_stores(move || P { def: def.clone(), t: None, op: |t, k, _| Ok(t.update(k, |n| n + 1)?.to_string()) }, &[views.name()]);
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string()).pipe_at("a".into(), "".into(), 70_000)?;
+    /// let store = d.window_store::<String, i64>("views")?;
+    /// assert_eq!(store.fetch(&"a".to_string(), 0, 120_000)?, vec![(60_000, 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn store(&self) -> StoreBuilder {
         let b = StoreBuilder::from_refs(
             &self.base.name,
@@ -163,6 +338,48 @@ impl<K: Data, V: Data> WindowedFaustTable<K, V> {
 
     /// A handle on this task's part of the table, for a processor connected to the table's
     /// store (open it in `init`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// // `run` opens the table in its processor's `init` with `self.def.open(ctx)?`.
+    /// let out = run(views, |t, k, _| Ok(t.update(k, |n| n + 1)?.to_string()), &[("a", "", 0), ("a", "", 1)])?;
+    /// assert_eq!(out, ["1", "2"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn open<K2, V2>(
         &self,
         ctx: &mut ProcessorContext<'_, K2, V2>,
@@ -212,6 +429,51 @@ pub struct WindowedTable<K, V> {
 
 impl<K: Data, V: Data> WindowedTable<K, V> {
     /// The windows of `key`, to read at a chosen time (Faust's `table[key]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| {
+    ///     t.update(k, |n| n + 1)?;
+    ///     let page = t.get(k);
+    ///     Ok(format!("{:?} {:?}", page.current()?, page.at(0)?))
+    /// }, &[("a", "", 10_000), ("a", "", 70_000)])?;
+    /// assert_eq!(out, ["Some(1) Some(1)", "Some(1) Some(1)"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn get(&self, key: &K) -> WindowSet<'_, K, V> {
         WindowSet {
             table: self,
@@ -220,6 +482,50 @@ impl<K: Data, V: Data> WindowedTable<K, V> {
     }
 
     /// Every window of `key` that has not expired, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| {
+    ///     t.update(k, |n| n + 1)?;
+    ///     Ok(t.windows(k)?.iter().map(|(w, n)| format!("{}:{n}", w.start)).collect::<Vec<_>>().join(","))
+    /// }, &[("a", "", 10_000), ("a", "", 20_000), ("a", "", 70_000)])?;
+    /// assert_eq!(out[2], "0:2,60000:1");
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn windows(&self, key: &K) -> Result<Vec<(Window, V)>> {
         let min = self.min_live_start();
         Ok(self
@@ -231,6 +537,50 @@ impl<K: Data, V: Data> WindowedTable<K, V> {
     }
 
     /// Every `(key, window, value)` of this task's part that has not expired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| {
+    ///     t.update(k, |n| n + 1)?;
+    ///     Ok(t.items()?.iter().map(|(k, w, n)| format!("{k}@{}:{n}", w.start)).collect::<Vec<_>>().join(","))
+    /// }, &[("a", "", 10_000), ("b", "", 70_000)])?;
+    /// assert_eq!(out[1], "a@0:1,b@60000:1");
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn items(&self) -> Result<Vec<(K, Window, V)>> {
         let min = self.min_live_start();
         Ok(self
@@ -245,6 +595,51 @@ impl<K: Data, V: Data> WindowedTable<K, V> {
     /// Applies `f` to the value of `key` in every window containing the current record's
     /// event time, starting from the table's default in windows where the key is not set
     /// (Faust's `table[k] += 1`). Returns the new value in the newest of those windows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// // 2-minute windows every minute: a record lands in two of them.
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .hopping(Duration::from_secs(120), Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| {
+    ///     let newest = t.update(k, |n| n + 1)?;
+    ///     Ok(format!("{newest} {:?}", t.windows(k)?.iter().map(|(w, n)| (w.start, *n)).collect::<Vec<_>>()))
+    /// }, &[("a", "", 70_000), ("a", "", 130_000)])?;
+    /// assert_eq!(out, ["1 [(0, 1), (60000, 1)]", "1 [(0, 1), (60000, 2), (120000, 1)]"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn update(&self, key: &K, f: impl Fn(V) -> V) -> Result<V> {
         let ts = self.event_time("update")?;
         let mut newest = None;
@@ -262,6 +657,50 @@ impl<K: Data, V: Data> WindowedTable<K, V> {
     }
 
     /// Sets `key` to `value` in every window containing the current record's event time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, v| {
+    ///     t.set(k, &v.parse().unwrap())?;
+    ///     Ok(format!("{:?}", t.get(k).current()?))
+    /// }, &[("a", "42", 10_000)])?;
+    /// assert_eq!(out, ["Some(42)"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn set(&self, key: &K, value: &V) -> Result<()> {
         let ts = self.event_time("set")?;
         for w in self.windows_containing(ts) {
@@ -272,6 +711,50 @@ impl<K: Data, V: Data> WindowedTable<K, V> {
 
     /// Removes `key` from every window containing the current record's event time (each
     /// removal logs a tombstone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, v| {
+    ///     if v == "del" { t.delete(k)?; } else { t.update(k, |n| n + 1)?; }
+    ///     Ok(format!("{:?}", t.get(k).current()?))
+    /// }, &[("a", "", 10_000), ("a", "del", 20_000)])?;
+    /// assert_eq!(out, ["Some(1)", "None"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn delete(&self, key: &K) -> Result<()> {
         let ts = self.event_time("delete")?;
         for w in self.windows_containing(ts) {
@@ -283,6 +766,50 @@ impl<K: Data, V: Data> WindowedTable<K, V> {
     }
 
     /// The windows containing `ts`, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// // 2-minute windows every minute: a record lands in two of them.
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .hopping(Duration::from_secs(120), Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, _, _| {
+    ///     Ok(format!("{:?}", t.windows_containing(70_000).iter().map(|w| (w.start, w.end)).collect::<Vec<_>>()))
+    /// }, &[("a", "", 0)])?;
+    /// assert_eq!(out, ["[(0, 120000), (60000, 180000)]"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn windows_containing(&self, ts: i64) -> Vec<Window> {
         let newest = self.window_start(ts);
         let mut starts = Vec::new();
@@ -367,18 +894,151 @@ pub struct WindowSet<'a, K, V> {
 impl<K: Data, V: Data> WindowSet<'_, K, V> {
     /// The value in the window of the wall clock (Faust's `.now()`; the test driver's
     /// simulated clock under test).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// // The test driver's wall clock is at 0, in minute 0.
+    /// let out = run(views, |t, k, _| {
+    ///     t.update(k, |n| n + 1)?;
+    ///     Ok(format!("{:?} {:?}", t.get(k).now()?, t.get(k).current()?))
+    /// }, &[("a", "", 70_000)])?;
+    /// assert_eq!(out, ["None Some(1)"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn now(&self) -> Result<Option<V>> {
         self.at(self.table.clock.wall_clock())
     }
 
     /// The value in the window of the current record's event time (Faust's `.current()`).
     /// Outside record processing it is the last record's time; fails before any record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| { t.update(k, |n| n + 1)?; Ok(format!("{:?}", t.get(k).current()?)) },
+    ///     &[("a", "", 10_000), ("a", "", 20_000), ("a", "", 70_000)])?;
+    /// assert_eq!(out, ["Some(1)", "Some(2)", "Some(1)"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn current(&self) -> Result<Option<V>> {
         self.at(self.table.event_time("current")?)
     }
 
     /// The value in the window `d` before the current record's event time (Faust's
     /// `.delta(d)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// // This minute's count and the one before.
+    /// let out = run(views, |t, k, _| {
+    ///     t.update(k, |n| n + 1)?;
+    ///     let page = t.get(k);
+    ///     Ok(format!("{:?} {:?}", page.current()?, page.delta(Duration::from_secs(60))?))
+    /// }, &[("a", "", 10_000), ("a", "", 20_000), ("a", "", 70_000)])?;
+    /// assert_eq!(out[2], "Some(1) Some(2)");
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn delta(&self, d: Duration) -> Result<Option<V>> {
         self.at(self.table.event_time("delta")?.saturating_sub(millis(d)))
     }
@@ -386,6 +1046,49 @@ impl<K: Data, V: Data> WindowSet<'_, K, V> {
     /// The value at the table's [`RelativeTo`] time (Faust's `.value()`): the current record's
     /// event time by default, the wall clock after
     /// [`relative_to_now`](WindowedFaustTable::relative_to_now).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// // Relative to the stream (the default): the current record's window.
+    /// let out = run(views, |t, k, _| { t.update(k, |n| n + 1)?; Ok(format!("{:?}", t.get(k).value()?)) },
+    ///     &[("a", "", 10_000), ("a", "", 70_000)])?;
+    /// assert_eq!(out, ["Some(1)", "Some(1)"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn value(&self) -> Result<Option<V>> {
         match self.table.relative_to {
             RelativeTo::Stream => self.current(),
@@ -394,6 +1097,51 @@ impl<K: Data, V: Data> WindowSet<'_, K, V> {
     }
 
     /// The value in the window containing `timestamp` (ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streamkit::prelude::*;
+    /// # use streamkit::table::{FaustTable, WindowedFaustTable, WindowedTable};
+    /// # // Runs `op` on the table for each `(key, value, timestamp)` of `input`; returns its answers.
+    /// # type Op = fn(&WindowedTable<String, i64>, &String, &String) -> Result<String>;
+    /// # struct P { def: WindowedFaustTable<String, i64>, t: Option<WindowedTable<String, i64>>, op: Op }
+    /// # impl Processor<String, String> for P {
+    /// #     type KOut = String;
+    /// #     type VOut = String;
+    /// #     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<()> {
+    /// #         self.t = Some(self.def.open(ctx)?);
+    /// #         Ok(())
+    /// #     }
+    /// #     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    /// #         let out = (self.op)(self.t.as_ref().unwrap(), &r.key, &r.value)?;
+    /// #         ctx.forward(r.with_value(out))
+    /// #     }
+    /// # }
+    /// # fn run(def: WindowedFaustTable<String, i64>, op: Op, input: &[(&str, &str, i64)]) -> Result<Vec<String>> {
+    /// #     let b = StreamsBuilder::new();
+    /// #     b.add_state_store(def.store());
+    /// #     let name = def.name().to_string();
+    /// #     b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    /// #         .process_with_stores(move || P { def: def.clone(), t: None, op }, &[&name])
+    /// #         .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// #     let d = TopologyTestDriver::new(b.build()?)?;
+    /// #     let i = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// #     for (k, v, ts) in input { i.pipe_at(k.to_string(), v.to_string(), *ts)?; }
+    /// #     Ok(d.output_topic("out", Serdes::string(), Serdes::string()).read_values())
+    /// # }
+    /// let views = FaustTable::new("views", Serdes::string(), Serdes::i64())
+    ///     .with_default(|| 0)
+    ///     .tumbling(Duration::from_secs(60), Duration::from_secs(3600));
+    /// let out = run(views, |t, k, _| {
+    ///     t.update(k, |n| n + 1)?;
+    ///     let page = t.get(k);
+    ///     Ok(format!("{:?} {:?} {:?}", page.at(5_000)?, page.at(65_000)?, page.at(125_000)?))
+    /// }, &[("a", "", 10_000), ("a", "", 20_000), ("a", "", 70_000)])?;
+    /// assert_eq!(out[2], "Some(2) Some(1) None");
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn at(&self, timestamp: i64) -> Result<Option<V>> {
         self.table.read_at(&self.key, timestamp)
     }

@@ -42,6 +42,20 @@ impl<K, V> Clone for GlobalKTable<K, V> {
 
 impl<K, V> GlobalKTable<K, V> {
     /// The name of the store holding the table, for interactive queries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let lines = b.global_table("lines", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("lines-store"));
+    /// assert_eq!(lines.queryable_store_name(), "lines-store");
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("lines", Serdes::string(), Serdes::string()).pipe("M15".into(), "red".into())?;
+    /// let store = d.key_value_store::<String, String>(lines.queryable_store_name())?;
+    /// assert_eq!(store.get(&"M15".to_string())?, Some("red".to_string()));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn queryable_store_name(&self) -> &str {
         &self.store_name
     }

@@ -69,6 +69,26 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
     }
 
     /// Number of rows per group.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// // Which line each bus is on now; how many buses each line has.
+    /// b.table("bus-line", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("bus-line"))
+    ///     .group_by(|_bus, line| (line.clone(), ()), Grouped::with(Serdes::string(), Serdes::unit()))
+    ///     .count(Materialized::named("buses-per-line"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let buses = d.input_topic("bus-line", Serdes::string(), Serdes::string());
+    /// buses.pipe("bus-1".into(), "M15".into())?;
+    /// buses.pipe("bus-2".into(), "M15".into())?;
+    /// buses.pipe("bus-1".into(), "B63".into())?; // moves: M15 loses one
+    /// let counts = d.key_value_store::<String, i64>("buses-per-line")?;
+    /// assert_eq!(counts.get(&"M15".to_string())?, Some(1));
+    /// assert_eq!(counts.get(&"B63".to_string())?, Some(1));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
         self.aggregate_with(
             Arc::new(|_, _, c| c.unwrap_or(0) + 1),

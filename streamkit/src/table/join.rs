@@ -99,6 +99,26 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// Left join with `other`: a row for each key of this table, `joiner(value, other_value)`
     /// with `None` while `other` has no row for the key. See [`join`](Self::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let names = b.table("names", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("names"));
+    /// let lines = b.table("lines", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("lines"));
+    /// names.left_join(&lines,
+    ///         |n: &String, l: Option<&String>| format!("{n} on {}", l.map_or("-", |l| l.as_str())),
+    ///         Materialized::named("drivers").value_serde(Serdes::string()))
+    ///     .to_stream()
+    ///     .to("drivers", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("names", Serdes::string(), Serdes::string()).pipe("d1".into(), "Ann".into())?;
+    /// d.input_topic("lines", Serdes::string(), Serdes::string()).pipe("d1".into(), "M15".into())?;
+    /// assert_eq!(d.output_topic("drivers", Serdes::string(), Serdes::string()).read_values(),
+    ///            vec!["Ann on -", "Ann on M15"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn left_join<V2: Data, VR: Data, F>(
         &self,
         other: &KTable<K, V2>,
@@ -113,6 +133,25 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// Outer join with `other`: a row for each key of either table, with `None` for the side
     /// that has no row. See [`join`](Self::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let names = b.table("names", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("names"));
+    /// let lines = b.table("lines", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("lines"));
+    /// names.outer_join(&lines,
+    ///         |n: Option<&String>, l: Option<&String>| format!("{}/{}", n.map_or("-", |s| s.as_str()), l.map_or("-", |s| s.as_str())),
+    ///         Materialized::named("drivers").value_serde(Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("lines", Serdes::string(), Serdes::string()).pipe("d1".into(), "M15".into())?;
+    /// d.input_topic("names", Serdes::string(), Serdes::string()).pipe("d2".into(), "Bo".into())?;
+    /// let drivers = d.key_value_store::<String, String>("drivers")?;
+    /// assert_eq!(drivers.get(&"d1".to_string())?, Some("-/M15".to_string()));
+    /// assert_eq!(drivers.get(&"d2".to_string())?, Some("Bo/-".to_string()));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn outer_join<V2: Data, VR: Data, F>(
         &self,
         other: &KTable<K, V2>,
@@ -303,6 +342,28 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// Foreign-key left join with `other`: like [`join_foreign_key`](Self::join_foreign_key),
     /// with a row for every row of this table, `joiner(value, None)` while its foreign key
     /// names no row of `other`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// // buses: bus id -> route id; routes: route id -> route name
+    /// let buses = b.table("buses", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("buses"));
+    /// let routes = b.table("routes", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("routes"));
+    /// buses.left_join_foreign_key(&routes, |route: &String| route.clone(),
+    ///         |route: &String, name: Option<&String>| format!("{route}: {}", name.map_or("?", |n| n.as_str())),
+    ///         Materialized::named("bus-routes").value_serde(Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("routes", Serdes::string(), Serdes::string()).pipe("M15".into(), "First Avenue".into())?;
+    /// let bus = d.input_topic("buses", Serdes::string(), Serdes::string());
+    /// bus.pipe("bus-7".into(), "M15".into())?;
+    /// bus.pipe("bus-8".into(), "X99".into())?; // no such route: kept, with None
+    /// let store = d.key_value_store::<String, String>("bus-routes")?;
+    /// assert_eq!(store.get(&"bus-7".to_string())?, Some("M15: First Avenue".to_string()));
+    /// assert_eq!(store.get(&"bus-8".to_string())?, Some("X99: ?".to_string()));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn left_join_foreign_key<KO: Data, VO: Data, VR: Data, FK, F>(
         &self,
         other: &KTable<KO, VO>,

@@ -100,6 +100,31 @@ pub struct Suppressed {
 impl Suppressed {
     /// Emit each window once, with its final value, when stream time passes its end plus
     /// grace (Kafka Streams' `Suppressed.untilWindowCloses`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("per-minute"))
+    ///     .suppress(Suppressed::until_window_closes())
+    ///     .to_stream()
+    ///     .map(|k, n| (k.key, n))
+    ///     .to("final", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let taps = d.input_topic("taps", Serdes::string(), Serdes::string());
+    /// taps.pipe_at("a".into(), "t".into(), 1_000)?;
+    /// taps.pipe_at("a".into(), "t".into(), 2_000)?;
+    /// let out = d.output_topic("final", Serdes::string(), Serdes::i64());
+    /// assert!(out.is_empty());
+    /// taps.pipe_at("b".into(), "t".into(), 60_000)?; // stream time reaches the window's end
+    /// assert_eq!(out.read_key_values(), vec![("a".to_string(), 2)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn until_window_closes() -> Self {
         Suppressed::default()
     }
@@ -139,6 +164,23 @@ impl Suppressed {
     /// Names the suppression node of [`until_time_limit`](Self::until_time_limit); its buffer
     /// store (and changelog) is `<name>-buffer`. Default = a generated name, which changes
     /// when the topology does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::topology::TopicName;
+    /// let b = StreamsBuilder::new();
+    /// b.table("positions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("positions"))
+    ///     .suppress(Suppressed::until_time_limit(Duration::from_secs(10)).named("throttle"))
+    ///     .to_stream()
+    ///     .to("throttled", Produced::with(Serdes::string(), Serdes::string()));
+    /// let topology = b.build()?;
+    /// let topics: Vec<_> = topology.internal_topics().iter().map(|t| t.name.clone()).collect();
+    /// assert!(topics.contains(&TopicName::Internal("throttle-buffer-changelog".into())));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -147,6 +189,29 @@ impl Suppressed {
     /// Also close windows when no record arrived for `idle` of wall-clock time: stream time is
     /// then taken to advance with the wall clock, so a quiet feed (buses at night) still gets
     /// its final results. Neither Kafka Streams, ksqlDB nor Quix Streams offer this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("arrivals", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+    ///     .count(Materialized::named("per-minute"))
+    ///     .suppress(Suppressed::until_window_closes().close_when_idle(Duration::from_secs(30)))
+    ///     .to_stream()
+    ///     .map(|k, n| (k.key, n))
+    ///     .to("final", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("arrivals", Serdes::string(), Serdes::string()).pipe_at("M15".into(), "bus".into(), 1_000)?;
+    /// let out = d.output_topic("final", Serdes::string(), Serdes::i64());
+    /// // No more records: after 70 s of quiet, stream time counts as 71 s and [0, 60 s) closes.
+    /// d.advance_wall_clock_time(Duration::from_secs(70))?;
+    /// assert_eq!(out.read_key_values(), vec![("M15".to_string(), 1)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn close_when_idle(mut self, idle: Duration) -> Self {
         self.idle_close = Some(idle);
         self
@@ -343,6 +408,20 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 
     /// Renames the node that produced this table (call it right after creating the node).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"))
+    ///     .filter(|_, cents| *cents > 0)
+    ///     .named("priced-only")
+    ///     .to_stream()
+    ///     .to("priced", Produced::with(Serdes::string(), Serdes::i64()));
+    /// assert!(b.build()?.describe().to_string().contains("Processor: priced-only"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn named(self, name: &str) -> Self {
         self.graph.borrow_mut().rename(self.node, name);
         self
@@ -493,6 +572,21 @@ impl<K: Data, V: Data> KTable<K, V> {
     }
 
     /// Like [`map_values`](Self::map_values), with read access to the key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"))
+    ///     .map_values_with_key(|item: &String, cents: &i64| format!("{item}: {cents}c"))
+    ///     .to_stream()
+    ///     .to("labels", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("prices", Serdes::string(), Serdes::i64()).pipe("tea".into(), 250)?;
+    /// assert_eq!(d.output_topic("labels", Serdes::string(), Serdes::string()).read_values(), vec!["tea: 250c"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn map_values_with_key<V2: Data, F>(&self, mapper: F) -> KTable<K, V2>
     where
         F: Fn(&K, &V) -> V2 + Send + Sync + 'static,
@@ -504,6 +598,23 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// Writes the table's rows to a key-value store named by `materialized` (serdes default
     /// to the table's), for interactive queries and joins. Changes pass through unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let cheap = b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"))
+    ///     .filter(|_, cents| *cents < 300)
+    ///     .materialize(Materialized::named("cheap"));
+    /// assert_eq!(cheap.queryable_store_name(), Some("cheap"));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let prices = d.input_topic("prices", Serdes::string(), Serdes::i64());
+    /// prices.pipe("tea".into(), 250)?;
+    /// prices.pipe("cake".into(), 450)?;
+    /// assert_eq!(d.key_value_store::<String, i64>("cheap")?.all()?, vec![("tea".to_string(), 250)]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn materialize(&self, materialized: Materialized<K, V>) -> KTable<K, V> {
         let mut g = self.graph.borrow_mut();
         let store = add_table_store(
@@ -593,6 +704,18 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// The name of the store holding the table, for interactive queries; `None` for a table
     /// derived with `filter` or `map_values` (see [`materialize`](Self::materialize)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// let prices = b.table("prices", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::named("prices"));
+    /// assert_eq!(prices.queryable_store_name(), Some("prices"));
+    /// // A filtered table has no store of its own until materialized.
+    /// assert_eq!(prices.filter(|_, c| *c > 0).queryable_store_name(), None);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn queryable_store_name(&self) -> Option<&str> {
         self.store_name.as_deref()
     }

@@ -41,6 +41,15 @@ pub struct JoinWindows {
 impl JoinWindows {
     /// Records at most `time_difference` apart, in either direction, join. Grace = 0
     /// (Kafka Streams' `ofTimeDifferenceWithNoGrace`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::JoinWindows;
+    /// let w = JoinWindows::of(Duration::from_secs(5));
+    /// assert_eq!((w.before_ms, w.after_ms, w.grace_ms), (5_000, 5_000, 0));
+    /// ```
     pub fn of(time_difference: Duration) -> Self {
         let d = millis(time_difference);
         JoinWindows {
@@ -52,29 +61,75 @@ impl JoinWindows {
 
     /// Records at most `time_difference` apart join; records are accepted up to `grace`
     /// after their window ends (Kafka Streams' `ofTimeDifferenceAndGrace`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::JoinWindows;
+    /// let w = JoinWindows::of_time_difference_and_grace(Duration::from_secs(5), Duration::from_secs(2));
+    /// assert_eq!(w, JoinWindows::of(Duration::from_secs(5)).grace(Duration::from_secs(2)));
+    /// assert_eq!(w.grace_ms, 2_000);
+    /// ```
     pub fn of_time_difference_and_grace(time_difference: Duration, grace: Duration) -> Self {
         Self::of(time_difference).grace(grace)
     }
 
     /// Changes how far *before* a left record right records may lie; `after` is kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::JoinWindows;
+    /// let w = JoinWindows::of(Duration::from_secs(5)).before(Duration::from_secs(1));
+    /// assert_eq!((w.before_ms, w.after_ms), (1_000, 5_000));
+    /// ```
     pub fn before(mut self, before: Duration) -> Self {
         self.before_ms = millis(before);
         self
     }
 
     /// Changes how far *after* a left record right records may lie; `before` is kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::JoinWindows;
+    /// let w = JoinWindows::of(Duration::from_secs(5)).after(Duration::ZERO);
+    /// assert_eq!((w.before_ms, w.after_ms), (5_000, 0));
+    /// ```
     pub fn after(mut self, after: Duration) -> Self {
         self.after_ms = millis(after);
         self
     }
 
     /// Accept records up to `grace` after their window ends. Default = 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::JoinWindows;
+    /// let w = JoinWindows::of(Duration::from_secs(5)).grace(Duration::from_millis(500));
+    /// assert_eq!(w.grace_ms, 500);
+    /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace_ms = millis(grace);
         self
     }
 
     /// The span of one window, `before + after`, in ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::JoinWindows;
+    /// let w = JoinWindows::of(Duration::from_secs(5)).after(Duration::from_secs(2));
+    /// assert_eq!(w.size_ms(), 7_000);
+    /// ```
     pub fn size_ms(&self) -> i64 {
         self.before_ms.saturating_add(self.after_ms)
     }

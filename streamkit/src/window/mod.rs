@@ -41,6 +41,15 @@ pub struct Window {
 
 impl Window {
     /// A window from `start` to `end`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::window::Window;
+    /// let w = Window::new(60_000, 120_000);
+    /// assert_eq!((w.start, w.end), (60_000, 120_000));
+    /// assert!(Window::new(0, 60_000) < w);
+    /// ```
     pub fn new(start: i64, end: i64) -> Self {
         Window { start, end }
     }
@@ -116,6 +125,16 @@ impl TimeWindows {
     }
 
     /// Windows of `size` starting every `advance` (`0 < advance <= size`). Grace = 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::{TimeWindows, Window};
+    /// let w = TimeWindows::hopping(Duration::from_secs(60), Duration::from_secs(30));
+    /// assert_eq!((w.size_ms, w.advance_ms), (60_000, 30_000));
+    /// assert_eq!(w.windows_for(45_000), vec![Window::new(0, 60_000), Window::new(30_000, 90_000)]);
+    /// ```
     pub fn hopping(size: Duration, advance: Duration) -> Self {
         let size_ms = millis(size).max(1);
         TimeWindows {
@@ -126,12 +145,33 @@ impl TimeWindows {
     }
 
     /// Accept records up to `grace` after a window's end. Default = 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::TimeWindows;
+    /// let w = TimeWindows::tumbling(Duration::from_secs(60)).grace(Duration::from_secs(10));
+    /// assert_eq!(w.grace_ms, 10_000);
+    /// // The window [0, 60 s) stays open until stream time reaches 70 s.
+    /// assert!(!w.is_closed(60_000, 69_999));
+    /// assert!(w.is_closed(60_000, 70_000));
+    /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace_ms = millis(grace);
         self
     }
 
     /// The windows a record with timestamp `ts` belongs to, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::{TimeWindows, Window};
+    /// let w = TimeWindows::tumbling(Duration::from_secs(60));
+    /// assert_eq!(w.windows_for(61_000), vec![Window::new(60_000, 120_000)]);
+    /// ```
     pub fn windows_for(&self, ts: i64) -> Vec<Window> {
         self.windows_iter(ts).collect()
     }
@@ -147,6 +187,16 @@ impl TimeWindows {
     }
 
     /// Whether a window ending at `end` is closed at `stream_time`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::TimeWindows;
+    /// let w = TimeWindows::tumbling(Duration::from_secs(60));
+    /// assert!(!w.is_closed(60_000, 59_999));
+    /// assert!(w.is_closed(60_000, 60_000));
+    /// ```
     pub fn is_closed(&self, end: i64, stream_time: i64) -> bool {
         stream_time != i64::MIN && end + self.grace_ms <= stream_time
     }
@@ -195,6 +245,15 @@ impl SlidingWindows {
     }
 
     /// Accept records up to `grace` after a window's end. Default = 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::SlidingWindows;
+    /// let w = SlidingWindows::with_time_difference(Duration::from_secs(10)).grace(Duration::from_secs(3));
+    /// assert_eq!((w.time_difference_ms, w.grace_ms), (10_000, 3_000));
+    /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace_ms = millis(grace);
         self
@@ -244,12 +303,32 @@ impl SessionWindows {
     }
 
     /// Accept records up to `grace` after a session's end. Default = 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::SessionWindows;
+    /// let w = SessionWindows::with_inactivity_gap(Duration::from_secs(300)).grace(Duration::from_secs(30));
+    /// assert_eq!((w.gap_ms, w.grace_ms), (300_000, 30_000));
+    /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace_ms = millis(grace);
         self
     }
 
     /// Whether a record at `ts` joins (or bridges) a session spanning `session`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::window::{SessionWindows, Window};
+    /// let w = SessionWindows::with_inactivity_gap(Duration::from_secs(5));
+    /// let session = Window::new(10_000, 20_000);
+    /// assert!(w.overlaps(session, 24_000)); // within the gap after its end
+    /// assert!(!w.overlaps(session, 26_000));
+    /// ```
     pub fn overlaps(&self, session: Window, ts: i64) -> bool {
         ts >= session.start - self.gap_ms && ts <= session.end + self.gap_ms
     }

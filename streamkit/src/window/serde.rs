@@ -38,6 +38,19 @@ impl<K> Clone for WindowedSerde<K> {
 
 impl<K: 'static> WindowedSerde<K> {
     /// For tumbling, hopping and sliding windows of `size_ms` (needed to rebuild the end).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::serde::{Serde, Serdes};
+    /// use streamkit::window::{Window, Windowed, WindowedSerde};
+    /// let serde = WindowedSerde::time(Serdes::string(), 60_000);
+    /// let key = Windowed { key: "a".to_string(), window: Window::new(60_000, 120_000) };
+    /// let mut buf = Vec::new();
+    /// serde.serialize("t", &key, &mut buf).unwrap();
+    /// assert_eq!(buf.len(), 1 + 8); // key ‖ start; the end comes from the size
+    /// assert_eq!(serde.deserialize("t", &buf).unwrap(), key);
+    /// ```
     pub fn time(inner: impl Serde<K>, size_ms: i64) -> Self {
         WindowedSerde {
             inner: Arc::new(inner),
@@ -46,6 +59,19 @@ impl<K: 'static> WindowedSerde<K> {
     }
 
     /// For session windows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::serde::{Serde, Serdes};
+    /// use streamkit::window::{Window, Windowed, WindowedSerde};
+    /// let serde = WindowedSerde::session(Serdes::string());
+    /// let key = Windowed { key: "a".to_string(), window: Window::new(1_000, 5_000) };
+    /// let mut buf = Vec::new();
+    /// serde.serialize("t", &key, &mut buf).unwrap();
+    /// assert_eq!(buf.len(), 1 + 16); // key ‖ end ‖ start
+    /// assert_eq!(serde.deserialize("t", &buf).unwrap(), key);
+    /// ```
     pub fn session(inner: impl Serde<K>) -> Self {
         WindowedSerde {
             inner: Arc::new(inner),

@@ -8,41 +8,119 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct SourceInfo {
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// Stream or table.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// The Kafka topic.
-    pub topic: String,
+    pub(crate) topic: String,
     /// Key columns.
-    pub key: Vec<Column>,
+    pub(crate) key: Vec<Column>,
     /// Value columns.
-    pub value: Vec<Column>,
+    pub(crate) value: Vec<Column>,
     /// `KEY_FORMAT`.
-    pub key_format: Format,
+    pub(crate) key_format: Format,
     /// `VALUE_FORMAT`.
-    pub value_format: Format,
+    pub(crate) value_format: Format,
     /// The legacy `KEY='col'` property on a stream: the key column also sits in the value,
     /// at this index.
-    pub key_in_value: Option<usize>,
+    pub(crate) key_in_value: Option<usize>,
     /// The legacy `KEY='col'` property on a table, naming `col`: as in KSQL 5 the property is
     /// a hint only, the table is keyed by the message key (the string column `ROWKEY`) and
     /// `col` stays a value column.
-    pub key_hint: Option<String>,
+    pub(crate) key_hint: Option<String>,
     /// `TIMESTAMP='col'`: index of the value column holding the event time (ms).
-    pub timestamp: Option<usize>,
+    pub(crate) timestamp: Option<usize>,
     /// How the key is windowed, for windowed tables.
-    pub window: Option<WindowKind>,
+    pub(crate) window: Option<WindowKind>,
     /// The statement that declared it.
-    pub statement: String,
+    pub(crate) statement: String,
     /// The query writing it, for `CREATE … AS SELECT`.
-    pub writer: Option<String>,
+    pub(crate) writer: Option<String>,
     /// The store holding it, for pull queries.
-    pub store: Option<String>,
+    pub(crate) store: Option<String>,
     /// The schema registry its `AVRO` key or value goes through.
-    pub registry: Option<crate::serde::avro::RegistryClient>,
+    pub(crate) registry: Option<crate::serde::avro::RegistryClient>,
 }
 
 impl SourceInfo {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stream or table.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The Kafka topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Key columns.
+    pub fn key(&self) -> &[Column] {
+        &self.key
+    }
+
+    /// Value columns.
+    pub fn value(&self) -> &[Column] {
+        &self.value
+    }
+
+    /// `KEY_FORMAT`.
+    pub fn key_format(&self) -> Format {
+        self.key_format
+    }
+
+    /// `VALUE_FORMAT`.
+    pub fn value_format(&self) -> Format {
+        self.value_format
+    }
+
+    /// The legacy `KEY='col'` property on a stream: the key column also sits in the value,
+    /// at this index.
+    pub fn key_in_value(&self) -> Option<usize> {
+        self.key_in_value
+    }
+
+    /// The legacy `KEY='col'` property on a table, naming `col`: as in KSQL 5 the property is
+    /// a hint only, the table is keyed by the message key (the string column `ROWKEY`) and
+    /// `col` stays a value column.
+    pub fn key_hint(&self) -> Option<&str> {
+        self.key_hint.as_deref()
+    }
+
+    /// `TIMESTAMP='col'`: index of the value column holding the event time (ms).
+    pub fn timestamp(&self) -> Option<usize> {
+        self.timestamp
+    }
+
+    /// How the key is windowed, for windowed tables.
+    pub fn window(&self) -> Option<WindowKind> {
+        self.window
+    }
+
+    /// The statement that declared it.
+    pub fn statement(&self) -> &str {
+        &self.statement
+    }
+
+    /// The query writing it, for `CREATE … AS SELECT`.
+    pub fn writer(&self) -> Option<&str> {
+        self.writer.as_deref()
+    }
+
+    /// The store holding it, for pull queries.
+    pub fn store(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// The schema registry its `AVRO` key or value goes through.
+    pub fn registry(&self) -> Option<&crate::serde::avro::RegistryClient> {
+        self.registry.as_ref()
+    }
+
     /// The value columns as they are on the topic (the key column too under `KEY='col'`).
     pub fn read_columns(&self) -> Vec<Column> {
         let mut v = self.value.clone();
@@ -57,13 +135,13 @@ impl SourceInfo {
 #[derive(Clone)]
 pub struct QueryInfo {
     /// Its id, `CSAS_<NAME>_<n>`, `CTAS_<NAME>_<n>` or `INSERTQUERY_<n>`.
-    pub id: String,
+    pub(crate) id: String,
     /// The statement that started it.
-    pub statement: String,
+    pub(crate) statement: String,
     /// The stream or table it writes.
-    pub sink: String,
+    pub(crate) sink: String,
     /// Its topology, described.
-    pub topology: String,
+    pub(crate) topology: String,
     pub(super) query: Query,
     pub(super) app: Option<Arc<KafkaStreams>>,
 }
@@ -78,6 +156,26 @@ impl std::fmt::Debug for QueryInfo {
 }
 
 impl QueryInfo {
+    /// Its id, `CSAS_<NAME>_<n>`, `CTAS_<NAME>_<n>` or `INSERTQUERY_<n>`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The statement that started it.
+    pub fn statement(&self) -> &str {
+        &self.statement
+    }
+
+    /// The stream or table it writes.
+    pub fn sink(&self) -> &str {
+        &self.sink
+    }
+
+    /// Its topology, described.
+    pub fn topology(&self) -> &str {
+        &self.topology
+    }
+
     /// The application running it (`None` in offline mode).
     pub fn app(&self) -> Option<&Arc<KafkaStreams>> {
         self.app.as_ref()
