@@ -48,7 +48,7 @@ fn show_and_describe_list_the_metastore() {
             assert_eq!(source.key()[0].name, "STATION");
             assert_eq!(source.value()[0].name, "TOTAL");
             assert_eq!(source.value()[0].ty, SqlType::Int);
-            assert_eq!(source.writer().as_deref(), Some("CTAS_FARES_0"));
+            assert_eq!(source.writer(), Some("CTAS_FARES_0"));
             assert!(read_by.is_empty());
         }
         other => panic!("{other:?}"),
