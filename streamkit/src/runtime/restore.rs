@@ -50,9 +50,13 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// (`restore.consumer.<name>`): it reads whole partitions from a known start to a known end,
 /// so larger fetches than a processing consumer's pay off (Kafka Streams likewise gives its
 /// restore consumer its own, larger `max.poll.records`).
-const FETCH_DEFAULTS: [(&str, &str); 2] = [
+const FETCH_DEFAULTS: [(&str, &str); 3] = [
     // Per partition per fetch: 1 MiB by default.
     ("max.partition.fetch.bytes", "4194304"),
+    // Prefetched records held for the writer: librdkafka's default (64 MiB) is what a
+    // restore's peak memory is mostly made of, and more than a writer that drains the queue
+    // continuously needs (8 MiB keeps two full fetches ahead of it).
+    ("queued.max.messages.kbytes", "8192"),
     // Once a partition's prefetched records exceed the queue thresholds
     // (`queued.min.messages`, `queued.max.messages.kbytes`), librdkafka postpones its next
     // fetch by this long (1 s by default): a restore writing to its stores while records
