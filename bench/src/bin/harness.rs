@@ -855,10 +855,24 @@ impl Ctx {
             cmd.args(["restore-streamkit", "--input", &input, "--app-id", &app]);
             sk.runs.push(run_process(cmd, self.timeout(), "streamkit"));
             if with_ks {
-                // The same application id, so the same changelog (`<app id>-store-changelog`
-                // in both); streamkit has left the group and restored nothing to it.
+                // An application id of its own, with its own copy of the changelog: Tansu
+                // keeps listing streamkit's member in a group it has left, and Kafka
+                // Streams' join of that group then fails (InconsistentGroupProtocol).
+                let ks_app = format!("{app}-ks");
+                let ks_input = format!("{ks_app}-input");
+                let ks_changelog = format!("{ks_app}-store-changelog");
+                broker.create_topic(&ks_input, parts)?;
+                broker.create_topic(&ks_changelog, parts)?;
+                broker.preload(&ks_changelog, n, |i| {
+                    (
+                        format!("key-{i:08}").into_bytes(),
+                        1i64.to_be_bytes().to_vec(),
+                        BASE_TS,
+                    )
+                })?;
                 let state = tempfile::tempdir()?;
-                let cmd = self.kafka_streams(broker, "restore", &app, &[&input], state.path());
+                let cmd =
+                    self.kafka_streams(broker, "restore", &ks_app, &[&ks_input], state.path());
                 self.run_kafka_streams(&mut ks, cmd);
             }
         }
@@ -890,9 +904,9 @@ impl Ctx {
                      `BaseConsumer` assigned every changelog partition reading to the end.{}",
                     if with_ks {
                         " Kafka Streams: `groupByKey().count(Materialized.as(\"store\"))` \
-                         restored from the same changelog (same application id), timed from \
-                         its first restored batch (`StateRestoreListener.onBatchRestored`, as \
-                         streamkit's metric counts written batches) until every record is \
+                         restored from an identical changelog of its own (its own application \
+                         id), timed from its first restored batch \
+                         (`StateRestoreListener.onBatchRestored`, as streamkit's metric counts written batches) until every record is \
                          restored, the restore has ended and the client is `RUNNING`, polled \
                          every 2 ms; its restore consumer's defaults."
                     } else {
