@@ -151,6 +151,7 @@ pub struct StreamsConfig {
     pub(crate) query_server: Option<String>,
     pub(crate) application_server: Option<String>,
     pub(crate) query_server_token: Option<String>,
+    pub(crate) inter_instance_token: Option<String>,
     pub(crate) query_forwarding: QueryForwarding,
     pub(crate) rest_ingest: Option<RestIngest>,
     pub(crate) uncaught_exception_response: UncaughtExceptionResponse,
@@ -237,6 +238,10 @@ impl std::fmt::Debug for StreamsConfig {
                 "query_server_token",
                 &self.query_server_token.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "inter_instance_token",
+                &self.inter_instance_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("query_forwarding", &self.query_forwarding)
             .field("rest_ingest", &self.rest_ingest)
             .field(
@@ -274,6 +279,7 @@ impl StreamsConfig {
             query_server: None,
             application_server: None,
             query_server_token: None,
+            inter_instance_token: None,
             query_forwarding: QueryForwarding::default(),
             rest_ingest: None,
             uncaught_exception_response: UncaughtExceptionResponse::default(),
@@ -443,10 +449,34 @@ impl StreamsConfig {
     }
 
     /// Requires `Authorization: Bearer <token>` on every query-server endpoint but `/health`.
-    /// Instances of one application must share the token (forwarded queries carry it).
+    /// A client's token is never sent on to another instance: instances forward queries
+    /// with their own credential, the [`inter_instance_token`](Self::inter_instance_token).
     /// Default = no authentication.
     pub fn query_server_token(mut self, token: impl Into<String>) -> Self {
         self.query_server_token = Some(token.into());
+        self
+    }
+
+    /// The bearer token instances of this application present to each other when one
+    /// forwards a query to the instance holding a key, and accept from each other besides
+    /// the [`query_server_token`](Self::query_server_token). Every instance must have the
+    /// same. A separate credential, so that a client's token never leaves for a host named in
+    /// the `<application-id>-instances` topic (which anyone who can write to the topic can
+    /// name). Without one, forwarded queries carry no credential, and an instance that
+    /// requires a token refuses them. Default = none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::StreamsConfig;
+    ///
+    /// let config = StreamsConfig::new("trips")
+    ///     .query_server("0.0.0.0:8080")
+    ///     .query_server_token(std::env::var("QUERY_TOKEN").unwrap_or_default())
+    ///     .inter_instance_token(std::env::var("PEER_TOKEN").unwrap_or_default());
+    /// ```
+    pub fn inter_instance_token(mut self, token: impl Into<String>) -> Self {
+        self.inter_instance_token = Some(token.into());
         self
     }
 

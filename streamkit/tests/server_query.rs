@@ -16,6 +16,8 @@ use streamkit::testing::EmbeddedBroker;
 use streamkit::window::TimeWindows;
 
 const TOKEN: &str = "s3cret";
+/// What instances present to each other; never the client's token.
+const PEER_TOKEN: &str = "peer-s3cret";
 const LINES: usize = 10;
 
 fn topology() -> Topology {
@@ -37,7 +39,8 @@ fn instance(broker: &EmbeddedBroker, dir: &std::path::Path, fw: QueryForwarding)
         .state_dir(dir)
         .commit_interval(Duration::from_millis(100))
         .query_server("127.0.0.1:0")
-        .query_server_token(TOKEN);
+        .query_server_token(TOKEN)
+        .inter_instance_token(PEER_TOKEN);
     let app = KafkaStreams::new(topology(), config).unwrap();
     app.start().unwrap();
     app
@@ -256,4 +259,99 @@ fn two_instances_answer_queries_for_each_others_keys() {
 
     a.close().unwrap();
     b.close().unwrap();
+}
+
+/// A host named in the instances topic gets the instances' credential on the queries
+/// forwarded to it, never the token the client sent.
+#[test]
+fn forwarded_queries_carry_the_instances_credential_not_the_clients_token() {
+    use std::io::{BufRead, BufReader, Write};
+
+    common::init_logs();
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("trips", 2).unwrap();
+    let servers = broker.bootstrap_servers().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let a = instance(&broker, dir.path(), QueryForwarding::Proxy);
+    assert!(
+        common::wait_stable(&[&a], Duration::from_secs(1), Duration::from_secs(60)),
+        "{:?} {:?}",
+        a.state(),
+        a.error()
+    );
+    let addr_a = a.query_server_addr().unwrap().to_string();
+
+    // A host that records the headers of every request it gets, named in the instances
+    // topic as an instance of the application.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                headers.push(line.trim_end().to_string());
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+            if tx.send(headers).is_err() {
+                return;
+            }
+        }
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let entry = serde_json::json!({
+        "application_server": fake,
+        "stores": {"trips-per-line": [0, 1]},
+        "assigned_ms": now,
+        "heartbeat_ms": now,
+        "state": "Running",
+    });
+    common::produce(
+        &servers,
+        "query-app-instances",
+        &[(fake.clone(), entry.to_string().into_bytes())],
+    );
+
+    // An application-wide range asks every instance the directory knows for its part.
+    let mut seen = None;
+    let asked = common::eventually(Duration::from_secs(30), || {
+        let _ = http::get(&addr_a, "/stores/trips-per-line?scope=all", Some(TOKEN));
+        seen = rx.try_recv().ok();
+        seen.is_some()
+    });
+    assert!(asked, "the forged instance was never asked for its part");
+    let headers = seen.unwrap();
+    let auth: Vec<&String> = headers
+        .iter()
+        .filter(|h| h.to_ascii_lowercase().starts_with("authorization:"))
+        .collect();
+    assert_eq!(
+        auth,
+        [&format!("authorization: Bearer {PEER_TOKEN}")],
+        "{headers:?}"
+    );
+    assert!(
+        !headers
+            .iter()
+            .any(|h| h.contains(TOKEN) && !h.contains(PEER_TOKEN)),
+        "the client's token reached the other host: {headers:?}"
+    );
+
+    // The instances' credential is accepted like the client token; other tokens are not.
+    let r = http::get(&addr_a, "/stores", Some(PEER_TOKEN));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http::get(&addr_a, "/stores", Some("guess"));
+    assert_eq!(r.status, 401, "{}", r.body);
+    a.close().unwrap();
 }

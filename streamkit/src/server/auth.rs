@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use super::{ServerContext, error};
 
 /// Lets a request through when no token is configured or it carries
-/// `Authorization: Bearer <token>`; answers `401` otherwise.
+/// `Authorization: Bearer <token>` with the query server's token or the instances' own
+/// ([`StreamsConfig::inter_instance_token`](crate::config::StreamsConfig::inter_instance_token));
+/// answers `401` otherwise.
 pub(crate) async fn require_token(
     State(ctx): State<Arc<ServerContext>>,
     request: Request,
@@ -25,7 +27,15 @@ pub(crate) async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => next.run(request).await,
+        Some(g)
+            if constant_time_eq(g.as_bytes(), token.as_bytes())
+                || ctx
+                    .peer_token
+                    .as_ref()
+                    .is_some_and(|p| constant_time_eq(g.as_bytes(), p.as_bytes())) =>
+        {
+            next.run(request).await
+        }
         _ => {
             let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             r.headers_mut().insert(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -24,8 +24,13 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The HTTP client queries are proxied with.
 pub(crate) type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
 
+/// Pooled connections are dropped after 5 s idle, before a server's header-read timeout
+/// (10 s, `http_thread.rs`) closes them under a request being sent.
 pub(crate) fn client() -> Client {
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build_http()
 }
 
 /// Kafka's murmur2 hash (`org.apache.kafka.common.utils.Utils.murmur2`), which the Java
@@ -59,22 +64,31 @@ pub(crate) fn partition_of(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
 }
 
+/// The instances' own credential on a forwarded request. The client's `Authorization` is
+/// never passed on: the host comes from the `<application-id>-instances` topic.
+fn with_peer_credential(
+    ctx: &ServerContext,
+    request: axum::http::request::Builder,
+) -> axum::http::request::Builder {
+    match ctx
+        .peer_token
+        .as_ref()
+        .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
+    {
+        Some(auth) => request.header(header::AUTHORIZATION, auth),
+        None => request,
+    }
+}
+
 /// Answers a query for a partition `owner` holds: proxies it, or redirects to it.
-pub(crate) async fn to_owner(
-    ctx: &Arc<ServerContext>,
-    owner: &str,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Response {
+pub(crate) async fn to_owner(ctx: &Arc<ServerContext>, owner: &str, uri: &Uri) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let target = format!("http://{owner}{path}");
     if ctx.forwarding == QueryForwarding::Redirect {
         return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, target)]).into_response();
     }
     let mut request = Request::get(&target);
-    if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        request = request.header(header::AUTHORIZATION, auth);
-    }
+    request = with_peer_credential(ctx, request);
     if let Ok(me) = HeaderValue::from_str(&ctx.endpoint) {
         request = request.header(FORWARDED_BY, me);
     }
@@ -106,12 +120,9 @@ pub(crate) async fn fetch_json(
     ctx: &Arc<ServerContext>,
     instance: &str,
     path: &str,
-    headers: &HeaderMap,
 ) -> Result<serde_json::Value, String> {
     let mut request = Request::get(format!("http://{instance}{path}"));
-    if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        request = request.header(header::AUTHORIZATION, auth);
-    }
+    request = with_peer_credential(ctx, request);
     if let Ok(me) = HeaderValue::from_str(&ctx.endpoint) {
         request = request.header(FORWARDED_BY, me);
     }

@@ -69,6 +69,8 @@ pub(crate) struct ServerContext {
     pub metrics: Metrics,
     pub state: StateFn,
     pub token: Option<String>,
+    /// The credential instances forward queries with (and accept from each other).
+    pub peer_token: Option<String>,
     pub forwarding: QueryForwarding,
     pub directory: Arc<Directory>,
     /// Partition count of each sub-topology's input topics.
@@ -166,6 +168,7 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
         metrics: args.metrics,
         state: args.state,
         token: config.query_server_token.clone(),
+        peer_token: config.inter_instance_token.clone(),
         forwarding: config.query_forwarding,
         directory,
         partitions,
@@ -201,6 +204,13 @@ pub(crate) fn start(args: ServerArgs) -> Result<ServerHandle> {
     );
     if !addr.ip().is_loopback() && ctx.token.is_none() {
         tracing::warn!(%addr, "the query server is reachable beyond this host without authentication; set StreamsConfig::query_server_token");
+    }
+    if ctx.token.is_some() && ctx.peer_token.is_none() {
+        tracing::warn!(
+            "query_server_token is set without inter_instance_token: queries this instance \
+             forwards to others carry no credential, so instances that require a token refuse \
+             them; set StreamsConfig::inter_instance_token on every instance"
+        );
     }
     Ok(ServerHandle {
         addr,

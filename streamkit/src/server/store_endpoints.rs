@@ -266,7 +266,7 @@ pub(crate) async fn key(
             );
         }
         return match ctx.directory.owner(&name, partition) {
-            Some(owner) => to_owner(&ctx, &owner, &uri, &headers).await,
+            Some(owner) => to_owner(&ctx, &owner, &uri).await,
             None => error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -423,7 +423,7 @@ pub(crate) async fn range(
         Ok(Ok(mut v)) => {
             v["partitions"] = json!(partitions);
             if all {
-                return merge_instances(&ctx, v, &uri, &headers, limit).await;
+                return merge_instances(&ctx, v, &uri, limit).await;
             }
             Json(v).into_response()
         }
@@ -439,7 +439,6 @@ async fn merge_instances(
     ctx: &Arc<ServerContext>,
     local: Value,
     uri: &Uri,
-    headers: &HeaderMap,
     limit: usize,
 ) -> Response {
     let query: Vec<&str> = uri
@@ -452,7 +451,7 @@ async fn merge_instances(
     let path = format!("{}?{}", uri.path(), query.join("&"));
     let mut pages = vec![(ctx.endpoint.clone(), local)];
     for peer in ctx.directory.live_others() {
-        match fetch_json(ctx, &peer, &path, headers).await {
+        match fetch_json(ctx, &peer, &path).await {
             Ok(page) => pages.push((peer, page)),
             Err(e) => {
                 return error(
