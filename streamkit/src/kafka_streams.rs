@@ -799,6 +799,71 @@ impl KafkaStreams {
         }
     }
 
+    /// Deletes this application's local state directory (`state_dir/<application-id>`): its
+    /// stores and checkpoints, so the next start rebuilds them from the changelogs (Kafka
+    /// Streams' `cleanUp()`). Only before [`start`](Self::start) or after
+    /// [`close`](Self::close); refused while another instance, in this process or another,
+    /// holds the directory. The broker side (internal topics, committed offsets) is reset
+    /// by [`reset_application`](crate::runtime::reset_application).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// use streamkit::testing::EmbeddedBroker;
+    ///
+    /// let broker = EmbeddedBroker::start()?;
+    /// broker.create_topic("in", 1)?;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .count(Materialized::named("counts"));
+    /// let config = StreamsConfig::new("cleaned").embedded(&broker).state_dir(dir.path());
+    /// let app = KafkaStreams::new(b.build()?, config)?;
+    /// app.start()?;
+    /// assert!(app.wait_for_state(StreamsState::Running, Duration::from_secs(30)));
+    /// assert!(app.cleanup().is_err(), "not while it runs");
+    /// app.close()?;
+    /// app.cleanup()?;
+    /// assert!(!dir.path().join("cleaned").exists());
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn cleanup(&self) -> Result<()> {
+        let state = self.state();
+        if !matches!(state, State::Created | State::NotRunning | State::Error)
+            || !self.handles.lock().expect("handles lock").is_empty()
+            || !self.dir_locks.lock().expect("dir locks lock").is_empty()
+        {
+            return Err(Error::IllegalState(format!(
+                "cleanup needs a closed instance (state {state:?}): call close() first"
+            )));
+        }
+        crate::runtime::delete_local_state(&self.config)
+    }
+
+    /// The resolved names of the topology's internal topics (changelogs, repartition
+    /// topics), and the query server's instances topic when it has one.
+    pub(crate) fn internal_topic_names(&self) -> Vec<String> {
+        let app = self.config.application_id.as_str();
+        let mut names: Vec<String> = self
+            .topology
+            .internal_topics()
+            .iter()
+            .map(|t| t.name.resolve(app))
+            .collect();
+        if self.config.query_server.is_some() {
+            names.push(format!("{app}-instances"));
+        }
+        names
+    }
+
+    /// The configuration this instance runs with.
+    pub(crate) fn config(&self) -> &StreamsConfig {
+        &self.config
+    }
+
     /// Blocks until the state is `target` (true) or `timeout` passes (false).
     ///
     /// # Examples

@@ -112,6 +112,28 @@ enum Command {
         #[command(subcommand)]
         connector: ConnectCommand,
     },
+    /// Reset an application, as Kafka Streams' `kafka-streams-application-reset` does: delete
+    /// its internal topics (`<APP_ID>-…-changelog`, `<APP_ID>-…-repartition`,
+    /// `<APP_ID>-instances`) and its consumer group with its committed offsets, so that its
+    /// next start reads its inputs again from `auto.offset.reset` and rebuilds its state.
+    /// Output topics stay. Stop every instance first. With --state-dir, the application's
+    /// local state directory there is deleted too (do that on each instance's machine).
+    ///
+    ///   streamkit reset trips-app --bootstrap-servers localhost:9092 --state-dir /var/lib/trips
+    Reset {
+        /// The application id.
+        app_id: String,
+        /// Kafka bootstrap servers (a broker with the admin API).
+        #[arg(long)]
+        bootstrap_servers: String,
+        /// The state directory an instance ran with (`StreamsConfig::state_dir`); its
+        /// `<APP_ID>` subdirectory is deleted.
+        #[arg(long)]
+        state_dir: Option<std::path::PathBuf>,
+        /// Print what would be deleted and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// The sources `streamkit connect` runs.
@@ -280,7 +302,50 @@ fn main() -> anyhow::Result<()> {
             basic_auth,
         } => registry(bootstrap_servers, &listen, &topic, token, basic_auth),
         Command::Connect { connector } => connect(connector),
+        Command::Reset {
+            app_id,
+            bootstrap_servers,
+            state_dir,
+            dry_run,
+        } => reset(&app_id, &bootstrap_servers, state_dir, dry_run),
     }
+}
+
+/// `streamkit reset`: the broker side through `reset_application`, then the local state.
+fn reset(
+    app_id: &str,
+    bootstrap_servers: &str,
+    state_dir: Option<std::path::PathBuf>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let config = streamkit::config::StreamsConfig::new(app_id).bootstrap_servers(bootstrap_servers);
+    let mut out = std::io::stdout().lock();
+    if dry_run {
+        let topics = streamkit::runtime::internal_topics_of(&config)?;
+        for t in &topics {
+            writeln!(out, "would delete topic {t}")?;
+        }
+        writeln!(out, "would delete consumer group {app_id}")?;
+        if let Some(dir) = &state_dir {
+            writeln!(out, "would delete {}", dir.join(app_id).display())?;
+        }
+        return Ok(());
+    }
+    let report = streamkit::runtime::reset_application(&config)
+        .with_context(|| format!("resetting {app_id}"))?;
+    for t in &report.deleted_topics {
+        writeln!(out, "deleted topic {t}")?;
+    }
+    if report.group_deleted {
+        writeln!(out, "deleted consumer group {app_id}")?;
+    } else {
+        writeln!(out, "no consumer group {app_id}")?;
+    }
+    if let Some(dir) = state_dir {
+        streamkit::runtime::delete_local_state(&config.state_dir(&dir))?;
+        writeln!(out, "deleted {}", dir.join(app_id).display())?;
+    }
+    Ok(())
 }
 
 /// The config of a standalone connector: the given cluster, or an embedded broker (kept

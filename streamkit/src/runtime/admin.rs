@@ -349,9 +349,165 @@ pub(crate) fn create_topics(config: &StreamsConfig, topics: &[TopicSpec]) -> Res
     }
 }
 
+/// What [`reset_application`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResetReport {
+    /// The internal topics deleted.
+    pub deleted_topics: Vec<String>,
+    /// Whether the consumer group, and with it the committed offsets, was deleted (`false`:
+    /// there was none).
+    pub group_deleted: bool,
+}
+
+/// Whether `topic` is one of `application_id`'s internal topics by its name, as Kafka Streams'
+/// reset tool tells them: `<application-id>-…-changelog`, `<application-id>-…-repartition`,
+/// and the query server's `<application-id>-instances`.
+pub fn is_internal_topic_name(application_id: &str, topic: &str) -> bool {
+    topic.strip_prefix(application_id).is_some_and(|rest| {
+        rest == "-instances"
+            || (rest.starts_with('-')
+                && (rest.ends_with("-changelog") || rest.ends_with("-repartition")))
+    })
+}
+
+/// Resets an application, as Kafka Streams' `kafka-streams-application-reset` does: deletes
+/// its internal topics (changelogs, repartition topics, the query server's instances topic)
+/// and its consumer group with the offsets it committed, so that the next start reads its
+/// inputs again from `auto.offset.reset` (`earliest` unless set) and rebuilds its state.
+/// Output topics are left alone. Run it while no instance of the application runs: a group
+/// with members cannot be deleted (the error says so). Each instance's local state
+/// directory is removed by [`KafkaStreams::cleanup`](crate::KafkaStreams::cleanup) (or the
+/// `streamkit reset` command). Needs a broker with the admin API; the embedded broker has
+/// none, and gets an error.
+///
+/// # Examples
+///
+/// ```no_run
+/// use streamkit::StreamsConfig;
+///
+/// let config = StreamsConfig::new("trips-app").bootstrap_servers("localhost:9092");
+/// let report = streamkit::runtime::reset_application(&config)?;
+/// println!("deleted {:?}", report.deleted_topics);
+/// # Ok::<(), streamkit::Error>(())
+/// ```
+pub fn reset_application(config: &StreamsConfig) -> Result<ResetReport> {
+    if config.embedded.is_some() {
+        return Err(Error::Config(
+            "the embedded broker has no admin API: an application on it is reset by starting a new broker"
+                .into(),
+        ));
+    }
+    let topics = internal_topics_of(config)?;
+    delete_topics_and_group(config, &topics, true)
+}
+
+/// Deletes the application's local state directory, `state_dir/<application-id>` (what
+/// [`KafkaStreams::cleanup`](crate::KafkaStreams::cleanup) does for a closed instance);
+/// refused while an instance holds it.
+pub fn delete_local_state(config: &StreamsConfig) -> Result<()> {
+    let dir = config.state_dir.join(&config.application_id);
+    if !dir.exists() {
+        return Ok(());
+    }
+    // Held while deleting, so no instance starts on a half-deleted directory.
+    let _lock = crate::state::dir::DirLock::acquire(&dir)?;
+    std::fs::remove_dir_all(&dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot delete state directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    tracing::info!(dir = %dir.display(), "deleted the application's local state");
+    Ok(())
+}
+
+/// The topics in the cluster that are the application's internal topics by their names
+/// ([`is_internal_topic_name`]), sorted.
+pub fn internal_topics_of(config: &StreamsConfig) -> Result<Vec<String>> {
+    let app = config.application_id.as_str();
+    let mut topics: Vec<String> = topic_partitions(config)?
+        .into_keys()
+        .filter(|t| is_internal_topic_name(app, t))
+        .collect();
+    topics.sort();
+    Ok(topics)
+}
+
+/// Deletes `topics` (those that exist) and, with `group`, the application's consumer group.
+pub(crate) fn delete_topics_and_group(
+    config: &StreamsConfig,
+    topics: &[String],
+    group: bool,
+) -> Result<ResetReport> {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    let admin: AdminClient<DefaultClientContext> = base_client_config(config, "admin")?.create()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let mut report = ResetReport::default();
+    if group {
+        let app = config.application_id.as_str();
+        for r in rt.block_on(admin.delete_groups(&[app], &options))? {
+            match r {
+                Ok(_) => report.group_deleted = true,
+                Err((_, C::GroupIdNotFound)) => {}
+                Err((_, C::NonEmptyGroup)) => {
+                    return Err(Error::IllegalState(format!(
+                        "application {app} still has running instances (its consumer group is \
+                         not empty): stop them before resetting it"
+                    )));
+                }
+                Err((_, code)) => {
+                    return Err(Error::Config(format!(
+                        "cannot delete consumer group {app}: {code}"
+                    )));
+                }
+            }
+        }
+    }
+    if !topics.is_empty() {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        for r in rt.block_on(admin.delete_topics(&names, &options))? {
+            match r {
+                Ok(name) => {
+                    tracing::info!(topic = %name, "deleted internal topic");
+                    report.deleted_topics.push(name);
+                }
+                Err((_, C::UnknownTopicOrPartition)) => {}
+                Err((name, code)) => {
+                    return Err(Error::Config(format!("cannot delete topic {name}: {code}")));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_topics_are_told_by_name_as_the_reset_tool_does() {
+        for t in [
+            "trips-counts-changelog",
+            "trips-by-line-repartition",
+            "trips-instances",
+        ] {
+            assert!(is_internal_topic_name("trips", t), "{t}");
+        }
+        for t in [
+            "trips",
+            "trips-out",
+            "trips2-counts-changelog",
+            "other-counts-changelog",
+            "trips-changelog-archive",
+        ] {
+            assert!(!is_internal_topic_name("trips", t), "{t}");
+        }
+    }
 
     fn ext(t: &str) -> TopicName {
         TopicName::External(t.into())

@@ -48,5 +48,8 @@ pub(crate) mod restore;
 pub(crate) mod task;
 pub(crate) mod thread;
 
-pub use admin::ensure_topics;
+pub use admin::{
+    ResetReport, delete_local_state, ensure_topics, internal_topics_of, is_internal_topic_name,
+    reset_application,
+};
 pub use lifecycle::{State, StateListener};

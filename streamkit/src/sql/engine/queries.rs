@@ -4,13 +4,51 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+/// Stops a query's application and removes what it leaves behind, as ksqlDB does when a query
+/// ends: its local state directory and, on a broker with the admin API, its internal topics
+/// and consumer group (the embedded broker has no admin API: its topics stay until it stops).
+/// What cannot be removed is logged; only a failure to stop is an error.
+pub(super) fn retire(app: &KafkaStreams) -> crate::Result<()> {
+    let closed = app.close();
+    if app.state() != crate::runtime::State::NotRunning
+        && app.state() != crate::runtime::State::Error
+    {
+        // Threads left behind (close timed out) may still use the state.
+        return closed;
+    }
+    let id = app.config().application_id.clone();
+    if let Err(e) = app.cleanup() {
+        tracing::warn!(query = %id, error = %e, "cannot delete the query's state directory");
+    }
+    if app.config().embedded.is_none() {
+        let topics = app.internal_topic_names();
+        // The group empties as the last member's leave reaches the coordinator.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match crate::runtime::admin::delete_topics_and_group(app.config(), &topics, true) {
+                Ok(r) => {
+                    tracing::info!(query = %id, topics = ?r.deleted_topics, "query's internal topics and group deleted");
+                    break;
+                }
+                Err(crate::Error::IllegalState(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    tracing::warn!(query = %id, error = %e, "cannot delete the query's internal topics");
+                    break;
+                }
+            }
+        }
+    }
+    closed
+}
+
 impl Engine {
     pub(super) fn terminate(&mut self, id: &str) -> Result<(), SqlError> {
         if let Some(q) = self.queries.remove(id)
             && let Some(app) = q.app
         {
-            app.close()
-                .map_err(|e| SqlError::new(format!("stopping {id}: {e}")))?;
+            retire(&app).map_err(|e| SqlError::new(format!("stopping {id}: {e}")))?;
         }
         Ok(())
     }

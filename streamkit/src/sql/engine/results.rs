@@ -93,9 +93,10 @@ impl Drop for PushSlot {
 }
 
 impl PushQuery {
-    /// Stops the query's application.
+    /// Stops the query's application and removes its state directory and (on a broker with
+    /// the admin API) its internal topics and consumer group.
     pub fn close(&self) -> crate::Result<()> {
-        self.app.close()
+        super::queries::retire(&self.app)
     }
 
     /// Whether the reader fell more than [`PUSH_BUFFER_ROWS`] rows behind, so the query
@@ -110,7 +111,7 @@ impl Drop for PushQuery {
         // Closing joins the app's threads: not on the (possibly async) caller's thread.
         let app = self.app.clone();
         std::thread::spawn(move || {
-            if let Err(e) = app.close() {
+            if let Err(e) = super::queries::retire(&app) {
                 tracing::warn!(error = %e, "closing a push query");
             }
         });
