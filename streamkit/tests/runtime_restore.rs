@@ -394,3 +394,96 @@ fn one_restore_brings_every_new_task_and_store_up_to_date_from_or_past_its_check
     );
     second.close().unwrap();
 }
+
+/// A restore that takes longer than `max.poll.interval.ms` keeps the member in the group: the
+/// thread serves its group consumer while it restores, so librdkafka does not leave the group
+/// when the restore ends (which would start a rebalance, and restore again).
+#[test]
+fn a_restore_longer_than_the_max_poll_interval_does_not_cost_the_member_its_place() {
+    common::init_logs();
+    const ENTRIES: usize = 20_000;
+    let broker = EmbeddedBroker::start().unwrap();
+    broker.create_topic("taps", 1).unwrap();
+    broker
+        .create_topic("restore-app-tap-counts-changelog", 1)
+        .unwrap();
+    // The changelog in small batches, read back slowly: each fetch brings a few batches, and
+    // the restore consumer then waits 100 ms before the next.
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .set("batch.num.messages", "20")
+        .create()
+        .unwrap();
+    for i in 0..ENTRIES {
+        let key = format!("station-{i:06}");
+        let value = 1i64.to_be_bytes();
+        let mut record = rdkafka::producer::BaseRecord::to("restore-app-tap-counts-changelog")
+            .key(&key)
+            .payload(&value[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&broker, dir.path())
+        .set("consumer.session.timeout.ms", "6000")
+        .set("consumer.max.poll.interval.ms", "6000")
+        .set("restore.consumer.queued.min.messages", "1")
+        .set("restore.consumer.fetch.queue.backoff.ms", "100")
+        .set("restore.consumer.max.partition.fetch.bytes", "4096");
+    let app = KafkaStreams::new(topology(), config).unwrap();
+    let changes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    app.set_state_listener(move |old, new| seen.lock().unwrap().push((old, new)));
+    let started = std::time::Instant::now();
+    app.start().unwrap();
+    assert!(
+        app.wait_for_state(StreamsState::Running, Duration::from_secs(180)),
+        "{:?} {:?}",
+        app.state(),
+        app.error()
+    );
+    let restore_took = started.elapsed();
+    assert_eq!(app.metrics().restored_records(), ENTRIES as u64);
+    assert!(
+        restore_took > Duration::from_secs(8),
+        "the restore took {restore_took:?}, not longer than max.poll.interval.ms (6 s): \
+         the test no longer tests what it says"
+    );
+    // Past another poll interval: had the member been evicted during the restore, its next
+    // poll would have rejoined the group and rebalanced.
+    std::thread::sleep(Duration::from_secs(8));
+    let after_running: Vec<_> = changes
+        .lock()
+        .unwrap()
+        .iter()
+        .skip_while(|(_, new)| *new != StreamsState::Running)
+        .copied()
+        .collect();
+    assert_eq!(
+        after_running,
+        [(StreamsState::Rebalancing, StreamsState::Running)],
+        "the instance rebalanced after its restore"
+    );
+    // And it processes: one more tap counts on top of the restored 1.
+    common::produce(
+        broker.bootstrap_servers(),
+        "taps",
+        &[("station-000007".to_string(), b"tap".to_vec())],
+    );
+    let store = app.store::<String, i64>("tap-counts").unwrap();
+    assert!(common::eventually(Duration::from_secs(30), || store
+        .get(&"station-000007".to_string())
+        .ok()
+        .flatten()
+        == Some(2)));
+    app.close().unwrap();
+}

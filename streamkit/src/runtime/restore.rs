@@ -43,6 +43,8 @@ const RESTORE_BATCH: usize = 10_000;
 const RESTORE_POLL: Duration = Duration::from_millis(100);
 /// Bound on each end-offset query.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a restore lets its thread serve the group consumer (see [`ChangelogRestorer::restore`]).
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
 /// Least time between two progress log lines of one restore.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -119,7 +121,11 @@ impl ChangelogRestorer {
 
     /// Brings every logged store of `tasks` up to the end of its changelog partition, all
     /// partitions read through one assignment; returns what each store reached.
-    pub fn restore(&self, tasks: &[RestoreRequest<'_>]) -> Result<Restored> {
+    pub fn restore(
+        &self,
+        tasks: &[RestoreRequest<'_>],
+        keepalive: &mut dyn FnMut(),
+    ) -> Result<Restored> {
         let mut reached: Restored = HashMap::new();
         let mut slots = Vec::new();
         let mut writes = Vec::new();
@@ -225,7 +231,7 @@ impl ChangelogRestorer {
                 Ok(w) => w,
                 Err(e) => return (Err(e), Ok(())),
             };
-            let read = self.read(&mut slots, &index, &to_writer, &recycled);
+            let read = self.read(&mut slots, &index, &to_writer, &recycled, keepalive);
             drop(to_writer);
             let written = writer
                 .join()
@@ -258,14 +264,18 @@ impl ChangelogRestorer {
     }
 
     /// Polls the assigned partitions until every slot reached its end, handing the records
-    /// to the writer in batches; returns the time spent waiting for the writer.
+    /// to the writer in batches; returns the time spent waiting for the writer. Calls
+    /// `keepalive` about every [`KEEPALIVE_EVERY`], so that the thread's group consumer is
+    /// polled however long the restore takes.
     fn read(
         &self,
         slots: &mut [Slot],
         index: &PartitionMap<usize>,
         to_writer: &SyncSender<Batch>,
         recycled: &Receiver<Buffer>,
+        keepalive: &mut dyn FnMut(),
     ) -> Result<Duration> {
+        let mut last_keepalive = Instant::now();
         let mut open = slots.len();
         let mut buffered = 0usize;
         let mut finished = Vec::new();
@@ -308,6 +318,10 @@ impl ChangelogRestorer {
             }
             if !check_positions {
                 continue;
+            }
+            if last_keepalive.elapsed() >= KEEPALIVE_EVERY {
+                keepalive();
+                last_keepalive = Instant::now();
             }
             // Offsets up to the end may hold no record (transaction markers): the position
             // tells.

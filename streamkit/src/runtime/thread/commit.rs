@@ -337,7 +337,7 @@ impl Worker {
         if assignment.count() == 0 {
             return Ok(());
         }
-        self.create_tasks(&ids)?;
+        self.create_tasks(consumer, &ids)?;
         self.rebuild_routes();
         let committed = consumer.committed_offsets(assignment, TXN_TIMEOUT)?;
         let mut rewind = TopicPartitionList::new();

@@ -597,7 +597,11 @@ impl Worker {
 
     /// Creates tasks: opens each, restores all their logged stores together (one changelog
     /// assignment), then initializes each; a task starts processing only once restored.
-    fn create_tasks(&mut self, ids: &[TaskId]) -> Result<()> {
+    fn create_tasks(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        ids: &[TaskId],
+    ) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -609,7 +613,9 @@ impl Worker {
             .iter()
             .filter_map(OpenedTask::restore_request)
             .collect();
-        let mut restored = self.restorer.restore(&requests)?;
+        let mut restored = self
+            .restorer
+            .restore(&requests, &mut || keep_group_alive(consumer))?;
         drop(requests);
         for task in opened {
             let id = task.id();
@@ -767,6 +773,32 @@ impl Worker {
 const TASK_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether opening a store failed because this process still has it open (RocksDB's lock).
+/// Serves the group consumer while a restore keeps the thread out of its run loop: librdkafka
+/// counts the time between two polls against `max.poll.interval.ms` and leaves the group when
+/// it runs out, so a restore longer than that would get the member evicted and start a
+/// rebalance (and, on a store too large to restore in time, again and again). A record the
+/// poll returns is handed back by seeking its partition to it; rebalance events are queued
+/// and handled once the restore is over.
+fn keep_group_alive(consumer: &BaseConsumer<StreamConsumerContext>) {
+    match consumer.poll(Duration::ZERO) {
+        Some(Ok(msg)) => {
+            let (topic, partition, offset) =
+                (msg.topic().to_string(), msg.partition(), msg.offset());
+            drop(msg);
+            if let Err(e) = consumer.seek(
+                &topic,
+                partition,
+                rdkafka::Offset::Offset(offset),
+                Duration::ZERO,
+            ) {
+                tracing::debug!(%topic, partition, error = %e, "seeking back after a keep-alive poll");
+            }
+        }
+        Some(Err(e)) => tracing::debug!(error = %e, "consumer error during a restore"),
+        None => {}
+    }
+}
+
 fn is_held_by_this_process(e: &Error) -> bool {
     e.to_string().contains("lock hold by current process")
 }

@@ -249,7 +249,7 @@ impl Worker {
                         }
                     }
                     // The new tasks' stores are restored together, then the tasks start.
-                    self.create_tasks(&ids)?;
+                    self.create_tasks(consumer, &ids)?;
                     for id in ids {
                         self.seek_external(consumer, id)?;
                     }
