@@ -156,6 +156,7 @@ pub struct StreamsConfig {
     pub(crate) rest_ingest: Option<RestIngest>,
     pub(crate) uncaught_exception_response: UncaughtExceptionResponse,
     pub(crate) max_transaction_aborts: u32,
+    pub(crate) task_timeout: Duration,
 }
 
 /// The default [`StreamsConfig::state_dir`]: under the user's cache directory.
@@ -249,6 +250,7 @@ impl std::fmt::Debug for StreamsConfig {
                 &self.uncaught_exception_response,
             )
             .field("max_transaction_aborts", &self.max_transaction_aborts)
+            .field("task_timeout", &self.task_timeout)
             .finish()
     }
 }
@@ -284,6 +286,7 @@ impl StreamsConfig {
             rest_ingest: None,
             uncaught_exception_response: UncaughtExceptionResponse::default(),
             max_transaction_aborts: 10,
+            task_timeout: Duration::from_secs(300),
         }
     }
 
@@ -501,6 +504,30 @@ impl StreamsConfig {
     /// Default = 10.
     pub fn max_transaction_aborts(mut self, n: u32) -> Self {
         self.max_transaction_aborts = n;
+        self
+    }
+
+    /// How long a stream thread rides out a broker it cannot reach (Kafka Streams'
+    /// `task.timeout.ms`): at-least-once, a commit whose output the broker has not
+    /// acknowledged within 10 s is postponed to the next commit interval, and the thread fails
+    /// only once output has gone unacknowledged this long, naming this setting. Meanwhile
+    /// processing goes on until the producer's queue is full. The producer's
+    /// `message.timeout.ms` is raised to match when this is longer than its 5 minutes (unless
+    /// set). Exactly-once transactions that cannot commit are aborted instead (see
+    /// [`max_transaction_aborts`](Self::max_transaction_aborts)). Default = 5 min.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::StreamsConfig;
+    ///
+    /// // Ride out broker maintenance windows of up to 15 minutes.
+    /// let config = StreamsConfig::new("trips").task_timeout(Duration::from_secs(15 * 60));
+    /// # let _ = config;
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = timeout;
         self
     }
 

@@ -91,6 +91,10 @@ pub enum Error {
         /// The client's error.
         reason: String,
     },
+    /// The cluster did not answer within a bound that waiting longer would not help, such as
+    /// output unacknowledged past [`StreamsConfig::task_timeout`](crate::config::StreamsConfig::task_timeout).
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// An external system written to by a connector (a database) failed.
     #[error("{connector}: {reason}")]
     Connector {
@@ -156,6 +160,7 @@ impl Error {
             | Error::Io(_)
             | Error::ProducerFenced { .. }
             | Error::Transaction { .. }
+            | Error::Timeout(_)
             | Error::Connector { .. } => ErrorKind::External,
             Error::Processor { source, .. } => source.kind(),
             Error::Internal(_) | Error::Panicked { .. } => ErrorKind::Internal,

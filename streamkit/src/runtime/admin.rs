@@ -34,6 +34,9 @@ pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 /// `buffered.records.per.partition` 1000 per partition, plus one fetch).
 pub(crate) const STREAM_QUEUED_MIN_MESSAGES: &str = "20000";
 
+/// librdkafka's default `message.timeout.ms`.
+const PRODUCER_MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// librdkafka settings shared by every client of an application, with the defaults streamkit
 /// sets where librdkafka's do not suit it (consumers: [`FETCH_QUEUE_BACKOFF_MS`]; the stream
 /// threads' consumers: [`STREAM_QUEUED_MIN_MESSAGES`]).
@@ -48,6 +51,14 @@ pub(crate) fn base_client_config(config: &StreamsConfig, kind: &str) -> Result<C
     }
     if kind == "consumer" {
         c.set("queued.min.messages", STREAM_QUEUED_MIN_MESSAGES);
+    }
+    // Records must outlive an outage the threads ride out (`task_timeout`), or they expire
+    // in the producer's queue and fail the thread first.
+    if kind == "producer" && config.task_timeout > PRODUCER_MESSAGE_TIMEOUT {
+        c.set(
+            "message.timeout.ms",
+            config.task_timeout.as_millis().to_string(),
+        );
     }
     for (k, v) in config.client_settings(kind) {
         c.set(k, v);

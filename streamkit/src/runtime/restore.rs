@@ -90,6 +90,9 @@ pub(crate) struct ChangelogRestorer {
     consumer: BaseConsumer,
     thread: String,
     metrics: Metrics,
+    /// How long a cluster that cannot be reached is waited for
+    /// ([`StreamsConfig::task_timeout`]).
+    task_timeout: Duration,
 }
 
 impl ChangelogRestorer {
@@ -116,6 +119,7 @@ impl ChangelogRestorer {
             consumer: c.create()?,
             thread: thread.to_string(),
             metrics,
+            task_timeout: config.task_timeout,
         })
     }
 
@@ -139,9 +143,10 @@ impl ChangelogRestorer {
                 let Some((topic, partition)) = changelog else {
                     continue;
                 };
-                let (low, high) =
+                let (low, high) = self.retrying(|| {
                     self.consumer
-                        .fetch_watermarks(&topic, partition, WATERMARK_TIMEOUT)?;
+                        .fetch_watermarks(&topic, partition, WATERMARK_TIMEOUT)
+                })?;
                 // A persistent store resumes from its checkpoint; anything else starts over,
                 // from empty: local writes that never reached the changelog must not survive.
                 let start = match req.checkpoint.0.get(name) {
@@ -263,6 +268,28 @@ impl ChangelogRestorer {
         Ok(reached)
     }
 
+    /// Runs `op` again while it fails with a non-fatal Kafka error, for up to the task
+    /// timeout (a broker restarting or unreachable).
+    fn retrying<T>(
+        &self,
+        mut op: impl FnMut() -> std::result::Result<T, rdkafka::error::KafkaError>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        loop {
+            match op() {
+                Ok(v) => return Ok(v),
+                Err(e)
+                    if !crate::runtime::thread::is_fatal(&e)
+                        && started.elapsed() < self.task_timeout =>
+                {
+                    tracing::warn!(thread = %self.thread, error = %e, "restore: the cluster does not answer; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Polls the assigned partitions until every slot reached its end, handing the records
     /// to the writer in batches; returns the time spent waiting for the writer. Calls
     /// `keepalive` about every [`KEEPALIVE_EVERY`], so that the thread's group consumer is
@@ -276,6 +303,7 @@ impl ChangelogRestorer {
         keepalive: &mut dyn FnMut(),
     ) -> Result<Duration> {
         let mut last_keepalive = Instant::now();
+        let mut failing_since: Option<Instant> = None;
         let mut open = slots.len();
         let mut buffered = 0usize;
         let mut finished = Vec::new();
@@ -285,6 +313,7 @@ impl ChangelogRestorer {
             let mut check_positions = false;
             match self.consumer.poll(RESTORE_POLL) {
                 Some(Ok(m)) => {
+                    failing_since = None;
                     let Some(i) = index.get(m.topic(), m.partition()) else {
                         continue;
                     };
@@ -313,7 +342,17 @@ impl ChangelogRestorer {
                         check_positions = true;
                     }
                 }
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) if crate::runtime::thread::is_fatal(&e) => return Err(e.into()),
+                Some(Err(e)) => {
+                    // A broker restarting or unreachable: librdkafka reconnects and fetches
+                    // on; only an error lasting past the task timeout ends the restore.
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.task_timeout {
+                        return Err(e.into());
+                    }
+                    tracing::warn!(thread = %self.thread, error = %e, "restore consumer error; retrying");
+                    check_positions = true;
+                }
                 None => check_positions = true,
             }
             if !check_positions {

@@ -40,6 +40,31 @@ fn topology(input: &str, seen: &str, counts: &str) -> Topology {
     b.build().unwrap()
 }
 
+/// [`super::produce`], waiting up to 5 minutes for the acknowledgements (a broker may be
+/// down that long in these tests).
+fn produce_patiently(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>)]) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    let p = super::producer(bootstrap);
+    for (k, v) in records {
+        let mut r = BaseRecord::to(topic)
+            .key(k.as_bytes())
+            .payload(v.as_slice());
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    p.poll(Duration::from_millis(10));
+                    r = back;
+                }
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while let Err(e) = p.flush(Duration::from_secs(10)) {
+        assert!(std::time::Instant::now() < deadline, "flush: {e}");
+    }
+}
+
 /// Creates `topics` with `partitions` partitions, each with `replicas` as its replica list
 /// (the first is the preferred leader).
 fn create_topics(bootstrap: &str, topics: &[&str], partitions: usize, replicas: &[i32]) {
@@ -98,17 +123,30 @@ pub fn run_through_fault(
     records: u64,
     fault: impl FnOnce(),
 ) -> Outcome {
+    run_through_fault_with(bootstrap, replicas, records, |c| c, fault)
+}
+
+/// [`run_through_fault`] with the application's config adjusted by `configure`.
+pub fn run_through_fault_with(
+    bootstrap: &str,
+    replicas: &[i32],
+    records: u64,
+    configure: impl FnOnce(StreamsConfig) -> StreamsConfig,
+    fault: impl FnOnce(),
+) -> Outcome {
     let (input, seen, counts) = ("orders", "orders-seen", "order-counts");
     create_topics(bootstrap, &[input, seen, counts], 3, replicas);
     let dir = tempfile::tempdir().unwrap();
     let app = KafkaStreams::new(
         topology(input, seen, counts),
-        StreamsConfig::new("broker-faults")
-            .bootstrap_servers(bootstrap)
-            .state_dir(dir.path())
-            .replication_factor(replicas.len() as i32)
-            .commit_interval(Duration::from_millis(200))
-            .close_timeout(Duration::from_secs(60)),
+        configure(
+            StreamsConfig::new("broker-faults")
+                .bootstrap_servers(bootstrap)
+                .state_dir(dir.path())
+                .replication_factor(replicas.len() as i32)
+                .commit_interval(Duration::from_millis(200))
+                .close_timeout(Duration::from_secs(60)),
+        ),
     )
     .unwrap();
     app.start().unwrap();
@@ -130,8 +168,8 @@ pub fn run_through_fault(
                     .map(|n| (format!("order-{n}"), n.to_string().into_bytes()))
                     .collect();
                 // Waits for every acknowledgement, through the fault: librdkafka retries
-                // until the partitions have a leader again.
-                super::produce(&bootstrap, input, &batch);
+                // until the partitions have a leader again (or the broker is back).
+                produce_patiently(&bootstrap, input, &batch);
                 i = end;
                 if producing.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(30));

@@ -6,6 +6,9 @@ use super::*;
 
 /// Bound on each transactional call (init, send offsets, commit, abort).
 pub(super) const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an at-least-once commit waits for its output to be acknowledged before it is
+/// postponed (see `Worker::flushed_or_postponed`).
+pub(super) const COMMIT_FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// Attempts of a transaction commit that fails with a retriable error.
 pub(super) const TXN_RETRIES: u32 = 5;
 
@@ -31,6 +34,9 @@ pub(super) fn is_rebalancing(code: RDKafkaErrorCode) -> bool {
     matches!(
         code,
         C::RebalanceInProgress
+            // The session expired (a broker outage longer than `session.timeout.ms`): the
+            // group moved the partitions on; the consumer rejoins.
+            | C::AssignmentLost
             | C::IllegalGeneration
             | C::UnknownMemberId
             | C::NotCoordinator
@@ -145,7 +151,11 @@ impl Worker {
             for task in self.tasks.values_mut() {
                 task.flush()?;
             }
-            self.producer.flush(FLUSH_TIMEOUT)?;
+            if !self.flushed_or_postponed()? {
+                // Retried at the next interval; offsets stay uncommitted meanwhile.
+                self.last_commit = Instant::now();
+                return Ok(());
+            }
             self.producer.context().check()?;
             if external {
                 for task in self.tasks.values_mut() {
@@ -167,6 +177,37 @@ impl Worker {
             .observe(started.elapsed().as_secs_f64());
         self.rate.tick();
         Ok(())
+    }
+
+    /// At-least-once: waits up to [`COMMIT_FLUSH_WAIT`] for the output to be acknowledged.
+    /// `false`: not yet, and the broker has been unreachable for less than the
+    /// [`task_timeout`](crate::config::StreamsConfig::task_timeout), so the commit is
+    /// postponed; once output has gone unacknowledged that long, the error.
+    fn flushed_or_postponed(&mut self) -> Result<bool> {
+        let task_timeout = self.args.config.task_timeout;
+        match self.producer.flush(COMMIT_FLUSH_WAIT.min(task_timeout)) {
+            Ok(()) => {
+                if let Some(since) = self.unacknowledged_since.take() {
+                    tracing::info!(thread = %self.args.name, after = ?since.elapsed(), "output acknowledged again; committing");
+                }
+                Ok(true)
+            }
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {
+                let since = *self.unacknowledged_since.get_or_insert_with(Instant::now);
+                let waited = since.elapsed() + COMMIT_FLUSH_WAIT.min(task_timeout);
+                if waited >= task_timeout {
+                    return Err(Error::Timeout(format!(
+                        "output not acknowledged by the broker for {waited:?}, past the task \
+                         timeout ({task_timeout:?}, StreamsConfig::task_timeout): is the cluster \
+                         reachable?"
+                    )));
+                }
+                tracing::warn!(thread = %self.args.name, unacknowledged_for = ?waited, ?task_timeout,
+                    "commit postponed: the broker has not acknowledged the output (unreachable?)");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Exactly-once commit: flushes the tasks (and `closed`, tasks already taken out of the

@@ -106,6 +106,8 @@ struct Worker {
     /// topic → partition → (task, source index in the task).
     routes: Routes,
     last_commit: Instant,
+    /// At-least-once: since when a commit has found output the broker did not acknowledge.
+    unacknowledged_since: Option<Instant>,
     rate: RateMeter,
     /// `transactional.id` of the producer under exactly-once.
     transactional_id: Option<String>,
@@ -323,6 +325,7 @@ impl StreamThread {
                 tasks: BTreeMap::new(),
                 routes: Routes::default(),
                 last_commit: Instant::now(),
+                unacknowledged_since: None,
                 transactional_id,
                 seeked: HashSet::new(),
                 committed_positions: HashMap::new(),
