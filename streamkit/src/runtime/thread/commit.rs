@@ -145,8 +145,7 @@ impl Worker {
             for task in self.tasks.values_mut() {
                 task.flush()?;
             }
-            self.producer.flush(FLUSH_TIMEOUT)?;
-            self.producer.context().check()?;
+            self.flush_and_check()?;
             if external {
                 for task in self.tasks.values_mut() {
                     task.commit_external()?;
