@@ -427,3 +427,66 @@ impl Worker {
         self.producer.context().check()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn a_queue_that_stays_full_is_an_error_naming_it_not_a_spin() {
+        // No broker listens there: nothing leaves the queue of one record.
+        let producer: Arc<ThreadProducer> = Arc::new(
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", "127.0.0.1:1")
+                .set("queue.buffering.max.messages", "1")
+                .create_with_context(DeliveryTracker::default())
+                .unwrap(),
+        );
+        let shutdown = Arc::new(AtomicBool::new(true));
+        let task = TaskId {
+            subtopology: 0,
+            partition: 0,
+        };
+        let mut collector = ProducerCollector::new(
+            producer,
+            ProductionErrorHandler::Fail,
+            task,
+            Metrics::new("queue-full").task("t", task),
+            shutdown,
+        );
+        let headers = Headers::new();
+        let record = |collector: &mut ProducerCollector| {
+            collector.send(OutRecord {
+                topic: "out",
+                partition: Some(0),
+                key: Some(b"k"),
+                value: Some(b"v"),
+                timestamp: 0,
+                headers: &headers,
+                kind: OutKind::Output,
+            })
+        };
+        record(&mut collector).unwrap();
+        let started = Instant::now();
+        let error = record(&mut collector).unwrap_err().to_string();
+        assert!(error.contains("queue stayed full"), "{error}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= QUEUE_FULL_TIMEOUT_AT_SHUTDOWN && waited < QUEUE_FULL_TIMEOUT,
+            "{waited:?}"
+        );
+    }
+
+    #[test]
+    fn a_task_id_survives_the_delivery_opaque() {
+        for (subtopology, partition) in [(0, 0), (3, 17), (250, 0xFF_FFFF)] {
+            let id = TaskId {
+                subtopology,
+                partition,
+            };
+            assert_eq!(task_of_opaque(skippable_opaque(id)), Some(id));
+        }
+        assert_eq!(task_of_opaque(0), None);
+    }
+}
