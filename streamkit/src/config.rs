@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error_policy::{DeserializationHandler, ProcessingErrorHandler};
+use crate::error_policy::{DeserializationHandler, ProcessingErrorHandler, ProductionErrorHandler};
 use crate::serde::avro::RegistryClient;
 use crate::state::RocksDbMemory;
 use crate::testing::EmbeddedBroker;
@@ -143,6 +143,7 @@ pub struct StreamsConfig {
     pub(crate) processing_guarantee: ProcessingGuarantee,
     pub(crate) default_deserialization_handler: DeserializationHandler,
     pub(crate) processing_error_handler: ProcessingErrorHandler,
+    pub(crate) production_error_handler: ProductionErrorHandler,
     pub(crate) default_partitions: i32,
     pub(crate) replication_factor: i32,
     pub(crate) client: BTreeMap<String, String>,
@@ -228,6 +229,7 @@ impl std::fmt::Debug for StreamsConfig {
                 &self.default_deserialization_handler,
             )
             .field("processing_error_handler", &self.processing_error_handler)
+            .field("production_error_handler", &self.production_error_handler)
             .field("default_partitions", &self.default_partitions)
             .field("replication_factor", &self.replication_factor)
             .field("client", &client)
@@ -273,6 +275,7 @@ impl StreamsConfig {
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             default_deserialization_handler: DeserializationHandler::Fail,
             processing_error_handler: ProcessingErrorHandler::Fail,
+            production_error_handler: ProductionErrorHandler::Fail,
             default_partitions: 1,
             replication_factor: -1,
             client: BTreeMap::new(),
@@ -396,10 +399,60 @@ impl StreamsConfig {
         self
     }
 
-    /// Policy for records whose processing fails with an error about the record (see
-    /// [`ProcessingErrorHandler`]). Default = `Fail`.
+    /// Policy for records whose processing fails with an error about the record or panics
+    /// (see [`ProcessingErrorHandler`]). Default = `Fail`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::error_policy::{ProcessingErrorHandler, dead_letter_headers};
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .map_values(|v: i64| 100 / v) // panics on 0
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let config = StreamsConfig::new("app")
+    ///     .processing_error_handler(ProcessingErrorHandler::DeadLetter("in-dlq".into()));
+    /// let driver = TopologyTestDriver::with_config(b.build()?, config)?;
+    /// let input = driver.input_topic("in", Serdes::string(), Serdes::i64());
+    /// input.pipe_all([("a".to_string(), 4), ("b".to_string(), 0), ("c".to_string(), 5)])?;
+    /// let out = driver.output_topic("out", Serdes::string(), Serdes::i64());
+    /// assert_eq!(out.read_values(), vec![25, 20]);
+    /// let dead = driver.output_topic("in-dlq", Serdes::string(), Serdes::i64()).read_record().unwrap();
+    /// assert_eq!((dead.key.as_str(), dead.value), ("b", 0));
+    /// assert!(dead.headers.last_str(dead_letter_headers::ERROR).unwrap().starts_with("panicked: "));
+    /// assert_eq!(dead.headers.last_str(dead_letter_headers::STAGE), Some("processing"));
+    /// assert_eq!(driver.metrics().dropped_records("error"), 1);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
     pub fn processing_error_handler(mut self, handler: ProcessingErrorHandler) -> Self {
         self.processing_error_handler = handler;
+        self
+    }
+
+    /// Policy for output records the producer refuses for what they are: too large or invalid
+    /// (see [`ProductionErrorHandler`]; Kafka Streams' `default.production.exception.handler`).
+    /// Other production errors always stop the thread. Default = `Fail`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::config::StreamsConfig;
+    /// use streamkit::error_policy::ProductionErrorHandler;
+    ///
+    /// // The producer refuses records over 64 KiB; the input records that made them go to
+    /// // `too-large`, and processing goes on.
+    /// let config = StreamsConfig::new("app")
+    ///     .set("producer.message.max.bytes", "65536")
+    ///     .production_error_handler(ProductionErrorHandler::DeadLetter("too-large".into()));
+    /// assert_eq!(
+    ///     config.client_settings("producer").get("message.max.bytes").map(String::as_str),
+    ///     Some("65536")
+    /// );
+    /// ```
+    pub fn production_error_handler(mut self, handler: ProductionErrorHandler) -> Self {
+        self.production_error_handler = handler;
         self
     }
 

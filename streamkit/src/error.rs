@@ -230,14 +230,18 @@ pub enum SerdeError {
 /// Runs `f`, turning a panic into [`Error::Panicked`] naming `thread`.
 pub(crate) fn catch_panic<T>(thread: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".to_string());
         Err(Error::Panicked {
             thread: thread.to_string(),
-            message,
+            message: panic_message(&*payload),
         })
     })
+}
+
+/// The message a panic was raised with (`panic!`'s formatted text).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }

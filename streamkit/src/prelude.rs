@@ -3,7 +3,9 @@
 pub use crate::KafkaStreams;
 pub use crate::config::StreamsConfig;
 pub use crate::error::{Error, Result};
-pub use crate::error_policy::DeserializationHandler;
+pub use crate::error_policy::{
+    DeserializationHandler, ProcessingErrorHandler, ProductionErrorHandler,
+};
 pub use crate::processor::{Processor, ProcessorContext, Punctuation, PunctuationType};
 pub use crate::record::{Headers, Record};
 /// The application's lifecycle state (Kafka Streams' `KafkaStreams.State`), named so that it

@@ -81,10 +81,17 @@ pub const SOURCE_LABEL: &str = "source";
 pub const REASON_DESERIALIZATION: &str = "deserialization";
 /// Drop reason: the record arrived after its window closed.
 pub const REASON_LATE: &str = "late";
-/// Drop reason: processing the record failed and the
-/// [`ProcessingErrorHandler`](crate::error_policy::ProcessingErrorHandler) skipped it (or a
-/// processor reported it through `ProcessorContext::record_dropped`).
+/// Drop reason: processing the record failed (an error about the record, or a panic) and the
+/// [`ProcessingErrorHandler`](crate::error_policy::ProcessingErrorHandler) skipped or
+/// dead-lettered it (or a processor reported it through `ProcessorContext::record_dropped`).
 pub const REASON_ERROR: &str = "error";
+/// Drop reason: the producer refused an output record (too large, invalid) and the
+/// [`ProductionErrorHandler`](crate::error_policy::ProductionErrorHandler) skipped or
+/// dead-lettered it.
+pub const REASON_PRODUCTION: &str = "production";
+/// Drop reason: a record with a null key reached an aggregation, which needs a key (Kafka
+/// Streams drops these too).
+pub const REASON_NULL_KEY: &str = "null_key";
 
 /// RocksDB memory kind: block cache in use (memtables are charged to it too).
 pub const ROCKSDB_BLOCK_CACHE: &str = "block_cache";

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::error_policy::dead_letter_headers as h;
 use crate::metrics::names::REASON_LATE;
 use crate::processor::ProcessorContext;
-use crate::processor::task_state::OutRecord;
+use crate::processor::task_state::{OutKind, OutRecord};
 use crate::record::Record;
 use crate::serde::{SerdeRef, encode};
 
@@ -67,6 +67,7 @@ impl<K: 'static, V: 'static> LateRecords<K, V> {
             value: has_value.then_some(v.as_slice()),
             timestamp: record.timestamp,
             headers: &headers,
+            kind: OutKind::Output,
         })
     }
 }

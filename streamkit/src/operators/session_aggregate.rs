@@ -42,6 +42,9 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SessionAggregate<K, V, A> {
         record: Record<K, V>,
     ) -> Result<()> {
         let store = self.store.as_ref().expect("initialized");
+        if store.is_null_key(&record.key) {
+            return super::aggregate::drop_null_key(ctx);
+        }
         let ts = record.timestamp;
         let gap = self.windows.gap_ms;
         // As in Kafka Streams, a session stays open until stream time passes its end plus the

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::processor::task_state::OutRecord;
+use crate::processor::task_state::{OutKind, OutRecord};
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{SerdeRef, encode};
@@ -87,6 +87,7 @@ impl<K: Data, V: Data> Processor<K, V> for Sink<K, V> {
             value: has_value.then_some(self.value_buf.as_slice()),
             timestamp: record.timestamp,
             headers: &record.headers,
+            kind: OutKind::Output,
         })
     }
 }

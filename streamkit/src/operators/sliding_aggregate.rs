@@ -52,6 +52,15 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for SlidingAggregate<K, V, A> {
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>,
         record: Record<K, V>,
     ) -> Result<()> {
+        if self
+            .stores
+            .as_ref()
+            .expect("initialized")
+            .0
+            .is_null_key(&record.key)
+        {
+            return super::aggregate::drop_null_key(ctx);
+        }
         let (d, grace) = (self.windows.time_difference_ms, self.windows.grace_ms);
         let stream_time = ctx.stream_time();
         let t = record.timestamp;

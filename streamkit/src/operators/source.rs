@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result, SerdeError};
 use crate::error_policy::{DeserializationHandler, dead_letter_headers as h};
 use crate::processor::Child;
-use crate::processor::task_state::{OutRecord, TaskState};
+use crate::processor::task_state::{OutKind, OutRecord, TaskState};
 use crate::processor::{Data, Punctuation};
 use crate::record::Record;
 use crate::serde::{SerdeRef, decode};
@@ -98,7 +98,8 @@ impl<K: Data, V: Data> SourceNode<K, V> {
                     .add(h::STAGE, stage)
                     .add(h::TOPIC, topic.as_str())
                     .add(h::PARTITION, partition.to_string())
-                    .add(h::OFFSET, offset.to_string());
+                    .add(h::OFFSET, offset.to_string())
+                    .add(h::NODE, self.name.as_bytes());
                 task.collector.send(OutRecord {
                     topic: &dlq,
                     partition: None,
@@ -106,6 +107,7 @@ impl<K: Data, V: Data> SourceNode<K, V> {
                     value: raw.value,
                     timestamp: raw.timestamp,
                     headers: &headers,
+                    kind: OutKind::DeadLetter,
                 })?;
                 tracing::debug!(%topic, partition, offset, stage, error = %err, dead_letter_topic = %dlq,
                     "sent record that cannot be deserialized to the dead-letter topic");

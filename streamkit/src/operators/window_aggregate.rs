@@ -157,6 +157,9 @@ impl<K: Data, V: Data, A: Data> Processor<K, V> for WindowAggregate<K, V, A> {
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>,
         record: Record<K, V>,
     ) -> Result<()> {
+        if self.key_serde.is_null(&record.key) {
+            return super::aggregate::drop_null_key(ctx);
+        }
         let stream_time = ctx.stream_time();
         let grace = self.windows.grace_ms;
         let state = self.state.as_mut().expect("initialized");

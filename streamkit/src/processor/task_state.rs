@@ -18,6 +18,30 @@ pub(crate) trait RecordCollector {
     /// Sends one record. `partition: None` lets the producer's partitioner choose (murmur2 of
     /// the key, as Kafka's Java clients do).
     fn send(&mut self, out: OutRecord<'_>) -> Result<()>;
+
+    /// Whether records the producer refuses at send time are kept for the task to
+    /// dead-letter ([`take_refused`](Self::take_refused)). Asked once, when the task starts.
+    fn keeps_refused(&self) -> bool {
+        false
+    }
+
+    /// The records refused at send time since the last call that the production error
+    /// handler sends to its dead-letter topic.
+    fn take_refused(&mut self) -> Vec<Refused> {
+        Vec::new()
+    }
+}
+
+/// What an output record is, which decides whether the production error handler may skip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutKind {
+    /// Output of a sink (an output or repartition topic, late records): may be skipped.
+    Output,
+    /// A store's changelog write: never skipped, or the store and its changelog would
+    /// disagree.
+    Changelog,
+    /// A dead letter: never skipped (nor dead-lettered again).
+    DeadLetter,
 }
 
 /// A serialized output record.
@@ -28,6 +52,25 @@ pub(crate) struct OutRecord<'a> {
     pub value: Option<&'a [u8]>,
     pub timestamp: i64,
     pub headers: &'a Headers,
+    pub kind: OutKind,
+}
+
+/// An output record the producer refused at send time, kept for a dead letter.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    /// The dead-letter topic.
+    pub dead_letter: String,
+    /// The topic the record was for.
+    pub topic: String,
+    /// The producer's error.
+    pub error: String,
+    /// The refused record, for a refusal with no input record in hand (a punctuator): its
+    /// value cut short when its size was refused (`truncated` = the original length).
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub truncated: Option<usize>,
+    pub timestamp: i64,
+    pub headers: Headers,
 }
 
 /// A registered punctuator.
@@ -60,7 +103,14 @@ pub(crate) struct TaskState {
     /// The current record's event time and the wall clock, shared with handles (Faust-style
     /// tables) that read them outside a `ProcessorContext`.
     pub clock: Arc<TaskClock>,
+    /// The processor node running (its index in the topology), [`NO_NODE`] outside any: each
+    /// node sets it around its `process` and puts the caller's back after, so that after a
+    /// panic, which skips the restore, it names the node that panicked.
+    pub current_node: usize,
 }
+
+/// [`TaskState::current_node`] when no processor node is running (a source decoding).
+pub(crate) const NO_NODE: usize = usize::MAX;
 
 /// The clocks of a task as handles opened from it see them.
 #[derive(Debug)]

@@ -171,9 +171,13 @@ impl GlobalThread {
                 id,
                 TaskSetup {
                     app_id: Arc::from(app),
-                    collector: Box::new(ProducerCollector(producer.clone())),
+                    thread: Arc::from(name),
+                    collector: Box::new(ProducerCollector::failing(
+                        producer.clone(),
+                        args.shutdown.clone(),
+                    )),
                     default_handler: config.default_deserialization_handler.clone(),
-                    processing_handler: config.processing_error_handler,
+                    processing_handler: config.processing_error_handler.clone(),
                     metrics: args.metrics.task(name, id),
                     wall_clock_ms: now_ms(),
                     state_dir: args.dir.join(sub.id.to_string()),

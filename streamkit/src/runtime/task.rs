@@ -9,10 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::TaskIdle;
-use crate::error::{Error, Result};
-use crate::error_policy::{DeserializationHandler, ProcessingErrorHandler};
+use crate::error::{Error, Result, panic_message};
+use crate::error_policy::{
+    DeserializationHandler, ProcessingErrorHandler, STAGE_PROCESSING, STAGE_PRODUCTION,
+    dead_letter_headers as h,
+};
 use crate::metrics::TaskMetrics;
-use crate::processor::task_state::{OutRecord, RecordCollector, TaskState};
+use crate::metrics::names::{REASON_ERROR, REASON_PRODUCTION};
+use crate::processor::task_state::{
+    NO_NODE, OutKind, OutRecord, RecordCollector, Refused, TaskState,
+};
 use crate::processor::{Punctuation, PunctuationType};
 use crate::record::Headers;
 use crate::record::RecordMetadata;
@@ -30,6 +36,8 @@ use crate::topology::{NodeKind, Topology};
 /// What a task needs from its owner besides the topology.
 pub(crate) struct TaskSetup {
     pub app_id: Arc<str>,
+    /// The thread running the task, named by [`Error::Panicked`].
+    pub thread: Arc<str>,
     pub collector: Box<dyn RecordCollector>,
     pub default_handler: DeserializationHandler,
     /// What a record whose processing fails becomes.
@@ -50,6 +58,21 @@ pub(crate) struct TaskSetup {
 
 /// A resolved topic and the source node reading it.
 type SourceRoute = (Arc<str>, Rc<RefCell<dyn RawSource>>);
+
+/// The input record being processed, as read: what a dead letter carries.
+struct InputRecord<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    timestamp: i64,
+    headers: Headers,
+}
+
+/// How the processing of a record failed.
+enum Failure {
+    Error(Error),
+    /// A panic, with its message.
+    Panic(String),
+}
 
 pub(crate) struct Task {
     pub id: TaskId,
@@ -72,6 +95,15 @@ pub(crate) struct Task {
     /// from the records processed).
     positions: Vec<Option<i64>>,
     processing_handler: ProcessingErrorHandler,
+    /// Whether the collector keeps records refused at send time for a dead letter.
+    keeps_refused: bool,
+    /// Whether a dead letter may need the input record as read (its headers are copied
+    /// before the source takes them).
+    keeps_input: bool,
+    /// The thread running the task.
+    thread: Arc<str>,
+    /// Names of the task's nodes by index, to name the one that panicked.
+    node_names: HashMap<usize, Arc<str>>,
     /// Polled records not processed yet, per source.
     group: PartitionGroup,
     /// Records processed since the last one whose processing was timed (see
@@ -101,6 +133,7 @@ pub(crate) struct OpenedTask {
     /// external committer loaded them).
     checkpoint: Option<Checkpoint>,
     node_stores: HashMap<usize, Vec<String>>,
+    node_names: HashMap<usize, Arc<str>>,
 }
 
 impl OpenedTask {
@@ -133,6 +166,7 @@ impl OpenedTask {
             positions,
             checkpoint: _,
             node_stores,
+            node_names,
         } = self;
         let mut ctx = TaskState {
             app_id: setup.app_id,
@@ -151,7 +185,9 @@ impl OpenedTask {
                 setup.wall_clock_ms,
             )),
             node_stores,
+            current_node: NO_NODE,
         };
+        let keeps_refused = ctx.collector.keeps_refused();
         let changelog_unsent: Vec<(String, Arc<AtomicBool>)> = ctx
             .stores
             .iter()
@@ -182,7 +218,15 @@ impl OpenedTask {
             external,
             group: PartitionGroup::new(sources_len),
             positions,
+            keeps_input: keeps_refused
+                || matches!(
+                    setup.processing_handler,
+                    ProcessingErrorHandler::DeadLetter(_)
+                ),
+            keeps_refused,
             processing_handler: setup.processing_handler,
+            thread: setup.thread,
+            node_names,
             untimed: 0,
         };
         // Store writes made in `init` go to the changelog like any other.
@@ -286,6 +330,11 @@ impl Task {
             .filter(|&&i| !topology.nodes[i].stores.is_empty())
             .map(|&i| (i, topology.nodes[i].stores.clone()))
             .collect();
+        let node_names = sub
+            .nodes
+            .iter()
+            .map(|&i| (i, topology.nodes[i].name.clone()))
+            .collect();
         Ok(OpenedTask {
             id,
             setup,
@@ -297,6 +346,7 @@ impl Task {
             positions,
             checkpoint,
             node_stores,
+            node_names,
         })
     }
 
@@ -384,14 +434,31 @@ impl Task {
             self.untimed -= 1;
             None
         };
-        if let Err(e) = node.borrow_mut().receive_raw(&mut self.ctx, raw) {
-            if !self.processing_handler.skips(&e) {
-                return Err(e);
+        // A dead letter carries the record as it was read: its headers are copied before the
+        // source takes them, only when a dead letter may need them.
+        let input = self.keeps_input.then(|| InputRecord {
+            key: raw.key,
+            value: raw.value,
+            timestamp: raw.timestamp,
+            headers: raw.headers.clone(),
+        });
+        self.ctx.current_node = NO_NODE;
+        // A panic in a user closure is this record's processing error, like an error it
+        // returns. Unwinding releases the nodes' `RefCell` borrows; a store whose lock it
+        // poisoned is checked in `on_failure`. (The guard costs nothing unless a panic
+        // unwinds through it: `bench/micro/catch_unwind.rs` measures it.)
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            node.borrow_mut().receive_raw(&mut self.ctx, raw)
+        }));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.on_failure(Failure::Error(e), input.as_ref())?,
+            Err(payload) => {
+                self.on_failure(Failure::Panic(panic_message(&*payload)), input.as_ref())?;
             }
-            tracing::warn!(task = %self.id, %topic, offset, error = %e, "skipping record whose processing failed");
-            self.ctx
-                .metrics
-                .dropped(crate::metrics::names::REASON_ERROR);
+        }
+        if self.keeps_refused {
+            self.dead_letter_refused(input.as_ref())?;
         }
         self.positions[source] = Some(offset + 1);
         if let Some(started) = started {
@@ -433,9 +500,174 @@ impl Task {
         committer.borrow_mut().commit(&positions)
     }
 
+    /// Applies the processing error handler to the failure of the record being processed.
+    fn on_failure(&mut self, failure: Failure, input: Option<&InputRecord<'_>>) -> Result<()> {
+        let (error, node) = match failure {
+            Failure::Error(e) => {
+                if !self.processing_handler.handles(&e) {
+                    return Err(e);
+                }
+                match e {
+                    Error::Processor { node, source } => (source.to_string(), node),
+                    e => (e.to_string(), String::new()),
+                }
+            }
+            Failure::Panic(message) => {
+                let node = self
+                    .node_names
+                    .get(&self.ctx.current_node)
+                    .map_or_else(String::new, |n| n.to_string());
+                // A store locked while the panic unwound may hold half a write: the record
+                // is not skipped. The lock is released for the thread's shutdown, which
+                // closes the task as after any error.
+                let mut poisoned = false;
+                for store in self.ctx.stores.values().filter(|s| s.is_poisoned()) {
+                    store.clear_poison();
+                    poisoned = true;
+                }
+                if self.processing_handler == ProcessingErrorHandler::Fail || poisoned {
+                    tracing::error!(task = %self.id, %node, panic = %message, "a processor panicked");
+                    let message = if poisoned {
+                        format!(
+                            "{message} (in {node}, with a state store locked: its contents \
+                             cannot be trusted, so the record is not skipped)"
+                        )
+                    } else {
+                        message
+                    };
+                    return Err(Error::Panicked {
+                        thread: self.thread.to_string(),
+                        message,
+                    });
+                }
+                (format!("panicked: {message}"), node)
+            }
+        };
+        let (topic, partition, offset) = self.origin();
+        match &self.processing_handler {
+            ProcessingErrorHandler::Fail => {
+                return Err(Error::Internal("the fail handler skipped a record".into()));
+            }
+            ProcessingErrorHandler::LogAndContinue => {
+                tracing::warn!(task = %self.id, %topic, partition, offset, %node, %error,
+                    "skipping record whose processing failed");
+            }
+            ProcessingErrorHandler::DeadLetter(dlq) => {
+                let dlq = dlq.clone();
+                let input = input.ok_or_else(|| {
+                    Error::Internal("no input record kept for a dead letter".into())
+                })?;
+                let mut headers = input.headers.clone();
+                headers
+                    .add(h::ERROR, error.as_str())
+                    .add(h::STAGE, STAGE_PROCESSING)
+                    .add(h::NODE, node.as_str());
+                self.send_dead_letter(&dlq, input.key, input.value, input.timestamp, headers)?;
+                tracing::debug!(task = %self.id, %topic, partition, offset, %node, %error,
+                    dead_letter_topic = %dlq, "sent record whose processing failed to the dead-letter topic");
+            }
+        }
+        self.ctx.metrics.dropped(REASON_ERROR);
+        Ok(())
+    }
+
+    /// Topic, partition and offset of the record being processed (empty, -1, -1 outside one).
+    fn origin(&self) -> (Arc<str>, i32, i64) {
+        match &self.ctx.meta {
+            Some(m) => (m.topic.clone(), m.partition, m.offset),
+            None => (Arc::from(""), -1, -1),
+        }
+    }
+
+    /// Sends a dead letter, adding the origin headers of the record being processed.
+    fn send_dead_letter(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        mut headers: Headers,
+    ) -> Result<()> {
+        if let Some(m) = &self.ctx.meta {
+            headers
+                .add(h::TOPIC, m.topic.as_bytes())
+                .add(h::PARTITION, m.partition.to_string())
+                .add(h::OFFSET, m.offset.to_string());
+        }
+        self.ctx.collector.send(OutRecord {
+            topic,
+            partition: None,
+            key,
+            value,
+            timestamp,
+            headers: &headers,
+            kind: OutKind::DeadLetter,
+        })?;
+        self.ctx.metrics.dead_letter.inc();
+        Ok(())
+    }
+
+    /// Dead-letters the records the producer refused at send time: with `input`, the record
+    /// being processed (Kafka Streams' KIP-1034); without (a punctuator, a cache flush), the
+    /// refused record itself.
+    fn dead_letter_refused(&mut self, input: Option<&InputRecord<'_>>) -> Result<()> {
+        for refused in self.ctx.collector.take_refused() {
+            let Refused {
+                dead_letter,
+                topic,
+                error,
+                key,
+                value,
+                truncated,
+                timestamp,
+                headers,
+            } = refused;
+            let production = |mut headers: Headers| {
+                headers
+                    .add(h::ERROR, error.as_str())
+                    .add(h::STAGE, STAGE_PRODUCTION)
+                    .add(h::TARGET_TOPIC, topic.as_str());
+                headers
+            };
+            match input {
+                Some(input) => {
+                    let headers = production(input.headers.clone());
+                    self.send_dead_letter(
+                        &dead_letter,
+                        input.key,
+                        input.value,
+                        input.timestamp,
+                        headers,
+                    )?;
+                }
+                None => {
+                    let mut headers = production(headers);
+                    if let Some(len) = truncated {
+                        headers.add(h::TRUNCATED, len.to_string());
+                    }
+                    self.send_dead_letter(
+                        &dead_letter,
+                        key.as_deref(),
+                        value.as_deref(),
+                        timestamp,
+                        headers,
+                    )?;
+                }
+            }
+            tracing::warn!(task = %self.id, %topic, %error, dead_letter_topic = %dead_letter,
+                "output record refused by the producer; sent a dead letter");
+            self.ctx.metrics.dropped(REASON_PRODUCTION);
+        }
+        Ok(())
+    }
+
     /// Sends the stores' pending writes to their changelog partitions (and shows them to
     /// the external committer).
     fn send_changelogs(&mut self) -> Result<()> {
+        if self.keeps_refused {
+            // Refused output of punctuators and cache flushes, which have no input record.
+            self.dead_letter_refused(None)?;
+        }
         let no_headers = Headers::new();
         for (name, unsent) in &self.changelog_unsent {
             if !unsent.swap(false, Ordering::AcqRel) {
@@ -466,6 +698,7 @@ impl Task {
                     value: value.as_deref(),
                     timestamp: self.ctx.stream_time.max(0),
                     headers: &no_headers,
+                    kind: OutKind::Changelog,
                 })?;
             }
         }
@@ -605,5 +838,188 @@ impl Task {
         }
         self.registry.unregister(self.id);
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error_policy::{ProcessingErrorHandler as H, dead_letter_headers as h};
+    use crate::prelude::*;
+
+    /// `in` → `100 / value` (a closure that panics on 0, and fails on a negative value)
+    /// → `out`.
+    fn dividing() -> Topology {
+        struct Divide;
+        impl Processor<String, i64> for Divide {
+            type KOut = String;
+            type VOut = i64;
+            fn process(
+                &mut self,
+                ctx: &mut ProcessorContext<'_, String, i64>,
+                r: Record<String, i64>,
+            ) -> Result<()> {
+                if r.value < 0 {
+                    return Err(Error::custom(format!("negative reading {}", r.value)));
+                }
+                let value = 100 / r.value;
+                ctx.forward(Record { value, ..r })
+            }
+        }
+        let b = StreamsBuilder::new();
+        b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+            .map_values(|v: i64| v)
+            .process(|| Divide)
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+        b.build().unwrap()
+    }
+
+    fn driver(handler: H) -> TopologyTestDriver {
+        TopologyTestDriver::with_config(
+            dividing(),
+            StreamsConfig::new("handlers").processing_error_handler(handler),
+        )
+        .unwrap()
+    }
+
+    fn pipe(d: &TopologyTestDriver, values: &[i64]) -> Vec<Result<()>> {
+        let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut r = Record::new(format!("k{i}"), *v, 1000 + i as i64);
+                r.headers.add("trace", format!("t{i}"));
+                input.pipe_record(r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_panic_under_fail_is_an_error_naming_the_thread_and_the_message() {
+        let d = driver(H::Fail);
+        let results = pipe(&d, &[4, 0]);
+        assert!(results[0].is_ok());
+        match &results[1] {
+            Err(Error::Panicked { thread, message }) => {
+                assert_eq!(thread, "test-driver");
+                assert!(message.contains("divide by zero"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_panic_under_log_and_continue_drops_the_record_and_processing_goes_on() {
+        let d = driver(H::LogAndContinue);
+        for r in pipe(&d, &[4, 0, 5, -1, 10]) {
+            r.unwrap();
+        }
+        let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+        assert_eq!(out.read_values(), vec![25, 20, 10]);
+        assert_eq!(d.metrics().dropped_records("error"), 2);
+        assert_eq!(d.metrics().dead_letter_records(), 0);
+    }
+
+    #[test]
+    fn a_panic_and_an_error_under_dead_letter_send_the_input_record_as_read() {
+        let d = driver(H::DeadLetter("in-dlq".into()));
+        for r in pipe(&d, &[4, 0, 5, -1]) {
+            r.unwrap();
+        }
+        let out = d.output_topic("out", Serdes::string(), Serdes::i64());
+        assert_eq!(out.read_values(), vec![25, 20]);
+        let dlq = d.output_topic("in-dlq", Serdes::string(), Serdes::bytes());
+        let dead = dlq.read_records();
+        assert_eq!(dead.len(), 2);
+        let (panicked, failed) = (&dead[0], &dead[1]);
+        // The input record as read: key, value bytes, timestamp and headers.
+        assert_eq!(panicked.key, "k1");
+        assert_eq!(panicked.value, 0i64.to_be_bytes().to_vec());
+        assert_eq!(panicked.timestamp, 1001);
+        assert_eq!(panicked.headers.last_str("trace"), Some("t1"));
+        let error = panicked.headers.last_str(h::ERROR).unwrap();
+        assert!(
+            error.starts_with("panicked: ") && error.contains("divide by zero"),
+            "{error}"
+        );
+        assert_eq!(panicked.headers.last_str(h::STAGE), Some("processing"));
+        assert!(
+            panicked
+                .headers
+                .last_str(h::NODE)
+                .is_some_and(|n| n.starts_with("KSTREAM-PROCESSOR-")),
+            "the node that panicked, not the one that called it: {:?}",
+            panicked.headers.last_str(h::NODE)
+        );
+        assert_eq!(panicked.headers.last_str(h::TOPIC), Some("in"));
+        assert_eq!(panicked.headers.last_str(h::PARTITION), Some("0"));
+        assert_eq!(panicked.headers.last_str(h::OFFSET), Some("1"));
+
+        assert_eq!(failed.key, "k3");
+        assert_eq!(
+            failed.headers.last_str(h::ERROR),
+            Some("negative reading -1")
+        );
+        assert!(
+            failed
+                .headers
+                .last_str(h::NODE)
+                .is_some_and(|n| n.starts_with("KSTREAM-PROCESSOR-"))
+        );
+        assert_eq!(failed.headers.last_str(h::OFFSET), Some("3"));
+        assert_eq!(d.metrics().dropped_records("error"), 2);
+        assert_eq!(d.metrics().dead_letter_records(), 2);
+    }
+
+    #[test]
+    fn a_panic_with_a_store_locked_fails_whatever_the_handler() {
+        /// Serializes like an i64, but panics on 0: a user serde that panics while the store
+        /// is locked.
+        struct Touchy;
+        impl Serde<i64> for Touchy {
+            fn serialize(
+                &self,
+                _topic: &str,
+                v: &i64,
+                out: &mut Vec<u8>,
+            ) -> std::result::Result<(), crate::SerdeError> {
+                assert_ne!(*v, 0, "cannot store 0");
+                out.extend_from_slice(&v.to_be_bytes());
+                Ok(())
+            }
+            fn deserialize(
+                &self,
+                _topic: &str,
+                data: &[u8],
+            ) -> std::result::Result<i64, crate::SerdeError> {
+                Ok(i64::from_be_bytes(data.try_into().unwrap()))
+            }
+        }
+        let b = StreamsBuilder::new();
+        b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::i64()))
+            .aggregate(
+                || 1,
+                |_, v, _| *v,
+                Materialized::named("last").value_serde(Touchy),
+            )
+            .to_stream()
+            .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+        let d = TopologyTestDriver::with_config(
+            b.build().unwrap(),
+            StreamsConfig::new("poisoned").processing_error_handler(H::LogAndContinue),
+        )
+        .unwrap();
+        let input = d.input_topic("in", Serdes::string(), Serdes::i64());
+        input.pipe("a".into(), 3).unwrap();
+        match input.pipe("a".into(), 0) {
+            Err(Error::Panicked { message, .. }) => {
+                assert!(message.contains("cannot store 0"), "{message}");
+                assert!(message.contains("state store locked"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The lock was released: the driver still closes.
+        d.close().unwrap();
     }
 }

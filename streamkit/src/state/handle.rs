@@ -108,6 +108,12 @@ pub struct KeyValueStore<K, V> {
 }
 
 impl<K: Data, V: Data> KeyValueStore<K, V> {
+    /// Whether `key` is a Kafka null key under the store's key serde (an aggregation drops
+    /// such records, as Kafka Streams does).
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key.is_null(key)
+    }
+
     pub(crate) fn open(store: SharedStore) -> Result<Self> {
         let (name, key, value) =
             open_parts::<K, V>(&store, "key-value", |k| matches!(k, StoreKind::KeyValue))?;
@@ -251,6 +257,12 @@ pub struct WindowStore<K, V> {
 }
 
 impl<K: Data, V: Data> WindowStore<K, V> {
+    /// Whether `key` is a Kafka null key under the store's key serde (an aggregation drops
+    /// such records, as Kafka Streams does).
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key.is_null(key)
+    }
+
     pub(crate) fn open(store: SharedStore) -> Result<Self> {
         let (name, key, value) =
             open_parts::<K, V>(&store, "window", |k| matches!(k, StoreKind::Window { .. }))?;
@@ -348,6 +360,12 @@ pub struct SessionStore<K, V> {
 }
 
 impl<K: Data, V: Data> SessionStore<K, V> {
+    /// Whether `key` is a Kafka null key under the store's key serde (an aggregation drops
+    /// such records, as Kafka Streams does).
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key.is_null(key)
+    }
+
     pub(crate) fn open(store: SharedStore) -> Result<Self> {
         let (name, key, value) = open_parts::<K, V>(&store, "session", |k| {
             matches!(k, StoreKind::Session { .. })

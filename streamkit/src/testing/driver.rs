@@ -231,9 +231,10 @@ impl TopologyTestDriver {
                 id,
                 TaskSetup {
                     app_id: app_id.clone(),
+                    thread: Arc::from("test-driver"),
                     collector: Box::new(Capture(captured.clone())),
                     default_handler: config.default_deserialization_handler.clone(),
-                    processing_handler: config.processing_error_handler,
+                    processing_handler: config.processing_error_handler.clone(),
                     metrics: metrics.task("test-driver", id),
                     wall_clock_ms: 0,
                     state_dir: state_root.join(id.to_string()),

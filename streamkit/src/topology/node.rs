@@ -195,10 +195,14 @@ impl<KIn, VIn, P: Processor<KIn, VIn>> Downstream<KIn, VIn> for ProcessorNode<KI
         if let Some(c) = &self.received {
             c.inc();
         }
+        let caller = std::mem::replace(&mut task.current_node, self.index);
         let mut ctx = Self::context(task, &self.children, self.index);
-        self.processor
+        let result = self
+            .processor
             .process(&mut ctx, record)
-            .map_err(|e| e.in_node(&self.name))
+            .map_err(|e| e.in_node(&self.name));
+        task.current_node = caller;
+        result
     }
 }
 

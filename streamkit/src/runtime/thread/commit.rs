@@ -156,7 +156,7 @@ impl Worker {
                 self.last_commit = Instant::now();
                 return Ok(());
             }
-            self.producer.context().check()?;
+            self.flush_and_check()?;
             if external {
                 for task in self.tasks.values_mut() {
                     task.commit_external()?;

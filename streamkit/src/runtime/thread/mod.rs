@@ -30,6 +30,7 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Error, Result};
+use crate::error_policy::ProductionErrorHandler;
 use crate::metrics::kafka::{DEFAULT_STATISTICS_INTERVAL_MS, KafkaMetrics};
 use crate::metrics::{Metrics, RateMeter};
 use crate::processor::task_state::{OutRecord, RecordCollector};
@@ -233,6 +234,9 @@ impl StreamThread {
         }
         let producer: Arc<ThreadProducer> = Arc::new(pc.create_with_context(DeliveryTracker {
             kafka_metrics: Some(args.metrics.kafka.clone()),
+            // Under exactly-once a refused delivery makes the transaction abortable.
+            handles_refusals: !exactly_once
+                && config.production_error_handler != ProductionErrorHandler::Fail,
             ..DeliveryTracker::default()
         })?);
         if let Some(id) = &transactional_id {
@@ -394,6 +398,7 @@ impl Worker {
             }
             self.process_buffered(consumer)?;
             self.producer.poll(Duration::ZERO);
+            self.handle_refused_deliveries()?;
             if let Err(e) = self.producer.context().check() {
                 let Some(id) = self.transactional_id.clone() else {
                     return Err(e);
@@ -656,9 +661,19 @@ impl Worker {
     fn task_setup(&self, id: TaskId) -> TaskSetup {
         TaskSetup {
             app_id: self.app_id.clone(),
-            collector: Box::new(ProducerCollector(self.producer.clone())),
+            thread: Arc::from(self.args.name.as_str()),
+            collector: Box::new(
+                ProducerCollector::new(
+                    self.producer.clone(),
+                    self.args.config.production_error_handler.clone(),
+                    id,
+                    self.args.metrics.task(&self.args.name, id),
+                    self.args.shutdown.clone(),
+                )
+                .queue_full_timeout(self.args.config.task_timeout),
+            ),
             default_handler: self.args.config.default_deserialization_handler.clone(),
-            processing_handler: self.args.config.processing_error_handler,
+            processing_handler: self.args.config.processing_error_handler.clone(),
             metrics: self.args.metrics.task(&self.args.name, id),
             wall_clock_ms: now_ms(),
             registry: self.args.registry.clone(),

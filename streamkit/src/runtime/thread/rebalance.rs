@@ -206,11 +206,7 @@ impl Worker {
                         // checked, then the external commits, then the input offsets — so
                         // whoever gets these partitions next starts after records whose
                         // results are in Kafka. Only then are the partitions unassigned.
-                        let flushed = self
-                            .producer
-                            .flush(FLUSH_TIMEOUT)
-                            .map_err(Error::from)
-                            .and_then(|()| self.producer.context().check());
+                        let flushed = self.flush_and_check();
                         let committed = flushed.and_then(|()| {
                             for task in &mut closed {
                                 task.commit_external()?;
