@@ -12,8 +12,10 @@ pub(crate) struct DeliveryTracker {
     pub(super) first_error: Mutex<Option<Error>>,
     /// Next offset after the last acknowledged write, per changelog topic and partition.
     pub(super) changelog_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
-    /// Where librdkafka statistics go.
+    /// Where librdkafka statistics and errors go.
     pub(super) kafka_metrics: Option<KafkaMetrics>,
+    /// The producer's `client.id`, which labels its metrics.
+    pub(super) client: String,
 }
 
 impl ClientContext for DeliveryTracker {
@@ -21,6 +23,13 @@ impl ClientContext for DeliveryTracker {
         if let Some(m) = &self.kafka_metrics {
             m.report(&statistics);
         }
+    }
+
+    /// librdkafka's global errors (a broker that cannot be reached, …): it retries on its
+    /// own, and a record it gives up on fails its delivery, so they are logged and counted.
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(client = %self.client, error = %error, %reason, "producer error");
+        self.count_error(&error);
     }
 }
 
@@ -40,6 +49,7 @@ impl ProducerContext for DeliveryTracker {
             }
         }
         if let Err((err, msg)) = result {
+            self.count_error(err);
             let topic = msg.topic().to_string();
             tracing::error!(%topic, error = %err, "record not delivered");
             if let Ok(mut first) = self.first_error.lock() {
@@ -54,6 +64,13 @@ impl ProducerContext for DeliveryTracker {
 }
 
 impl DeliveryTracker {
+    /// Counts an error of the producer.
+    pub(super) fn count_error(&self, e: &KafkaError) {
+        if let Some(m) = &self.kafka_metrics {
+            m.error(&self.client, OPERATION_PRODUCE, e);
+        }
+    }
+
     pub(super) fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.changelog_offsets
             .lock()
