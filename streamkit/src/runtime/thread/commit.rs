@@ -30,11 +30,17 @@ pub(super) fn commit_offsets(
     }
 }
 
+/// Errors of a commit refused because the group is moving partitions. `AssignmentLost`: the
+/// member was expelled (its session expired, e.g. through a broker outage longer than the
+/// session timeout) and librdkafka revokes its partitions as lost; committing them is no
+/// longer this member's to do (Kafka Streams closes such tasks without a commit) and their
+/// records since the last commit are processed again.
 pub(super) fn is_rebalancing(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         code,
         C::RebalanceInProgress
+            | C::AssignmentLost
             | C::IllegalGeneration
             | C::UnknownMemberId
             | C::NotCoordinator
