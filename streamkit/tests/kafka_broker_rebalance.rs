@@ -5,6 +5,8 @@
 //! once — no loss, and no duplicate from reprocessing.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -271,4 +273,194 @@ fn a_revocation_does_not_commit_offsets_past_output_the_broker_refused() {
         "offset {committed} committed past the record whose output the broker refused"
     );
     let _ = b.close();
+}
+
+/// Orders keyed by id, re-keyed by customer through a repartition topic, passed on to `seen`
+/// (value: the order's number) and counted per customer: state on both sides of a shuffle.
+fn shuffled_topology(input: &str, seen: &str, counts: &str) -> Topology {
+    let b = StreamsBuilder::new();
+    let by_customer = b
+        .stream(input, Consumed::with(Serdes::string(), Serdes::string()))
+        .map(|order: String, customer: String| (customer, order))
+        .repartition(Repartitioned::with(Serdes::string(), Serdes::string()).named("by-customer"));
+    by_customer.to(seen, Produced::with(Serdes::string(), Serdes::string()));
+    by_customer
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .count(Materialized::named("per-customer"))
+        .to_stream()
+        .to(counts, Produced::with(Serdes::string(), Serdes::i64()));
+    b.build().unwrap()
+}
+
+/// Waits until `app` has processed `more` records beyond `before`, naming every instance's
+/// state if it does not.
+fn wait_processed(app: &KafkaStreams, before: u64, more: u64, all: &[(&str, &KafkaStreams)]) {
+    assert!(
+        common::eventually(Duration::from_secs(60), || app
+            .metrics()
+            .records_processed()
+            >= before + more),
+        "no progress: {:?}",
+        all.iter()
+            .map(|(n, a)| (*n, a.state(), a.error(), a.metrics().records_processed()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Tasks of the shuffled topology: two sub-topologies of six partitions.
+const TASKS: f64 = 12.0;
+
+/// Waits until `apps` own every task between them (each has taken the assignment that
+/// followed the last change of the group).
+fn wait_owned(apps: &[&KafkaStreams], all: &[(&str, &KafkaStreams)]) {
+    let owned = || -> f64 {
+        apps.iter()
+            .map(|a| http::metric_sum(&a.metrics().encode_text(), "streamkit_active_tasks", &[]))
+            .sum()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(60), || owned() == TASKS
+            && apps.iter().all(|a| a.state() == StreamsState::Running)),
+        "{} of {TASKS} tasks owned: {:?}",
+        owned(),
+        all.iter()
+            .map(|(n, a)| (*n, a.state(), a.error()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The group grows from one instance to two and three and shrinks back to one while orders
+/// keep arriving, every task moving with its state (restored from its changelog by the next
+/// owner) on both sides of a repartition: every order is passed on once and each customer's
+/// final count is exactly its number of orders.
+#[test]
+fn scaling_from_one_to_two_to_three_and_back_to_one_instance_keeps_counts_exact() {
+    common::init_logs();
+    let bootstrap = kafka::bootstrap();
+    let app_id = kafka::unique("scale");
+    let (input, seen, counts) = (
+        kafka::unique("scale-orders"),
+        kafka::unique("scale-seen"),
+        kafka::unique("scale-counts"),
+    );
+    let admin_config = StreamsConfig::new(&app_id).bootstrap_servers(&bootstrap);
+    streamkit::runtime::ensure_topics(
+        &admin_config,
+        &[
+            (input.as_str(), 6),
+            (seen.as_str(), 6),
+            (counts.as_str(), 6),
+        ],
+    )
+    .unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let instance = |i: usize| {
+        let app = KafkaStreams::new(
+            shuffled_topology(&input, &seen, &counts),
+            config(&app_id, &bootstrap, dirs[i].path()),
+        )
+        .unwrap();
+        app.start().unwrap();
+        app
+    };
+
+    let a = instance(0);
+    assert!(
+        a.wait_for_state(StreamsState::Running, Duration::from_secs(60)),
+        "a: {:?} {:?}",
+        a.state(),
+        a.error()
+    );
+    // Orders keep coming until every change of the group is done.
+    let producing = Arc::new(AtomicBool::new(true));
+    let producer = {
+        let (bootstrap, input, producing) = (bootstrap.clone(), input.clone(), producing.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while producing.load(Ordering::Acquire) {
+                let batch: Vec<(String, Vec<u8>)> = (n..n + 200)
+                    .map(|i| (i.to_string(), format!("customer-{}", i % KEYS).into_bytes()))
+                    .collect();
+                common::produce(&bootstrap, &input, &batch);
+                n += 200;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            n
+        })
+    };
+
+    wait_processed(&a, 0, 1000, &[("a", &a)]);
+    // 1 → 2: b gets its share of the tasks (a revoked them first, committing what it had
+    // processed and flushing their state) and works on them.
+    let b = instance(1);
+    wait_processed(&b, 0, 1000, &[("a", &a), ("b", &b)]);
+    // 2 → 3.
+    let c = instance(2);
+    wait_processed(&c, 0, 1000, &[("a", &a), ("b", &b), ("c", &c)]);
+    let all = [("a", &a), ("b", &b), ("c", &c)];
+    wait_processed(&a, a.metrics().records_processed(), 500, &all);
+    wait_processed(&b, b.metrics().records_processed(), 500, &all);
+    // 3 → 2 → 1 while orders still arrive: the leavers' tasks move back, and each time the
+    // instances left work on with every task.
+    c.close().unwrap();
+    wait_owned(&[&a, &b], &all);
+    wait_processed(&a, a.metrics().records_processed(), 1000, &all);
+    wait_processed(&b, b.metrics().records_processed(), 1000, &all);
+    b.close().unwrap();
+    wait_owned(&[&a], &all);
+    wait_processed(&a, a.metrics().records_processed(), 1000, &all);
+    producing.store(false, Ordering::Release);
+    let orders = producer.join().unwrap();
+    println!("{orders} orders produced");
+
+    // Every order passed on; then a closes, which flushes the counts it still caches.
+    let seen_all = common::eventually(Duration::from_secs(60), || {
+        common::record_count(&bootstrap, &seen) >= orders as i64
+    });
+    a.close().unwrap();
+    assert!(
+        seen_all,
+        "only {} of {orders} orders passed on",
+        common::record_count(&bootstrap, &seen)
+    );
+
+    let out = common::read_all(&bootstrap, &seen, Duration::from_secs(60));
+    let mut values: Vec<u64> = out.iter().map(|r| r.value_str().parse().unwrap()).collect();
+    values.sort_unstable();
+    let duplicated: Vec<u64> = values
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    values.dedup();
+    assert_eq!(values, (0..orders).collect::<Vec<_>>(), "an order was lost");
+    assert!(
+        duplicated.is_empty(),
+        "{} orders were processed twice, e.g. {:?}",
+        duplicated.len(),
+        &duplicated[..duplicated.len().min(10)]
+    );
+
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for r in common::read_all(&bootstrap, &counts, Duration::from_secs(60)) {
+        let v = i64::from_be_bytes(r.value.as_deref().unwrap().try_into().unwrap());
+        last.insert(r.key_str().to_string(), v);
+    }
+    let mut want: HashMap<String, i64> = HashMap::new();
+    for i in 0..orders {
+        *want.entry(format!("customer-{}", i % KEYS)).or_default() += 1;
+    }
+    let mut wrong: Vec<(String, i64, Option<i64>)> = want
+        .iter()
+        .filter(|(k, n)| last.get(*k) != Some(*n))
+        .map(|(k, n)| (k.clone(), *n, last.get(k).copied()))
+        .collect();
+    wrong.sort();
+    assert!(
+        wrong.is_empty() && last.len() == want.len(),
+        "{} of {} customers counted wrong, (customer, orders, count) e.g. {:?}",
+        wrong.len(),
+        want.len(),
+        &wrong[..wrong.len().min(10)]
+    );
 }

@@ -1,18 +1,44 @@
 //! librdkafka statistics (its `stats` callback, every `statistics.interval.ms`) as Prometheus
 //! gauges: consumer lag per partition, broker round-trip time and request queues, client
-//! message queues.
+//! message queues; and the Kafka errors a stream thread's clients meet, as counters: those
+//! reported to the thread, and the broker faults librdkafka handles itself (from its
+//! statistics).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use rdkafka::Statistics;
+use rdkafka::error::KafkaError;
 
 use super::names::*;
 use super::register;
 
 /// Label values of one gauge series: (client, topic or broker, partition or empty).
 type Series = (String, String, String);
+
+/// The broker fault kinds taken from statistics, in the order of [`broker_faults`].
+const BROKER_FAULT_KINDS: [&str; 5] = [
+    BROKER_DISCONNECTS,
+    BROKER_REQUEST_RETRIES,
+    BROKER_REQUEST_TIMEOUTS,
+    BROKER_SEND_ERRORS,
+    BROKER_RECEIVE_ERRORS,
+];
+
+/// A broker's fault totals since its client started, in the order of [`BROKER_FAULT_KINDS`].
+type BrokerFaults = [u64; 5];
+
+/// The fault totals of a broker's statistics.
+fn broker_faults(b: &rdkafka::statistics::Broker) -> BrokerFaults {
+    [
+        b.disconnects.unwrap_or(0).max(0) as u64,
+        b.txretries,
+        b.req_timeouts,
+        b.txerrs,
+        b.rxerrs,
+    ]
+}
 
 /// The gauges fed from librdkafka statistics.
 #[derive(Clone)]
@@ -23,6 +49,11 @@ pub(crate) struct KafkaMetrics {
     waitresp: IntGaugeVec,
     queue_messages: IntGaugeVec,
     queue_bytes: IntGaugeVec,
+    errors: IntCounterVec,
+    broker_errors: IntCounterVec,
+    /// The broker fault totals of the last report, per (client, broker): statistics carry
+    /// totals, the counters grow by the difference.
+    broker_totals: Arc<Mutex<HashMap<(String, String), BrokerFaults>>>,
     /// Lag series set by the last update, per client, so partitions that moved away are removed.
     lag_series: Arc<Mutex<HashMap<String, HashSet<Series>>>>,
 }
@@ -69,7 +100,58 @@ impl KafkaMetrics {
                 "bytes of the messages in the client's queues",
                 &[CLIENT_LABEL],
             ),
+            errors: register(
+                r,
+                IntCounterVec::new(
+                    opts(
+                        KAFKA_ERRORS,
+                        "errors librdkafka reported to a stream thread's clients",
+                    ),
+                    &[CLIENT_LABEL, OPERATION_LABEL, ERROR_LABEL],
+                )
+                .expect("valid metric"),
+            ),
+            broker_errors: register(
+                r,
+                IntCounterVec::new(
+                    opts(
+                        KAFKA_BROKER_ERRORS,
+                        "broker faults librdkafka handled itself (librdkafka statistics)",
+                    ),
+                    &[CLIENT_LABEL, BROKER_LABEL, KIND_LABEL],
+                )
+                .expect("valid metric"),
+            ),
+            broker_totals: Arc::default(),
             lag_series: Arc::default(),
+        }
+    }
+
+    /// Counts an error `client` reported while doing `operation` (an `OPERATION_*` constant).
+    pub fn error(&self, client: &str, operation: &str, error: &KafkaError) {
+        let code = error
+            .rdkafka_error_code()
+            .map_or_else(|| "Other".to_string(), |c| format!("{c:?}"));
+        self.errors
+            .with_label_values(&[client, operation, &code])
+            .inc();
+    }
+
+    /// Adds what broker `name`'s fault totals grew by since the last report of `client`.
+    fn count_broker_faults(&self, client: &str, name: &str, b: &rdkafka::statistics::Broker) {
+        let now = broker_faults(b);
+        let before = self
+            .broker_totals
+            .lock()
+            .expect("broker totals lock")
+            .insert((client.to_string(), name.to_string()), now)
+            .unwrap_or_default();
+        for ((kind, now), before) in BROKER_FAULT_KINDS.iter().zip(now).zip(before) {
+            // A total below the last one: the client was created anew under its name.
+            let grown = if now >= before { now - before } else { now };
+            self.broker_errors
+                .with_label_values(&[client, name, kind])
+                .inc_by(grown);
         }
     }
 
@@ -87,6 +169,11 @@ impl KafkaMetrics {
             .with_label_values(&[client])
             .set(s.msg_size as i64);
         for (name, b) in &s.brokers {
+            // The coordinator's handle has a connection (and requests) of its own, and a
+            // bootstrap handle's connection can fail too; librdkafka's internal one has none.
+            if b.source != "internal" {
+                self.count_broker_faults(client, name, b);
+            }
             // librdkafka's bootstrap and coordinator handles duplicate real brokers.
             if b.nodeid < 0 {
                 continue;

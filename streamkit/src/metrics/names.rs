@@ -40,6 +40,13 @@ pub const KAFKA_BROKER_WAITRESP: &str = "streamkit_kafka_broker_waitresp_request
 pub const KAFKA_QUEUE_MESSAGES: &str = "streamkit_kafka_queue_messages";
 /// Bytes of the messages in a client's queues (gauge).
 pub const KAFKA_QUEUE_BYTES: &str = "streamkit_kafka_queue_bytes";
+/// Errors librdkafka reported to a stream thread's clients, by `operation` (one of the
+/// `OPERATION_*` constants) and `error`, librdkafka's name for the error code (counter). Most
+/// pass: the thread logs them and goes on, as the error's handling in the runtime says.
+pub const KAFKA_ERRORS: &str = "streamkit_kafka_errors_total";
+/// Broker faults a client met that librdkafka handles itself (it reconnects, retries), from
+/// its statistics, by `kind` (one of the `BROKER_*` constants) (counter).
+pub const KAFKA_BROKER_ERRORS: &str = "streamkit_kafka_broker_errors_total";
 
 /// Polls an HTTP polling source attempted (counter).
 pub const HTTP_POLLS: &str = "streamkit_http_poll_requests_total";
@@ -74,6 +81,10 @@ pub const TOPIC_LABEL: &str = "topic";
 pub const PARTITION_LABEL: &str = "partition";
 /// Label: what a memory gauge measures.
 pub const KIND_LABEL: &str = "kind";
+/// Label: what a client was doing when an error was reported.
+pub const OPERATION_LABEL: &str = "operation";
+/// Label: librdkafka's name for an error code (`BrokerTransportFailure`, …).
+pub const ERROR_LABEL: &str = "error";
 /// Constant label: a connector source's name.
 pub const SOURCE_LABEL: &str = "source";
 
@@ -99,3 +110,25 @@ pub const ROCKSDB_BLOCK_CACHE: &str = "block_cache";
 pub const ROCKSDB_BLOCK_CACHE_PINNED: &str = "block_cache_pinned";
 /// RocksDB memory kind: memtables, as the write-buffer manager counts them.
 pub const ROCKSDB_WRITE_BUFFERS: &str = "write_buffers";
+
+/// Operation: an error the consumer's poll returned (a fetch that failed, a broker that
+/// cannot be reached).
+pub const OPERATION_CONSUME: &str = "consume";
+/// Operation: an error the producer reported (a broker that cannot be reached, a record not
+/// delivered).
+pub const OPERATION_PRODUCE: &str = "produce";
+/// Operation: an offset commit refused or failed (a deferred one included).
+pub const OPERATION_COMMIT: &str = "commit";
+/// Operation: a transactional call (send offsets, commit, abort) that failed.
+pub const OPERATION_TRANSACTION: &str = "transaction";
+
+/// Broker fault: a connection to the broker closed or failed.
+pub const BROKER_DISCONNECTS: &str = "disconnect";
+/// Broker fault: a request sent again after it failed.
+pub const BROKER_REQUEST_RETRIES: &str = "request_retry";
+/// Broker fault: a request that got no response in time.
+pub const BROKER_REQUEST_TIMEOUTS: &str = "request_timeout";
+/// Broker fault: a request that could not be sent.
+pub const BROKER_SEND_ERRORS: &str = "send_error";
+/// Broker fault: a response that could not be read.
+pub const BROKER_RECEIVE_ERRORS: &str = "receive_error";

@@ -3,6 +3,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -19,6 +20,17 @@ enum Command {
         api: RDKafkaApiKey,
         errors: Vec<RDKafkaRespErr>,
         reply: mpsc::Sender<()>,
+    },
+    /// Takes broker `id` (-1: every broker) down (`up: false`) or brings it back.
+    BrokerUp {
+        id: i32,
+        up: bool,
+        reply: mpsc::Sender<Result<()>>,
+    },
+    RoundTripTime {
+        id: i32,
+        delay: Duration,
+        reply: mpsc::Sender<Result<()>>,
     },
     Shutdown,
 }
@@ -118,6 +130,18 @@ impl EmbeddedBroker {
                             cluster.request_errors(api, &errors);
                             let _ = reply.send(());
                         }
+                        Command::BrokerUp { id, up, reply } => {
+                            let r = if up {
+                                cluster.broker_up(id)
+                            } else {
+                                cluster.broker_down(id)
+                            };
+                            let _ = reply.send(r.map_err(Error::Kafka));
+                        }
+                        Command::RoundTripTime { id, delay, reply } => {
+                            let r = cluster.broker_round_trip_time(id, delay);
+                            let _ = reply.send(r.map_err(Error::Kafka));
+                        }
                         Command::Shutdown => break,
                     }
                 }
@@ -142,18 +166,49 @@ impl EmbeddedBroker {
 
     /// Makes the next requests of kind `api` (from any client) fail, one with each error in
     /// turn: fault injection for tests, e.g. an `ILLEGAL_GENERATION` answer to the next
-    /// `TxnOffsetCommit` to abort a transaction.
+    /// `TxnOffsetCommit` to abort a transaction. `RD_KAFKA_RESP_ERR__TRANSPORT` closes the
+    /// client's connection instead of answering.
     pub fn fail_next_requests(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> Result<()> {
+        self.call(|reply| Command::RequestErrors {
+            api,
+            errors: errors.to_vec(),
+            reply,
+        })
+    }
+
+    /// Takes broker `id` (1-based; -1: every broker) down: its connections close and new ones
+    /// are refused until [`broker_up`](Self::broker_up). Partitions keep their leader, so those
+    /// it leads are unavailable meanwhile.
+    pub fn broker_down(&self, id: i32) -> Result<()> {
+        self.call(|reply| Command::BrokerUp {
+            id,
+            up: false,
+            reply,
+        })?
+    }
+
+    /// Brings broker `id` (-1: every broker) back after [`broker_down`](Self::broker_down).
+    pub fn broker_up(&self, id: i32) -> Result<()> {
+        self.call(|reply| Command::BrokerUp {
+            id,
+            up: true,
+            reply,
+        })?
+    }
+
+    /// Delays every response of broker `id` (-1: every broker) by `delay` (zero: none).
+    pub fn set_round_trip_time(&self, id: i32, delay: Duration) -> Result<()> {
+        self.call(|reply| Command::RoundTripTime { id, delay, reply })?
+    }
+
+    /// Sends the broker's thread a command and waits for its reply.
+    fn call<T>(&self, command: impl FnOnce(mpsc::Sender<T>) -> Command) -> Result<T> {
         let (reply, rx) = mpsc::channel();
         self.inner
             .commands
             .lock()
             .map_err(|_| Error::Internal("embedded broker lock poisoned".into()))?
-            .send(Command::RequestErrors {
-                api,
-                errors: errors.to_vec(),
-                reply,
-            })
+            .send(command(reply))
             .map_err(|_| Error::Internal("embedded broker stopped".into()))?;
         rx.recv()
             .map_err(|_| Error::Internal("embedded broker stopped".into()))
@@ -161,18 +216,10 @@ impl EmbeddedBroker {
 
     /// Creates a topic (a no-op if it exists with that many partitions).
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let (reply, rx) = mpsc::channel();
-        self.inner
-            .commands
-            .lock()
-            .map_err(|_| Error::Internal("embedded broker lock poisoned".into()))?
-            .send(Command::CreateTopic {
-                name: name.to_string(),
-                partitions,
-                reply,
-            })
-            .map_err(|_| Error::Internal("embedded broker stopped".into()))?;
-        rx.recv()
-            .map_err(|_| Error::Internal("embedded broker stopped".into()))?
+        self.call(|reply| Command::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            reply,
+        })?
     }
 }

@@ -18,6 +18,9 @@ pub struct Read {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub partition: i32,
+    pub offset: i64,
+    /// The record's timestamp, if it has one.
+    pub timestamp: Option<i64>,
     /// Header values by name (a null value reads as empty).
     pub headers: HashMap<String, String>,
     /// The headers as they came, in order (`None`: a null value).
@@ -110,6 +113,8 @@ pub fn read_until(
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis(),
                 headers,
                 header_list,
             });

@@ -13,14 +13,18 @@ pub(super) const COMMIT_FLUSH_WAIT: Duration = Duration::from_secs(10);
 pub(super) const TXN_RETRIES: u32 = 5;
 
 /// Commits explicit offsets, with the same tolerance of rebalances as [`commit`].
-pub(super) fn commit_offsets<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
+pub(super) fn commit_offsets(
+    consumer: &BaseConsumer<StreamConsumerContext>,
     offsets: &TopicPartitionList,
 ) -> Result<()> {
     if offsets.count() == 0 {
         return Ok(());
     }
-    match consumer.commit(offsets, CommitMode::Sync) {
+    let committed = consumer.commit(offsets, CommitMode::Sync);
+    if let Err(e) = &committed {
+        consumer.context().count_error(OPERATION_COMMIT, e);
+    }
+    match committed {
         Err(KafkaError::ConsumerCommit(code)) if is_rebalancing(code) => {
             tracing::info!(%code, "commit deferred: the group is rebalancing");
             Ok(())
@@ -29,13 +33,16 @@ pub(super) fn commit_offsets<C: ConsumerContext>(
     }
 }
 
+/// Errors of a commit refused because the group is moving partitions. `AssignmentLost`: the
+/// member was expelled (its session expired, e.g. through a broker outage longer than the
+/// session timeout) and librdkafka revokes its partitions as lost; committing them is no
+/// longer this member's to do (Kafka Streams closes such tasks without a commit) and their
+/// records since the last commit are processed again.
 pub(super) fn is_rebalancing(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         code,
         C::RebalanceInProgress
-            // The session expired (a broker outage longer than `session.timeout.ms`): the
-            // group moved the partitions on; the consumer rejoins.
             | C::AssignmentLost
             | C::IllegalGeneration
             | C::UnknownMemberId
@@ -94,8 +101,13 @@ pub(super) fn classify_txn_error(e: KafkaError, transactional_id: &str) -> TxnFa
 /// the cluster cannot take right now (its coordinator restarting or unreachable): the offsets
 /// stay stored and the next commit carries them, as Kafka Streams retries a commit that timed
 /// out at the next interval.
-pub(super) fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Result<()> {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
+pub(super) fn commit(consumer: &BaseConsumer<StreamConsumerContext>) -> Result<()> {
+    let committed = consumer.commit_consumer_state(CommitMode::Sync);
+    match &committed {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => consumer.context().count_error(OPERATION_COMMIT, e),
+    }
+    match committed {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
         Err(KafkaError::ConsumerCommit(code)) if is_rebalancing(code) => {
             tracing::info!(%code, "commit deferred: the group is rebalancing");
@@ -301,9 +313,15 @@ impl Worker {
         offsets: &TopicPartitionList,
     ) -> std::result::Result<(), TxnFailure> {
         let id = self.transactional_id.as_deref().unwrap_or_default();
-        self.producer
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| classify_txn_error(e, id))?;
+        let failed = |e: KafkaError| {
+            self.args.metrics.kafka.error(
+                &self.producer.context().client,
+                OPERATION_TRANSACTION,
+                &e,
+            );
+            classify_txn_error(e, id)
+        };
+        self.producer.flush(FLUSH_TIMEOUT).map_err(failed)?;
         if let Err(e) = self.producer.context().check() {
             return Err(TxnFailure::Abort(e.to_string()));
         }
@@ -313,11 +331,11 @@ impl Worker {
             })?;
             self.producer
                 .send_offsets_to_transaction(offsets, &metadata, TXN_TIMEOUT)
-                .map_err(|e| classify_txn_error(e, id))?;
+                .map_err(failed)?;
         }
         self.producer
             .commit_transaction(TXN_TIMEOUT)
-            .map_err(|e| classify_txn_error(e, id))
+            .map_err(failed)
     }
 
     /// Aborts the open transaction, drops every task without committing anything, and

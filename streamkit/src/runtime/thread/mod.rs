@@ -32,6 +32,9 @@ use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::error_policy::ProductionErrorHandler;
 use crate::metrics::kafka::{DEFAULT_STATISTICS_INTERVAL_MS, KafkaMetrics};
+use crate::metrics::names::{
+    OPERATION_COMMIT, OPERATION_CONSUME, OPERATION_PRODUCE, OPERATION_TRANSACTION,
+};
 use crate::metrics::{Metrics, RateMeter};
 use crate::processor::task_state::{OutRecord, RecordCollector};
 use crate::record::Headers;
@@ -184,7 +187,8 @@ impl StreamThread {
     pub fn new(args: ThreadArgs) -> Result<Self> {
         let config = &args.config;
         let mut pc = base_client_config(config, "producer")?;
-        pc.set("client.id", format!("{}-producer", args.name));
+        let producer_client = format!("{}-producer", args.name);
+        pc.set("client.id", &producer_client);
         // Kafka's Java clients partition by murmur2(key); use the same so co-partitioning holds
         // across clients.
         if !config
@@ -237,6 +241,7 @@ impl StreamThread {
             // Under exactly-once a refused delivery makes the transaction abortable.
             handles_refusals: !exactly_once
                 && config.production_error_handler != ProductionErrorHandler::Fail,
+            client: producer_client,
             ..DeliveryTracker::default()
         })?);
         if let Some(id) = &transactional_id {
@@ -255,8 +260,9 @@ impl StreamThread {
         }
 
         let mut cc = base_client_config(config, "consumer")?;
+        let consumer_client = format!("{}-consumer", args.name);
         cc.set("group.id", config.application_id.as_str())
-            .set("client.id", format!("{}-consumer", args.name))
+            .set("client.id", &consumer_client)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("partition.assignment.strategy", "range");
@@ -290,6 +296,7 @@ impl StreamThread {
             status: args.status.clone(),
             exactly_once,
             kafka_metrics: args.metrics.kafka.clone(),
+            client: consumer_client,
         };
         let consumer: BaseConsumer<StreamConsumerContext> = cc.create_with_context(context)?;
         // Only the topics the topology reads: changelogs are internal topics too, but they are
@@ -385,6 +392,7 @@ impl Worker {
                     }
                     Some(Ok(msg)) => self.process(consumer, &msg)?,
                     Some(Err(e)) => {
+                        consumer.context().count_error(OPERATION_CONSUME, &e);
                         if is_fatal(&e) {
                             return Err(e.into());
                         }

@@ -67,7 +67,7 @@ pub(crate) struct DeliveryTracker {
     pub(super) first_error: Mutex<Option<Error>>,
     /// Next offset after the last acknowledged write, per changelog topic and partition.
     pub(super) changelog_offsets: Mutex<HashMap<String, HashMap<i32, i64>>>,
-    /// Where librdkafka statistics go.
+    /// Where librdkafka statistics and errors go.
     pub(super) kafka_metrics: Option<KafkaMetrics>,
     /// Whether refused deliveries go to the production error handler (at least once with a
     /// handler other than `Fail`); under exactly-once every failed delivery aborts the
@@ -76,6 +76,8 @@ pub(crate) struct DeliveryTracker {
     /// Refused deliveries the handler takes, for the stream thread to drain.
     pub(super) refused: Mutex<Vec<RefusedDelivery>>,
     pub(super) has_refused: AtomicBool,
+    /// The producer's `client.id`, which labels its metrics.
+    pub(super) client: String,
 }
 
 impl ClientContext for DeliveryTracker {
@@ -83,6 +85,13 @@ impl ClientContext for DeliveryTracker {
         if let Some(m) = &self.kafka_metrics {
             m.report(&statistics);
         }
+    }
+
+    /// librdkafka's global errors (a broker that cannot be reached, …): it retries on its
+    /// own, and a record it gives up on fails its delivery, so they are logged and counted.
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(client = %self.client, error = %error, %reason, "producer error");
+        self.count_error(&error);
     }
 }
 
@@ -102,6 +111,7 @@ impl ProducerContext for DeliveryTracker {
             }
         }
         if let Err((err, msg)) = result {
+            self.count_error(err);
             let topic = msg.topic().to_string();
             let code = err.rdkafka_error_code();
             if self.handles_refusals && opaque != 0 && code.is_some_and(is_record_error) {
@@ -169,6 +179,13 @@ impl DeliveryTracker {
             .lock()
             .map(|mut q| std::mem::take(&mut *q))
             .unwrap_or_default()
+    }
+
+    /// Counts an error of the producer.
+    pub(super) fn count_error(&self, e: &KafkaError) {
+        if let Some(m) = &self.kafka_metrics {
+            m.error(&self.client, OPERATION_PRODUCE, e);
+        }
     }
 
     pub(super) fn changelog_offset(&self, topic: &str, partition: i32) -> Option<i64> {

@@ -31,6 +31,8 @@ pub(crate) struct StreamConsumerContext {
     /// consumer closing, dropped by a failing thread) unassigns at once.
     pub(super) in_poll: AtomicBool,
     pub(super) kafka_metrics: KafkaMetrics,
+    /// The consumer's `client.id`, which labels its metrics.
+    pub(super) client: String,
 }
 
 pub(super) fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
@@ -142,6 +144,11 @@ impl ConsumerContext for StreamConsumerContext {
 }
 
 impl StreamConsumerContext {
+    /// Counts an error the consumer reported while doing `operation`.
+    pub(super) fn count_error(&self, operation: &str, e: &KafkaError) {
+        self.kafka_metrics.error(&self.client, operation, e);
+    }
+
     fn push(&self, e: RebalanceEvent) {
         if let Ok(mut events) = self.events.lock() {
             events.push(e);
