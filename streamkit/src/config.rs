@@ -158,6 +158,7 @@ pub struct StreamsConfig {
     pub(crate) uncaught_exception_response: UncaughtExceptionResponse,
     pub(crate) max_transaction_aborts: u32,
     pub(crate) task_timeout: Duration,
+    pub(crate) repartition_purge_interval: Duration,
 }
 
 /// The default [`StreamsConfig::state_dir`]: under the user's cache directory.
@@ -253,6 +254,10 @@ impl std::fmt::Debug for StreamsConfig {
             )
             .field("max_transaction_aborts", &self.max_transaction_aborts)
             .field("task_timeout", &self.task_timeout)
+            .field(
+                "repartition_purge_interval",
+                &self.repartition_purge_interval,
+            )
             .finish()
     }
 }
@@ -290,6 +295,7 @@ impl StreamsConfig {
             uncaught_exception_response: UncaughtExceptionResponse::default(),
             max_transaction_aborts: 10,
             task_timeout: Duration::from_secs(300),
+            repartition_purge_interval: Duration::from_secs(30),
         }
     }
 
@@ -581,6 +587,26 @@ impl StreamsConfig {
     /// ```
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.task_timeout = timeout;
+        self
+    }
+
+    /// How often a stream thread deletes the records of its repartition topics below the
+    /// committed offsets (Kafka Streams' `repartition.purge.interval.ms`; repartition topics
+    /// have no time retention, so that a record with an old event time is not deleted
+    /// before it is read). Checked after each commit. Not on the embedded broker, which
+    /// has no DeleteRecords. Default = 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::StreamsConfig;
+    ///
+    /// let config = StreamsConfig::new("trips").repartition_purge_interval(Duration::from_secs(5));
+    /// # let _ = config;
+    /// ```
+    pub fn repartition_purge_interval(mut self, interval: Duration) -> Self {
+        self.repartition_purge_interval = interval;
         self
     }
 

@@ -160,7 +160,7 @@ fn internal_topics_are_created_with_kafka_streams_configs_and_copartitioned_coun
         );
     }
 
-    // Repartition topics: deleted by time, never compacted, in Kafka Streams' 50 MiB
+    // Repartition topics: never compacted, never deleted by time, in Kafka Streams' 50 MiB
     // segments.
     let repartitions = [
         "by-payment-repartition",
@@ -171,6 +171,8 @@ fn internal_topics_are_created_with_kafka_streams_configs_and_copartitioned_coun
         let c = describe(&bootstrap, &topic(name));
         assert_eq!(c["cleanup.policy"], "delete", "{name}");
         assert_eq!(c["segment.bytes"], "52428800", "{name}");
+        // No time retention: the threads purge what they committed.
+        assert_eq!(c["retention.ms"], "-1", "{name}");
     }
     assert_eq!(partitions(&bootstrap, &topic("by-payment-repartition")), 2);
     // Both sides of the join: as many partitions as the larger input, so that a key lands
@@ -190,5 +192,97 @@ fn internal_topics_are_created_with_kafka_streams_configs_and_copartitioned_coun
         partitions(&bootstrap, &topic("matched-other-join-store-changelog")),
         4
     );
+    app.close().unwrap();
+}
+
+/// Records go through a repartition topic with event times a month old (replayed history):
+/// none expires before it is read, and what the application committed is deleted from the
+/// topic (DeleteRecords), as Kafka Streams purges it.
+#[test]
+fn repartition_topics_are_purged_below_the_committed_offsets() {
+    common::init_logs();
+    let bootstrap = kafka::bootstrap();
+    let app_id = kafka::unique("purge");
+    let input = kafka::unique("purge-in");
+    let output = kafka::unique("purge-out");
+    create_topics(&bootstrap, &[(input.as_str(), 2), (output.as_str(), 2)]);
+    const RECORDS: usize = 2000;
+    let month_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 30 * 86_400_000;
+    let producer = common::producer(&bootstrap);
+    for i in 0..RECORDS {
+        let (k, v) = (format!("r{i}"), format!("k{}", i % 7));
+        let record = rdkafka::producer::BaseRecord::to(&input)
+            .key(&k)
+            .payload(&v)
+            .timestamp(month_ago + i as i64);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).unwrap();
+
+    let b = StreamsBuilder::new();
+    b.stream(&input, Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by(
+            |_, v: &String| v.clone(),
+            Grouped::with(Serdes::string(), Serdes::string()).named("by-value"),
+        )
+        .count(Materialized::named("counts"))
+        .to_stream()
+        .to(&output, Produced::with(Serdes::string(), Serdes::i64()));
+    let dir = tempfile::tempdir().unwrap();
+    let app = KafkaStreams::new(
+        b.build().unwrap(),
+        StreamsConfig::new(&app_id)
+            .bootstrap_servers(&bootstrap)
+            .state_dir(dir.path())
+            .replication_factor(1)
+            .commit_interval(Duration::from_millis(100))
+            .repartition_purge_interval(Duration::from_secs(1)),
+    )
+    .unwrap();
+    app.start().unwrap();
+    let repartition = format!("{app_id}-by-value-repartition");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let (mut low, mut high) = (0i64, 0i64);
+    let purged = common::eventually(Duration::from_secs(90), || {
+        (low, high) = (0..2)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&repartition, p, Duration::from_secs(5))
+                    .unwrap()
+            })
+            .fold((0, 0), |(l, h), (pl, ph)| (l + pl, h + ph));
+        high == RECORDS as i64 && low == high
+    });
+    assert!(
+        purged,
+        "repartition topic not purged: low {low}, high {high} ({:?} {:?})",
+        app.state(),
+        app.error()
+    );
+    // Nothing was lost on the way: every key counted every record.
+    let mut last = HashMap::new();
+    for r in common::read_all(&bootstrap, &output, Duration::from_secs(5)) {
+        last.insert(
+            r.key_str().to_string(),
+            i64::from_be_bytes(r.value.unwrap().try_into().unwrap()),
+        );
+    }
+    let want: HashMap<String, i64> = (0..7)
+        .map(|k| {
+            (
+                format!("k{k}"),
+                (0..RECORDS).filter(|i| i % 7 == k).count() as i64,
+            )
+        })
+        .collect();
+    assert_eq!(last, want);
     app.close().unwrap();
 }

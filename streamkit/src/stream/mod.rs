@@ -821,12 +821,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.graph.borrow_mut().internal_topics.push(InternalTopic {
             name: topic.clone(),
             partitions: repartitioned.partitions,
-            // Kafka Streams' repartition-topic configs, but for `retention.ms=-1`: it purges
-            // what it has committed with DeleteRecords, streamkit does not, so the broker's
-            // time retention keeps the topic bounded.
+            // Kafka Streams' repartition-topic configs: no time retention (a record with an
+            // old event time must not expire before it is read); the stream threads delete
+            // what is committed with DeleteRecords (`runtime/thread/purge.rs`).
             config: vec![
                 ("cleanup.policy".into(), "delete".into()),
                 ("segment.bytes".into(), "52428800".into()),
+                ("retention.ms".into(), "-1".into()),
             ],
         });
         let (ks, vs) = (

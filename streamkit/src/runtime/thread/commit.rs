@@ -182,6 +182,9 @@ impl Worker {
             commit(consumer)?;
         }
         self.last_commit = Instant::now();
+        if let Some(purger) = &mut self.purger {
+            purger.maybe_purge(consumer);
+        }
         self.args
             .metrics
             .commit_latency

@@ -53,6 +53,7 @@ use crate::topology::node::RawRecord;
 mod commit;
 mod lag;
 mod producer;
+mod purge;
 mod rebalance;
 
 use commit::{TXN_TIMEOUT, TxnFailure, classify_txn_error, commit, transaction_timeout};
@@ -127,6 +128,8 @@ struct Worker {
     lag: LagProbe,
     /// Exactly-once: transactions aborted since the last one that committed.
     aborts_in_a_row: u32,
+    /// Deletes committed records from the repartition topics (none on the embedded broker).
+    purger: Option<purge::Purger>,
 }
 
 /// A random number (std's per-process hash keys, mixed with the clock and process id).
@@ -322,6 +325,7 @@ impl StreamThread {
             ends: HashMap::new(),
             starts: HashMap::new(),
         };
+        let purger = purge::Purger::new(config, &args.topology)?;
         Ok(StreamThread {
             consumer,
             worker: Worker {
@@ -343,6 +347,7 @@ impl StreamThread {
                 aborts_in_a_row: 0,
                 paused: HashSet::new(),
                 lag,
+                purger,
             },
         })
     }
