@@ -115,6 +115,9 @@ pub(super) fn is_retriable(e: &tokio_postgres::Error) -> bool {
                 || *code == SqlState::CRASH_SHUTDOWN
                 || *code == SqlState::CANNOT_CONNECT_NOW
                 || *code == SqlState::TOO_MANY_CONNECTIONS
+                // `statement_timeout`: most often a wait for the locks of a transaction whose
+                // connection is going away (one abandoned to a network fault).
+                || *code == SqlState::QUERY_CANCELED
                 || code.code().starts_with("08")
         }
         // No SQLSTATE: the socket failed (an I/O error), or the client refused a value or a
@@ -241,9 +244,7 @@ impl PostgresCommitter {
                 return Err(error);
             }
             let since = *first_failure.get_or_insert_with(std::time::Instant::now);
-            let (initial, max) = self.settings.backoff;
-            let wait = initial.saturating_mul(1 << failures.min(16)).min(max);
-            if since.elapsed() + wait > self.settings.retry_for {
+            let Some(left) = self.settings.retry_for.checked_sub(since.elapsed()) else {
                 return Err(Error::Connector {
                     connector: self.describe(),
                     reason: format!(
@@ -255,7 +256,13 @@ impl PostgresCommitter {
                     ),
                     retriable: true,
                 });
-            }
+            };
+            // The last attempt comes as the window closes.
+            let (initial, max) = self.settings.backoff;
+            let wait = initial
+                .saturating_mul(1 << failures.min(16))
+                .min(max)
+                .min(left);
             failures += 1;
             tracing::warn!(error = %error, failures, ?wait, "postgres call failed; retrying");
             self.client = None;

@@ -20,16 +20,17 @@
 //! task, because a changelog can run ahead of Postgres (written before a crash that lost the
 //! matching Postgres commit) and replaying it would count those records twice.
 //!
-//! Failed Postgres calls are classified: a refused or lost connection, a server starting up
-//! or shutting down, a serialization failure or a deadlock is retried with a fresh connection,
-//! backing off exponentially, for up to [`PostgresSink::retry_for`] (2 min) before the stream
-//! thread fails naming that setting. The whole transaction is replayed: upserts and offsets
-//! are absolute values, so replaying one that did commit (its acknowledgement lost with the
-//! connection) changes nothing. Anything else fails the stream thread with the statement's
-//! error. Connecting is bounded by [`PostgresSink::connect_timeout`], every statement by the
-//! session's [`PostgresSink::statement_timeout`], and TCP keepalives notice a connection whose
-//! server vanished; meanwhile the stream thread waits (its records are processed once the
-//! commit went through), so a restart of the database is ridden out without a duplicate.
+//! Failed Postgres calls are classified. A refused or lost connection, a server starting up
+//! or shutting down, a serialization failure, a deadlock or a statement timeout is retried on
+//! a fresh connection, backing off exponentially, for up to [`PostgresSink::retry_for`]
+//! (2 min); then the stream thread fails with an error naming the sink and that setting. The
+//! whole transaction is replayed: upserts and offsets are absolute values, so replaying one
+//! that did commit (its acknowledgement lost with the connection) changes nothing. Anything
+//! else fails the stream thread with the statement's error. Connecting is bounded by
+//! [`PostgresSink::connect_timeout`], statements by the session's
+//! [`PostgresSink::statement_timeout`], and TCP keepalives notice a connection whose server
+//! vanished. The stream thread waits while a commit is retried, so a database restart delays
+//! processing but neither loses nor repeats a row.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -293,12 +294,14 @@ impl<K, V> PostgresSink<K, V> {
     }
 
     /// The sessions' `statement_timeout` (sent as the startup option
-    /// `-c statement_timeout=…`): the server cancels a statement running longer, which fails
-    /// the stream thread with the database's error (SQLSTATE 57014) — raise it when loading a
-    /// large store takes longer. A transaction not finished within twice this time (a server
-    /// that stopped answering) is abandoned with its connection and retried. `Duration::ZERO`
-    /// turns both off. Default = the `statement_timeout` in the URL's `options` if any, else
-    /// 30 s.
+    /// `-c statement_timeout=…`): the server cancels a statement running longer (SQLSTATE
+    /// 57014), and the transaction is retried like a lost connection — most often it waited
+    /// for the row locks of a transaction whose connection is going away. A statement that is
+    /// simply slower fails the same way every time, until [`retry_for`](Self::retry_for) runs
+    /// out: raise this when loading a large store takes longer. A transaction not finished
+    /// within twice this time (a server that stopped answering) is abandoned with its
+    /// connection and retried. `Duration::ZERO` turns both off. Default = the
+    /// `statement_timeout` in the URL's `options` if any, else 30 s.
     ///
     /// # Examples
     ///
@@ -458,5 +461,74 @@ impl<K: Data, V: Data> KStream<K, Option<V>> {
                 _input: PhantomData,
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(url: &str) -> PostgresSink<String, i64> {
+        PostgresSink::new(url, "t")
+    }
+
+    #[test]
+    fn defaults_add_timeouts_and_keepalives_to_the_url() {
+        let s = sink("postgres://app@db/cta").client_config().unwrap();
+        assert_eq!(s.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&DEFAULT_CONNECT_TIMEOUT)
+        );
+        assert_eq!(s.config.get_options(), Some("-c statement_timeout=30000"));
+        assert_eq!(s.answer_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(s.config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(s.config.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(s.config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        assert_eq!(s.retry_for, DEFAULT_RETRY_FOR);
+    }
+
+    #[test]
+    fn the_urls_own_settings_stay_unless_the_builder_sets_them() {
+        let url = "postgres://app@db/cta?connect_timeout=3&keepalives_idle=60\
+                   &options=-c%20search_path%3Dx%20-c%20statement_timeout%3D5000";
+        let s = sink(url).client_config().unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+        assert_eq!(
+            s.config.get_options(),
+            Some("-c search_path=x -c statement_timeout=5000")
+        );
+        assert_eq!(s.answer_timeout, None);
+        assert_eq!(s.config.get_keepalives_idle(), Duration::from_secs(60));
+
+        let s = sink(url)
+            .connect_timeout(Duration::from_secs(1))
+            .statement_timeout(Duration::from_millis(1500))
+            .client_config()
+            .unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(1));
+        // A later `-c` wins.
+        assert_eq!(
+            s.config.get_options(),
+            Some("-c search_path=x -c statement_timeout=5000 -c statement_timeout=1500")
+        );
+        assert_eq!(s.answer_timeout, Some(Duration::from_secs(3)));
+
+        let s = sink("postgres://app@db/cta")
+            .statement_timeout(Duration::ZERO)
+            .client_config()
+            .unwrap();
+        assert_eq!(s.config.get_options(), Some("-c statement_timeout=0"));
+        assert_eq!(s.answer_timeout, None);
+    }
+
+    #[test]
+    fn a_bad_url_is_an_error_naming_the_sink() {
+        let err = sink("postgres://app@db:notaport/cta")
+            .client_config()
+            .err()
+            .unwrap();
+        assert!(err.contains("postgres sink t"), "{err}");
+        assert!(err.contains("URL"), "{err}");
     }
 }
