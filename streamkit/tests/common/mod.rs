@@ -3,6 +3,7 @@
 
 pub mod broker_faults;
 pub mod kafka;
+pub mod postgres;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -20,10 +20,17 @@
 //! task, because a changelog can run ahead of Postgres (written before a crash that lost the
 //! matching Postgres commit) and replaying it would count those records twice.
 //!
-//! Failed Postgres calls are classified: a lost connection, a serialization failure or a
-//! deadlock is retried with a fresh connection (the whole transaction is replayed; upserts and
-//! offsets are absolute values, so replaying one that did commit changes nothing); anything
-//! else fails the stream thread with the statement's error.
+//! Failed Postgres calls are classified. A refused or lost connection, a server starting up
+//! or shutting down, a serialization failure, a deadlock or a statement timeout is retried on
+//! a fresh connection, backing off exponentially, for up to [`PostgresSink::retry_for`]
+//! (2 min); then the stream thread fails with an error naming the sink and that setting. The
+//! whole transaction is replayed: upserts and offsets are absolute values, so replaying one
+//! that did commit (its acknowledgement lost with the connection) changes nothing. Anything
+//! else fails the stream thread with the statement's error. Connecting is bounded by
+//! [`PostgresSink::connect_timeout`], statements by the session's
+//! [`PostgresSink::statement_timeout`], and TCP keepalives notice a connection whose server
+//! vanished. The stream thread waits while a commit is retried, so a database restart delays
+//! processing but neither loses nor repeats a row.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -54,7 +61,7 @@ mod commit;
 mod node;
 mod value;
 
-use commit::PostgresCommitter;
+use commit::{ClientSettings, PostgresCommitter};
 use node::PostgresSinkFactory;
 pub use value::SqlValue;
 
@@ -65,8 +72,18 @@ pub const STATE_TABLE: &str = "streamkit_state";
 
 /// Rows per multi-row statement.
 const DEFAULT_BATCH_ROWS: usize = 500;
-/// Attempts of a commit that fails with a retriable error.
-const RETRIES: u32 = 6;
+/// How long retriable failures are retried: longer than a database restart takes.
+const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(120);
+/// First and longest wait between two attempts.
+const DEFAULT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// TCP keepalives: first probe after this much silence, then one every
+/// [`KEEPALIVE_INTERVAL`], [`KEEPALIVE_RETRIES`] of them unanswered close the connection, so a
+/// server that vanished without closing it is noticed within about 25 s.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
 
 macro_rules! sql_from {
     ($($t:ty => $v:ident $(as $c:ty)?),* $(,)?) => {$(
@@ -112,6 +129,12 @@ pub struct PostgresSink<K, V> {
     key_fn: Option<Columns<K>>,
     value_fn: Option<Columns<V>>,
     batch_rows: usize,
+    retry_for: Duration,
+    backoff: (Duration, Duration),
+    /// `None`: the URL's `connect_timeout`, else the default.
+    connect_timeout: Option<Duration>,
+    /// `None`: the URL's `options`' `statement_timeout`, else the default.
+    statement_timeout: Option<Duration>,
 }
 
 impl<K, V> Clone for PostgresSink<K, V> {
@@ -124,6 +147,10 @@ impl<K, V> Clone for PostgresSink<K, V> {
             key_fn: self.key_fn.clone(),
             value_fn: self.value_fn.clone(),
             batch_rows: self.batch_rows,
+            retry_for: self.retry_for,
+            backoff: self.backoff,
+            connect_timeout: self.connect_timeout,
+            statement_timeout: self.statement_timeout,
         }
     }
 }
@@ -134,6 +161,9 @@ impl<K, V> std::fmt::Debug for PostgresSink<K, V> {
             .field("table", &self.table)
             .field("key_columns", &self.key_columns)
             .field("value_columns", &self.value_columns)
+            .field("retry_for", &self.retry_for)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +180,10 @@ impl<K, V> PostgresSink<K, V> {
             key_fn: None,
             value_fn: None,
             batch_rows: DEFAULT_BATCH_ROWS,
+            retry_for: DEFAULT_RETRY_FOR,
+            backoff: DEFAULT_BACKOFF,
+            connect_timeout: None,
+            statement_timeout: None,
         }
     }
 
@@ -190,7 +224,157 @@ impl<K, V> PostgresSink<K, V> {
         self
     }
 
+    /// How long the sink retries a call that fails in a way that may go away — a refused or
+    /// lost connection, a server starting up or shutting down, a serialization failure, a
+    /// deadlock, no answer in time — reconnecting after each failure, before it gives up and
+    /// fails the stream thread with an error naming the sink and this setting. The stream
+    /// thread waits meanwhile: a commit (or the load of a starting task) goes through once the
+    /// database is back, exactly once. Keep it well under the consumer's
+    /// `max.poll.interval.ms` (5 min), or the group evicts the waiting member.
+    /// Default = 2 min.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::connect::postgres::PostgresSink;
+    ///
+    /// // Ride out database failovers of up to 3 minutes.
+    /// let sink = PostgresSink::new("postgres://app@db/cta", "station_taps")
+    ///     .key_columns(["station"], |s: &String| vec![s.clone().into()])
+    ///     .value_columns(["taps"], |n: &i64| vec![(*n).into()])
+    ///     .retry_for(Duration::from_secs(180));
+    /// # let _ = sink;
+    /// ```
+    pub fn retry_for(mut self, window: Duration) -> Self {
+        self.retry_for = window;
+        self
+    }
+
+    /// First and longest wait between two attempts of a failing call; the wait doubles per
+    /// failure in a row. Default = 100 ms and 5 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::connect::postgres::PostgresSink;
+    ///
+    /// // Reconnect at most 2 s after the database is back.
+    /// let sink = PostgresSink::new("postgres://app@db/cta", "station_taps")
+    ///     .key_columns(["station"], |s: &String| vec![s.clone().into()])
+    ///     .value_columns(["taps"], |n: &i64| vec![(*n).into()])
+    ///     .retry_backoff(Duration::from_millis(50), Duration::from_secs(2));
+    /// # let _ = sink;
+    /// ```
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = (initial, max.max(initial));
+        self
+    }
+
+    /// How long connecting may take (TCP connect, then the server's startup and
+    /// authentication) before the attempt counts as failed and is retried. Default = the
+    /// URL's `connect_timeout` if it has one, else 10 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::connect::postgres::PostgresSink;
+    ///
+    /// let sink = PostgresSink::new("postgres://app@db/cta", "station_taps")
+    ///     .key_columns(["station"], |s: &String| vec![s.clone().into()])
+    ///     .value_columns(["taps"], |n: &i64| vec![(*n).into()])
+    ///     .connect_timeout(Duration::from_secs(3));
+    /// # let _ = sink;
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// The sessions' `statement_timeout` (sent as the startup option
+    /// `-c statement_timeout=…`): the server cancels a statement running longer (SQLSTATE
+    /// 57014), and the transaction is retried like a lost connection — most often it waited
+    /// for the row locks of a transaction whose connection is going away. A statement that is
+    /// simply slower fails the same way every time, until [`retry_for`](Self::retry_for) runs
+    /// out: raise this when loading a large store takes longer. A transaction not finished
+    /// within twice this time (a server that stopped answering) is abandoned with its
+    /// connection and retried. `Duration::ZERO` turns both off. Default = the
+    /// `statement_timeout` in the URL's `options` if any, else 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::connect::postgres::PostgresSink;
+    ///
+    /// // Stores of millions of keys take a while to load when a task starts.
+    /// let sink = PostgresSink::new("postgres://app@db/cta", "station_taps")
+    ///     .key_columns(["station"], |s: &String| vec![s.clone().into()])
+    ///     .value_columns(["taps"], |n: &i64| vec![(*n).into()])
+    ///     .statement_timeout(Duration::from_secs(120));
+    /// # let _ = sink;
+    /// ```
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// The connection settings: the URL's, with the sink's timeouts and keepalives.
+    fn client_config(&self) -> std::result::Result<ClientSettings, String> {
+        let mut config: tokio_postgres::Config = self.url.parse().map_err(|e| {
+            format!(
+                "postgres sink {}: the connection URL is not valid: {e}",
+                self.table
+            )
+        })?;
+        let connect_timeout = self
+            .connect_timeout
+            .or(config.get_connect_timeout().copied())
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        config.connect_timeout(connect_timeout);
+        let options = config.get_options().unwrap_or_default().to_string();
+        let statement_timeout = match self.statement_timeout {
+            Some(t) => Some(t),
+            // The URL's own setting stays (and is enforced by the server only).
+            None if options.contains("statement_timeout") => None,
+            None => Some(DEFAULT_STATEMENT_TIMEOUT),
+        };
+        if let Some(t) = statement_timeout {
+            // A later `-c` overrides an earlier one.
+            let setting = format!("-c statement_timeout={}", t.as_millis());
+            config.options(if options.is_empty() {
+                setting
+            } else {
+                format!("{options} {setting}")
+            });
+        }
+        if config.get_keepalives() {
+            // Unless the URL chose its own (the idle time's default is 2 h).
+            if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+                config.keepalives_idle(KEEPALIVE_IDLE);
+            }
+            if config.get_keepalives_interval().is_none() {
+                config.keepalives_interval(KEEPALIVE_INTERVAL);
+            }
+            if config.get_keepalives_retries().is_none() {
+                config.keepalives_retries(KEEPALIVE_RETRIES);
+            }
+        }
+        Ok(ClientSettings {
+            config,
+            connect_timeout,
+            answer_timeout: statement_timeout
+                .filter(|t| !t.is_zero())
+                .map(|t| t.saturating_mul(2)),
+            retry_for: self.retry_for,
+            backoff: self.backoff,
+        })
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
+        self.client_config()?;
         if self.key_fn.is_none() || self.key_columns.is_empty() {
             return Err(format!(
                 "postgres sink {}: key_columns(..) is required",
@@ -277,5 +461,74 @@ impl<K: Data, V: Data> KStream<K, Option<V>> {
                 _input: PhantomData,
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(url: &str) -> PostgresSink<String, i64> {
+        PostgresSink::new(url, "t")
+    }
+
+    #[test]
+    fn defaults_add_timeouts_and_keepalives_to_the_url() {
+        let s = sink("postgres://app@db/cta").client_config().unwrap();
+        assert_eq!(s.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(
+            s.config.get_connect_timeout(),
+            Some(&DEFAULT_CONNECT_TIMEOUT)
+        );
+        assert_eq!(s.config.get_options(), Some("-c statement_timeout=30000"));
+        assert_eq!(s.answer_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(s.config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(s.config.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(s.config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        assert_eq!(s.retry_for, DEFAULT_RETRY_FOR);
+    }
+
+    #[test]
+    fn the_urls_own_settings_stay_unless_the_builder_sets_them() {
+        let url = "postgres://app@db/cta?connect_timeout=3&keepalives_idle=60\
+                   &options=-c%20search_path%3Dx%20-c%20statement_timeout%3D5000";
+        let s = sink(url).client_config().unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+        assert_eq!(
+            s.config.get_options(),
+            Some("-c search_path=x -c statement_timeout=5000")
+        );
+        assert_eq!(s.answer_timeout, None);
+        assert_eq!(s.config.get_keepalives_idle(), Duration::from_secs(60));
+
+        let s = sink(url)
+            .connect_timeout(Duration::from_secs(1))
+            .statement_timeout(Duration::from_millis(1500))
+            .client_config()
+            .unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_secs(1));
+        // A later `-c` wins.
+        assert_eq!(
+            s.config.get_options(),
+            Some("-c search_path=x -c statement_timeout=5000 -c statement_timeout=1500")
+        );
+        assert_eq!(s.answer_timeout, Some(Duration::from_secs(3)));
+
+        let s = sink("postgres://app@db/cta")
+            .statement_timeout(Duration::ZERO)
+            .client_config()
+            .unwrap();
+        assert_eq!(s.config.get_options(), Some("-c statement_timeout=0"));
+        assert_eq!(s.answer_timeout, None);
+    }
+
+    #[test]
+    fn a_bad_url_is_an_error_naming_the_sink() {
+        let err = sink("postgres://app@db:notaport/cta")
+            .client_config()
+            .err()
+            .unwrap();
+        assert!(err.contains("postgres sink t"), "{err}");
+        assert!(err.contains("URL"), "{err}");
     }
 }
