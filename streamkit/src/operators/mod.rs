@@ -27,4 +27,5 @@ pub(crate) mod table_map_values;
 pub(crate) mod table_materialize;
 pub(crate) mod table_source;
 pub(crate) mod table_suppress;
+pub(crate) mod to_table;
 pub(crate) mod window_aggregate;

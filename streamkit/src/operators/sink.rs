@@ -7,6 +7,7 @@ use crate::processor::task_state::{OutKind, OutRecord};
 use crate::processor::{Data, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{SerdeRef, encode};
+use crate::stream::topic_io::PartitionerRef;
 use crate::topology::TopicName;
 
 /// Chooses the topic of each record.
@@ -32,17 +33,25 @@ pub(crate) struct Sink<K, V> {
     pub resolved: String,
     pub key_serde: SerdeRef<K>,
     pub value_serde: SerdeRef<V>,
+    /// Chooses each record's partition; `None`: the producer's partitioner.
+    pub partitioner: Option<PartitionerRef<K, V>>,
     pub key_buf: Vec<u8>,
     pub value_buf: Vec<u8>,
 }
 
 impl<K, V> Sink<K, V> {
-    pub fn new(topic: SinkTopic<K, V>, key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+    pub fn new(
+        topic: SinkTopic<K, V>,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+        partitioner: Option<PartitionerRef<K, V>>,
+    ) -> Self {
         Sink {
             topic,
             resolved: String::new(),
             key_serde,
             value_serde,
+            partitioner,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
         }
@@ -73,6 +82,22 @@ impl<K: Data, V: Data> Processor<K, V> for Sink<K, V> {
                 per_record.as_str()
             }
         };
+        let partition = match &self.partitioner {
+            None => None,
+            Some(p) => {
+                let count = ctx.partition_count(topic)?;
+                match p.partition(topic, &record.key, &record.value, count) {
+                    // A user error (the record's, for the processing error handler), as
+                    // Kafka Streams fails on an invalid partition.
+                    Some(n) if !(0..count).contains(&n) => {
+                        return Err(crate::Error::custom(format!(
+                            "the stream partitioner chose partition {n} of {topic}, which has {count}"
+                        )));
+                    }
+                    n => n,
+                }
+            }
+        };
         let has_key = encode(&*self.key_serde, topic, &record.key, &mut self.key_buf)?;
         let has_value = encode(
             &*self.value_serde,
@@ -82,7 +107,7 @@ impl<K: Data, V: Data> Processor<K, V> for Sink<K, V> {
         )?;
         ctx.send(OutRecord {
             topic,
-            partition: None,
+            partition,
             key: has_key.then_some(self.key_buf.as_slice()),
             value: has_value.then_some(self.value_buf.as_slice()),
             timestamp: record.timestamp,

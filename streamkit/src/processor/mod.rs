@@ -48,6 +48,7 @@
 //! ]);
 //! ```
 
+mod fixed_key;
 mod store_builder;
 pub(crate) mod task_state;
 
@@ -56,6 +57,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use fixed_key::FixedKeyAdapter;
+pub use fixed_key::{FixedKeyProcessor, FixedKeyProcessorContext, FixedKeyRecord};
 pub use store_builder::StoreBuilder;
 
 pub use crate::record::Data;
@@ -269,6 +272,48 @@ impl<K, V> ProcessorContext<'_, K, V> {
         self.task.metrics.dropped(reason);
     }
 
+    /// Asks for a commit of this task as soon as possible after the current record (Kafka
+    /// Streams' `ProcessorContext#commit`): its output is flushed, its stores' caches written
+    /// out and its input offsets committed then, rather than at the next
+    /// [`commit_interval`](crate::config::StreamsConfig::commit_interval). The stream thread
+    /// commits after the batch of records it is processing. A request, not a commit: nothing
+    /// is committed when this returns.
+    ///
+    /// # Examples
+    ///
+    /// Commit after each record marked urgent:
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// struct Urgent;
+    /// impl Processor<String, String> for Urgent {
+    ///     type KOut = String;
+    ///     type VOut = String;
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
+    ///         if r.value.starts_with('!') {
+    ///             ctx.commit();
+    ///         }
+    ///         ctx.forward(r)
+    ///     }
+    /// }
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .process(|| Urgent)
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .count(Materialized::named("counts").with_caching_enabled());
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.set_commit_every(1_000); // commit rarely, unless asked
+    /// let input = d.input_topic("in", Serdes::string(), Serdes::string());
+    /// input.pipe_all([("k".to_string(), "a".to_string()), ("k".to_string(), "!b".to_string())])?;
+    /// // The commit wrote the cached count to the changelog.
+    /// let changelog = d.output_topic("test-app-counts-changelog", Serdes::string(), Serdes::i64());
+    /// assert_eq!(changelog.read_values(), vec![2]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn commit(&mut self) {
+        self.task.commit_requested = true;
+    }
+
     /// Whether a forwarded record goes anywhere (built-in operators skip building records
     /// nobody receives).
     pub(crate) fn has_children(&self) -> bool {
@@ -280,6 +325,11 @@ impl<K, V> ProcessorContext<'_, K, V> {
     /// dead-letter queues). Users forward; only built-in operators write bytes.
     pub(crate) fn send(&mut self, out: OutRecord<'_>) -> Result<()> {
         self.task.collector.send(out)
+    }
+
+    /// The partition count of `topic`, for a sink's custom partitioner.
+    pub(crate) fn partition_count(&mut self, topic: &str) -> Result<i32> {
+        self.task.collector.partition_count(topic)
     }
 
     /// The task's clocks, for handles that read them outside a `ProcessorContext` (Faust-style

@@ -19,6 +19,13 @@ pub(crate) trait RecordCollector {
     /// the key, as Kafka's Java clients do).
     fn send(&mut self, out: OutRecord<'_>) -> Result<()>;
 
+    /// The partition count of `topic`, for a custom partitioner. The test driver's topics
+    /// have one partition.
+    fn partition_count(&mut self, topic: &str) -> Result<i32> {
+        let _ = topic;
+        Ok(1)
+    }
+
     /// Whether records the producer refuses at send time are kept for the task to
     /// dead-letter ([`take_refused`](Self::take_refused)). Asked once, when the task starts.
     fn keeps_refused(&self) -> bool {
@@ -107,6 +114,9 @@ pub(crate) struct TaskState {
     /// node sets it around its `process` and puts the caller's back after, so that after a
     /// panic, which skips the restore, it names the node that panicked.
     pub current_node: usize,
+    /// Set by [`ProcessorContext::commit`](crate::processor::ProcessorContext::commit): the
+    /// thread (or the test driver) commits the task as soon as the current record is done.
+    pub commit_requested: bool,
 }
 
 /// [`TaskState::current_node`] when no processor node is running (a source decoding).

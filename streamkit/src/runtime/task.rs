@@ -186,6 +186,7 @@ impl OpenedTask {
             )),
             node_stores,
             current_node: NO_NODE,
+            commit_requested: false,
         };
         let keeps_refused = ctx.collector.keeps_refused();
         let changelog_unsent: Vec<(String, Arc<AtomicBool>)> = ctx
@@ -739,6 +740,11 @@ impl Task {
         } else {
             c.write(&self.state_dir)
         }
+    }
+
+    /// Whether a processor asked for a commit since the last call (which clears it).
+    pub fn take_commit_request(&mut self) -> bool {
+        std::mem::take(&mut self.ctx.commit_requested)
     }
 
     /// Writes out the stores' record caches (and their changelog records), without flushing

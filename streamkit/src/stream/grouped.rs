@@ -119,6 +119,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 value_serde: grouped.value_serde.clone(),
                 name: Some(name),
                 partitions: None,
+                partitioner: None,
             };
             self.repartition(r)
         } else {

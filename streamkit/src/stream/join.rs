@@ -171,6 +171,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 value_serde: joined.left_serde.clone(),
                 name: Some(format!("{base}-left")),
                 partitions: None,
+                partitioner: None,
             })
         } else {
             self.clone()
@@ -181,6 +182,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 value_serde: joined.right_serde.clone(),
                 name: Some(format!("{base}-right")),
                 partitions: None,
+                partitioner: None,
             })
         } else {
             other.clone()

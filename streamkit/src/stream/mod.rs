@@ -9,7 +9,7 @@ mod join;
 mod joined;
 mod materialized;
 mod table_joins;
-mod topic_io;
+pub(crate) mod topic_io;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -22,7 +22,7 @@ pub use grouped::{
 };
 pub use joined::StreamJoined;
 pub use materialized::Materialized;
-pub use topic_io::{Consumed, Produced, Repartitioned};
+pub use topic_io::{Consumed, OffsetReset, Produced, Repartitioned, StreamPartitioner};
 
 use crate::error::Result;
 use crate::operators::branch::{Branch, BranchPredicate};
@@ -178,6 +178,11 @@ impl StreamsBuilder {
             handler: consumed.handler,
             timestamp_extractor: consumed.timestamp_extractor,
         };
+        if let Some(reset) = consumed.offset_reset {
+            for t in &topics {
+                g.offset_resets.insert(t.clone(), reset);
+            }
+        }
         let node = g.add_node(name, NodeKind::Source { topics }, &[], Arc::new(factory));
         KStream::new(self.graph.clone(), node)
     }
@@ -785,8 +790,13 @@ impl<K: Data, V: Data> KStream<K, V> {
                 SinkTopic::PerRecord(_) => None,
             },
         };
-        let (ks, vs) = (produced.key_serde, produced.value_serde);
-        let supplier = move || Sink::new(topic.clone(), ks.clone(), vs.clone());
+        let (ks, vs, partitioner) = (
+            produced.key_serde,
+            produced.value_serde,
+            produced.partitioner,
+        );
+        let supplier =
+            move || Sink::new(topic.clone(), ks.clone(), vs.clone(), partitioner.clone());
         let factory = Arc::new(ProcessorFactory::<K, V, Sink<K, V>, _>::new(supplier));
         g.add_node(name, kind, &[self.node], factory)
     }
@@ -840,6 +850,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 key_serde: ks,
                 value_serde: vs,
                 name: None,
+                partitioner: repartitioned.partitioner.clone(),
             },
         );
         self.graph
@@ -854,6 +865,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             handler: None,
             timestamp_extractor: None,
             name: Some(format!("{base}-repartition-source")),
+            offset_reset: None,
         };
         builder.add_source(vec![topic], consumed)
     }
@@ -951,6 +963,151 @@ impl<K: Data, V: Data> KStream<K, V> {
         }
         drop(g);
         out
+    }
+
+    /// Runs a custom [`FixedKeyProcessor`](crate::processor::FixedKeyProcessor) on each
+    /// record (Kafka Streams' `processValues`, KIP-820): like [`process`](Self::process),
+    /// but the processor forwards [`FixedKeyRecord`](crate::processor::FixedKeyRecord)s, which
+    /// keep their input key, so grouping or joining downstream needs no repartition.
+    /// `supplier` is called once per task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// /// Numbers each key's records.
+    /// #[derive(Default)]
+    /// struct Sequence { next: std::collections::HashMap<String, i64> }
+    /// impl FixedKeyProcessor<String, String> for Sequence {
+    ///     type VOut = String;
+    ///     fn process(&mut self, ctx: &mut FixedKeyProcessorContext<'_, String, String>,
+    ///                r: FixedKeyRecord<String, String>) -> Result<()> {
+    ///         let n = self.next.entry(r.key().clone()).or_insert(0);
+    ///         *n += 1;
+    ///         let numbered = format!("{n}: {}", r.value());
+    ///         ctx.forward(r.with_value(numbered))
+    ///     }
+    /// }
+    /// let b = StreamsBuilder::new();
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .process_values(Sequence::default)
+    ///     .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+    ///     .count(Materialized::named("counts"));
+    /// let topology = b.build()?;
+    /// assert_eq!(topology.subtopology_count(), 1); // no repartition before the count
+    /// let d = TopologyTestDriver::new(topology)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::string())
+    ///     .pipe_all([("a".to_string(), "x".to_string()), ("a".to_string(), "y".to_string())])?;
+    /// assert_eq!(d.key_value_store::<String, i64>("counts")?.get(&"a".to_string())?, Some(2));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn process_values<P, S>(&self, supplier: S) -> KStream<K, P::VOut>
+    where
+        P: crate::processor::FixedKeyProcessor<K, V>,
+        S: Fn() -> P + Send + Sync + 'static,
+    {
+        // The key is the input's: the stream keeps this one's repartition requirement.
+        self.add("KSTREAM-PROCESSVALUES", move || {
+            crate::processor::FixedKeyAdapter(supplier())
+        })
+    }
+
+    /// Like [`process_values`](Self::process_values), with access to the named stores
+    /// (declared with [`StreamsBuilder::add_state_store`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// use streamkit::processor::{KeyValueStore, StoreBuilder};
+    ///
+    /// /// Replaces each value by the key's running total.
+    /// struct Total { store: Option<KeyValueStore<String, i64>> }
+    /// impl FixedKeyProcessor<String, i64> for Total {
+    ///     type VOut = i64;
+    ///     fn init(&mut self, ctx: &mut FixedKeyProcessorContext<'_, String, i64>) -> Result<()> {
+    ///         self.store = Some(ctx.key_value_store("totals")?);
+    ///         Ok(())
+    ///     }
+    ///     fn process(&mut self, ctx: &mut FixedKeyProcessorContext<'_, String, i64>,
+    ///                r: FixedKeyRecord<String, i64>) -> Result<()> {
+    ///         let store = self.store.as_ref().unwrap();
+    ///         let total = store.get(r.key())?.unwrap_or(0) + r.value();
+    ///         store.put(r.key(), &total)?;
+    ///         ctx.forward(r.with_value(total))
+    ///     }
+    /// }
+    ///
+    /// let b = StreamsBuilder::new();
+    /// b.add_state_store(StoreBuilder::key_value("totals", Serdes::string(), Serdes::i64()));
+    /// b.stream("in", Consumed::with(Serdes::string(), Serdes::i64()))
+    ///     .process_values_with_stores(|| Total { store: None }, &["totals"])
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// d.input_topic("in", Serdes::string(), Serdes::i64()).pipe_all([("a".to_string(), 2), ("a".to_string(), 3)])?;
+    /// assert_eq!(d.output_topic("out", Serdes::string(), Serdes::i64()).read_values(), vec![2, 5]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn process_values_with_stores<P, S>(
+        &self,
+        supplier: S,
+        stores: &[&str],
+    ) -> KStream<K, P::VOut>
+    where
+        P: crate::processor::FixedKeyProcessor<K, V>,
+        S: Fn() -> P + Send + Sync + 'static,
+    {
+        let out = self.process_values(supplier);
+        let mut g = self.graph.borrow_mut();
+        for s in stores {
+            g.connect_store(out.node, s);
+        }
+        drop(g);
+        out
+    }
+
+    /// The stream's records as the updates of a table (Kafka Streams' `toTable`): the
+    /// latest value per key, kept in a key-value store named by `materialized` with its own
+    /// changelog topic, as for [`StreamsBuilder::table`]. A stream of `Option` values
+    /// deletes a key with `None` (a null value, as read with
+    /// [`Serdes::option`](crate::serde::Serdes::option)); any other stream only upserts.
+    ///
+    /// `materialized` needs key and value serdes ([`Materialized::with`], or
+    /// [`named`](Materialized::named) then [`key_serde`](Materialized::key_serde) and
+    /// [`value_serde`](Materialized::value_serde)): a stream does not know its serdes. A
+    /// stream whose key may have changed (after `select_key`, `map`, `process`, …) is
+    /// repartitioned first, through an internal `KSTREAM-TOTABLE-<n>-repartition` topic, so
+    /// that all the rows of a key reach one task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("positions", Consumed::with(Serdes::string(), Serdes::option(Serdes::string())))
+    ///     .to_table(Materialized::named("last-position").key_serde(Serdes::string()).value_serde(Serdes::string()))
+    ///     .to_stream()
+    ///     .to("moves", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("positions", Serdes::string(), Serdes::option(Serdes::string()));
+    /// input.pipe("train-1".into(), Some("Clark/Lake".into()))?;
+    /// input.pipe("train-2".into(), Some("Belmont".into()))?;
+    /// input.pipe("train-1".into(), Some("Washington".into()))?;
+    /// input.pipe("train-2".into(), None)?; // out of service: deleted
+    /// let store = d.key_value_store::<String, String>("last-position")?;
+    /// assert_eq!(store.all()?, vec![("train-1".to_string(), "Washington".to_string())]);
+    /// assert_eq!(d.output_topic("moves", Serdes::string(), Serdes::string()).read_values(),
+    ///            vec!["Clark/Lake", "Belmont", "Washington"]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn to_table<VT: Data>(
+        &self,
+        materialized: Materialized<K, VT>,
+    ) -> crate::table::KTable<K, VT>
+    where
+        V: Into<Option<VT>>,
+    {
+        crate::table::stream_table(self, materialized)
     }
 }
 

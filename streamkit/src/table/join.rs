@@ -483,6 +483,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                 value_serde: Arc::new(SubscriptionSerde(k_serde.clone())),
                 name: Some(format!("{base}-subscription-registration")),
                 partitions: None,
+                partitioner: None,
             });
 
         // Right side: subscriptions and right rows in, answers out, keyed by the left key.
@@ -541,6 +542,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                 value_serde: Arc::new(ResponseSerde(vo_serde)),
                 name: Some(format!("{base}-subscription-response")),
                 partitions: None,
+                partitioner: None,
             },
         );
 

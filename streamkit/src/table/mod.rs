@@ -45,6 +45,7 @@ use crate::operators::table_map_values::TableMapValues;
 use crate::operators::table_materialize::TableMaterialize;
 use crate::operators::table_source::TableSource;
 use crate::operators::table_suppress::SuppressTimeLimit;
+use crate::operators::to_table::ToTable;
 use crate::operators::window_aggregate::EmitConfig;
 use crate::processor::{Data, Processor, StoreBuilder};
 use crate::record::Change;
@@ -352,6 +353,85 @@ pub(crate) fn source_table<K: Data, V: Data>(
     )
 }
 
+/// The table behind `KStream::to_table`: each record of `stream` is a row (`None` deletes
+/// it), written to a store named by `materialized`, whose serdes are required (a stream does
+/// not know its serdes). A stream whose key may have changed is repartitioned first, so
+/// that every row of a key lands in one task, as Kafka Streams' `toTable` does.
+pub(crate) fn stream_table<K, V, VT>(
+    stream: &KStream<K, V>,
+    materialized: Materialized<K, VT>,
+) -> KTable<K, VT>
+where
+    K: Data,
+    V: Data + Into<Option<VT>>,
+    VT: Data,
+{
+    if stream.key_changed {
+        let (Some(ks), Some(vs)) = (
+            materialized.key_serde.clone(),
+            materialized.value_serde.clone(),
+        ) else {
+            stream.graph.borrow_mut().errors.push(
+                "to_table: a stream whose key changed is repartitioned first, which needs \
+                 key and value serdes (Materialized::with)"
+                    .into(),
+            );
+            return add_to_table(stream, materialized);
+        };
+        let base = stream.graph.borrow_mut().generate_name("KSTREAM-TOTABLE");
+        let rows = stream
+            .map_values(Into::<Option<VT>>::into)
+            .repartition(Repartitioned {
+                key_serde: ks,
+                value_serde: Arc::new(crate::serde::table::NullableSerde(vs)),
+                name: Some(base),
+                partitions: None,
+                partitioner: None,
+            });
+        return add_to_table(&rows, materialized);
+    }
+    add_to_table(stream, materialized)
+}
+
+fn add_to_table<K, V, VT>(
+    stream: &KStream<K, V>,
+    materialized: Materialized<K, VT>,
+) -> KTable<K, VT>
+where
+    K: Data,
+    V: Data + Into<Option<VT>>,
+    VT: Data,
+{
+    let mut g = stream.graph.borrow_mut();
+    let store = add_table_store(
+        &mut g,
+        &materialized,
+        None,
+        None,
+        |g| g.generate_name("KSTREAM-TOTABLE-STATE-STORE"),
+        "to_table",
+    );
+    let name = g.generate_name("KSTREAM-TOTABLE");
+    let store_name = store.clone();
+    let factory = Arc::new(ProcessorFactory::<K, V, ToTable<K, V, VT>, _>::new(
+        move || ToTable {
+            store_name: store_name.clone(),
+            store: None,
+            _in: PhantomData,
+        },
+    ));
+    let node = g.add_node(name, NodeKind::Processor, &[stream.node], factory);
+    g.connect_store(node, &store);
+    drop(g);
+    KTable::from_node(
+        stream.graph.clone(),
+        node,
+        Some(store),
+        materialized.key_serde,
+        materialized.value_serde,
+    )
+}
+
 /// `consumed` for a table topic: null values decode to `None` (tombstones); the timestamp
 /// extractor sees the other values, and a tombstone keeps its Kafka timestamp.
 pub(crate) fn nullable_consumed<K: Data, V: Data>(
@@ -371,6 +451,7 @@ pub(crate) fn nullable_consumed<K: Data, V: Data>(
         handler: consumed.handler,
         timestamp_extractor: extractor,
         name: consumed.name,
+        offset_reset: consumed.offset_reset,
     }
 }
 
@@ -693,6 +774,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             value_serde: change_serde,
             name: Some(name),
             partitions: None,
+            partitioner: None,
         });
         KGroupedTable {
             graph: self.graph.clone(),

@@ -62,6 +62,8 @@ struct Inner {
     wall_clock_ms: i64,
     commit_every: usize,
     since_commit: usize,
+    /// A processor asked for a commit while the current input record was processed.
+    commit_requested: bool,
 }
 
 impl Inner {
@@ -72,11 +74,23 @@ impl Inner {
         // Allocates nothing unless the topology feeds itself.
         let mut pending = VecDeque::new();
         self.drain(&mut pending);
-        while let Some((topic, record)) = pending.pop_front() {
-            self.process_one(&topic, &record)?;
+        loop {
+            while let Some((topic, record)) = pending.pop_front() {
+                self.process_one(&topic, &record)?;
+                self.drain(&mut pending);
+            }
+            // A processor asked for a commit (`ProcessorContext::commit`): made once the
+            // record has gone through every sub-topology, as a stream thread commits after
+            // its batch.
+            if !std::mem::take(&mut self.commit_requested) {
+                return Ok(());
+            }
+            self.since_commit = 0;
+            for t in &mut self.tasks {
+                t.flush_caches()?;
+            }
             self.drain(&mut pending);
         }
-        Ok(())
     }
 
     /// Processes one record of `topic` in the task reading it, then commits if it is time.
@@ -102,6 +116,7 @@ impl Inner {
         // Like Kafka Streams' driver, commit after every record by default: caches are
         // written out.
         self.since_commit += 1;
+        self.commit_requested |= self.tasks[task].take_commit_request();
         if self.since_commit >= self.commit_every {
             self.since_commit = 0;
             for t in &mut self.tasks {
@@ -263,6 +278,7 @@ impl TopologyTestDriver {
             wall_clock_ms: 0,
             commit_every: 1,
             since_commit: 0,
+            commit_requested: false,
         };
         // Output of `init` (rare, but allowed).
         let mut pending = VecDeque::new();

@@ -135,6 +135,8 @@ pub(crate) struct GraphBuilder {
     pub global_stores: BTreeSet<String>,
     /// Source connectors the application runs beside its stream threads.
     pub connectors: Vec<Box<dyn crate::connect::SourceConnector>>,
+    /// Sources' own `auto.offset.reset` policies, by topic.
+    pub offset_resets: HashMap<TopicName, crate::stream::OffsetReset>,
 }
 
 impl GraphBuilder {
@@ -375,6 +377,7 @@ impl GraphBuilder {
             global_subtopologies,
             internal_topics,
             copartition_groups: self.copartition_groups,
+            offset_resets: self.offset_resets,
             connector_topics: self.connectors.iter().flat_map(|c| c.topics()).collect(),
             connectors: std::sync::Mutex::new(self.connectors),
         })
@@ -403,6 +406,8 @@ pub struct Topology {
     pub(crate) global_subtopologies: Vec<SubTopology>,
     pub(crate) internal_topics: Vec<InternalTopic>,
     pub(crate) copartition_groups: Vec<Vec<TopicName>>,
+    /// Sources' own `auto.offset.reset` policies, by topic.
+    pub(crate) offset_resets: HashMap<TopicName, crate::stream::OffsetReset>,
     /// The topics the connectors write.
     pub(crate) connector_topics: Vec<String>,
     /// Source connectors, taken by the instance that starts them.
@@ -459,6 +464,29 @@ impl Topology {
     /// Number of sub-topologies.
     pub fn subtopology_count(&self) -> usize {
         self.subtopologies.len()
+    }
+
+    /// The offset reset policy of the source reading `topic` (a resolved name) for the
+    /// application `app_id`, when the source has its own
+    /// ([`Consumed::with_offset_reset`](crate::stream::Consumed::with_offset_reset)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.stream("live", Consumed::with(Serdes::string(), Serdes::string()).with_offset_reset(OffsetReset::Latest))
+    ///     .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    /// let topology = b.build()?;
+    /// assert_eq!(topology.offset_reset("app", "live"), Some(OffsetReset::Latest));
+    /// assert_eq!(topology.offset_reset("app", "out"), None);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn offset_reset(&self, app_id: &str, topic: &str) -> Option<crate::stream::OffsetReset> {
+        self.offset_resets
+            .iter()
+            .find(|(t, _)| t.resolve(app_id) == topic)
+            .map(|(_, r)| *r)
     }
 
     /// The sub-topology reading a resolved topic name.

@@ -426,7 +426,13 @@ impl Worker {
             for task in self.tasks.values_mut() {
                 task.advance_wall_clock(now)?;
             }
-            if self.last_commit.elapsed() >= self.args.config.commit_interval {
+            // A processor's `ProcessorContext::commit` asks for a commit now, as in Kafka
+            // Streams (which commits the requesting tasks; every task is committed here).
+            let requested = self
+                .tasks
+                .values_mut()
+                .fold(false, |any, t| t.take_commit_request() | any);
+            if requested || self.last_commit.elapsed() >= self.args.config.commit_interval {
                 self.commit(consumer, true)?;
             }
         }

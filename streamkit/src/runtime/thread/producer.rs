@@ -15,6 +15,9 @@ use crate::processor::task_state::{OutKind, Refused};
 
 pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a custom partitioner's first record to a topic waits for the topic's metadata.
+const PARTITION_COUNT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long [`ProducerCollector::send`] waits for room in a full producer queue before it
 /// gives up with an error naming the full queue: the broker has taken nothing for that long.
 pub(super) const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -232,6 +235,8 @@ pub(crate) struct ProducerCollector {
     refused: Vec<Refused>,
     /// How long a full queue is waited on (the shutdown's shorter wait aside).
     queue_full_timeout: Duration,
+    /// Partition counts of the topics a custom partitioner wrote to, asked once each.
+    partition_counts: HashMap<String, i32>,
 }
 
 impl ProducerCollector {
@@ -253,6 +258,7 @@ impl ProducerCollector {
             shutdown,
             refused: Vec::new(),
             queue_full_timeout: QUEUE_FULL_TIMEOUT,
+            partition_counts: HashMap::new(),
         }
     }
 
@@ -274,6 +280,7 @@ impl ProducerCollector {
             shutdown,
             refused: Vec::new(),
             queue_full_timeout: QUEUE_FULL_TIMEOUT,
+            partition_counts: HashMap::new(),
         }
     }
 
@@ -378,6 +385,39 @@ impl RecordCollector for ProducerCollector {
                 Err((e, _)) => return self.refused(&out, e),
             }
         }
+    }
+
+    fn partition_count(&mut self, topic: &str) -> Result<i32> {
+        if let Some(&n) = self.partition_counts.get(topic) {
+            return Ok(n);
+        }
+        let error = |reason: String| Error::Produce {
+            topic: topic.to_string(),
+            reason,
+        };
+        let md = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), PARTITION_COUNT_TIMEOUT)
+            .map_err(|e| {
+                error(format!(
+                    "no partition count for the stream partitioner: {e}"
+                ))
+            })?;
+        let n = md
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map_or(0, |t| t.partitions().len() as i32);
+        if n == 0 {
+            return Err(error(
+                "no partition count for the stream partitioner: the topic has no partitions \
+                 (does it exist?)"
+                    .into(),
+            ));
+        }
+        self.partition_counts.insert(topic.to_string(), n);
+        Ok(n)
     }
 
     fn keeps_refused(&self) -> bool {

@@ -4,6 +4,12 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+use crate::stream::OffsetReset;
+
+/// How long the committed offsets and end offsets of newly assigned partitions of sources
+/// with their own offset reset policy are waited for.
+const OFFSET_RESET_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// (topic, partition, next offset to consume).
 pub(super) type Position = (String, i32, i64);
 
@@ -251,6 +257,7 @@ impl Worker {
                             ids.push(id);
                         }
                     }
+                    self.apply_offset_resets(consumer, &parts)?;
                     // The new tasks' stores are restored together, then the tasks start.
                     self.create_tasks(consumer, &ids)?;
                     for id in ids {
@@ -264,6 +271,68 @@ impl Worker {
                         .set(self.tasks.len() as i64);
                     (self.args.status)(self.args.index, ThreadStatus::Running);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the newly assigned partitions of sources with their own `auto.offset.reset`
+    /// ([`Consumed::with_offset_reset`](crate::stream::Consumed::with_offset_reset)) that
+    /// have no committed offset to their policy's start: the consumer's one
+    /// `auto.offset.reset` serves the other sources. `Latest` seeks to the end offset read
+    /// now rather than to librdkafka's symbolic end, which it resolves later, when records
+    /// written meanwhile would be skipped.
+    fn apply_offset_resets(
+        &mut self,
+        consumer: &BaseConsumer<StreamConsumerContext>,
+        parts: &[(String, i32)],
+    ) -> Result<()> {
+        let topology = &self.args.topology;
+        let with_policy: Vec<(&String, i32, OffsetReset)> = parts
+            .iter()
+            .filter_map(|(t, p)| Some((t, *p, topology.offset_reset(&self.app_id, t)?)))
+            .collect();
+        if with_policy.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, _) in &with_policy {
+            tpl.add_partition(t, *p);
+        }
+        let committed = consumer.committed_offsets(tpl, OFFSET_RESET_TIMEOUT)?;
+        let mut seek = TopicPartitionList::new();
+        for (topic, partition, reset) in with_policy {
+            let has_commit = committed
+                .find_partition(topic, partition)
+                .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(_)));
+            if has_commit {
+                continue;
+            }
+            let offset = match reset {
+                OffsetReset::Earliest => rdkafka::Offset::Beginning,
+                OffsetReset::Latest => {
+                    let (_, high) =
+                        consumer.fetch_watermarks(topic, partition, OFFSET_RESET_TIMEOUT)?;
+                    rdkafka::Offset::Offset(high)
+                }
+            };
+            tracing::info!(thread = %self.args.name, %topic, partition, ?reset, "no committed offset: starting at the source's offset reset policy");
+            seek.add_partition_offset(topic, partition, offset)?;
+            self.seeked.insert((topic.clone(), partition));
+        }
+        if seek.count() == 0 {
+            return Ok(());
+        }
+        for e in consumer
+            .seek_partitions(seek, OFFSET_RESET_TIMEOUT)?
+            .elements()
+        {
+            if let Err(err) = e.error() {
+                return Err(Error::Internal(format!(
+                    "cannot seek {}[{}] to its offset reset policy's start: {err}",
+                    e.topic(),
+                    e.partition()
+                )));
             }
         }
         Ok(())
