@@ -206,7 +206,9 @@ impl Suppressed {
 
     /// Also close windows when no record arrived for `idle` of wall-clock time: stream time is
     /// then taken to advance with the wall clock, so a quiet feed (buses at night) still gets
-    /// its final results. Neither Kafka Streams, ksqlDB nor Quix Streams offer this.
+    /// its final results. Works after tumbling, hopping, session and sliding aggregations; an
+    /// update of a window already emitted this way is dropped. Neither Kafka Streams, ksqlDB
+    /// nor Quix Streams offer this.
     ///
     /// # Examples
     ///
@@ -847,16 +849,21 @@ impl<K: Data, V: Data> KTable<K, V> {
 }
 
 /// Adds the suppression buffer node after a session or sliding aggregation:
-/// `(graph, parent node, buffer store name) -> node`. Made by the aggregation, where the
-/// windowed key's inner type is known.
-pub(crate) type SuppressAttach = Arc<dyn Fn(&mut GraphBuilder, usize, &str) -> usize + Send + Sync>;
+/// `(graph, parent node, buffer store name, close_when_idle) -> node`. Made by the
+/// aggregation, where the windowed key's inner type is known.
+pub(crate) type SuppressAttach =
+    Arc<dyn Fn(&mut GraphBuilder, usize, &str, Option<Duration>) -> usize + Send + Sync>;
 
 /// The [`SuppressAttach`] of a session or sliding aggregation with this spec.
 pub(crate) fn until_close_attach<K: Data, V: Data>(spec: SuppressSpec<K, V>) -> SuppressAttach {
-    Arc::new(move |g, parent, buffer| {
+    Arc::new(move |g, parent, buffer, idle_close| {
         g.add_store(StoreBuilder::key_value(buffer, Serdes::bytes(), Serdes::bytes()).spec);
         let name = g.generate_name("KTABLE-SUPPRESS");
-        let (spec, store_name) = (spec.clone(), buffer.to_string());
+        let spec = SuppressSpec {
+            idle_close,
+            ..spec.clone()
+        };
+        let store_name = buffer.to_string();
         let factory = Arc::new(ProcessorFactory::<
             Windowed<K>,
             Change<V>,
@@ -866,6 +873,8 @@ pub(crate) fn until_close_attach<K: Data, V: Data>(spec: SuppressSpec<K, V>) -> 
             spec: spec.clone(),
             store_name: store_name.clone(),
             buffer: None,
+            emitted_until: i64::MIN,
+            last_record_wall: 0,
         }));
         let node = g.add_node(name, NodeKind::Processor, &[parent], factory);
         g.connect_store(node, buffer);
@@ -947,15 +956,12 @@ impl<K: Data, V: Data> KTable<K, V> {
                 ));
                 g.add_node(name, NodeKind::Processor, &[self.node], factory)
             }
-            (None, None, Some(attach)) if unsuppressed => {
-                if suppressed.idle_close.is_some() {
-                    g.errors.push(
-                        "close_when_idle is supported after tumbling and hopping windows only"
-                            .into(),
-                    );
-                }
-                attach(&mut g, self.node, &format!("{base}-suppress-buffer"))
-            }
+            (None, None, Some(attach)) if unsuppressed => attach(
+                &mut g,
+                self.node,
+                &format!("{base}-suppress-buffer"),
+                suppressed.idle_close,
+            ),
             _ => {
                 g.errors.push("suppress(until_window_closes) must directly follow a windowed aggregation (count, reduce or aggregate after windowed_by)".into());
                 let name = g.generate_name("KTABLE-SUPPRESS");
