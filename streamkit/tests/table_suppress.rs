@@ -123,3 +123,108 @@ fn until_window_closes_still_needs_a_windowed_aggregation() {
         "{err}"
     );
 }
+
+fn bounded(suppressed: Suppressed) -> TopologyTestDriver {
+    let b = StreamsBuilder::new();
+    rows(&b)
+        .suppress(suppressed)
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::string()));
+    TopologyTestDriver::new(b.build().unwrap()).unwrap()
+}
+
+#[test]
+fn a_full_buffer_emits_its_oldest_keys_early() {
+    let d = bounded(
+        Suppressed::until_time_limit(Duration::from_secs(60))
+            .with_max_records(2)
+            .emit_early_when_full(),
+    );
+    let input = d.input_topic("rows", Serdes::string(), Serdes::string());
+    let out = d.output_topic("out", Serdes::string(), Serdes::string());
+    input.pipe_at("k1".into(), "a".into(), 0).unwrap();
+    input.pipe_at("k2".into(), "b".into(), 1_000).unwrap();
+    input.pipe_at("k1".into(), "a2".into(), 2_000).unwrap(); // replaces: still 2 keys
+    assert!(out.is_empty());
+    input.pipe_at("k3".into(), "c".into(), 3_000).unwrap(); // 3 keys: k1 (oldest) leaves
+    assert_eq!(out.read_key_values(), vec![("k1".into(), "a2".into())]);
+    input.pipe_at("k4".into(), "d".into(), 4_000).unwrap();
+    assert_eq!(out.read_key_values(), vec![("k2".into(), "b".into())]);
+    // The time limit still applies to what stays: k3 waited 60 s, k4 not yet.
+    input.pipe_at("k5".into(), "e".into(), 63_000).unwrap();
+    assert_eq!(out.read_key_values(), vec![("k3".into(), "c".into())]);
+}
+
+#[test]
+fn emit_early_is_the_default_when_bounded() {
+    let d = bounded(Suppressed::until_time_limit(Duration::from_secs(60)).with_max_records(1));
+    let input = d.input_topic("rows", Serdes::string(), Serdes::string());
+    let out = d.output_topic("out", Serdes::string(), Serdes::string());
+    input.pipe_at("k1".into(), "a".into(), 0).unwrap();
+    input.pipe_at("k2".into(), "b".into(), 1_000).unwrap();
+    assert_eq!(out.read_key_values(), vec![("k1".into(), "a".into())]);
+}
+
+#[test]
+fn a_byte_bounded_buffer_emits_early_when_its_bytes_exceed_the_limit() {
+    let d = bounded(Suppressed::until_time_limit(Duration::from_secs(60)).with_max_bytes(100));
+    let input = d.input_topic("rows", Serdes::string(), Serdes::string());
+    let out = d.output_topic("out", Serdes::string(), Serdes::string());
+    input.pipe_at("k1".into(), "a".into(), 0).unwrap();
+    assert!(out.is_empty());
+    input.pipe_at("k2".into(), "x".repeat(200), 1_000).unwrap();
+    // k2 alone exceeds the limit: both leave, oldest first.
+    assert_eq!(
+        out.read_key_values(),
+        vec![("k1".into(), "a".into()), ("k2".into(), "x".repeat(200))]
+    );
+    input.pipe_at("k3".into(), "c".into(), 2_000).unwrap();
+    assert!(out.is_empty());
+}
+
+#[test]
+fn shut_down_when_full_fails_naming_the_suppression_and_the_limit() {
+    let d = bounded(
+        Suppressed::until_time_limit(Duration::from_secs(60))
+            .with_max_records(2)
+            .shut_down_when_full()
+            .named("throttle"),
+    );
+    let input = d.input_topic("rows", Serdes::string(), Serdes::string());
+    input.pipe_at("k1".into(), "a".into(), 0).unwrap();
+    input.pipe_at("k2".into(), "b".into(), 1_000).unwrap();
+    input.pipe_at("k2".into(), "b2".into(), 1_500).unwrap();
+    let err = input.pipe_at("k3".into(), "c".into(), 2_000).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("throttle"), "{msg}");
+    assert!(msg.contains("max_records = 2"), "{msg}");
+    assert!(msg.contains("shut_down_when_full"), "{msg}");
+}
+
+fn windowed_build_error(suppressed: Suppressed) -> String {
+    let b = StreamsBuilder::new();
+    b.stream("taps", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(TimeWindows::tumbling(Duration::from_secs(60)))
+        .count(Materialized::named("per-minute"))
+        .suppress(suppressed)
+        .to_stream()
+        .map(|k, n| (k.key, n))
+        .to("final", Produced::with(Serdes::string(), Serdes::i64()));
+    match b.build() {
+        Ok(_) => panic!("build must fail"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn until_window_closes_rejects_emit_early_when_full_at_build() {
+    let msg = windowed_build_error(
+        Suppressed::until_window_closes()
+            .with_max_records(10)
+            .emit_early_when_full(),
+    );
+    assert!(msg.contains("emit_early_when_full"), "{msg}");
+    let msg = windowed_build_error(Suppressed::until_window_closes().with_max_bytes(10));
+    assert!(msg.contains("with_max_records and with_max_bytes"), "{msg}");
+}

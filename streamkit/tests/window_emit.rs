@@ -1,9 +1,11 @@
-//! Emit-final on wall-clock idleness, and late records sent to a dead-letter topic.
+//! Emit-final on wall-clock idleness (tumbling, session and sliding windows), and late records
+//! sent to a dead-letter topic.
 
 use std::time::Duration;
 
 use streamkit::error_policy::dead_letter_headers as h;
 use streamkit::prelude::*;
+use streamkit::stream::KGroupedStream;
 use streamkit::window::{SessionWindows, SlidingWindows, TimeWindows, WindowedSerde};
 
 #[test]
@@ -142,4 +144,76 @@ fn late_records_can_go_to_a_dead_letter_topic() {
     input.pipe_at("a".into(), 2, 20_000).unwrap();
     input.pipe_at("a".into(), 5, 9_000).unwrap();
     assert_dead_lettered(&d, 5);
+}
+
+/// Final per-window counts of key "M15" from records at 1 s and 2 s, with the windows closed
+/// either by 31 s of wall-clock idleness or (`idle == false`) by a later record of another key.
+fn final_counts_after_quiet(
+    windowed: impl Fn(KGroupedStream<String, String>) -> KTable<Windowed<String>, i64>,
+    idle: bool,
+) -> Vec<(String, i64)> {
+    let b = StreamsBuilder::new();
+    let suppressed = if idle {
+        Suppressed::until_window_closes().close_when_idle(Duration::from_secs(30))
+    } else {
+        Suppressed::until_window_closes()
+    };
+    windowed(
+        b.stream(
+            "arrivals",
+            Consumed::with(Serdes::string(), Serdes::string()),
+        )
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string())),
+    )
+    .suppress(suppressed)
+    .to_stream()
+    .map(|k, n| (format!("{}@{}..{}", k.key, k.window.start, k.window.end), n))
+    .to("final", Produced::with(Serdes::string(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let input = d.input_topic("arrivals", Serdes::string(), Serdes::string());
+    let out = d.output_topic("final", Serdes::string(), Serdes::i64());
+    input.pipe_at("M15".into(), "bus".into(), 1_000).unwrap();
+    input.pipe_at("M15".into(), "bus".into(), 2_000).unwrap();
+    if !idle {
+        input.pipe_at("B63".into(), "bus".into(), 100_000).unwrap();
+        return out
+            .read_key_values()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("M15"))
+            .collect();
+    }
+    d.advance_wall_clock_time(Duration::from_secs(29)).unwrap();
+    // Windows that stream time (2 s) closed already; the others wait for idleness.
+    let mut finals = out.read_key_values();
+    d.advance_wall_clock_time(Duration::from_secs(2)).unwrap();
+    let by_idleness = out.read_key_values();
+    assert!(!by_idleness.is_empty(), "idle 31 s: the open windows close");
+    finals.extend(by_idleness);
+    // A record for a window already emitted by idleness does not emit it again.
+    input.pipe_at("M15".into(), "bus".into(), 2_500).unwrap();
+    assert!(out.is_empty(), "{:?}", out.read_key_values());
+    finals
+}
+
+#[test]
+fn idleness_closes_suppressed_session_windows() {
+    let sessions = |g: KGroupedStream<String, String>| {
+        g.windowed_by_session(SessionWindows::with_inactivity_gap(Duration::from_secs(10)))
+            .count(Materialized::named("sessions").in_memory())
+    };
+    let idle = final_counts_after_quiet(sessions, true);
+    assert_eq!(idle, vec![("M15@1000..2000".to_string(), 2)]);
+    assert_eq!(idle, final_counts_after_quiet(sessions, false));
+}
+
+#[test]
+fn idleness_closes_suppressed_sliding_windows() {
+    let sliding = |g: KGroupedStream<String, String>| {
+        g.windowed_by_sliding(SlidingWindows::with_time_difference(Duration::from_secs(
+            10,
+        )))
+        .count(Materialized::named("sliding").in_memory())
+    };
+    let idle = final_counts_after_quiet(sliding, true);
+    assert_eq!(idle, final_counts_after_quiet(sliding, false));
 }

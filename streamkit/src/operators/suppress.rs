@@ -1,9 +1,14 @@
 //! `suppress(until_window_closes)` after session and sliding aggregations: the latest value of
 //! each window waits in a changelogged buffer store until stream time closes the window, then
 //! goes downstream once. (Tumbling and hopping aggregations emit final results themselves.)
+//! With `close_when_idle`, stream time follows the wall clock while no record arrives.
+
+use std::time::Duration;
 
 use crate::error::Result;
-use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
+use crate::processor::{
+    Data, KeyValueStore, Processor, ProcessorContext, Punctuation, PunctuationType,
+};
 use crate::record::Change;
 use crate::record::Record;
 use crate::serde::SerdeRef;
@@ -18,6 +23,9 @@ pub(crate) struct SuppressSpec<K, V> {
     /// suppression buffer evicts a window whose end is at most stream time minus grace, for
     /// every kind of window).
     pub grace_ms: i64,
+    /// `close_when_idle`: after this much wall-clock quiet, stream time counts as advancing
+    /// with the wall clock.
+    pub idle_close: Option<Duration>,
 }
 
 impl<K, V> Clone for SuppressSpec<K, V> {
@@ -26,6 +34,7 @@ impl<K, V> Clone for SuppressSpec<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
             grace_ms: self.grace_ms,
+            idle_close: self.idle_close,
         }
     }
 }
@@ -34,7 +43,15 @@ pub(crate) struct SuppressUntilClose<K, V> {
     pub spec: SuppressSpec<K, V>,
     pub store_name: String,
     pub buffer: Option<KeyValueStore<Vec<u8>, Vec<u8>>>,
+    /// The largest window end emitted early by idleness; persisted in the buffer under the
+    /// empty key (which sorts first and is never a window). A later update of such a window
+    /// is dropped: its final result is out.
+    pub emitted_until: i64,
+    pub last_record_wall: i64,
 }
+
+/// The buffer key of `emitted_until`.
+const EMITTED_UNTIL: &[u8] = &[];
 
 impl<K: Data, V: Data> SuppressUntilClose<K, V> {
     /// Buffer keys sort by window end, then key bytes, then start (Kafka Streams' buffer
@@ -49,16 +66,12 @@ impl<K: Data, V: Data> SuppressUntilClose<K, V> {
         Ok(out)
     }
 
+    /// Emits every buffered window whose end is at most `last_closed`.
     fn emit_closed(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+        last_closed: i64,
     ) -> Result<()> {
-        let stream_time = ctx.stream_time();
-        if stream_time == i64::MIN {
-            return Ok(());
-        }
-        // Largest end that is closed.
-        let last_closed = stream_time - self.spec.grace_ms;
         let buffer = self.buffer.as_ref().expect("initialized");
         // Every key whose 8-byte end prefix is at most `last_closed` sorts below this bound.
         let bound = codec::time(last_closed.saturating_add(1)).to_vec();
@@ -99,8 +112,43 @@ impl<K: Data, V: Data> Processor<Windowed<K>, Change<V>> for SuppressUntilClose<
     type VOut = Change<V>;
 
     fn init(&mut self, ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>) -> Result<()> {
-        self.buffer = Some(ctx.key_value_store(&self.store_name)?);
+        let buffer: KeyValueStore<Vec<u8>, Vec<u8>> = ctx.key_value_store(&self.store_name)?;
+        self.emitted_until = match buffer.get(&EMITTED_UNTIL.to_vec())? {
+            Some(v) if v.len() == 8 => codec::read_time(&v),
+            _ => i64::MIN,
+        };
+        self.buffer = Some(buffer);
+        self.last_record_wall = ctx.wall_clock_time();
+        if let Some(idle) = self.spec.idle_close {
+            ctx.schedule(
+                (idle / 4).max(Duration::from_millis(10)),
+                PunctuationType::WallClockTime,
+            );
+        }
         Ok(())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+        p: Punctuation,
+    ) -> Result<()> {
+        let (Some(idle), PunctuationType::WallClockTime) = (self.spec.idle_close, p.kind) else {
+            return Ok(());
+        };
+        let quiet = p.timestamp - self.last_record_wall;
+        let stream_time = ctx.stream_time();
+        if stream_time == i64::MIN || quiet < idle.as_millis() as i64 {
+            return Ok(());
+        }
+        // The feed is idle: let stream time follow the wall clock for closing purposes.
+        let last_closed = stream_time.saturating_add(quiet) - self.spec.grace_ms;
+        if last_closed > self.emitted_until {
+            self.emitted_until = last_closed;
+            let buffer = self.buffer.as_ref().expect("initialized");
+            buffer.put(&EMITTED_UNTIL.to_vec(), &codec::time(last_closed).to_vec())?;
+        }
+        self.emit_closed(ctx, last_closed)
     }
 
     fn process(
@@ -108,6 +156,11 @@ impl<K: Data, V: Data> Processor<Windowed<K>, Change<V>> for SuppressUntilClose<
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
         record: Record<Windowed<K>, Change<V>>,
     ) -> Result<()> {
+        self.last_record_wall = ctx.wall_clock_time();
+        if record.key.window.end <= self.emitted_until {
+            // Closed by idleness and emitted: its final result is out.
+            return Ok(());
+        }
         let bk = self.buffer_key(&record.key)?;
         let buffer = self.buffer.as_ref().expect("initialized");
         match &record.value.new {
@@ -121,6 +174,10 @@ impl<K: Data, V: Data> Processor<Windowed<K>, Change<V>> for SuppressUntilClose<
             // A session merged into another: it will never close on its own.
             None => buffer.delete(&bk)?,
         }
-        self.emit_closed(ctx)
+        let stream_time = ctx.stream_time();
+        if stream_time == i64::MIN {
+            return Ok(());
+        }
+        self.emit_closed(ctx, stream_time - self.spec.grace_ms)
     }
 }

@@ -1,16 +1,18 @@
 //! `suppress(Suppressed::until_time_limit(d))` on any table: each key's updates wait in a
 //! changelogged buffer until `d` of stream time has passed since the first of them arrived;
 //! then the latest goes downstream, as one change from the value before the first update.
-//! A later update replaces the waiting one without restarting its timer.
+//! A later update replaces the waiting one without restarting its timer. A bounded buffer
+//! (`with_max_records`, `with_max_bytes`) emits its oldest keys early or fails when full.
 
 use std::collections::BTreeSet;
 
-use crate::error::{Result, SerdeError};
+use crate::error::{Error, Result, SerdeError};
 use crate::processor::{Data, KeyValueStore, Processor, ProcessorContext};
 use crate::record::Change;
 use crate::record::Record;
 use crate::serde::table::ChangeSerde;
 use crate::serde::{Serde, SerdeRef};
+use crate::table::{BufferLimits, WhenFull};
 
 pub(crate) struct SuppressTimeLimit<K, V> {
     pub limit_ms: i64,
@@ -21,6 +23,11 @@ pub(crate) struct SuppressTimeLimit<K, V> {
     /// (time of the key's first waiting update, key bytes), oldest first; rebuilt from the
     /// buffer store at init.
     pub due: BTreeSet<(i64, Vec<u8>)>,
+    /// The suppression node's name, for the buffer-full error.
+    pub name: String,
+    pub limits: Option<BufferLimits>,
+    /// Serialized size of the buffer (keys plus entries); rebuilt at init.
+    pub bytes: usize,
 }
 
 /// A waiting entry: first update's time, latest update's timestamp, the change so far.
@@ -53,8 +60,10 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for SuppressTimeLimit<K, V> {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
         let buffer = ctx.key_value_store::<Vec<u8>, Vec<u8>>(&self.store_name)?;
         self.due.clear();
+        self.bytes = 0;
         for (key, entry) in buffer.all()? {
             let (first, _, _) = decode_entry(&self.change_serde, &entry)?;
+            self.bytes += key.len() + entry.len();
             self.due.insert((first, key));
         }
         self.buffer = Some(buffer);
@@ -72,6 +81,7 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for SuppressTimeLimit<K, V> {
         let (first, change) = match buffer.get(&kb)? {
             // The change downstream sees starts from the value before the first waiting update.
             Some(entry) => {
+                self.bytes -= kb.len() + entry.len();
                 let (first, _, waiting) = decode_entry(&self.change_serde, &entry)?;
                 let change = Change {
                     new: record.value.new,
@@ -85,8 +95,10 @@ impl<K: Data, V: Data> Processor<K, Change<V>> for SuppressTimeLimit<K, V> {
             }
         };
         let entry = encode_entry(&self.change_serde, first, record.timestamp, &change)?;
+        self.bytes += kb.len() + entry.len();
         buffer.put(&kb, &entry)?;
-        self.emit_due(ctx)
+        self.emit_due(ctx)?;
+        self.enforce_limits(ctx)
     }
 }
 
@@ -94,23 +106,62 @@ impl<K: Data, V: Data> SuppressTimeLimit<K, V> {
     /// Forwards every entry whose first update is `limit` or more behind stream time.
     fn emit_due(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
         let stream_time = ctx.stream_time();
-        let buffer = self.buffer.as_ref().expect("initialized");
-        while let Some((first, kb)) = self.due.first().cloned() {
+        while let Some((first, _)) = self.due.first() {
             if first.saturating_add(self.limit_ms) > stream_time {
                 break;
             }
-            self.due.pop_first();
-            let Some(entry) = buffer.get(&kb)? else {
-                continue;
-            };
-            buffer.delete(&kb)?;
-            let (_, latest, change) = decode_entry(&self.change_serde, &entry)?;
-            if change.new.is_none() && change.old.is_none() {
-                // Added and deleted while waiting: downstream never saw it.
-                continue;
+            self.emit_oldest(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the oldest waiting entry from the buffer and forwards it.
+    fn emit_oldest(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
+        let buffer = self.buffer.as_ref().expect("initialized");
+        let Some((_, kb)) = self.due.pop_first() else {
+            return Ok(());
+        };
+        let Some(entry) = buffer.get(&kb)? else {
+            return Ok(());
+        };
+        buffer.delete(&kb)?;
+        self.bytes -= kb.len() + entry.len();
+        let (_, latest, change) = decode_entry(&self.change_serde, &entry)?;
+        if change.new.is_none() && change.old.is_none() {
+            // Added and deleted while waiting: downstream never saw it.
+            return Ok(());
+        }
+        let key = self.key_serde.deserialize("", &kb)?;
+        ctx.forward(Record::new(key, change, latest))
+    }
+
+    /// The limit the buffer exceeds, if any, as `setting = value (now n)`.
+    fn exceeded(&self) -> Option<String> {
+        let limits = self.limits.as_ref()?;
+        match (limits.max_records, limits.max_bytes) {
+            (Some(max), _) if self.due.len() > max => Some(format!(
+                "max_records = {max} (buffer holds {})",
+                self.due.len()
+            )),
+            (_, Some(max)) if self.bytes > max => {
+                Some(format!("max_bytes = {max} (buffer holds {})", self.bytes))
             }
-            let key = self.key_serde.deserialize("", &kb)?;
-            ctx.forward(Record::new(key, change, latest))?;
+            _ => None,
+        }
+    }
+
+    /// Brings a bounded buffer back within its limits: emits the oldest keys early, or fails.
+    fn enforce_limits(&mut self, ctx: &mut ProcessorContext<'_, K, Change<V>>) -> Result<()> {
+        while let Some(limit) = self.exceeded() {
+            let when_full = self.limits.as_ref().map(|l| l.when_full);
+            if when_full == Some(WhenFull::ShutDown) {
+                return Err(Error::Custom(format!(
+                    "suppression {} is full: its buffer exceeds {limit}; shut_down_when_full \
+                     stops the application (raise the limit or use emit_early_when_full)",
+                    self.name
+                )));
+            }
+            self.emit_oldest(ctx)?;
         }
         Ok(())
     }

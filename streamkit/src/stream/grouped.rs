@@ -606,6 +606,7 @@ impl<K: Data, V: Data> WindowedAggregation<K, V> for SessionWindowedKStream<K, V
             // Kafka Streams' final session results wait for the gap too: a record up to the
             // gap after a session's end still extends it.
             grace_ms: self.windows.grace_ms + self.windows.gap_ms,
+            idle_close: None,
         };
         g.add_store(&name, StoreKind::Session { retention_ms }, &m, value);
         let (windows, store_name) = (self.windows, name.clone());
@@ -657,6 +658,7 @@ impl<K: Data, V: Data> WindowedAggregation<K, V> for SlidingWindowedKStream<K, V
             key_serde: m.key_serde.clone().unwrap_or_else(|| g.key_serde.clone()),
             value_serde: value.clone(),
             grace_ms: self.windows.grace_ms,
+            idle_close: None,
         };
         g.add_store(&name, StoreKind::Window { retention_ms }, &m, value);
         let raw = Materialized::<K, Vec<V>> {

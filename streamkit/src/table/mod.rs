@@ -96,6 +96,24 @@ pub struct Suppressed {
     idle_close: Option<Duration>,
     time_limit: Option<Duration>,
     name: Option<String>,
+    max_records: Option<usize>,
+    max_bytes: Option<usize>,
+    when_full: Option<WhenFull>,
+}
+
+/// What a suppression with a bounded buffer does when the buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhenFull {
+    EmitEarly,
+    ShutDown,
+}
+
+/// The buffer bounds of an [`Suppressed::until_time_limit`] suppression.
+#[derive(Debug, Clone)]
+pub(crate) struct BufferLimits {
+    pub max_records: Option<usize>,
+    pub max_bytes: Option<usize>,
+    pub when_full: WhenFull,
 }
 
 impl Suppressed {
@@ -189,7 +207,9 @@ impl Suppressed {
 
     /// Also close windows when no record arrived for `idle` of wall-clock time: stream time is
     /// then taken to advance with the wall clock, so a quiet feed (buses at night) still gets
-    /// its final results. Neither Kafka Streams, ksqlDB nor Quix Streams offer this.
+    /// its final results. Works after tumbling, hopping, session and sliding aggregations; an
+    /// update of a window already emitted this way is dropped. Neither Kafka Streams, ksqlDB
+    /// nor Quix Streams offer this.
     ///
     /// # Examples
     ///
@@ -215,6 +235,113 @@ impl Suppressed {
     /// ```
     pub fn close_when_idle(mut self, idle: Duration) -> Self {
         self.idle_close = Some(idle);
+        self
+    }
+
+    /// Bounds the buffer of [`until_time_limit`](Self::until_time_limit) to `n` waiting keys
+    /// (Kafka Streams' `BufferConfig.maxRecords`). What happens when it is full: see
+    /// [`emit_early_when_full`](Self::emit_early_when_full) (the default) and
+    /// [`shut_down_when_full`](Self::shut_down_when_full). Default = unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("positions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("positions"))
+    ///     .suppress(Suppressed::until_time_limit(Duration::from_secs(10)).with_max_records(1))
+    ///     .to_stream()
+    ///     .to("throttled", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("positions", Serdes::string(), Serdes::string());
+    /// input.pipe_at("bus-1".into(), "1st Ave".into(), 0)?;
+    /// input.pipe_at("bus-2".into(), "Main St".into(), 1_000)?; // full: bus-1 goes out early
+    /// let out = d.output_topic("throttled", Serdes::string(), Serdes::string());
+    /// assert_eq!(out.read_key_values(), vec![("bus-1".to_string(), "1st Ave".to_string())]);
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn with_max_records(mut self, n: usize) -> Self {
+        self.max_records = Some(n);
+        self
+    }
+
+    /// Bounds the buffer of [`until_time_limit`](Self::until_time_limit) to `b` bytes of
+    /// serialized keys and entries (Kafka Streams' `BufferConfig.maxBytes`). Default =
+    /// unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("positions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("positions"))
+    ///     .suppress(Suppressed::until_time_limit(Duration::from_secs(10)).with_max_bytes(1 << 20))
+    ///     .to_stream()
+    ///     .to("throttled", Produced::with(Serdes::string(), Serdes::string()));
+    /// TopologyTestDriver::new(b.build()?)?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn with_max_bytes(mut self, b: usize) -> Self {
+        self.max_bytes = Some(b);
+        self
+    }
+
+    /// When the bounded buffer is full, emit the oldest waiting keys before their time
+    /// (Kafka Streams' `emitEarlyWhenFull`, its default for `untilTimeLimit`). Not allowed
+    /// with [`until_window_closes`](Self::until_window_closes), which promises one result
+    /// per window: `build()` reports it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("positions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("positions"))
+    ///     .suppress(
+    ///         Suppressed::until_time_limit(Duration::from_secs(10))
+    ///             .with_max_records(1_000)
+    ///             .emit_early_when_full(),
+    ///     )
+    ///     .to_stream()
+    ///     .to("throttled", Produced::with(Serdes::string(), Serdes::string()));
+    /// TopologyTestDriver::new(b.build()?)?;
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn emit_early_when_full(mut self) -> Self {
+        self.when_full = Some(WhenFull::EmitEarly);
+        self
+    }
+
+    /// When the bounded buffer is full, fail the application with an error naming the
+    /// suppression and the limit (Kafka Streams' `shutDownWhenFull`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamkit::prelude::*;
+    /// let b = StreamsBuilder::new();
+    /// b.table("positions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::named("positions"))
+    ///     .suppress(
+    ///         Suppressed::until_time_limit(Duration::from_secs(10))
+    ///             .with_max_records(1)
+    ///             .shut_down_when_full()
+    ///             .named("throttle"),
+    ///     )
+    ///     .to_stream()
+    ///     .to("throttled", Produced::with(Serdes::string(), Serdes::string()));
+    /// let d = TopologyTestDriver::new(b.build()?)?;
+    /// let input = d.input_topic("positions", Serdes::string(), Serdes::string());
+    /// input.pipe_at("bus-1".into(), "1st Ave".into(), 0)?;
+    /// let err = input.pipe_at("bus-2".into(), "Main St".into(), 1_000).unwrap_err();
+    /// assert!(err.to_string().contains("max_records = 1"));
+    /// # Ok::<(), streamkit::Error>(())
+    /// ```
+    pub fn shut_down_when_full(mut self) -> Self {
+        self.when_full = Some(WhenFull::ShutDown);
         self
     }
 }
@@ -804,16 +931,21 @@ impl<K: Data, V: Data> KTable<K, V> {
 }
 
 /// Adds the suppression buffer node after a session or sliding aggregation:
-/// `(graph, parent node, buffer store name) -> node`. Made by the aggregation, where the
-/// windowed key's inner type is known.
-pub(crate) type SuppressAttach = Arc<dyn Fn(&mut GraphBuilder, usize, &str) -> usize + Send + Sync>;
+/// `(graph, parent node, buffer store name, close_when_idle) -> node`. Made by the
+/// aggregation, where the windowed key's inner type is known.
+pub(crate) type SuppressAttach =
+    Arc<dyn Fn(&mut GraphBuilder, usize, &str, Option<Duration>) -> usize + Send + Sync>;
 
 /// The [`SuppressAttach`] of a session or sliding aggregation with this spec.
 pub(crate) fn until_close_attach<K: Data, V: Data>(spec: SuppressSpec<K, V>) -> SuppressAttach {
-    Arc::new(move |g, parent, buffer| {
+    Arc::new(move |g, parent, buffer, idle_close| {
         g.add_store(StoreBuilder::key_value(buffer, Serdes::bytes(), Serdes::bytes()).spec);
         let name = g.generate_name("KTABLE-SUPPRESS");
-        let (spec, store_name) = (spec.clone(), buffer.to_string());
+        let spec = SuppressSpec {
+            idle_close,
+            ..spec.clone()
+        };
+        let store_name = buffer.to_string();
         let factory = Arc::new(ProcessorFactory::<
             Windowed<K>,
             Change<V>,
@@ -823,6 +955,8 @@ pub(crate) fn until_close_attach<K: Data, V: Data>(spec: SuppressSpec<K, V>) -> 
             spec: spec.clone(),
             store_name: store_name.clone(),
             buffer: None,
+            emitted_until: i64::MIN,
+            last_record_wall: 0,
         }));
         let node = g.add_node(name, NodeKind::Processor, &[parent], factory);
         g.connect_store(node, buffer);
@@ -866,8 +1000,29 @@ impl<K: Data, V: Data> KTable<K, V> {
         let mut g = self.graph.borrow_mut();
         let unsuppressed = g.nodes[self.node].children.is_empty();
         let base = self.store_name.clone().unwrap_or_else(|| "window".into());
+        let bounded = suppressed.max_records.is_some() || suppressed.max_bytes.is_some();
+        if suppressed.time_limit.is_none() {
+            match suppressed.when_full {
+                Some(WhenFull::EmitEarly) => g.errors.push(
+                    "suppress(until_window_closes) cannot emit_early_when_full: it promises one \
+                     final result per window (use shut_down_when_full or an unbounded buffer)"
+                        .into(),
+                ),
+                _ if bounded => g.errors.push(
+                    "suppress(until_window_closes): with_max_records and with_max_bytes are not \
+                     supported yet; its buffer is unbounded"
+                        .into(),
+                ),
+                _ => {}
+            }
+        }
+        let limits = bounded.then(|| BufferLimits {
+            max_records: suppressed.max_records,
+            max_bytes: suppressed.max_bytes,
+            when_full: suppressed.when_full.unwrap_or(WhenFull::EmitEarly),
+        });
         let node = match (suppressed.time_limit, &self.emit, &self.suppress_spec) {
-            (Some(limit), _, _) => self.suppress_time_limit(&mut g, limit, suppressed.name),
+            (Some(limit), _, _) => self.suppress_time_limit(&mut g, limit, suppressed.name, limits),
             (None, Some(emit), _) if unsuppressed => {
                 // Tumbling and hopping windows: the aggregation emits final results itself.
                 let marker = format!("{base}-emitted");
@@ -883,15 +1038,12 @@ impl<K: Data, V: Data> KTable<K, V> {
                 ));
                 g.add_node(name, NodeKind::Processor, &[self.node], factory)
             }
-            (None, None, Some(attach)) if unsuppressed => {
-                if suppressed.idle_close.is_some() {
-                    g.errors.push(
-                        "close_when_idle is supported after tumbling and hopping windows only"
-                            .into(),
-                    );
-                }
-                attach(&mut g, self.node, &format!("{base}-suppress-buffer"))
-            }
+            (None, None, Some(attach)) if unsuppressed => attach(
+                &mut g,
+                self.node,
+                &format!("{base}-suppress-buffer"),
+                suppressed.idle_close,
+            ),
             _ => {
                 g.errors.push("suppress(until_window_closes) must directly follow a windowed aggregation (count, reduce or aggregate after windowed_by)".into());
                 let name = g.generate_name("KTABLE-SUPPRESS");
@@ -918,6 +1070,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         g: &mut GraphBuilder,
         limit: Duration,
         name: Option<String>,
+        limits: Option<BufferLimits>,
     ) -> usize {
         let name = name.unwrap_or_else(|| g.generate_name("KTABLE-SUPPRESS"));
         let buffer = format!("{name}-buffer");
@@ -937,6 +1090,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         g.add_store(StoreBuilder::key_value(&buffer, Serdes::bytes(), Serdes::bytes()).spec);
         let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
         let store_name = buffer.clone();
+        let node_name = name.clone();
         let factory = Arc::new(
             ProcessorFactory::<K, Change<V>, SuppressTimeLimit<K, V>, _>::new(move || {
                 SuppressTimeLimit {
@@ -946,6 +1100,9 @@ impl<K: Data, V: Data> KTable<K, V> {
                     change_serde: crate::serde::table::ChangeSerde(value_serde.clone()),
                     buffer: None,
                     due: Default::default(),
+                    name: node_name.clone(),
+                    limits: limits.clone(),
+                    bytes: 0,
                 }
             }),
         );
