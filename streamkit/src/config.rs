@@ -530,7 +530,7 @@ impl StreamsConfig {
     /// # Examples
     ///
     /// ```
-    /// use streamkit::StreamsConfig;
+    /// use streamkit::config::StreamsConfig;
     ///
     /// let config = StreamsConfig::new("trips")
     ///     .query_server("0.0.0.0:8080")
@@ -579,7 +579,7 @@ impl StreamsConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use streamkit::StreamsConfig;
+    /// use streamkit::config::StreamsConfig;
     ///
     /// // Ride out broker maintenance windows of up to 15 minutes.
     /// let config = StreamsConfig::new("trips").task_timeout(Duration::from_secs(15 * 60));
@@ -600,7 +600,7 @@ impl StreamsConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use streamkit::StreamsConfig;
+    /// use streamkit::config::StreamsConfig;
     ///
     /// let config = StreamsConfig::new("trips").repartition_purge_interval(Duration::from_secs(5));
     /// # let _ = config;

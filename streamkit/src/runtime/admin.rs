@@ -395,7 +395,7 @@ pub fn is_internal_topic_name(application_id: &str, topic: &str) -> bool {
 /// # Examples
 ///
 /// ```no_run
-/// use streamkit::StreamsConfig;
+/// use streamkit::config::StreamsConfig;
 ///
 /// let config = StreamsConfig::new("trips-app").bootstrap_servers("localhost:9092");
 /// let report = streamkit::runtime::reset_application(&config)?;
